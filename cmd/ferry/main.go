@@ -1,0 +1,64 @@
+// Command ferry is an SMTP relay (smart host) that converts content losslessly
+// when a next hop cannot take it as it is. Run "ferry help" for the
+// subcommands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// subcommand is one "ferry NAME" entry point. run receives the arguments
+// after the name and returns the process exit status.
+type subcommand struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// subcommands lists every subcommand; each lives in its own file.
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"version": {"print Ferry's version and the Go version", runVersion},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmds := subcommands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			if c, ok := cmds[args[1]]; ok {
+				return c.run([]string{"-h"}, stdout, stderr)
+			}
+		}
+		usage(stdout, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ferry: unknown subcommand %q (see \"ferry help\")\n", args[0])
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]subcommand) {
+	fmt.Fprintln(w, "Usage: ferry SUBCOMMAND [flags]\n\nSubcommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun \"ferry SUBCOMMAND -h\" for a subcommand's flags.")
+}
