@@ -21,6 +21,7 @@ type subcommand struct {
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"version": {"print Ferry's version and the Go version", runVersion},
+		"convert": {"convert a message to 7-bit MIME losslessly (a filter)", runConvert},
 	}
 }
 

@@ -1,0 +1,301 @@
+// Package config holds Ferry's configuration: the Config struct, its built-in
+// defaults (so "ferry serve" runs with no file), loading from TOML, and
+// validation whose every error names the file, the line and the expected
+// form. Every option is documented with its default in docs/config.md.
+//
+// The package has no globals: Default returns a fresh value, Load and Parse
+// return a new Config built on top of Default.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is Ferry's whole configuration.
+type Config struct {
+	// Hostname is the relay's own name, used in the greeting, the
+	// Received: field and DSNs. Default: os.Hostname().
+	Hostname string
+	// Listeners are the inbound SMTP listeners; default one on
+	// 127.0.0.1:2525.
+	Listeners []Listener
+	// Limits bound inbound connections and sessions.
+	Limits Limits
+	// Timeouts are the inbound per-phase timeouts (RFC 5321 §4.5.3.2).
+	Timeouts Timeouts
+	// Queue configures the durable store and the retry schedule.
+	Queue Queue
+	// Delivery configures the outbound client.
+	Delivery Delivery
+	// Routes are per-domain next hops and policies, most specific first
+	// when matched (see docs/config.md).
+	Routes []Route
+	// Log configures logging.
+	Log Log
+	// Admin configures the admin HTTP API.
+	Admin Admin
+}
+
+// Listener is one inbound SMTP listener.
+type Listener struct {
+	// Address is "host:port" to listen on.
+	Address string
+	// Keywords are the EHLO keywords offered, upper case, each one of
+	// KnownKeywords().
+	Keywords []string
+	// MaxMessageSize is the SIZE limit in octets (RFC 1870); 0 means no
+	// limit.
+	MaxMessageSize int64
+	// MaxRecipients is the recipient limit per message, at least 100
+	// (RFC 5321 §4.5.3.1.8).
+	MaxRecipients int
+	// BareNewline is BareNormalize or BareReject.
+	BareNewline string
+	// TranscriptDir, when not empty, receives one transcript file per
+	// connection (AUTH data redacted).
+	TranscriptDir string
+}
+
+// Bare CR/LF policies for Listener.BareNewline (Postfix's
+// smtpd_forbid_bare_newline).
+const (
+	BareNormalize = "normalize"
+	BareReject    = "reject"
+)
+
+// Limits bound the inbound side.
+type Limits struct {
+	// MaxConnections is the total number of concurrent inbound connections.
+	MaxConnections int
+	// MaxConnectionsPerIP is the concurrent connections from one client IP.
+	MaxConnectionsPerIP int
+	// MaxErrors is the number of error replies after which a session gets
+	// 421 and is closed.
+	MaxErrors int
+	// MaxReceived is the number of Received: fields beyond which a message
+	// is refused as a loop (554 5.4.6).
+	MaxReceived int
+}
+
+// Timeouts are inbound idle timeouts per phase (RFC 5321 §4.5.3.2).
+type Timeouts struct {
+	// Greeting bounds the wait for the client's first command.
+	Greeting time.Duration
+	// Command bounds the wait for each next command.
+	Command time.Duration
+	// DataBlock bounds each read of DATA or BDAT content.
+	DataBlock time.Duration
+	// DataTotal bounds a whole DATA or BDAT transfer.
+	DataTotal time.Duration
+}
+
+// Queue configures the durable store and the retry schedule.
+type Queue struct {
+	// Spool is the directory of the segment log.
+	Spool string
+	// RetryInitial is the first retry delay; it doubles up to RetryMax.
+	RetryInitial time.Duration
+	// RetryMax caps the retry delay.
+	RetryMax time.Duration
+	// Lifetime is how long a message is retried before it bounces.
+	Lifetime time.Duration
+	// BounceLifetime is Lifetime for DSNs (null sender).
+	BounceLifetime time.Duration
+	// DelayWarning is when a "delayed" DSN is sent; 0 disables it.
+	DelayWarning time.Duration
+	// HopConcurrency is the number of concurrent deliveries per next hop.
+	HopConcurrency int
+	// SegmentSize is the size of one segment file in octets.
+	SegmentSize int64
+}
+
+// Delivery configures the outbound client.
+type Delivery struct {
+	// EHLOName is the name sent in EHLO/HELO; default Hostname.
+	EHLOName string
+	// Workers is the number of concurrent delivery workers.
+	Workers int
+	// MaxMessagesPerConnection is how many messages one connection carries
+	// before it is closed.
+	MaxMessagesPerConnection int
+	// IdleTimeout is how long an idle connection is kept for reuse.
+	IdleTimeout time.Duration
+	// Smarthost is a next-hop spec (see ParseNextHop) used for every domain
+	// without a route of its own; empty means MX lookup of the recipient
+	// domain.
+	Smarthost string
+	// SmarthostHops is Smarthost parsed; nil when Smarthost is empty.
+	SmarthostHops []NextHop
+	// Timeouts are the outbound per-phase timeouts.
+	Timeouts DeliveryTimeouts
+}
+
+// DeliveryTimeouts are the outbound timeouts (RFC 5321 §4.5.3.2).
+type DeliveryTimeouts struct {
+	// Connect bounds the TCP connect.
+	Connect time.Duration
+	// Greeting bounds the wait for the 220 greeting (§4.5.3.2.1).
+	Greeting time.Duration
+	// Mail bounds the reply to MAIL (§4.5.3.2.2).
+	Mail time.Duration
+	// Rcpt bounds each reply to RCPT (§4.5.3.2.3).
+	Rcpt time.Duration
+	// DataInit bounds the 354 reply to DATA (§4.5.3.2.4).
+	DataInit time.Duration
+	// DataBlock bounds each write of content (§4.5.3.2.5).
+	DataBlock time.Duration
+	// DataDone bounds the reply after the final dot (§4.5.3.2.6).
+	DataDone time.Duration
+}
+
+// Route is the next hop and policy for one domain pattern.
+type Route struct {
+	// Domain is "example.com" (that domain), ".example.com" (its
+	// subdomains) or "*" (every domain); lower case, A-labels.
+	Domain string
+	// NextHop is a next-hop spec (see ParseNextHop); empty means
+	// Delivery.Smarthost, or MX lookup of the recipient domain.
+	NextHop string
+	// NextHops is NextHop parsed; nil when NextHop is empty.
+	NextHops []NextHop
+	// EightBit is PolicyConvert or PolicyBounce: what to do with 8-bit
+	// content when the hop lacks 8BITMIME (RFC 6152 §3).
+	EightBit string
+	// DKIMSigned is PolicyConvert or PolicyBounce: whether a DKIM-signed
+	// message may be converted (RFC 6376 §5.3).
+	DKIMSigned string
+	// TLS is TLSNone, TLSMay or TLSRequired.
+	TLS string
+	// AuthUser is the SASL user for the hop; empty means no AUTH.
+	AuthUser string
+	// AuthPasswordFile is the file holding AuthUser's password.
+	AuthPasswordFile string
+	// EHLOName overrides Delivery.EHLOName for this route.
+	EHLOName string
+	// DiscardKeywords are EHLO keywords of the hop to ignore, upper case.
+	DiscardKeywords []string
+	// MaxConnections caps concurrent connections to this route's hops;
+	// 0 means Queue.HopConcurrency.
+	MaxConnections int
+	// MaxMessagesPerConnection overrides Delivery.MaxMessagesPerConnection;
+	// 0 means inherit.
+	MaxMessagesPerConnection int
+}
+
+// Route policies for 8-bit and DKIM-signed content.
+const (
+	PolicyConvert = "convert"
+	PolicyBounce  = "bounce"
+)
+
+// Route TLS policies.
+const (
+	TLSNone     = "none"
+	TLSMay      = "may"
+	TLSRequired = "required"
+)
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" or "json".
+	Format string
+	// Level is "debug", "info", "warn" or "error".
+	Level string
+	// File is the log file; empty means standard error.
+	File string
+}
+
+// Admin configures the admin HTTP API.
+type Admin struct {
+	// Address is "host:port", or an absolute path for a Unix socket;
+	// empty disables the API.
+	Address string
+}
+
+// KnownKeywords returns the EHLO keywords Ferry can offer on a listener or
+// discard from a next hop.
+func KnownKeywords() []string {
+	return []string{
+		"8BITMIME", "PIPELINING", "SIZE", "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8",
+		"CHUNKING", "BINARYMIME", "STARTTLS", "AUTH", "REQUIRETLS",
+	}
+}
+
+// DefaultKeywords are the EHLO keywords a listener offers by default.
+func DefaultKeywords() []string {
+	return []string{"8BITMIME", "PIPELINING", "SIZE", "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "BINARYMIME"}
+}
+
+// DefaultListener returns a listener with every option at its default.
+func DefaultListener() Listener {
+	return Listener{
+		Address:        "127.0.0.1:2525",
+		Keywords:       DefaultKeywords(),
+		MaxMessageSize: 50 * 1000 * 1000,
+		MaxRecipients:  1000,
+		BareNewline:    BareNormalize,
+	}
+}
+
+// DefaultRoute returns a route with every option but Domain at its default.
+func DefaultRoute() Route {
+	return Route{
+		EightBit:   PolicyConvert,
+		DKIMSigned: PolicyConvert,
+		TLS:        TLSMay,
+	}
+}
+
+// Default returns the built-in configuration: what "ferry serve" runs with
+// when no file is given. Hostname is os.Hostname(), or "localhost" when that
+// fails.
+func Default() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Hostname:  host,
+		Listeners: []Listener{DefaultListener()},
+		Limits: Limits{
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 50,
+			MaxErrors:           20,
+			MaxReceived:         100,
+		},
+		Timeouts: Timeouts{
+			Greeting:  5 * time.Minute,
+			Command:   5 * time.Minute,
+			DataBlock: 3 * time.Minute,
+			DataTotal: 30 * time.Minute,
+		},
+		Queue: Queue{
+			Spool:          "/var/spool/ferry",
+			RetryInitial:   5 * time.Minute,
+			RetryMax:       time.Hour,
+			Lifetime:       5 * 24 * time.Hour,
+			BounceLifetime: 24 * time.Hour,
+			DelayWarning:   4 * time.Hour,
+			HopConcurrency: 10,
+			SegmentSize:    64 << 20,
+		},
+		Delivery: Delivery{
+			EHLOName:                 host,
+			Workers:                  20,
+			MaxMessagesPerConnection: 100,
+			IdleTimeout:              10 * time.Second,
+			Timeouts: DeliveryTimeouts{
+				Connect:   30 * time.Second,
+				Greeting:  5 * time.Minute,
+				Mail:      5 * time.Minute,
+				Rcpt:      5 * time.Minute,
+				DataInit:  2 * time.Minute,
+				DataBlock: 3 * time.Minute,
+				DataDone:  10 * time.Minute,
+			},
+		},
+		Log:   Log{Format: "text", Level: "info"},
+		Admin: Admin{Address: "127.0.0.1:8025"},
+	}
+}

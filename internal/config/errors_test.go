@@ -1,0 +1,97 @@
+package config
+
+import "testing"
+
+// TestValidationErrors has one case per validation rule, with the exact
+// message, file name and line.
+func TestValidationErrors(t *testing.T) {
+	const (
+		wantSize   = `want a size like "50MB" or a number of octets`
+		wantDur    = `want a positive duration like "5m", "1h30m" or "5d"`
+		wantNH     = `want a next hop like "host", "host:port", "[host]:port" (no MX lookup) or a comma-separated list of them`
+		wantDom    = `want a domain like "example.com", ".example.com" (its subdomains) or "*" (every domain)`
+		wantKW     = `want a list of EHLO keywords from 8BITMIME, PIPELINING, SIZE, DSN, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, BINARYMIME, STARTTLS, AUTH, REQUIRETLS`
+		listenerKW = "address, bare_newline, keywords, max_message_size, max_recipients, transcript_dir"
+	)
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"syntax", "hostname = \"x\"\n[limits\n", `ferry.toml:2: TOML syntax: expected '.' or ']' to end table name, but got '\n' instead`},
+		{"syntax duplicate key", "[limits]\nmax_errors = 1\nmax_errors = 2\n", `ferry.toml:3: TOML syntax: Key 'limits.max_errors' has already been defined.`},
+		{"syntax string", "\nhostname = \"relay\n", `ferry.toml:2: TOML syntax: strings cannot contain newlines`},
+		{"unknown top-level key", "\n\nhostnme = \"x\"\n", `ferry.toml:3: hostnme: unknown key (did you mean "hostname"?); want one of: admin, delivery, hostname, limits, listener, log, queue, route, timeouts`},
+		{"unknown table", "[listner]\naddress = \"x\"\n", `ferry.toml:1: listner: unknown key (did you mean "listener"?); want one of: admin, delivery, hostname, limits, listener, log, queue, route, timeouts`},
+		{"unknown listener key", "[[listener]]\naddress = \"127.0.0.1:25\"\nadress = \"x\"\n", `ferry.toml:3: listener.adress: unknown key (did you mean "address"?); want one of: ` + listenerKW},
+		{"unknown key in second listener", "[[listener]]\naddress = \"127.0.0.1:25\"\n\n[[listener]]\naddress = \"127.0.0.1:26\"\nsize = 1\n", `ferry.toml:6: listener.size: unknown key; want one of: ` + listenerKW},
+		{"unknown delivery timeout", "[delivery.timeouts]\nquit = \"1m\"\n", `ferry.toml:2: delivery.timeouts.quit: unknown key; want one of: connect, data_block, data_done, data_init, greeting, mail, rcpt`},
+		{"unknown dotted key", "queue.spool_dir = \"/x\"\n", `ferry.toml:1: queue.spool_dir: unknown key (did you mean "spool"?); want one of: bounce_lifetime, delay_warning, hop_concurrency, lifetime, retry_initial, retry_max, segment_size, spool`},
+		{"hostname type", "hostname = 42\n", `ferry.toml:1: hostname: want a host name like "relay.example.com", got 42`},
+		{"hostname syntax", "hostname = \"relay_1.example\"\n", `ferry.toml:1: hostname: want a host name like "relay.example.com", got "relay_1.example" ("_" is not allowed; use letters, digits, '-' and A-labels (xn--…))`},
+		{"listener not array", "listener = \"x\"\n", `ferry.toml:1: listener: want an array of tables ([[listener]]), got "x"`},
+		{"listener empty", "listener = []\n", `ferry.toml:1: listener: want at least one [[listener]], got none`},
+		{"listener address", "[[listener]]\naddress = \"localhost\"\n", `ferry.toml:2: listener.address: want an address like "127.0.0.1:2525" or "[::1]:2525", got "localhost" (no port)`},
+		{"listener address host", "[[listener]]\naddress = \"mail.example:25\"\n", `ferry.toml:2: listener.address: want an address like "127.0.0.1:2525" or "[::1]:2525", got "mail.example:25" ("mail.example" is not an IP address)`},
+		{"listener port", "[[listener]]\naddress = \"127.0.0.1:99999\"\n", `ferry.toml:2: listener.address: want an address like "127.0.0.1:2525" or "[::1]:2525", got "127.0.0.1:99999" (port "99999" is not a number from 0 to 65535)`},
+		{"listener duplicate address", "[[listener]]\naddress = \"127.0.0.1:25\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n", `ferry.toml:4: listener.address: want each listener on its own address, got "127.0.0.1:25" again (first on line 2)`},
+		{"keywords unknown", "[[listener]]\nkeywords = [\"8BITMIME\", \"XCLIENT\"]\n", `ferry.toml:2: listener.keywords: ` + wantKW + `, got "XCLIENT"`},
+		{"keywords type", "[[listener]]\nkeywords = \"8BITMIME\"\n", `ferry.toml:2: listener.keywords: ` + wantKW + `, got "8BITMIME"`},
+		{"keywords element type", "[[listener]]\nkeywords = [8]\n", `ferry.toml:2: listener.keywords: ` + wantKW + `, got 8`},
+		{"keywords duplicate", "[[listener]]\nkeywords = [\"SIZE\", \"size\"]\n", `ferry.toml:2: listener.keywords: want each keyword once, got "SIZE" twice`},
+		{"binarymime without chunking", "[[listener]]\nkeywords = [\n  \"8BITMIME\",\n  \"BINARYMIME\",\n]\n", `ferry.toml:2: listener.keywords: want CHUNKING with BINARYMIME (RFC 3030 §3), got BINARYMIME alone`},
+		{"size word", "\n\n\n\n\n\n\n\n\n\n[[listener]]\nmax_message_size = \"fifty\"\n", `ferry.toml:12: listener.max_message_size: ` + wantSize + `, got "fifty"`},
+		{"size unit", "[[listener]]\nmax_message_size = \"50 TB\"\n", `ferry.toml:2: listener.max_message_size: ` + wantSize + `, got "50 TB"`},
+		{"size negative", "[[listener]]\nmax_message_size = -1\n", `ferry.toml:2: listener.max_message_size: ` + wantSize + `, got -1`},
+		{"size float", "[[listener]]\nmax_message_size = 1.5\n", `ferry.toml:2: listener.max_message_size: ` + wantSize + `, got 1.5`},
+		{"size overflow", "[[listener]]\nmax_message_size = \"99999999999GiB\"\n", `ferry.toml:2: listener.max_message_size: ` + wantSize + `, got "99999999999GiB"`},
+		{"max recipients", "[[listener]]\nmax_recipients = 99\n", `ferry.toml:2: listener.max_recipients: want a whole number of at least 100 (RFC 5321 §4.5.3.1.8), got 99`},
+		{"bare newline", "[[listener]]\nbare_newline = \"strip\"\n", `ferry.toml:2: listener.bare_newline: want "normalize" or "reject", got "strip"`},
+		{"transcript dir type", "[[listener]]\ntranscript_dir = false\n", `ferry.toml:2: listener.transcript_dir: want a file or directory path, got false`},
+		{"limits type", "[limits]\nmax_connections = \"1000\"\n", `ferry.toml:2: limits.max_connections: want a whole number of at least 1, got "1000"`},
+		{"limits zero", "[limits]\nmax_received = 0\n", `ferry.toml:2: limits.max_received: want a whole number of at least 1, got 0`},
+		{"per ip over total", "[limits]\nmax_connections = 10\nmax_connections_per_ip = 20\n", `ferry.toml:3: limits.max_connections_per_ip: want at most limits.max_connections (10), got 20`},
+		{"limits not table", "limits = 5\n", `ferry.toml:1: limits: want a table, got 5`},
+		{"timeout word", "[timeouts]\ncommand = \"five minutes\"\n", `ferry.toml:2: timeouts.command: ` + wantDur + `, got "five minutes"`},
+		{"timeout number", "[timeouts]\ngreeting = 300\n", `ferry.toml:2: timeouts.greeting: ` + wantDur + `, got 300`},
+		{"timeout zero", "[timeouts]\ndata_total = \"0s\"\n", `ferry.toml:2: timeouts.data_total: ` + wantDur + `, got "0s"`},
+		{"timeout negative", "[timeouts]\ndata_block = \"-1m\"\n", `ferry.toml:2: timeouts.data_block: ` + wantDur + `, got "-1m"`},
+		{"days bad", "[queue]\nlifetime = \"xd\"\n", `ferry.toml:2: queue.lifetime: ` + wantDur + `, got "xd"`},
+		{"delay warning", "[queue]\ndelay_warning = \"soon\"\n", `ferry.toml:2: queue.delay_warning: want a duration like "5m", "1h30m" or "5d", got "soon"`},
+		{"spool empty", "[queue]\nspool = \"\"\n", `ferry.toml:2: queue.spool: want a directory path, got ""`},
+		{"retry max below initial", "[queue]\nretry_initial = \"10m\"\nretry_max = \"5m\"\n", `ferry.toml:3: queue.retry_max: want at least queue.retry_initial (10m), got "5m"`},
+		{"segment size", "[queue]\nsegment_size = \"1KB\"\n", `ferry.toml:2: queue.segment_size: want a size of at least 1MiB like "64MiB" or a number of octets, got "1KB"`},
+		{"hop concurrency", "[queue]\nhop_concurrency = 0\n", `ferry.toml:2: queue.hop_concurrency: want a whole number of at least 1, got 0`},
+		{"workers", "[delivery]\nworkers = 0\n", `ferry.toml:2: delivery.workers: want a whole number of at least 1, got 0`},
+		{"ehlo name", "[delivery]\nehlo_name = \"-bad\"\n", `ferry.toml:2: delivery.ehlo_name: want a host name like "relay.example.com", got "-bad" (a label starts or ends with '-')`},
+		{"smarthost port", "[delivery]\nsmarthost = \"[mail.example.com]:smtp\"\n", `ferry.toml:2: delivery.smarthost: ` + wantNH + `, got "[mail.example.com]:smtp" (port "smtp" is not a number from 1 to 65535)`},
+		{"smarthost bracket", "[delivery]\nsmarthost = \"[mail.example.com:25\"\n", `ferry.toml:2: delivery.smarthost: ` + wantNH + `, got "[mail.example.com:25" (missing ']')`},
+		{"delivery timeout", "[delivery.timeouts]\nconnect = \"30\"\n", `ferry.toml:2: delivery.timeouts.connect: ` + wantDur + `, got "30"`},
+		{"route without domain", "[[route]]\nnexthop = \"[10.0.0.1]:25\"\n", `ferry.toml:1: route: missing domain; ` + wantDom},
+		{"route domain", "[[route]]\ndomain = \"*.example.com\"\n", `ferry.toml:2: route.domain: ` + wantDom + `, got "*.example.com" ("*" is not allowed; use letters, digits, '-' and A-labels (xn--…))`},
+		{"route duplicate", "[[route]]\ndomain = \"example.com\"\n[[route]]\ndomain = \"EXAMPLE.com\"\n", `ferry.toml:4: route.domain: want each domain in one route, got "example.com" again (first on line 2)`},
+		{"route nexthop list", "[[route]]\ndomain = \"*\"\nnexthop = \"a.example,,b.example\"\n", `ferry.toml:3: route.nexthop: ` + wantNH + `, got "a.example,,b.example" (empty element in the list)`},
+		{"route nexthop ipv6", "[[route]]\ndomain = \"*\"\nnexthop = \"2001:db8::1:25\"\n", `ferry.toml:3: route.nexthop: ` + wantNH + `, got "2001:db8::1:25" (put an IPv6 address in brackets)`},
+		{"route eightbit", "[[route]]\ndomain = \"*\"\neightbit = \"drop\"\n", `ferry.toml:3: route.eightbit: want "convert" or "bounce", got "drop"`},
+		{"route dkim", "[[route]]\ndomain = \"*\"\ndkim_signed = true\n", `ferry.toml:3: route.dkim_signed: want "convert" or "bounce", got true`},
+		{"route tls", "[[route]]\ndomain = \"*\"\ntls = \"yes\"\n", `ferry.toml:3: route.tls: want "none", "may" or "required", got "yes"`},
+		{"route auth half", "[[route]]\ndomain = \"*\"\nauth_user = \"u\"\n", `ferry.toml:3: route.auth_user: want auth_user and auth_password_file together, got only one`},
+		{"route auth in clear", "[[route]]\ndomain = \"*\"\nauth_user = \"u\"\nauth_password_file = \"/p\"\ntls = \"none\"\n", `ferry.toml:5: route.tls: want "may" or "required" with auth_user (no password in clear), got "none"`},
+		{"route discard", "[[route]]\ndomain = \"*\"\ndiscard_keywords = [\"STARTTLS\", \"X\"]\n", `ferry.toml:3: route.discard_keywords: ` + wantKW + `, got "X"`},
+		{"route max connections", "[[route]]\ndomain = \"*\"\nmax_connections = -1\n", `ferry.toml:3: route.max_connections: want a whole number (0: queue.hop_concurrency), got -1`},
+		{"route inline table", "route = [{domain = \"*\", tls = \"maybe\"}]\n", `ferry.toml:1: route.tls: want "none", "may" or "required", got "maybe"`},
+		{"route element not table", "route = [1]\n", `ferry.toml:1: route: want a table, got 1`},
+		{"log format", "[log]\nformat = \"xml\"\n", `ferry.toml:2: log.format: want "text" or "json", got "xml"`},
+		{"admin address", "[admin]\naddress = \"8025\"\n", `ferry.toml:2: admin.address: want an address like "127.0.0.1:8025", an absolute Unix socket path, or "" (off), got "8025" (no port (or give an absolute path for a Unix socket))`},
+		{"multi-line string skipped", "[log]\nfile = \"\"\"\nlevel = 1\n\"\"\"\nlevel = \"x\"\n", `ferry.toml:5: log.level: want "debug", "info", "warn" or "error", got "x"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("ferry.toml", []byte(tc.doc))
+			if err == nil {
+				t.Fatalf("no error, want %s", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("got\n  %s\nwant\n  %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,265 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+)
+
+// Expected forms shared by several options.
+const (
+	wantHost     = "a host name like \"relay.example.com\""
+	wantListen   = "an address like \"127.0.0.1:2525\" or \"[::1]:2525\""
+	wantPositive = "a whole number of at least 1"
+	wantNextHop  = `a next hop like "host", "host:port", "[host]:port" (no MX lookup) or a comma-separated list of them`
+	wantDomain   = `a domain like "example.com", ".example.com" (its subdomains) or "*" (every domain)`
+	wantPath     = "a file or directory path"
+)
+
+func checkHost(s string) (string, error) {
+	s = strings.TrimSuffix(s, ".")
+	if err := checkDomain(s); err != nil {
+		return "", err
+	}
+	return strings.ToLower(s), nil
+}
+
+func checkListen(s string) (string, error) { return s, checkAddress(s) }
+
+func checkAdmin(s string) (string, error) {
+	if filepath.IsAbs(s) {
+		return s, nil
+	}
+	if err := checkAddress(s); err != nil {
+		return "", fmt.Errorf("%v (or give an absolute path for a Unix socket)", err)
+	}
+	return s, nil
+}
+
+func checkNextHop(s string) (string, error) {
+	if _, err := ParseNextHop(s); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return "", err
+	}
+	return s, nil
+}
+
+func checkRouteDomain(s string) (string, error) {
+	if s == "*" {
+		return s, nil
+	}
+	d := strings.TrimPrefix(s, ".")
+	if err := checkDomain(d); err != nil {
+		return "", err
+	}
+	return strings.ToLower(s), nil
+}
+
+// root decodes the top-level table.
+func (d *decoder) root(raw map[string]any, cfg *Config) {
+	ehloSet := false
+	d.table(raw, "", map[string]field{
+		"hostname": d.strCheck(&cfg.Hostname, wantHost, true, checkHost),
+		"listener": func(v any, path string) {
+			ts, ok := d.tables(v, path)
+			if !ok {
+				return
+			}
+			if len(ts) == 0 {
+				d.errf(path, "want at least one [[listener]], got none")
+				return
+			}
+			cfg.Listeners = make([]Listener, len(ts))
+			for i, t := range ts {
+				cfg.Listeners[i] = DefaultListener()
+				d.listener(t, fmt.Sprintf("%s[%d]", path, i), &cfg.Listeners[i])
+			}
+		},
+		"limits":   func(v any, path string) { d.limits(v, path, &cfg.Limits) },
+		"timeouts": func(v any, path string) { d.timeouts(v, path, &cfg.Timeouts) },
+		"queue":    func(v any, path string) { d.queue(v, path, &cfg.Queue) },
+		"delivery": func(v any, path string) {
+			if m, ok := v.(map[string]any); ok {
+				if s, ok := m["ehlo_name"].(string); ok && s != "" {
+					ehloSet = true
+				}
+			}
+			d.delivery(v, path, &cfg.Delivery)
+		},
+		"route": func(v any, path string) {
+			ts, ok := d.tables(v, path)
+			if !ok {
+				return
+			}
+			cfg.Routes = nil
+			if len(ts) == 0 {
+				return
+			}
+			cfg.Routes = make([]Route, len(ts))
+			for i, t := range ts {
+				cfg.Routes[i] = DefaultRoute()
+				d.route(t, fmt.Sprintf("%s[%d]", path, i), &cfg.Routes[i])
+			}
+		},
+		"log": func(v any, path string) {
+			d.table(v, path, map[string]field{
+				"format": d.enum(&cfg.Log.Format, "text", "json"),
+				"level":  d.enum(&cfg.Log.Level, "debug", "info", "warn", "error"),
+				"file":   d.str(&cfg.Log.File, wantPath),
+			})
+		},
+		"admin": func(v any, path string) {
+			d.table(v, path, map[string]field{
+				"address": d.strCheck(&cfg.Admin.Address, `an address like "127.0.0.1:8025", an absolute Unix socket path, or "" (off)`, true, checkAdmin),
+			})
+		},
+	})
+	if cfg.Hostname == "" {
+		cfg.Hostname = Default().Hostname
+	}
+	if !ehloSet {
+		cfg.Delivery.EHLOName = cfg.Hostname
+	}
+	d.crossChecks(cfg)
+}
+
+func (d *decoder) listener(t map[string]any, path string, l *Listener) {
+	d.table(t, path, map[string]field{
+		"address":          d.strCheck(&l.Address, wantListen, false, checkListen),
+		"keywords":         d.keywords(&l.Keywords),
+		"max_message_size": d.size(&l.MaxMessageSize, 0),
+		"max_recipients":   d.integer(&l.MaxRecipients, 100, math.MaxInt32, "a whole number of at least 100 (RFC 5321 §4.5.3.1.8)"),
+		"bare_newline":     d.enum(&l.BareNewline, BareNormalize, BareReject),
+		"transcript_dir":   d.str(&l.TranscriptDir, wantPath),
+	})
+}
+
+func (d *decoder) limits(v any, path string, l *Limits) {
+	d.table(v, path, map[string]field{
+		"max_connections":        d.integer(&l.MaxConnections, 1, math.MaxInt32, wantPositive),
+		"max_connections_per_ip": d.integer(&l.MaxConnectionsPerIP, 1, math.MaxInt32, wantPositive),
+		"max_errors":             d.integer(&l.MaxErrors, 1, math.MaxInt32, wantPositive),
+		"max_received":           d.integer(&l.MaxReceived, 1, math.MaxInt32, wantPositive),
+	})
+}
+
+func (d *decoder) timeouts(v any, path string, t *Timeouts) {
+	d.table(v, path, map[string]field{
+		"greeting":   d.duration(&t.Greeting, false),
+		"command":    d.duration(&t.Command, false),
+		"data_block": d.duration(&t.DataBlock, false),
+		"data_total": d.duration(&t.DataTotal, false),
+	})
+}
+
+func (d *decoder) queue(v any, path string, q *Queue) {
+	d.table(v, path, map[string]field{
+		"spool": d.strCheck(&q.Spool, "a directory path", false, func(s string) (string, error) {
+			return s, nil
+		}),
+		"retry_initial":   d.duration(&q.RetryInitial, false),
+		"retry_max":       d.duration(&q.RetryMax, false),
+		"lifetime":        d.duration(&q.Lifetime, false),
+		"bounce_lifetime": d.duration(&q.BounceLifetime, false),
+		"delay_warning":   d.duration(&q.DelayWarning, true),
+		"hop_concurrency": d.integer(&q.HopConcurrency, 1, math.MaxInt32, wantPositive),
+		"segment_size":    d.size(&q.SegmentSize, 1<<20),
+	})
+}
+
+func (d *decoder) delivery(v any, path string, dl *Delivery) {
+	d.table(v, path, map[string]field{
+		"ehlo_name":                   d.strCheck(&dl.EHLOName, wantHost, true, checkHost),
+		"workers":                     d.integer(&dl.Workers, 1, math.MaxInt32, wantPositive),
+		"max_messages_per_connection": d.integer(&dl.MaxMessagesPerConnection, 1, math.MaxInt32, wantPositive),
+		"idle_timeout":                d.duration(&dl.IdleTimeout, true),
+		"smarthost": func(v any, path string) {
+			d.strCheck(&dl.Smarthost, wantNextHop, true, checkNextHop)(v, path)
+			dl.SmarthostHops = nil
+			if dl.Smarthost != "" {
+				dl.SmarthostHops, _ = ParseNextHop(dl.Smarthost)
+			}
+		},
+		"timeouts": func(v any, path string) {
+			t := &dl.Timeouts
+			d.table(v, path, map[string]field{
+				"connect":    d.duration(&t.Connect, false),
+				"greeting":   d.duration(&t.Greeting, false),
+				"mail":       d.duration(&t.Mail, false),
+				"rcpt":       d.duration(&t.Rcpt, false),
+				"data_init":  d.duration(&t.DataInit, false),
+				"data_block": d.duration(&t.DataBlock, false),
+				"data_done":  d.duration(&t.DataDone, false),
+			})
+		},
+	})
+}
+
+func (d *decoder) route(t map[string]any, path string, r *Route) {
+	if _, ok := t["domain"]; !ok {
+		d.errf(path, "missing domain; want %s", wantDomain)
+	}
+	d.table(t, path, map[string]field{
+		"domain": d.strCheck(&r.Domain, wantDomain, false, checkRouteDomain),
+		"nexthop": func(v any, path string) {
+			d.strCheck(&r.NextHop, wantNextHop, true, checkNextHop)(v, path)
+			r.NextHops = nil
+			if r.NextHop != "" {
+				r.NextHops, _ = ParseNextHop(r.NextHop)
+			}
+		},
+		"eightbit":                    d.enum(&r.EightBit, PolicyConvert, PolicyBounce),
+		"dkim_signed":                 d.enum(&r.DKIMSigned, PolicyConvert, PolicyBounce),
+		"tls":                         d.enum(&r.TLS, TLSNone, TLSMay, TLSRequired),
+		"auth_user":                   d.str(&r.AuthUser, "a user name"),
+		"auth_password_file":          d.str(&r.AuthPasswordFile, wantPath),
+		"ehlo_name":                   d.strCheck(&r.EHLOName, wantHost, true, checkHost),
+		"discard_keywords":            d.keywords(&r.DiscardKeywords),
+		"max_connections":             d.integer(&r.MaxConnections, 0, math.MaxInt32, "a whole number (0: queue.hop_concurrency)"),
+		"max_messages_per_connection": d.integer(&r.MaxMessagesPerConnection, 0, math.MaxInt32, "a whole number (0: delivery.max_messages_per_connection)"),
+	})
+}
+
+// crossChecks validates rules that span options.
+func (d *decoder) crossChecks(cfg *Config) {
+	seenAddr := map[string]int{}
+	for i, l := range cfg.Listeners {
+		p := fmt.Sprintf("listener[%d]", i)
+		if j, dup := seenAddr[l.Address]; dup {
+			d.errf(p+".address", "want each listener on its own address, got %q again (first on line %d)", l.Address, d.lines.lineOf(fmt.Sprintf("listener[%d].address", j)))
+		}
+		seenAddr[l.Address] = i
+		has := map[string]bool{}
+		for _, k := range l.Keywords {
+			has[k] = true
+		}
+		if has["BINARYMIME"] && !has["CHUNKING"] {
+			d.errf(p+".keywords", "want CHUNKING with BINARYMIME (RFC 3030 §3), got BINARYMIME alone")
+		}
+	}
+	if cfg.Limits.MaxConnectionsPerIP > cfg.Limits.MaxConnections {
+		d.errf("limits.max_connections_per_ip", "want at most limits.max_connections (%d), got %d", cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
+	}
+	if cfg.Queue.RetryMax < cfg.Queue.RetryInitial {
+		d.errf("queue.retry_max", "want at least queue.retry_initial (%s), got %q", FormatDuration(cfg.Queue.RetryInitial), FormatDuration(cfg.Queue.RetryMax))
+	}
+	seenDomain := map[string]int{}
+	for i, r := range cfg.Routes {
+		p := fmt.Sprintf("route[%d]", i)
+		if j, dup := seenDomain[r.Domain]; dup && r.Domain != "" {
+			d.errf(p+".domain", "want each domain in one route, got %q again (first on line %d)", r.Domain, d.lines.lineOf(fmt.Sprintf("route[%d].domain", j)))
+		} else {
+			seenDomain[r.Domain] = i
+		}
+		if (r.AuthUser == "") != (r.AuthPasswordFile == "") {
+			d.errf(p+".auth_user", "want auth_user and auth_password_file together, got only one")
+		}
+		if r.AuthUser != "" && r.TLS == TLSNone {
+			d.errf(p+".tls", `want "may" or "required" with auth_user (no password in clear), got "none"`)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WriteTOML writes c as a TOML document that Parse reads back to the same
+// Config: every option, in the order docs/config.md lists them. It is what
+// "ferry check-config" prints as the effective configuration.
+func (c Config) WriteTOML(w io.Writer) error {
+	tw := &tomlWriter{w: bufio.NewWriter(w)}
+	tw.str("hostname", c.Hostname)
+	for _, l := range c.Listeners {
+		tw.header("[[listener]]")
+		tw.str("address", l.Address)
+		tw.list("keywords", l.Keywords)
+		tw.raw("max_message_size", quote(FormatSize(l.MaxMessageSize)))
+		tw.int("max_recipients", l.MaxRecipients)
+		tw.str("bare_newline", l.BareNewline)
+		tw.str("transcript_dir", l.TranscriptDir)
+	}
+	tw.header("[limits]")
+	tw.int("max_connections", c.Limits.MaxConnections)
+	tw.int("max_connections_per_ip", c.Limits.MaxConnectionsPerIP)
+	tw.int("max_errors", c.Limits.MaxErrors)
+	tw.int("max_received", c.Limits.MaxReceived)
+	tw.header("[timeouts]")
+	tw.dur("greeting", c.Timeouts.Greeting)
+	tw.dur("command", c.Timeouts.Command)
+	tw.dur("data_block", c.Timeouts.DataBlock)
+	tw.dur("data_total", c.Timeouts.DataTotal)
+	q := c.Queue
+	tw.header("[queue]")
+	tw.str("spool", q.Spool)
+	tw.dur("retry_initial", q.RetryInitial)
+	tw.dur("retry_max", q.RetryMax)
+	tw.dur("lifetime", q.Lifetime)
+	tw.dur("bounce_lifetime", q.BounceLifetime)
+	tw.dur("delay_warning", q.DelayWarning)
+	tw.int("hop_concurrency", q.HopConcurrency)
+	tw.raw("segment_size", quote(FormatSize(q.SegmentSize)))
+	dl := c.Delivery
+	tw.header("[delivery]")
+	tw.str("ehlo_name", dl.EHLOName)
+	tw.int("workers", dl.Workers)
+	tw.int("max_messages_per_connection", dl.MaxMessagesPerConnection)
+	tw.dur("idle_timeout", dl.IdleTimeout)
+	tw.str("smarthost", dl.Smarthost)
+	t := dl.Timeouts
+	tw.header("[delivery.timeouts]")
+	tw.dur("connect", t.Connect)
+	tw.dur("greeting", t.Greeting)
+	tw.dur("mail", t.Mail)
+	tw.dur("rcpt", t.Rcpt)
+	tw.dur("data_init", t.DataInit)
+	tw.dur("data_block", t.DataBlock)
+	tw.dur("data_done", t.DataDone)
+	for _, r := range c.Routes {
+		tw.header("[[route]]")
+		tw.str("domain", r.Domain)
+		tw.str("nexthop", r.NextHop)
+		tw.str("eightbit", r.EightBit)
+		tw.str("dkim_signed", r.DKIMSigned)
+		tw.str("tls", r.TLS)
+		tw.str("auth_user", r.AuthUser)
+		tw.str("auth_password_file", r.AuthPasswordFile)
+		tw.str("ehlo_name", r.EHLOName)
+		tw.list("discard_keywords", r.DiscardKeywords)
+		tw.int("max_connections", r.MaxConnections)
+		tw.int("max_messages_per_connection", r.MaxMessagesPerConnection)
+	}
+	tw.header("[log]")
+	tw.str("format", c.Log.Format)
+	tw.str("level", c.Log.Level)
+	tw.str("file", c.Log.File)
+	tw.header("[admin]")
+	tw.str("address", c.Admin.Address)
+	if tw.err != nil {
+		return fmt.Errorf("write config: %w", tw.err)
+	}
+	if err := tw.w.Flush(); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// tomlWriter writes "key = value" lines, keeping the first error.
+type tomlWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (t *tomlWriter) line(s string) {
+	if t.err == nil {
+		_, t.err = t.w.WriteString(s + "\n")
+	}
+}
+
+func (t *tomlWriter) header(h string)       { t.line("\n" + h) }
+func (t *tomlWriter) raw(key, v string)     { t.line(key + " = " + v) }
+func (t *tomlWriter) str(key, v string)     { t.raw(key, quote(v)) }
+func (t *tomlWriter) int(key string, v int) { t.raw(key, strconv.Itoa(v)) }
+func (t *tomlWriter) dur(key string, v time.Duration) {
+	t.raw(key, quote(FormatDuration(v)))
+}
+
+func (t *tomlWriter) list(key string, vs []string) {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = quote(v)
+	}
+	t.raw(key, "["+strings.Join(q, ", ")+"]")
+}
+
+// quote formats s as a TOML basic string (TOML 1.0 §String): backslash,
+// quote and control characters escaped, everything else as is.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

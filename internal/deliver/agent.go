@@ -1,0 +1,428 @@
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// Queue is what delivery needs of the queue.
+type Queue interface {
+	// Lease returns due work for one next-hop key; it may block until
+	// there is some. A nil lease with a nil error means none is due.
+	Lease(ctx context.Context) (*queue.Lease, error)
+	// Update records one recipient's outcome.
+	Update(ctx context.Context, id string, rcpt int, r queue.Result) error
+	// Release ends a lease; unreported recipients become due again.
+	Release(l *queue.Lease)
+}
+
+// Config configures an Agent. Zero fields take the defaults named.
+type Config struct {
+	// Routes maps recipient domains to next hops. Required.
+	Routes *route.Table
+	// HeloName is the EHLO name unless a route sets one; default
+	// "localhost".
+	HeloName string
+	// Workers is the number of leases delivered at once; default 4.
+	Workers int
+	// MaxConnsPerHop limits open connections per next hop unless a route
+	// sets MaxConnections; default 10.
+	MaxConnsPerHop int
+	// MaxMessagesPerConn limits messages per connection unless a route
+	// sets MaxMessagesPerConnection; default 100.
+	MaxMessagesPerConn int
+	// IdleTimeout closes a connection unused this long; default 5s.
+	IdleTimeout time.Duration
+	// MaxTargets limits the addresses tried per delivery attempt (like
+	// Postfix's smtp_mx_address_limit); default 5.
+	MaxTargets int
+	// Timeouts are the per-phase timeouts (RFC 5321 §4.5.3.2).
+	Timeouts Timeouts
+	// RootCAs verifies hops of tls=required routes; nil: system roots.
+	RootCAs *x509.CertPool
+	// Converter converts content for hops that need it; nil makes such
+	// recipients fail with 554 5.6.3.
+	Converter Converter
+	// Dial opens connections; nil: net.Dialer.
+	Dial DialFunc
+	// Hops is the hop-capability cache; nil: a new one.
+	Hops *HopCache
+	// Logger receives delivery log lines; nil: slog.Default().
+	Logger *slog.Logger
+	// PollInterval is the wait after an empty lease or a Lease error;
+	// default 1s.
+	PollInterval time.Duration
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Replies for connection-level failures. All defer: the hop may be back or
+// reconfigured before the message expires, when the queue turns the last
+// reply's 4.x.y into 5.x.y (a tls=required route ends with 5.7.10).
+var (
+	// ReplyTLSNotOffered: the route requires TLS and the hop lacks
+	// STARTTLS (RFC 3207, RFC 5248 X.7.10 "Encryption needed").
+	ReplyTLSNotOffered = smtp.NewReply(451, "4.7.10", "TLS required by route but next hop does not offer STARTTLS")
+	// ReplyAuthWithoutTLS: credentials are configured and TLS is not up.
+	ReplyAuthWithoutTLS = smtp.NewReply(451, "4.7.10", "Refusing to send credentials without TLS")
+)
+
+// Agent runs delivery workers that lease work from the queue and deliver
+// it. Build it with NewAgent.
+type Agent struct {
+	cfg  Config
+	q    Queue
+	pool *pool
+	hops *HopCache
+	log  *slog.Logger
+}
+
+// NewAgent returns an agent delivering q's work with cfg.
+func NewAgent(q Queue, cfg Config) (*Agent, error) {
+	if cfg.Routes == nil {
+		return nil, errors.New("deliver: Config.Routes is required")
+	}
+	if q == nil {
+		return nil, errors.New("deliver: a queue is required")
+	}
+	if cfg.HeloName == "" {
+		cfg.HeloName = "localhost"
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxConnsPerHop <= 0 {
+		cfg.MaxConnsPerHop = 10
+	}
+	if cfg.MaxMessagesPerConn <= 0 {
+		cfg.MaxMessagesPerConn = 100
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Second
+	}
+	if cfg.MaxTargets <= 0 {
+		cfg.MaxTargets = 5
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Hops == nil {
+		cfg.Hops = NewHopCache(cfg.Logger)
+	}
+	return &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger}, nil
+}
+
+// Hops returns the hop-capability cache.
+func (a *Agent) Hops() *HopCache { return a.hops }
+
+// Run runs the workers until ctx ends, then closes idle connections.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range a.cfg.Workers {
+		wg.Go(func() { a.worker(ctx) })
+	}
+	wg.Wait()
+	a.pool.closeAll()
+	return nil
+}
+
+// Close ends every idle connection with QUIT.
+func (a *Agent) Close() { a.pool.closeAll() }
+
+func (a *Agent) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		l, err := a.q.Lease(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("deliver: lease failed", "err", err)
+		}
+		if err != nil || l == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(a.cfg.PollInterval):
+			}
+			continue
+		}
+		a.DeliverLease(ctx, l)
+		a.q.Release(l)
+	}
+}
+
+// session is a connection in use by one lease, with its pool key.
+type session struct {
+	c   *Client
+	key string
+}
+
+// DeliverLease delivers every message of a lease and reports each
+// recipient with Update. It does not Release the lease.
+func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
+	rt := a.cfg.Routes.Lookup(l.Hop)
+	targets, err := a.cfg.Routes.Resolve(ctx, rt, l.Hop)
+	if err != nil {
+		rep := route.ReplyDNSFailure
+		var re *route.Error
+		if errors.As(err, &re) {
+			rep = re.Reply
+		}
+		a.log.Info("deliver: routing failed", "hop", l.Hop, "route", rt.String(), "err", err)
+		for _, it := range l.Items {
+			a.reportAll(ctx, it, classify(rep), rep, "none", "")
+		}
+		return
+	}
+	if len(targets) > a.cfg.MaxTargets {
+		targets = targets[:a.cfg.MaxTargets]
+	}
+	var s *session
+	defer func() { a.finish(s) }()
+	for _, it := range l.Items {
+		if ctx.Err() != nil {
+			return // unreported recipients return to the queue on Release
+		}
+		s = a.deliverItem(ctx, rt, targets, s, it)
+	}
+}
+
+// finish returns a session's connection to the pool, or closes it.
+func (a *Agent) finish(s *session) {
+	if s == nil {
+		return
+	}
+	if s.c.Broken() {
+		_ = s.c.Close()
+		a.pool.drop(s.key)
+		return
+	}
+	a.pool.put(s.key, s.c)
+}
+
+// deliverItem delivers one message, reusing s when it can, and returns the
+// session to use for the next message (nil when none is open).
+func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) *session {
+	needs, err := a.needs(it)
+	if err != nil {
+		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
+		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, "none", "")
+		return s
+	}
+	limit := rt.Policy.MaxMessagesPerConnection
+	if limit <= 0 {
+		limit = a.cfg.MaxMessagesPerConn
+	}
+	if s != nil && (s.c.Broken() || s.c.Messages() >= limit) {
+		if !s.c.Broken() {
+			s.c.quitQuietly()
+		} else {
+			_ = s.c.Close()
+		}
+		a.pool.drop(s.key)
+		s = nil
+	}
+	if s != nil && s.c.attempts > 0 {
+		if err := s.c.Reset(ctx); err != nil {
+			a.finish(s)
+			s = nil
+		}
+	}
+	if s == nil {
+		var rep smtp.Reply
+		s, rep = a.acquire(ctx, rt, targets)
+		if s == nil {
+			a.reportAll(ctx, it, queue.Deferred, rep, "none", "")
+			return nil
+		}
+	}
+	relay := s.c.target.String()
+	plan, rep := Plan(needs, s.c.Extensions(), rt.Policy)
+	if rep == nil && plan.Convert && a.cfg.Converter == nil {
+		rep = &ReplyNoConverter
+	}
+	if rep != nil {
+		a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())
+		return s
+	}
+	body, err := it.Body()
+	if err != nil {
+		a.log.Error("deliver: opening queued message", "id", it.Env.ID, "err", err)
+		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, relay, plan.String())
+		return s
+	}
+	replies, err := s.c.Send(ctx, Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}, plan, a.cfg.Converter)
+	_ = body.Close()
+	if err != nil {
+		a.log.Info("deliver: session ended", "id", it.Env.ID, "relay", relay, "err", err)
+	}
+	for i, idx := range it.Rcpts {
+		a.report(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String())
+	}
+	if s.c.Broken() {
+		a.finish(s)
+		return nil
+	}
+	return s
+}
+
+// needs scans a queued message.
+func (a *Agent) needs(it queue.Item) (MessageNeeds, error) {
+	body, err := it.Body()
+	if err != nil {
+		return MessageNeeds{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)
+	}
+	defer body.Close()
+	scan, err := ScanBody(body)
+	if err != nil {
+		return MessageNeeds{}, fmt.Errorf("scanning %s: %w", it.Env.ID, err)
+	}
+	return NeedsOf(it.Env, it.Rcpts, scan), nil
+}
+
+// acquire returns a ready session to one of targets, tried in order: an
+// idle pooled connection or a new one. On failure it returns nil and the
+// reply of the last failure.
+func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Target) (*session, smtp.Reply) {
+	limit := rt.Policy.MaxConnections
+	if limit <= 0 {
+		limit = a.cfg.MaxConnsPerHop
+	}
+	last := smtp.NewReply(451, smtp.EnhNoAnswer, "No next hop address to connect to")
+	for _, t := range targets {
+		key := t.Addr() + "|" + t.Host + "|" + rt.Pattern
+		for range 3 {
+			c, err := a.pool.get(ctx, key, limit)
+			if err != nil {
+				return nil, ReplyConnectionLost
+			}
+			if c == nil {
+				break
+			}
+			if err := c.Reset(ctx); err == nil {
+				return &session{c: c, key: key}, smtp.Reply{}
+			}
+			_ = c.Close()
+			a.pool.drop(key)
+		}
+		c, rep := a.open(ctx, t, rt.Policy, rt.Policy.TLS)
+		if c != nil {
+			return &session{c: c, key: key}, smtp.Reply{}
+		}
+		a.pool.drop(key)
+		last = rep
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+// open connects to t and sets the session up: EHLO (or HELO), STARTTLS as
+// the policy says, EHLO again, AUTH. It records the hop in the cache. On
+// failure it returns nil and the reply the recipients get.
+func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode route.TLSMode) (*Client, smtp.Reply) {
+	c, err := Dial(ctx, t, a.cfg.Timeouts, a.cfg.Dial)
+	if err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			return nil, re.Reply
+		}
+		a.log.Info("deliver: connect failed", "relay", t.String(), "err", err)
+		return nil, smtp.NewReply(451, smtp.EnhNoAnswer, "Connection to "+t.String()+" failed: "+shortErr(err))
+	}
+	name := pol.EHLOName
+	if name == "" {
+		name = a.cfg.HeloName
+	}
+	fail := func(err error) (*Client, smtp.Reply) {
+		_ = c.Close()
+		var re *ReplyError
+		if errors.As(err, &re) {
+			return nil, re.Reply
+		}
+		return nil, smtp.NewReply(451, smtp.EnhBadConnection, "Session with "+t.String()+" failed: "+shortErr(err))
+	}
+	if err := c.Hello(ctx, name, pol.DiscardKeywords); err != nil {
+		return fail(err)
+	}
+	switch {
+	case mode == route.TLSNone:
+	case c.Extensions().Has("STARTTLS"):
+		cfg := &tls.Config{
+			ServerName:         t.Host,
+			RootCAs:            a.cfg.RootCAs,
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: mode == route.TLSMay, // RFC 7435: opportunistic, unauthenticated
+		}
+		if err := c.StartTLS(ctx, cfg); err != nil {
+			var re *ReplyError
+			if mode == route.TLSRequired {
+				_ = c.Close()
+				return nil, smtp.NewReply(451, "4.7.5", "TLS with "+t.String()+" failed: "+shortErr(err))
+			}
+			if errors.As(err, &re) && !c.Broken() {
+				break // a refused STARTTLS leaves the plain session usable
+			}
+			_ = c.Close()
+			a.log.Info("deliver: TLS failed, retrying without TLS", "relay", t.String(), "err", err)
+			return a.open(ctx, t, pol, route.TLSNone)
+		}
+		if err := c.Hello(ctx, name, pol.DiscardKeywords); err != nil {
+			return fail(err)
+		}
+	case mode == route.TLSRequired:
+		c.quitQuietly()
+		return nil, ReplyTLSNotOffered
+	}
+	a.hops.Record(HopInfoOf(c, a.cfg.Now()))
+	if pol.Auth != nil {
+		if !c.Extensions().Has("AUTH") {
+			a.log.Warn("deliver: credentials configured but next hop offers no AUTH", "relay", t.String())
+		} else if err := c.Auth(ctx, *pol.Auth); err != nil {
+			if errors.Is(err, ErrAuthWithoutTLS) {
+				c.quitQuietly()
+				return nil, ReplyAuthWithoutTLS
+			}
+			return fail(err)
+		}
+	}
+	return c, smtp.Reply{}
+}
+
+// shortErr returns the last part of a wrapped error, e.g.
+// "connection refused".
+func shortErr(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// classify maps a reply to a recipient state: 2xx sent, 4xx deferred, 5xx
+// failed; anything else (no reply) deferred.
+func classify(r smtp.Reply) queue.RcptState {
+	switch {
+	case r.Code >= 200 && r.Code < 300:
+		return queue.Sent
+	case r.Permanent():
+		return queue.Failed
+	}
+	return queue.Deferred
+}

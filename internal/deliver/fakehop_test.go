@@ -1,0 +1,306 @@
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/route"
+)
+
+// fakeHop is a scripted SMTP server on 127.0.0.1 that plays a next hop:
+// chosen greeting and EHLO keywords, scripted replies per command, and
+// capture of everything the client sent.
+type fakeHop struct {
+	t        *testing.T
+	ln       net.Listener
+	greeting string   // default "220 hop.test ESMTP"
+	keywords []string // EHLO keywords; nil → HELO only when ehloRefused
+	// ehloRefused makes EHLO fail with 502 (an SMTP-only server).
+	ehloRefused bool
+	tlsConfig   *tls.Config // enables STARTTLS when set and keywords list it
+	// script returns the reply line(s) for a command, or "" for the
+	// default. n counts commands with the same verb on the connection
+	// (1-based); conn counts connections (1-based). Returning "DROP"
+	// closes the connection without a reply.
+	script func(verb, arg string, n, conn int) string
+
+	mu       sync.Mutex
+	conns    int
+	raw      bytes.Buffer // every byte received, in order, all connections
+	messages [][]byte     // content of each DATA/BDAT transfer as on the wire
+	commands []string     // every command line
+	wg       sync.WaitGroup
+}
+
+func newFakeHop(t *testing.T, keywords ...string) *fakeHop {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHop{t: t, ln: ln, greeting: "220 hop.test ESMTP", keywords: keywords}
+	t.Cleanup(func() {
+		ln.Close()
+		h.wg.Wait()
+	})
+	return h
+}
+
+// start begins accepting; call after setting the fields.
+func (h *fakeHop) start() *fakeHop {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for {
+			c, err := h.ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conns++
+			n := h.conns
+			h.mu.Unlock()
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				h.serve(c, n)
+			}()
+		}
+	}()
+	return h
+}
+
+func (h *fakeHop) target() route.Target {
+	ap := netip.MustParseAddrPort(h.ln.Addr().String())
+	return route.Target{Host: "127.0.0.1", IP: ap.Addr(), Port: int(ap.Port())}
+}
+
+func (h *fakeHop) route() route.Route {
+	return route.Route{Pattern: "*", Hops: []route.NextHop{{Host: "127.0.0.1", Port: h.target().Port, NoMX: true}}}
+}
+
+// captureReader records every byte read.
+type captureReader struct {
+	r io.Reader
+	h *fakeHop
+}
+
+func (c captureReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.mu.Lock()
+	c.h.raw.Write(p[:n])
+	c.h.mu.Unlock()
+	return n, err
+}
+
+func (h *fakeHop) serve(c net.Conn, connNo int) {
+	br := bufio.NewReader(captureReader{r: c, h: h})
+	w := bufio.NewWriter(c)
+	send := func(s string) bool {
+		if _, err := w.WriteString(strings.ReplaceAll(s, "\n", "\r\n") + "\r\n"); err != nil {
+			return false
+		}
+		return w.Flush() == nil
+	}
+	if !send(h.greeting) || !strings.HasPrefix(h.greeting, "220") {
+		return
+	}
+	counts := map[string]int{}
+	tlsOn := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb, arg, _ := strings.Cut(line, " ")
+		verb = strings.ToUpper(verb)
+		h.mu.Lock()
+		h.commands = append(h.commands, line)
+		h.mu.Unlock()
+		counts[verb]++
+		if h.script != nil {
+			if r := h.script(verb, arg, counts[verb], connNo); r != "" {
+				if r == "DROP" {
+					return
+				}
+				if verb == "BDAT" {
+					size, _ := strconv.Atoi(strings.Fields(arg)[0])
+					if _, err := io.CopyN(io.Discard, br, int64(size)); err != nil {
+						return
+					}
+				}
+				if !send(r) || strings.HasPrefix(r, "421") {
+					return
+				}
+				if verb == "DATA" && strings.HasPrefix(r, "354") {
+					if _, ok := h.readData(br); !ok {
+						return
+					}
+					if !send("250 2.0.0 Ok: queued") {
+						return
+					}
+				}
+				continue
+			}
+		}
+		switch verb {
+		case "EHLO":
+			if h.ehloRefused {
+				send("502 5.5.1 Command not implemented")
+				continue
+			}
+			lines := []string{"250-hop.test"}
+			for _, k := range h.keywords {
+				if k == "STARTTLS" && (tlsOn || h.tlsConfig == nil) {
+					continue
+				}
+				lines = append(lines, "250-"+k)
+			}
+			lines[len(lines)-1] = "250 " + lines[len(lines)-1][4:]
+			send(strings.Join(lines, "\n"))
+		case "HELO":
+			send("250 hop.test")
+		case "STARTTLS":
+			if h.tlsConfig == nil || tlsOn {
+				send("502 5.5.1 no")
+				continue
+			}
+			send("220 2.0.0 Ready to start TLS")
+			tc := tls.Server(c, h.tlsConfig)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			tlsOn = true
+			br = bufio.NewReader(captureReader{r: tc, h: h})
+			w = bufio.NewWriter(tc)
+		case "AUTH":
+			send("235 2.7.0 Authentication successful")
+		case "MAIL", "RCPT", "RSET", "NOOP":
+			send("250 2.0.0 Ok")
+		case "DATA":
+			send("354 End data with <CR><LF>.<CR><LF>")
+			if _, ok := h.readData(br); !ok {
+				return
+			}
+			send("250 2.0.0 Ok: queued")
+		case "BDAT":
+			f := strings.Fields(arg)
+			size, _ := strconv.Atoi(f[0])
+			buf := make([]byte, size)
+			if _, err := io.ReadFull(br, buf); err != nil {
+				return
+			}
+			h.mu.Lock()
+			if counts["BDAT"] == 1 || len(h.messages) == 0 {
+				h.messages = append(h.messages, nil)
+			}
+			h.messages[len(h.messages)-1] = append(h.messages[len(h.messages)-1], buf...)
+			h.mu.Unlock()
+			if len(f) > 1 && strings.EqualFold(f[1], "LAST") {
+				counts["BDAT"] = 0
+				send("250 2.0.0 Ok: queued")
+			} else {
+				send("250 2.0.0 Ok: chunk received")
+			}
+		case "QUIT":
+			send("221 2.0.0 Bye")
+			return
+		default:
+			send("500 5.5.2 Unknown command")
+		}
+	}
+}
+
+// readData reads DATA content through the terminating dot line and keeps
+// it as sent (dot-stuffed).
+func (h *fakeHop) readData(br *bufio.Reader) ([]byte, bool) {
+	var msg []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, false
+		}
+		if string(line) == ".\r\n" {
+			break
+		}
+		msg = append(msg, line...)
+	}
+	h.mu.Lock()
+	h.messages = append(h.messages, msg)
+	h.mu.Unlock()
+	return msg, true
+}
+
+func (h *fakeHop) snapshot() (raw []byte, msgs [][]byte, cmds []string, conns int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return bytes.Clone(h.raw.Bytes()), append([][]byte(nil), h.messages...), append([]string(nil), h.commands...), h.conns
+}
+
+// testCerts makes a CA and a server certificate for 127.0.0.1 at test
+// time; nothing is committed.
+func testCerts(t *testing.T) (server tls.Certificate, roots *x509.CertPool) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Ferry test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hop.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"hop.test"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(ca)
+	return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, roots
+}
+
+// hasHigh reports the offset of the first octet > 127, or -1.
+func hasHigh(b []byte) int {
+	for i, c := range b {
+		if c > 127 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (h *fakeHop) String() string { return fmt.Sprintf("fakeHop(%s)", h.ln.Addr()) }

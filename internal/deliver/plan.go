@@ -1,0 +1,258 @@
+package deliver
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// MessageNeeds is what a message requires of a next hop: found by scanning
+// the stored content (ScanBody) and reading the envelope (NeedsOf).
+type MessageNeeds struct {
+	// EightBit: the content holds octets > 127 (body or header).
+	EightBit bool
+	// Binary: the content holds NUL or a bare CR or LF, which only
+	// BINARYMIME can carry (RFC 3030 §3).
+	Binary bool
+	// LongLines: a line is longer than 998 octets (RFC 5321 §4.5.3.1.6).
+	LongLines bool
+	// SMTPUTF8: the envelope asked for SMTPUTF8 or an address is not
+	// ASCII (RFC 6531 §3.4).
+	SMTPUTF8 bool
+	// UTF8LocalPart: the sender's or a recipient's local part is not
+	// ASCII, so no A-label conversion can make the message ASCII.
+	UTF8LocalPart bool
+	// UTF8Headers: a header field holds octets > 127.
+	UTF8Headers bool
+	// DKIMSigned: the header holds a DKIM-Signature field.
+	DKIMSigned bool
+	// DSN: the envelope has RET, ENVID, NOTIFY or ORCPT parameters.
+	DSN bool
+	// NotifySuccess: a recipient asked for NOTIFY=SUCCESS.
+	NotifySuccess bool
+	// RequireTLS: the sender gave REQUIRETLS (RFC 8689).
+	RequireTLS bool
+	// Size is the message size in octets.
+	Size int64
+}
+
+// DSNHandling says what happens to DSN parameters at a hop.
+type DSNHandling uint8
+
+// DSN handling values.
+const (
+	DSNNone    DSNHandling = iota // the message has no DSN parameters
+	DSNPassed                     // the hop offered DSN; parameters are sent
+	DSNDropped                    // the hop lacks DSN; parameters are left out (RFC 3461 §4)
+)
+
+// TransferPlan is how one message goes to one next hop: the BODY= value,
+// whether the content is converted and to what, BDAT or DATA, and which
+// extension parameters are sent. Build it with Plan; log it with String.
+type TransferPlan struct {
+	// In is the content class as stored: "7BIT", "8BITMIME" or
+	// "BINARYMIME".
+	In smtp.BodyType
+	// Body is the BODY= parameter to send; "" sends none (7-bit content).
+	Body smtp.BodyType
+	// Convert says the content must go through the converter.
+	Convert bool
+	// Allow8Bit says octets > 127 may reach the wire (the hop offered
+	// 8BITMIME or BINARYMIME). When false the converter must produce
+	// 7-bit output and delivery refuses to send any octet > 127.
+	Allow8Bit bool
+	// Chunking says the content is sent with BDAT (RFC 3030) instead of
+	// DATA.
+	Chunking bool
+	// SMTPUTF8 says MAIL FROM carries SMTPUTF8.
+	SMTPUTF8 bool
+	// ALabels says internationalised domains in the envelope are sent as
+	// A-labels because the hop lacks SMTPUTF8.
+	ALabels bool
+	// DSN says what happens to the DSN parameters.
+	DSN DSNHandling
+	// RelayedDSN says a recipient asked for NOTIFY=SUCCESS and the hop
+	// lacks DSN, so the sender is owed a "relayed" DSN (RFC 3461 §5.2.2).
+	RelayedDSN bool
+	// Size is the SIZE= value to send, 0 for none.
+	Size int64
+	// RequireTLS says MAIL FROM carries REQUIRETLS.
+	RequireTLS bool
+}
+
+// Replies for recipients a plan cannot deliver. Each is final at once,
+// except ReplyRequireTLS, which defers (another MX may offer it).
+var (
+	// ReplyTooBig: the hop's SIZE limit is below the message size
+	// (RFC 1870 §6.1, RFC 3463 X.3.4).
+	ReplyTooBig = smtp.NewReply(552, smtp.EnhTooBigForSystem, "Message size exceeds the next hop's fixed maximum message size")
+	// ReplyConversionRefused: the route's policy forbids the conversion
+	// the hop needs (RFC 6152 §3, RFC 3463 X.6.3).
+	ReplyConversionRefused = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited by policy: next hop does not support the message's content")
+	// ReplyDKIMConversionRefused: conversion would break a DKIM signature
+	// and the route says bounce.
+	ReplyDKIMConversionRefused = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited for DKIM-signed mail by policy")
+	// ReplyNoConverter: conversion is needed and no converter is
+	// configured.
+	ReplyNoConverter = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but not supported")
+	// ReplyConversionFailed: the converter could not convert losslessly
+	// (RFC 3463 X.6.5).
+	ReplyConversionFailed = smtp.NewReply(554, smtp.EnhConvFailed, "Conversion failed: content cannot be converted losslessly for the next hop")
+	// ReplyNonASCIIAddress: the hop lacks SMTPUTF8 and an address has a
+	// non-ASCII local part (RFC 6531 §3.2, RFC 3463/5248 X.6.7).
+	ReplyNonASCIIAddress = smtp.NewReply(553, smtp.EnhNonASCIIAddress, "Non-ASCII address not permitted: next hop does not support SMTPUTF8")
+	// ReplyUTF8Headers: the hop lacks SMTPUTF8 and the header is UTF-8
+	// (RFC 6531 §3.2, X.6.9 "UTF-8 header message cannot be transferred").
+	ReplyUTF8Headers = smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: next hop does not support SMTPUTF8")
+	// ReplyRequireTLS: the sender asked for REQUIRETLS and the hop does
+	// not offer it (RFC 8689 §5); deferred, failing with 5.7.30 at expiry.
+	ReplyRequireTLS = smtp.NewReply(451, "4.7.30", "REQUIRETLS support required but not offered by the next hop")
+)
+
+// Plan decides how a message with the given needs goes to a hop offering
+// ext under policy pol. It returns the plan, or a reply for every recipient
+// when the message cannot go to this hop at all. It never plans an octet
+// > 127 for a hop that did not offer 8BITMIME (RFC 6152 §3), never claims
+// 8BITMIME for 7-bit content, and sends BDAT only for BINARYMIME: DATA
+// works with every hop, so a hop's CHUNKING alone does not change the
+// transfer.
+func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPlan, *smtp.Reply) {
+	var p TransferPlan
+	p.In = smtp.Body7Bit
+	if needs.EightBit {
+		p.In = smtp.Body8BitMIME
+	}
+	if needs.Binary {
+		p.In = smtp.BodyBinaryMIME
+	}
+	// SIZE: refuse at once what the hop has said it will refuse
+	// (RFC 1870 §6.1); send SIZE= when offered (RFC 1870 §6).
+	if limit := ext.Size(); limit > 0 && needs.Size > limit {
+		return p, reply(ReplyTooBig)
+	}
+	if ext.Has("SIZE") && needs.Size > 0 {
+		p.Size = needs.Size
+	}
+	// REQUIRETLS: offered only over TLS (RFC 8689 §4.1), so its presence
+	// means the session is encrypted.
+	if needs.RequireTLS {
+		if !ext.Has("REQUIRETLS") {
+			return p, reply(ReplyRequireTLS)
+		}
+		p.RequireTLS = true
+	}
+	// SMTPUTF8 (RFC 6531 §3.2): pass it on, or make the envelope ASCII
+	// with A-labels when that loses nothing, or refuse at once.
+	if needs.SMTPUTF8 {
+		switch {
+		case ext.Has("SMTPUTF8"):
+			p.SMTPUTF8 = true
+		case needs.UTF8LocalPart:
+			return p, reply(ReplyNonASCIIAddress)
+		case needs.UTF8Headers:
+			return p, reply(ReplyUTF8Headers)
+		default:
+			p.ALabels = true
+		}
+	}
+	has8 := ext.Has("8BITMIME")
+	switch {
+	case needs.Binary && ext.Has("BINARYMIME") && ext.Has("CHUNKING"):
+		// RFC 3030 §3: BINARYMIME requires BDAT; lines of any length
+		// are fine in a binary transfer.
+		p.Body, p.Chunking, p.Allow8Bit = smtp.BodyBinaryMIME, true, true
+	case needs.Binary:
+		// Binary leaves become base64; 8-bit text may stay 8-bit when
+		// the hop takes 8BITMIME (RFC 3030 §3).
+		if pol.EightBit == route.Bounce {
+			return p, reply(ReplyConversionRefused)
+		}
+		p.Convert = true
+		if needs.EightBit && has8 {
+			p.Body, p.Allow8Bit = smtp.Body8BitMIME, true
+		}
+	case needs.EightBit && has8:
+		p.Body, p.Allow8Bit = smtp.Body8BitMIME, true
+		p.Convert = needs.LongLines
+	case needs.EightBit:
+		if pol.EightBit == route.Bounce {
+			return p, reply(ReplyConversionRefused)
+		}
+		p.Convert = true
+	default:
+		// 7-bit content: no BODY= at all; long lines are never legal
+		// on the wire and are always encoded.
+		p.Convert = needs.LongLines
+	}
+	if p.Convert && needs.DKIMSigned && pol.DKIMSigned == route.Bounce {
+		return p, reply(ReplyDKIMConversionRefused)
+	}
+	if needs.DSN {
+		p.DSN = DSNDropped
+		if ext.Has("DSN") {
+			p.DSN = DSNPassed
+		} else if needs.NotifySuccess {
+			p.RelayedDSN = true
+		}
+	}
+	return p, nil
+}
+
+func reply(r smtp.Reply) *smtp.Reply { return &r }
+
+// Out returns the body type of what goes on the wire: the BODY= value, or
+// 7BIT when none is sent.
+func (p TransferPlan) Out() smtp.BodyType {
+	if p.Body == "" {
+		return smtp.Body7Bit
+	}
+	return p.Body
+}
+
+// String describes the plan on one line for the delivery log, e.g.
+// "body=8BITMIME→7BIT converted, DATA, dsn=dropped".
+func (p TransferPlan) String() string {
+	var parts []string
+	in := p.In
+	if in == "" {
+		in = smtp.Body7Bit
+	}
+	body := "body=" + string(in)
+	if in != p.Out() || p.Convert {
+		body += "→" + string(p.Out())
+	}
+	if p.Convert {
+		body += " converted"
+	}
+	parts = append(parts, body)
+	if p.Chunking {
+		parts = append(parts, "BDAT")
+	} else {
+		parts = append(parts, "DATA")
+	}
+	if p.SMTPUTF8 {
+		parts = append(parts, "smtputf8")
+	}
+	if p.ALabels {
+		parts = append(parts, "smtputf8→A-labels")
+	}
+	switch p.DSN {
+	case DSNPassed:
+		parts = append(parts, "dsn=passed")
+	case DSNDropped:
+		d := "dsn=dropped"
+		if p.RelayedDSN {
+			d += " (relayed DSN owed)"
+		}
+		parts = append(parts, d)
+	}
+	if p.Size > 0 {
+		parts = append(parts, "size="+strconv.FormatInt(p.Size, 10))
+	}
+	if p.RequireTLS {
+		parts = append(parts, "requiretls")
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,195 @@
+package deliver
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// ext builds an extension set from "KEYWORD" or "KEYWORD params" strings.
+func ext(kws ...string) smtp.Extensions {
+	e := smtp.Extensions{}
+	for _, k := range kws {
+		kw, p, _ := strings.Cut(k, " ")
+		e[strings.ToUpper(kw)] = p
+	}
+	return e
+}
+
+// TestPlan covers every row of DESIGN.md §1's table, in the default and
+// the "otherwise" column, plus the BODY= rules.
+func TestPlan(t *testing.T) {
+	bounce := route.Policy{EightBit: route.Bounce}
+	dkimBounce := route.Policy{DKIMSigned: route.Bounce}
+	domino := ext("SIZE 10240000", "PIPELINING", "HELP") // the §1 hop: no 8BITMIME
+	full := ext("SIZE", "PIPELINING", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8", "DSN", "ENHANCEDSTATUSCODES")
+	tests := []struct {
+		name  string
+		needs MessageNeeds
+		ext   smtp.Extensions
+		pol   route.Policy
+		want  string // plan String, or the reply when wantReply
+		reply string
+	}{
+		// 7-bit content.
+		{name: "7bit to plain hop", needs: MessageNeeds{Size: 100}, ext: ext(), want: "body=7BIT, DATA"},
+		{name: "7bit never claims 8BITMIME", needs: MessageNeeds{Size: 100}, ext: full, want: "body=7BIT, DATA, size=100"},
+
+		// Row 1: 8BITMIME.
+		{name: "8bit to 8BITMIME hop", needs: MessageNeeds{EightBit: true, Size: 5}, ext: ext("8BITMIME"), want: "body=8BITMIME, DATA"},
+		{name: "8bit to Domino converts", needs: MessageNeeds{EightBit: true, Size: 5}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=5"},
+		{name: "8bit to Domino bounce policy", needs: MessageNeeds{EightBit: true}, ext: domino, pol: bounce, reply: "554 5.6.3"},
+		{name: "8bit bounce policy irrelevant with 8BITMIME", needs: MessageNeeds{EightBit: true}, ext: ext("8BITMIME"), pol: bounce, want: "body=8BITMIME, DATA"},
+		{name: "8bit discarded 8BITMIME keyword (not in ext)", needs: MessageNeeds{EightBit: true}, ext: ext("CHUNKING", "BINARYMIME"), want: "body=8BITMIME→7BIT converted, DATA"},
+		{name: "8bit DKIM signed converts by default", needs: MessageNeeds{EightBit: true, DKIMSigned: true}, ext: ext(), want: "body=8BITMIME→7BIT converted, DATA"},
+		{name: "8bit DKIM signed with dkim bounce", needs: MessageNeeds{EightBit: true, DKIMSigned: true}, ext: ext(), pol: dkimBounce, reply: "554 5.6.3"},
+		{name: "DKIM bounce irrelevant without conversion", needs: MessageNeeds{EightBit: true, DKIMSigned: true}, ext: ext("8BITMIME"), pol: dkimBounce, want: "body=8BITMIME, DATA"},
+
+		// Row 2: BINARYMIME.
+		{name: "binary to BINARYMIME+CHUNKING", needs: MessageNeeds{Binary: true, EightBit: true, LongLines: true}, ext: full, want: "body=BINARYMIME, BDAT"},
+		{name: "binary, BINARYMIME without CHUNKING", needs: MessageNeeds{Binary: true, EightBit: true}, ext: ext("8BITMIME", "BINARYMIME"), want: "body=BINARYMIME→8BITMIME converted, DATA"},
+		{name: "binary to 8BITMIME hop", needs: MessageNeeds{Binary: true, EightBit: true}, ext: ext("8BITMIME", "CHUNKING"), want: "body=BINARYMIME→8BITMIME converted, DATA"},
+		{name: "binary without 8-bit octets to 8BITMIME hop", needs: MessageNeeds{Binary: true}, ext: ext("8BITMIME"), want: "body=BINARYMIME→7BIT converted, DATA"},
+		{name: "binary to 7-bit hop", needs: MessageNeeds{Binary: true, EightBit: true}, ext: domino, want: "body=BINARYMIME→7BIT converted, DATA"},
+		{name: "binary bounce policy", needs: MessageNeeds{Binary: true}, ext: ext("8BITMIME"), pol: bounce, reply: "554 5.6.3"},
+
+		// Row 3: long lines.
+		{name: "long lines 7bit", needs: MessageNeeds{LongLines: true}, ext: full, want: "body=7BIT→7BIT converted, DATA"},
+		{name: "long lines 8bit with 8BITMIME", needs: MessageNeeds{LongLines: true, EightBit: true}, ext: ext("8BITMIME"), want: "body=8BITMIME→8BITMIME converted, DATA"},
+		{name: "long lines with bounce policy still convert", needs: MessageNeeds{LongLines: true}, ext: ext(), pol: bounce, want: "body=7BIT→7BIT converted, DATA"},
+		{name: "long lines of DKIM mail, dkim bounce", needs: MessageNeeds{LongLines: true, DKIMSigned: true}, ext: ext(), pol: dkimBounce, reply: "554 5.6.3"},
+
+		// Row 4: SMTPUTF8.
+		{name: "smtputf8 offered", needs: MessageNeeds{SMTPUTF8: true, UTF8LocalPart: true, UTF8Headers: true, EightBit: true}, ext: full, want: "body=8BITMIME, DATA, smtputf8"},
+		{name: "smtputf8 A-labels", needs: MessageNeeds{SMTPUTF8: true}, ext: ext("8BITMIME"), want: "body=7BIT, DATA, smtputf8→A-labels"},
+		{name: "smtputf8 local part", needs: MessageNeeds{SMTPUTF8: true, UTF8LocalPart: true}, ext: ext("8BITMIME"), reply: "553 5.6.7"},
+		{name: "smtputf8 headers", needs: MessageNeeds{SMTPUTF8: true, UTF8Headers: true, EightBit: true}, ext: ext("8BITMIME"), reply: "554 5.6.9"},
+		{name: "smtputf8 local part wins over headers", needs: MessageNeeds{SMTPUTF8: true, UTF8LocalPart: true, UTF8Headers: true}, ext: ext(), reply: "553 5.6.7"},
+
+		// Row 5: SIZE.
+		{name: "size over limit", needs: MessageNeeds{Size: 10240001}, ext: domino, reply: "552 5.3.4"},
+		{name: "size at limit", needs: MessageNeeds{Size: 10240000}, ext: domino, want: "body=7BIT, DATA, size=10240000"},
+		{name: "SIZE 0 means no limit", needs: MessageNeeds{Size: 1 << 40}, ext: ext("SIZE 0"), want: "body=7BIT, DATA, size=1099511627776"},
+		{name: "no SIZE keyword, no size param", needs: MessageNeeds{Size: 1 << 40}, ext: ext(), want: "body=7BIT, DATA"},
+		{name: "size checked before conversion refusal", needs: MessageNeeds{Size: 20, EightBit: true}, ext: ext("SIZE 10"), pol: bounce, reply: "552 5.3.4"},
+
+		// Row 6: DSN.
+		{name: "dsn passed", needs: MessageNeeds{DSN: true, NotifySuccess: true}, ext: ext("DSN"), want: "body=7BIT, DATA, dsn=passed"},
+		{name: "dsn dropped", needs: MessageNeeds{DSN: true}, ext: ext(), want: "body=7BIT, DATA, dsn=dropped"},
+		{name: "dsn dropped, relayed owed", needs: MessageNeeds{DSN: true, NotifySuccess: true}, ext: ext(), want: "body=7BIT, DATA, dsn=dropped (relayed DSN owed)"},
+
+		// Row 7: REQUIRETLS (route tls=required is a connection matter, see
+		// client tests).
+		{name: "requiretls offered", needs: MessageNeeds{RequireTLS: true}, ext: ext("REQUIRETLS"), want: "body=7BIT, DATA, requiretls"},
+		{name: "requiretls missing defers", needs: MessageNeeds{RequireTLS: true}, ext: full, reply: "451 4.7.30"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, r := Plan(tt.needs, tt.ext, tt.pol)
+			if tt.reply != "" {
+				if r == nil || !strings.HasPrefix(r.String(), tt.reply) {
+					t.Fatalf("Plan = %v, reply %v; want reply %s", p, r, tt.reply)
+				}
+				return
+			}
+			if r != nil {
+				t.Fatalf("Plan reply %v, want plan %q", r, tt.want)
+			}
+			if got := p.String(); got != tt.want {
+				t.Errorf("Plan = %q, want %q", got, tt.want)
+			}
+			// The one rule that must never break (RFC 6152 §3).
+			if (tt.needs.EightBit || tt.needs.Binary) && !p.Convert && !tt.ext.Has("8BITMIME") && !tt.ext.Has("BINARYMIME") {
+				t.Errorf("8-bit content planned unconverted for a hop without 8BITMIME")
+			}
+			if p.Allow8Bit && !tt.ext.Has("8BITMIME") && p.Body != smtp.BodyBinaryMIME {
+				t.Errorf("Allow8Bit for a hop without 8BITMIME")
+			}
+			if p.Body == smtp.Body8BitMIME && !tt.needs.EightBit {
+				t.Errorf("claims 8BITMIME for 7-bit content")
+			}
+			if p.Chunking && p.Body != smtp.BodyBinaryMIME {
+				t.Errorf("BDAT chosen for %s", p.Body)
+			}
+		})
+	}
+}
+
+func TestScanBody(t *testing.T) {
+	long := strings.Repeat("x", 999)
+	tests := []struct {
+		name string
+		in   string
+		want BodyScan
+	}{
+		{"7bit", "Subject: hi\r\n\r\nhello\r\n", BodyScan{HeaderBytes: 15}},
+		{"8bit body", "Subject: hi\r\n\r\nh\xc3\xa9llo\r\n", BodyScan{EightBit: true, HeaderBytes: 15}},
+		{"8bit header", "Subject: h\xc3\xa9\r\n\r\nhello\r\n", BodyScan{EightBit: true, HeaderUTF8: true, HeaderBytes: 16}},
+		{"NUL", "A: b\r\n\r\nx\x00y\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
+		{"bare LF", "A: b\r\n\r\nx\ny\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
+		{"bare CR", "A: b\r\n\r\nx\ry\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
+		{"trailing CR", "A: b\r\n\r\nx\r", BodyScan{Binary: true, HeaderBytes: 8}},
+		{"998 is fine", "A: b\r\n\r\n" + long[:998] + "\r\n", BodyScan{HeaderBytes: 8}},
+		{"999 is long", "A: b\r\n\r\n" + long + "\r\n", BodyScan{LongLines: true, HeaderBytes: 8}},
+		{"DKIM", "DKIM-Signature: v=1\r\nA: b\r\n\r\nx\r\n", BodyScan{DKIMSigned: true, HeaderBytes: 29}},
+		{"DKIM lower case", "dkim-signature:v=1\r\n\r\nx\r\n", BodyScan{DKIMSigned: true, HeaderBytes: 22}},
+		{"DKIM in body is not a signature", "A: b\r\n\r\nDKIM-Signature: x\r\n", BodyScan{HeaderBytes: 8}},
+		{"folded DKIM is not a field start", "A: b\r\n DKIM-Signature: x\r\n\r\n", BodyScan{HeaderBytes: 28}},
+		{"no body", "A: b\r\n", BodyScan{HeaderBytes: 6}},
+	}
+	for _, tt := range tests {
+		got, err := ScanBody(strings.NewReader(tt.in))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		tt.want.Size = int64(len(tt.in))
+		if got != tt.want {
+			t.Errorf("%s: ScanBody = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestNeedsOf(t *testing.T) {
+	env := &smtp.Envelope{
+		From: smtp.Path{LocalPart: "a", Domain: "b.example"},
+		Rcpts: []smtp.Recipient{
+			{Addr: smtp.Path{LocalPart: "x", Domain: "bücher.example"}},
+			{Addr: smtp.Path{LocalPart: "jörg", Domain: "c.example"}, Notify: smtp.NotifySuccess},
+		},
+	}
+	n := NeedsOf(env, []int{0}, BodyScan{Size: 10})
+	if !n.SMTPUTF8 || n.UTF8LocalPart || n.DSN || n.Size != 10 {
+		t.Errorf("rcpt 0: %+v", n)
+	}
+	n = NeedsOf(env, []int{0, 1}, BodyScan{})
+	if !n.SMTPUTF8 || !n.UTF8LocalPart || !n.DSN || !n.NotifySuccess {
+		t.Errorf("rcpts 0,1: %+v", n)
+	}
+	env.EnvID = "abc"
+	if n := NeedsOf(env, nil, BodyScan{}); !n.DSN || n.SMTPUTF8 {
+		t.Errorf("envid only: %+v", n)
+	}
+}
+
+func TestToALabels(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"München.example", "xn--mnchen-3ya.example"},
+		{"例え.テスト", "xn--r8jz45g.xn--zckzah"},
+		{"[192.0.2.1]", "[192.0.2.1]"},
+	}
+	for _, tt := range tests {
+		got, err := ToALabels(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ToALabels(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"b\xffcher.example", "bü cher.example", strings.Repeat("ü", 60) + ".example"} {
+		if got, err := ToALabels(bad); err == nil {
+			t.Errorf("ToALabels(%q) = %q, want error", bad, got)
+		}
+	}
+}

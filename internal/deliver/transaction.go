@@ -1,0 +1,467 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// Message is one message to transmit: the envelope, which of its
+// recipients to attempt now, and the stored content.
+type Message struct {
+	Env *smtp.Envelope
+	// Rcpts are indexes into Env.Rcpts.
+	Rcpts []int
+	// Body is the stored content (the queue keeps the original; any
+	// conversion happens while sending).
+	Body io.Reader
+}
+
+// Converter rewrites content for a hop that cannot take it as it is (see
+// internal/downgrade). allow8Bit says whether the output may hold octets
+// > 127 (the hop offered 8BITMIME); either way it must hold no NUL, no
+// bare CR or LF and no line over 998 octets. An error means the content
+// could not be converted losslessly.
+type Converter interface {
+	Convert(dst io.Writer, src io.Reader, allow8Bit bool) error
+}
+
+// Replies Ferry makes up when the hop gave none.
+var (
+	// ReplyConnectionLost: the connection failed mid-transaction; every
+	// recipient not yet accepted is retried (RFC 3463 X.4.2).
+	ReplyConnectionLost = smtp.NewReply(451, smtp.EnhBadConnection, "Lost connection with next hop during the transaction")
+	// ReplyLocalReadError: the stored message could not be read.
+	ReplyLocalReadError = smtp.NewReply(451, smtp.EnhMailSystem, "Local error reading the queued message")
+)
+
+// errEightBitLeak stops a transfer that would put an octet > 127 (or a
+// NUL) on the wire of a hop that did not agree to it (RFC 6152 §3).
+var errEightBitLeak = errors.New("deliver: content holds octets the next hop did not agree to receive")
+
+// convError marks a converter failure.
+type convError struct{ err error }
+
+func (e *convError) Error() string { return "deliver: conversion: " + e.err.Error() }
+func (e *convError) Unwrap() error { return e.err }
+
+// storeError marks a failure reading the stored content.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "deliver: reading the queued message: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// Send runs one mail transaction with plan and returns one reply per entry
+// of m.Rcpts, in order: the RCPT reply for a refused recipient, else the
+// reply to the end of data, else the reason the transaction stopped. With
+// PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920 §3.1).
+// The error is non-nil when the connection cannot carry another message;
+// the replies are filled even then. conv may be nil when plan.Convert is
+// false.
+func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Converter) ([]smtp.Reply, error) {
+	defer c.watch(ctx)()
+	c.attempts++
+	replies := make([]smtp.Reply, len(m.Rcpts))
+	from := m.Env.From
+	if plan.ALabels {
+		var err error
+		if from, err = aLabelPath(from); err != nil {
+			fill(replies, ReplyNonASCIIAddress)
+			return replies, nil
+		}
+	}
+	// Recipients to send, as positions in m.Rcpts.
+	var active []int
+	rcptLines := make([]string, len(m.Rcpts))
+	for i, idx := range m.Rcpts {
+		r := m.Env.Rcpts[idx]
+		addr := r.Addr
+		if plan.ALabels {
+			var err error
+			if addr, err = aLabelPath(addr); err != nil {
+				replies[i] = ReplyNonASCIIAddress
+				continue
+			}
+		}
+		rcptLines[i] = "RCPT TO:" + addr.String() + rcptParams(r, plan)
+		active = append(active, i)
+	}
+	if len(active) == 0 {
+		return replies, nil
+	}
+	mailLine := "MAIL FROM:" + from.String() + mailParams(m.Env, plan)
+
+	rcptReps := make([]smtp.Reply, len(m.Rcpts))
+	var mailRep, dataRep smtp.Reply
+	useData := !plan.Chunking
+	final, ioErr := func() (smtp.Reply, error) {
+		if c.ext.Has("PIPELINING") {
+			if err := c.writeLine(c.timeouts.Mail, mailLine); err != nil {
+				return ReplyConnectionLost, err
+			}
+			for _, i := range active {
+				if err := c.writeLine(c.timeouts.Rcpt, rcptLines[i]); err != nil {
+					return ReplyConnectionLost, err
+				}
+			}
+			if useData {
+				if err := c.writeLine(c.timeouts.DataInit, "DATA"); err != nil {
+					return ReplyConnectionLost, err
+				}
+			}
+			if err := c.flush(c.timeouts.Mail); err != nil {
+				return ReplyConnectionLost, err
+			}
+		}
+		pipelined := c.ext.Has("PIPELINING")
+		var err error
+		if mailRep, err = c.step(pipelined, c.timeouts.Mail, mailLine); err != nil {
+			return ReplyConnectionLost, err
+		}
+		if mailRep.Code == smtp.CodeServiceNotAvailable {
+			return mailRep, nil
+		}
+		if !pipelined && !mailRep.Positive() {
+			return mailRep, nil
+		}
+		accepted := 0
+		for _, i := range active {
+			if rcptReps[i], err = c.step(pipelined, c.timeouts.Rcpt, rcptLines[i]); err != nil {
+				return ReplyConnectionLost, err
+			}
+			if rcptReps[i].Code == smtp.CodeServiceNotAvailable {
+				return rcptReps[i], nil
+			}
+			if rcptReps[i].Positive() {
+				accepted++
+			}
+		}
+		if !mailRep.Positive() {
+			accepted = 0
+		}
+		if !useData {
+			if accepted == 0 {
+				return mailRep, nil
+			}
+			return c.sendBDAT(m.Body, plan, conv)
+		}
+		if pipelined || accepted > 0 {
+			if dataRep, err = c.step(pipelined, c.timeouts.DataInit, "DATA"); err != nil {
+				return ReplyConnectionLost, err
+			}
+		}
+		if accepted == 0 {
+			if dataRep.Code == smtp.CodeStartMailInput {
+				// The hop said go ahead with nobody to deliver to
+				// (RFC 2920 §3.1): send an empty message to end
+				// the data phase, and ignore its reply.
+				if _, err := c.cmd(c.timeouts.DataTerm, "."); err != nil {
+					return ReplyConnectionLost, err
+				}
+			}
+			return mailRep, nil
+		}
+		if dataRep.Code != smtp.CodeStartMailInput {
+			return dataRep, nil
+		}
+		return c.sendData(m.Body, plan, conv)
+	}()
+	for _, i := range active {
+		switch {
+		case mailRep.Code != 0 && !mailRep.Positive():
+			replies[i] = mailRep
+		case rcptReps[i].Code != 0 && !rcptReps[i].Positive():
+			replies[i] = rcptReps[i]
+		default:
+			replies[i] = final
+		}
+	}
+	if ioErr != nil || c.broken {
+		c.broken = true
+		if ioErr == nil {
+			ioErr = fmt.Errorf("deliver: %s closed the session: %s", c.target, final.String())
+		}
+		_ = c.conn.Close()
+		return replies, ioErr
+	}
+	c.messages++
+	return replies, nil
+}
+
+// step reads the reply to a pipelined command, or sends the command and
+// reads its reply when not pipelining.
+func (c *Client) step(pipelined bool, timeout time.Duration, line string) (smtp.Reply, error) {
+	if pipelined {
+		return c.readReply(timeout)
+	}
+	return c.cmd(timeout, line)
+}
+
+// sendData sends the content after 354, dot-stuffed, and reads the reply
+// to the final dot. A failure of the content source closes the connection
+// without the final dot, so the hop discards the partial message.
+func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
+	src, stop := content(body, plan, conv)
+	defer stop()
+	dw := smtp.NewDataWriter(c.blockWriter())
+	// DATA never carries NUL; octets > 127 only when the plan allows.
+	dst := guardWriter{w: dw, deny8: !plan.Allow8Bit}
+	if err := copyContent(dst, src); err != nil {
+		return c.abortContent(err)
+	}
+	if err := dw.Close(); err != nil {
+		return ReplyConnectionLost, c.ioErr(err)
+	}
+	rep, err := c.readReply(c.timeouts.DataTerm)
+	if err != nil {
+		return ReplyConnectionLost, err
+	}
+	return rep, nil
+}
+
+// sendBDAT sends the content in BDAT chunks (RFC 3030 §2), the last one
+// marked LAST, and returns the reply to the last chunk or the first
+// negative reply.
+func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
+	src, stop := content(body, plan, conv)
+	defer stop()
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := io.ReadFull(src, buf)
+		last := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !last {
+			return c.abortContent(err)
+		}
+		if !plan.Allow8Bit {
+			if gerr := (guardWriter{deny8: true}).check(buf[:n]); gerr != nil {
+				return c.abortContent(gerr)
+			}
+		}
+		line := "BDAT " + strconv.Itoa(n)
+		if last {
+			line += " LAST"
+		}
+		if err := c.writeLine(c.timeouts.DataBlock, line); err != nil {
+			return ReplyConnectionLost, err
+		}
+		if err := c.conn.SetWriteDeadline(time.Now().Add(c.timeouts.DataBlock)); err != nil {
+			return ReplyConnectionLost, c.ioErr(err)
+		}
+		if _, err := c.bw.Write(buf[:n]); err != nil {
+			return ReplyConnectionLost, c.ioErr(err)
+		}
+		if err := c.flush(c.timeouts.DataBlock); err != nil {
+			return ReplyConnectionLost, err
+		}
+		timeout := c.timeouts.DataBlock
+		if last {
+			timeout = c.timeouts.DataTerm
+		}
+		rep, err := c.readReply(timeout)
+		if err != nil {
+			return ReplyConnectionLost, err
+		}
+		if !rep.Positive() || last {
+			return rep, nil
+		}
+	}
+}
+
+// abortContent ends a transfer whose content failed: the connection is
+// closed without ending the data, and the recipients get the reply that
+// matches the cause.
+func (c *Client) abortContent(err error) (smtp.Reply, error) {
+	c.broken = true
+	_ = c.conn.Close()
+	var se *storeError
+	var ce *convError
+	switch {
+	case errors.As(err, &se):
+		return ReplyLocalReadError, err
+	case errors.As(err, &ce), errors.Is(err, errEightBitLeak):
+		return ReplyConversionFailed, err
+	}
+	return ReplyConnectionLost, err
+}
+
+// content returns the reader of what goes on the wire: the stored body, or
+// the converter's output streamed through a pipe. stop ends the converter.
+func content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
+	tagged := &storeReader{r: body}
+	if !plan.Convert {
+		return tagged, func() {}
+	}
+	if conv == nil {
+		pr, pw := io.Pipe()
+		pw.CloseWithError(&convError{err: errors.New("no converter configured")})
+		return pr, func() {}
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := conv.Convert(pw, tagged, plan.Allow8Bit)
+		switch {
+		case tagged.err != nil:
+			err = &storeError{err: tagged.err}
+		case err != nil:
+			err = &convError{err: err}
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, func() {
+		pr.CloseWithError(errors.New("deliver: transfer ended"))
+		<-done
+	}
+}
+
+// storeReader tags read errors of the stored content.
+type storeReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *storeReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+		return n, &storeError{err: err}
+	}
+	return n, err
+}
+
+// copyContent copies src to dst, keeping source errors distinguishable from
+// write errors.
+func copyContent(dst io.Writer, src io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// guardWriter refuses content a hop did not agree to: octets > 127 when
+// deny8, and NUL always (only BINARYMIME carries NUL, and it bypasses the
+// guard). It is the last line of defence for RFC 6152 §3.
+type guardWriter struct {
+	w     io.Writer
+	deny8 bool
+}
+
+func (g guardWriter) check(p []byte) error {
+	for _, b := range p {
+		if b == 0 || g.deny8 && b > 127 {
+			return errEightBitLeak
+		}
+	}
+	return nil
+}
+
+func (g guardWriter) Write(p []byte) (int, error) {
+	if err := g.check(p); err != nil {
+		return 0, err
+	}
+	return g.w.Write(p)
+}
+
+// fill sets every reply to r.
+func fill(replies []smtp.Reply, r smtp.Reply) {
+	for i := range replies {
+		replies[i] = r
+	}
+}
+
+// mailParams returns the ESMTP parameters of MAIL FROM with a leading
+// space, or "".
+func mailParams(env *smtp.Envelope, plan TransferPlan) string {
+	var b strings.Builder
+	if plan.Size > 0 {
+		b.WriteString(" SIZE=" + strconv.FormatInt(plan.Size, 10))
+	}
+	if plan.Body != "" {
+		b.WriteString(" BODY=" + string(plan.Body))
+	}
+	if plan.SMTPUTF8 {
+		b.WriteString(" SMTPUTF8")
+	}
+	if plan.RequireTLS {
+		b.WriteString(" REQUIRETLS")
+	}
+	if plan.DSN == DSNPassed {
+		if env.Ret != smtp.ReturnNone {
+			b.WriteString(" RET=" + string(env.Ret))
+		}
+		if env.EnvID != "" {
+			b.WriteString(" ENVID=" + xtext(env.EnvID))
+		}
+	}
+	return b.String()
+}
+
+// rcptParams returns the ESMTP parameters of one RCPT TO with a leading
+// space, or "".
+func rcptParams(r smtp.Recipient, plan TransferPlan) string {
+	if plan.DSN != DSNPassed {
+		return ""
+	}
+	var b strings.Builder
+	if r.Notify != 0 {
+		b.WriteString(" NOTIFY=")
+		if r.Notify&smtp.NotifyNever != 0 {
+			b.WriteString("NEVER")
+		} else {
+			var n []string
+			if r.Notify&smtp.NotifySuccess != 0 {
+				n = append(n, "SUCCESS")
+			}
+			if r.Notify&smtp.NotifyFailure != 0 {
+				n = append(n, "FAILURE")
+			}
+			if r.Notify&smtp.NotifyDelay != 0 {
+				n = append(n, "DELAY")
+			}
+			b.WriteString(strings.Join(n, ","))
+		}
+	}
+	if r.ORcpt != "" {
+		typ, addr, ok := strings.Cut(r.ORcpt, ";")
+		if ok && typ != "" {
+			b.WriteString(" ORCPT=" + xtext(typ) + ";" + xtext(addr))
+		}
+	}
+	return b.String()
+}
+
+// xtext encodes s as xtext (RFC 3461 §4): "+", "=", controls, space and
+// octets > 126 as "+HH".
+func xtext(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			b.WriteByte('+')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,261 @@
+package downgrade
+
+import (
+	"errors"
+	"strings"
+)
+
+// Address fields (RFC 5322 §3.4) whose display names and comments may
+// carry encoded-words (RFC 2047 §5 rules 2 and 3).
+var addressFields = map[string]bool{
+	"from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true,
+	"resent-from": true, "resent-sender": true, "resent-to": true, "resent-cc": true,
+	"resent-bcc": true, "disposition-notification-to": true, "mail-followup-to": true,
+	"mail-reply-to": true,
+}
+
+// structuredFields are fields whose syntax leaves no room for encoded-words
+// anywhere 8-bit text could sit (RFC 2047 §5: not in addr-specs, message
+// IDs, dates, MIME parameters, trace fields).
+var structuredFields = map[string]bool{
+	"return-path": true, "received": true, "date": true, "resent-date": true,
+	"message-id": true, "resent-message-id": true, "in-reply-to": true, "references": true,
+	"mime-version": true, "content-type": true, "content-transfer-encoding": true,
+	"content-id": true, "content-disposition": true, "content-language": true,
+	"content-location": true, "content-md5": true, "keywords": true, "dkim-signature": true,
+	"arc-seal": true, "arc-message-signature": true, "arc-authentication-results": true,
+	"authentication-results": true, "received-spf": true, "list-id": true,
+	"list-unsubscribe": true, "list-post": true, "list-help": true, "list-subscribe": true,
+	"list-owner": true, "list-archive": true, "original-recipient": true,
+	"final-recipient": true, "original-message-id": true, "autocrypt": true,
+}
+
+// errAddr8bit reports 8-bit text in an addr-spec.
+var errAddr8bit = errors.New("8-bit octet in an address")
+
+// token is one lexical element of an address list.
+type token struct {
+	kind byte // 'w' white space, 'c' comment, 'q' quoted string, 'a' angle-addr, 's' special, 't' atom
+	b    []byte
+}
+
+// tokenize splits an address-list body into tokens; it never fails
+// (unterminated comments, quotes and angle-addrs run to the end).
+func tokenize(v []byte) []token {
+	var toks []token
+	for i := 0; i < len(v); {
+		c := v[i]
+		j := i + 1
+		kind := byte('t')
+		switch {
+		case isWSP(c):
+			kind = 'w'
+			for j < len(v) && isWSP(v[j]) {
+				j++
+			}
+		case c == '(':
+			kind = 'c'
+			depth := 1
+			for ; j < len(v) && depth > 0; j++ {
+				switch v[j] {
+				case '\\':
+					j++
+				case '(':
+					depth++
+				case ')':
+					depth--
+				}
+			}
+		case c == '"':
+			kind = 'q'
+			for ; j < len(v); j++ {
+				if v[j] == '\\' {
+					j++
+				} else if v[j] == '"' {
+					j++
+					break
+				}
+			}
+		case c == '<':
+			kind = 'a'
+			for j < len(v) && v[j] != '>' {
+				j++
+			}
+			if j < len(v) {
+				j++
+			}
+		case strings.IndexByte(",:;@.>", c) >= 0:
+			kind = 's'
+		default:
+			for j < len(v) && !isWSP(v[j]) && strings.IndexByte(`,:;@.<>()"`, v[j]) < 0 {
+				j++
+			}
+		}
+		j = min(j, len(v))
+		toks = append(toks, token{kind, v[i:j]})
+		i = j
+	}
+	return toks
+}
+
+// encodeAddressList rewrites an address-list body: display names and
+// comments with 8-bit text become encoded-words; an 8-bit octet in an
+// addr-spec (or anywhere else) yields errAddr8bit.
+func encodeAddressList(v []byte) ([]byte, error) {
+	toks := tokenize(v)
+	var out []byte
+	start := 0
+	for i := 0; i <= len(toks); i++ {
+		if i < len(toks) && !(toks[i].kind == 's' && strings.IndexByte(",:;", toks[i].b[0]) >= 0) {
+			continue
+		}
+		run := toks[start:i]
+		group := i < len(toks) && toks[i].b[0] == ':'
+		angle := -1
+		for k, t := range run {
+			if t.kind == 'a' {
+				angle = k
+				break
+			}
+		}
+		var err error
+		switch {
+		case angle >= 0:
+			out, err = appendPhrase(out, run[:angle])
+			if err == nil {
+				out, err = appendAddrSpec(out, run[angle:])
+			}
+		case group:
+			out, err = appendPhrase(out, run)
+		default:
+			out, err = appendAddrSpec(out, run)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if i < len(toks) {
+			out = append(out, toks[i].b...)
+		}
+		start = i + 1
+	}
+	return out, nil
+}
+
+// appendComment appends a comment, its text encoded when it is 8-bit.
+func appendComment(out, c []byte) []byte {
+	if !has8bit(c) {
+		return append(out, c...)
+	}
+	inner := c[1:]
+	if len(inner) > 0 && inner[len(inner)-1] == ')' {
+		inner = inner[:len(inner)-1]
+	}
+	out = append(out, '(')
+	out = append(out, encodeWords(unescape(inner))...)
+	return append(out, ')')
+}
+
+// appendAddrSpec appends tokens of an addr-spec or angle-addr, in which
+// only comments may be encoded.
+func appendAddrSpec(out []byte, run []token) ([]byte, error) {
+	for _, t := range run {
+		switch {
+		case t.kind == 'c':
+			out = appendComment(out, t.b)
+		case has8bit(t.b):
+			return nil, errAddr8bit
+		default:
+			out = append(out, t.b...)
+		}
+	}
+	return out, nil
+}
+
+// appendPhrase appends a display name: each stretch of words between
+// comments that holds 8-bit text becomes encoded-words (quoted strings are
+// unquoted first: encoded-words may not stand inside them).
+func appendPhrase(out []byte, run []token) ([]byte, error) {
+	for len(run) > 0 {
+		if run[0].kind == 'c' {
+			out = appendComment(out, run[0].b)
+			run = run[1:]
+			continue
+		}
+		k := 0
+		for k < len(run) && run[k].kind != 'c' {
+			k++
+		}
+		words := run[:k]
+		run = run[k:]
+		eight := false
+		for _, t := range words {
+			if has8bit(t.b) {
+				eight = true
+			}
+		}
+		if !eight {
+			for _, t := range words {
+				out = append(out, t.b...)
+			}
+			continue
+		}
+		var text []byte
+		for _, t := range words {
+			switch t.kind {
+			case 'q':
+				inner := t.b[1:]
+				if len(inner) > 0 && inner[len(inner)-1] == '"' {
+					inner = inner[:len(inner)-1]
+				}
+				text = append(text, unescape(inner)...)
+			case 'a':
+				return nil, errAddr8bit
+			default:
+				text = append(text, t.b...)
+			}
+		}
+		lead := len(text) - len(trimLeftWSP(text))
+		trail := len(text) - len(trimRightWSP(text))
+		if lead == len(text) {
+			out = append(out, text...)
+			continue
+		}
+		out = append(out, text[:lead]...)
+		if len(out) > 0 && !isWSP(out[len(out)-1]) {
+			out = append(out, ' ')
+		}
+		out = append(out, encodeWords(text[lead:len(text)-trail])...)
+		if trail > 0 {
+			out = append(out, text[len(text)-trail:]...)
+		} else if len(run) > 0 {
+			out = append(out, ' ')
+		}
+	}
+	return out, nil
+}
+
+// unescape removes quoted-pair backslashes (RFC 5322 §3.2.1).
+func unescape(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' && i+1 < len(b) {
+			i++
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+func trimLeftWSP(b []byte) []byte {
+	for len(b) > 0 && isWSP(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
+
+func trimRightWSP(b []byte) []byte {
+	for len(b) > 0 && isWSP(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}

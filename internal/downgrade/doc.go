@@ -1,0 +1,54 @@
+// Package downgrade converts a message losslessly into valid 7-bit MIME so
+// that it can be relayed to a next hop that offers neither 8BITMIME nor
+// BINARYMIME (RFC 6152 §3, RFC 3030 §3), and tells cheaply whether a message
+// needs that at all.
+//
+// # Approach
+//
+// Convert walks the MIME tree as a stream. Header sections are read whole
+// (bounded by Options.MaxHeaderBytes) because a field may need rewriting; the
+// body of every multipart/* entity and of message/rfc822 and message/global
+// entities is walked line by line, and preambles, epilogues and delimiter
+// lines are copied as they come. A leaf's Content-Transfer-Encoding field
+// precedes its body, yet whether it must change is known only after the
+// body has been seen, so each leaf body is spooled: in memory up to
+// Options.MemoryLimit (default 4 MiB), then into a temporary file. Memory
+// use is therefore bounded by a few buffers plus one leaf's spool, whatever
+// the message size, and the input is read exactly once.
+//
+// Everything that need not change is copied byte for byte: header fields
+// (folding, order, case, white space), preambles, epilogues, delimiter lines
+// and every leaf that is already 7-bit clean. A leaf needs conversion when it
+// holds an octet above 127, a NUL, a bare CR or LF, or a line longer than
+// 998 octets (RFC 5322 §2.1.1), whatever its label claims. Such a leaf is
+// encoded quoted-printable when it is text and at most one octet in six must
+// be escaped (the share at which quoted-printable, three octets per escape,
+// stops being smaller than base64's 4/3 expansion), and base64 otherwise.
+// A leaf already labelled quoted-printable or base64 that is not 7-bit clean
+// is decoded leniently (RFC 2045 §6.7 note 2, §6.8: characters outside the
+// alphabet are ignored) and encoded again. Composite entities are never
+// encoded; a composite labelled 8bit or binary is relabelled 7bit (RFC 2045
+// §6.4, RFC 2046 §5.2.1), which is always true of the output.
+//
+// 8-bit header text becomes RFC 2047 encoded-words where RFC 2047 §5 allows
+// them: in unstructured fields, in display names and in comments. An 8-bit
+// octet inside an addr-spec, or inside another structured field, cannot be
+// expressed in 7-bit; Convert fails with ErrNeedsSMTPUTF8.
+//
+// Input may use CRLF or bare LF line ends: when the first header line ends
+// in a bare LF, every bare LF in the message is taken as a line end (a
+// repair noted in the Report). Output lines always end in CRLF. Malformed
+// input is either repaired, with the repair listed in the Report, or
+// rejected with ErrMalformed; the repairs are:
+//   - bare LF line ends in header sections and delimiter lines become CRLF;
+//   - a header line without a colon ends the header section, and a blank
+//     line is inserted before it so that it becomes the first body line;
+//   - a header line longer than 998 octets is folded at white space;
+//   - a multipart body that ends without its close-delimiter gets one;
+//   - 8-bit octets, NULs and bare CR/LF in a preamble or epilogue, which
+//     readers ignore (RFC 2046 §5.1.1), are replaced by '?';
+//   - base64 with a dangling final character drops that character (it
+//     carries fewer than eight bits).
+//
+// On error the output written so far is incomplete and must be discarded.
+package downgrade

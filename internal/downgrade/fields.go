@@ -1,0 +1,79 @@
+package downgrade
+
+import (
+	"bytes"
+	"errors"
+)
+
+// fixHeader makes every field of h fit a 7-bit transport: 8-bit text is
+// encoded where RFC 2047 allows it, and lines over 998 octets are folded.
+// It records what it changed through c.
+func (c *converter) fixHeader(h *header, part string) error {
+	for i := range h.fields {
+		f := &h.fields[i]
+		if bytes.IndexByte(f.raw, 0) >= 0 {
+			return malformed(part, "NUL in header field %q", f.name)
+		}
+		if bytes.Count(f.raw, []byte{'\r'}) != bytes.Count(f.raw, crlf) {
+			return malformed(part, "bare CR in header field %q", f.name)
+		}
+		if has8bit(f.raw) {
+			if err := c.encodeField(f, part); err != nil {
+				return err
+			}
+			continue
+		}
+		if longLine(f.raw) {
+			raw, ok := fold(f.name, f.value())
+			if !ok {
+				return malformed(part, "header field %q has a line over %d octets and no white space to fold at", f.name, maxLine)
+			}
+			f.raw = raw
+			c.repair(part, "header field "+f.name+" folded to lines of at most 998 octets")
+		}
+	}
+	return nil
+}
+
+// longLine reports whether raw has a line longer than maxLine.
+func longLine(raw []byte) bool {
+	for len(raw) > maxLine {
+		i := bytes.Index(raw, crlf)
+		if i < 0 || i > maxLine {
+			return true
+		}
+		raw = raw[i+2:]
+	}
+	return false
+}
+
+// encodeField rewrites a field with 8-bit text.
+func (c *converter) encodeField(f *field, part string) error {
+	v := f.value()
+	var nv []byte
+	switch {
+	case addressFields[f.lname]:
+		var err error
+		nv, err = encodeAddressList(v)
+		if errors.Is(err, errAddr8bit) {
+			return needsUTF8(part, "8-bit octet in an address in field %q", f.name)
+		}
+		if err != nil {
+			return err
+		}
+	case structuredFields[f.lname] || f.lname == "content-type" || f.lname == "content-disposition":
+		return needsUTF8(part, "8-bit octet in structured field %q", f.name)
+	default:
+		// Subject, Comments, Content-Description and every optional field
+		// are unstructured (RFC 5322 §3.6.5, §3.6.8; RFC 2045 §8).
+		nv = encodeUnstructured(v)
+	}
+	raw, ok := fold(f.name, nv)
+	if !ok {
+		return malformed(part, "header field %q cannot be folded to lines of at most %d octets", f.name, maxLine)
+	}
+	f.raw = raw
+	c.rep.Headers = append(c.rep.Headers, HeaderReport{Part: part, Field: f.name})
+	c.rep.Changed = true
+	return nil
+}

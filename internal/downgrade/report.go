@@ -1,0 +1,72 @@
+package downgrade
+
+// Options tunes Convert. The zero value is ready to use.
+type Options struct {
+	// MemoryLimit is how many octets of one leaf body are held in memory
+	// before the rest is spilled to a temporary file (default 4 MiB).
+	MemoryLimit int
+	// TempDir is where spill files go ("" means os.TempDir()).
+	TempDir string
+	// MaxHeaderBytes bounds one header section (default 1 MiB); a larger
+	// one is ErrMalformed.
+	MaxHeaderBytes int
+	// MaxDepth bounds the nesting of multipart and message entities
+	// (default 50); deeper entities are treated as leaves.
+	MaxDepth int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MemoryLimit <= 0 {
+		o.MemoryLimit = 4 << 20
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 1 << 20
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 50
+	}
+	return o
+}
+
+// Report says what Convert did.
+type Report struct {
+	// Changed is true when the output differs from the input.
+	Changed bool `json:"changed"`
+	// Parts lists the leaves whose body was re-encoded.
+	Parts []PartReport `json:"parts,omitempty"`
+	// Relabelled lists composite parts whose 8bit or binary label became
+	// 7bit (RFC 2045 §6.4).
+	Relabelled []string `json:"relabelled,omitempty"`
+	// Headers lists header fields rewritten with RFC 2047 encoded-words.
+	Headers []HeaderReport `json:"headers,omitempty"`
+	// DKIMSigned is true when the top-level header has a DKIM-Signature
+	// field: changing the message invalidates it (RFC 6376 §5.3).
+	DKIMSigned bool `json:"dkim_signed"`
+	// Repairs lists fixes of malformed input (see the package doc).
+	Repairs []Repair `json:"repairs,omitempty"`
+	// BytesIn and BytesOut count the whole message before and after.
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+}
+
+// PartReport describes one re-encoded leaf.
+type PartReport struct {
+	Path        string `json:"path"`         // MIME part path, e.g. "1.2" (IMAP numbering)
+	ContentType string `json:"content_type"` // media type as declared, lower case ("" if none)
+	OldCTE      string `json:"old_cte"`      // the label before ("" if none)
+	NewCTE      string `json:"new_cte"`      // "quoted-printable" or "base64"
+	BytesIn     int64  `json:"bytes_in"`     // body octets before
+	BytesOut    int64  `json:"bytes_out"`    // body octets after
+}
+
+// HeaderReport names one header field rewritten with encoded-words.
+type HeaderReport struct {
+	Part  string `json:"part"`  // "" for the top-level header
+	Field string `json:"field"` // field name as written
+}
+
+// Repair describes one fix of malformed input.
+type Repair struct {
+	Part string `json:"part"`
+	What string `json:"what"`
+}

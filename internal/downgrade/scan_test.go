@@ -1,0 +1,44 @@
+package downgrade
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestScan(t *testing.T) {
+	long := strings.Repeat("x", 999)
+	tests := []struct {
+		name string
+		msg  string
+		want Needs
+	}{
+		{"7-bit", "Subject: hi\r\n\r\nbody\r\n", Needs{}},
+		{"8-bit body", "Subject: hi\r\n\r\nb\xc3\xa9\r\n", Needs{EightBit: true}},
+		{"NUL", "Subject: hi\r\n\r\na\x00b\r\n", Needs{NUL: true}},
+		{"bare CR", "Subject: hi\r\n\r\na\rb\r\n", Needs{BareCR: true}},
+		{"bare LF", "Subject: hi\r\n\r\na\nb\r\n", Needs{BareLF: true}},
+		{"LF message", "Subject: hi\n\nbody\n", Needs{BareLF: true}},
+		{"998 is fine", "Subject: hi\r\n\r\n" + long[:998] + "\r\n", Needs{}},
+		{"999 is long", "Subject: hi\r\n\r\n" + long + "\r\n", Needs{LongLines: true}},
+		{"long last line", "Subject: hi\r\n\r\n" + long, Needs{LongLines: true}},
+		{"8-bit subject", "Subject: h\xc3\xa9\r\n\r\nx\r\n", Needs{EightBit: true, HeaderEightBit: true}},
+		{"8-bit display name", "From: J\xc3\xb6rg <j@example.org>\r\n\r\nx\r\n", Needs{EightBit: true, HeaderEightBit: true}},
+		{"8-bit address", "From: j\xc3\xb6rg@example.org\r\n\r\nx\r\n", Needs{EightBit: true, HeaderEightBit: true, NeedsSMTPUTF8: true}},
+		{"DKIM", "DKIM-Signature: v=1\r\nSubject: x\r\n\r\nx\r\n", Needs{DKIMSigned: true}},
+		{"trailing CR", "Subject: hi\r\n\r\nx\r", Needs{BareCR: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Scan(strings.NewReader(tt.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Scan = %+v, want %+v", got, tt.want)
+			}
+			if got.SevenBit() != (tt.want == Needs{} || tt.want == Needs{DKIMSigned: true}) {
+				t.Errorf("SevenBit = %v", got.SevenBit())
+			}
+		})
+	}
+}

@@ -1,0 +1,380 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// StateFilter selects messages by state in Walk.
+type StateFilter uint8
+
+// State filters.
+const (
+	AnyState     StateFilter = iota
+	ActiveState              // not held, with a recipient due or being attempted
+	DeferredState            // with at least one deferred recipient
+	HeldState                // held by the administrator
+)
+
+// Filter selects messages in Walk. Zero fields match everything. Sender
+// and Recipient match case-insensitive substrings of "local@domain" ("<>"
+// for the null sender).
+type Filter struct {
+	Sender    string
+	Recipient string
+	// Hop matches messages with a recipient for this next hop.
+	Hop    string
+	MinAge time.Duration
+	MaxAge time.Duration
+	State  StateFilter
+}
+
+// Resolve returns the one queued message ID that starts with prefix.
+func (q *Queue) Resolve(prefix string) (string, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if m := q.msgs[prefix]; m != nil {
+		return prefix, nil
+	}
+	found := ""
+	if prefix != "" {
+		for id := range q.msgs {
+			if strings.HasPrefix(id, prefix) {
+				if found != "" {
+					return "", fmt.Errorf("%w: %q", ErrAmbiguous, prefix)
+				}
+				found = id
+			}
+		}
+	}
+	if found == "" {
+		return "", fmt.Errorf("%w: %q", ErrNotFound, prefix)
+	}
+	return found, nil
+}
+
+// Walk calls fn for every queued message matching f, in ID order, until fn
+// returns false. Rcpts carry no replies or history (see Show).
+func (q *Queue) Walk(f Filter, fn func(*MessageInfo) bool) error {
+	q.mu.Lock()
+	now := q.now()
+	var ids []string
+	for id, m := range q.msgs {
+		if q.matchIndex(m, f, now) {
+			ids = append(ids, id)
+		}
+	}
+	q.mu.Unlock()
+	slices.Sort(ids)
+	for _, id := range ids {
+		q.mu.Lock()
+		m := q.msgs[id]
+		var info *MessageInfo
+		var err error
+		if m != nil {
+			info, err = q.info(m, false)
+		}
+		q.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !matchEnvelope(info.Env, f) {
+			continue
+		}
+		if !fn(info) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// matchIndex applies the filters that need no envelope. Callers hold q.mu.
+func (q *Queue) matchIndex(m *msg, f Filter, now int64) bool {
+	age := since(m.arrival, now)
+	if f.MinAge > 0 && age < f.MinAge || f.MaxAge > 0 && age > f.MaxAge {
+		return false
+	}
+	if f.Hop != "" {
+		ok := false
+		for _, g := range m.groups {
+			ok = ok || g.h.name == strings.ToLower(f.Hop)
+		}
+		if !ok {
+			return false
+		}
+	}
+	switch f.State {
+	case HeldState:
+		return m.held
+	case ActiveState:
+		if m.held {
+			return false
+		}
+		for i := range m.rcpts {
+			if r := &m.rcpts[i]; !r.final() && r.next <= now {
+				return true
+			}
+		}
+		for _, g := range m.groups {
+			if g.lease != 0 {
+				return true
+			}
+		}
+		return false
+	case DeferredState:
+		for i := range m.rcpts {
+			if m.rcpts[i].state == Deferred {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func matchEnvelope(env *smtp.Envelope, f Filter) bool {
+	if f.Sender != "" && !containsFold(addrString(env.From), f.Sender) {
+		return false
+	}
+	if f.Recipient != "" {
+		for _, r := range env.Rcpts {
+			if containsFold(addrString(r.Addr), f.Recipient) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func addrString(p smtp.Path) string {
+	if p.IsNull() {
+		return "<>"
+	}
+	return p.LocalPart + "@" + p.Domain
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// Show returns one message with its envelope and every recipient's state,
+// last reply and attempt history.
+func (q *Queue) Show(id string) (*MessageInfo, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m := q.msgs[id]
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return q.info(m, true)
+}
+
+// info describes m, reading the envelope and, with history, every state
+// record from disk. Callers hold q.mu.
+func (q *Queue) info(m *msg, history bool) (*MessageInfo, error) {
+	env, err := loadEnvelope(m.id, m.base, int(m.bodyOff))
+	if err != nil {
+		return nil, err
+	}
+	info := &MessageInfo{ID: m.id, Env: env, Size: int64(m.recLen - m.bodyOff), Held: m.held, Body: q.bodyOpener(m.id)}
+	for i := range m.rcpts {
+		r := &m.rcpts[i]
+		st := RcptStatus{Index: i, Hop: r.hop.name, State: r.state, Attempts: int(r.attempts)}
+		if i < len(env.Rcpts) {
+			st.Addr = env.Rcpts[i].Addr
+		}
+		if !r.final() {
+			st.Next = time.Unix(0, r.next)
+		}
+		info.Rcpts = append(info.Rcpts, st)
+	}
+	if !history {
+		return info, nil
+	}
+	for _, l := range m.hist {
+		b, err := readRecordAt(l)
+		if err != nil {
+			return nil, err
+		}
+		r, err := decodeRecord(b)
+		if err != nil || r.typ != recState {
+			continue
+		}
+		s, err := decodeState(r.rest)
+		if err != nil || s.Rcpt >= len(info.Rcpts) {
+			continue
+		}
+		st := &info.Rcpts[s.Rcpt]
+		st.History = append(st.History, Attempt{At: s.At, State: s.State, Reply: s.Reply, RemoteMTA: s.RemoteMTA, Next: s.Next, Expired: s.Expired})
+		st.LastReply, st.RemoteMTA, st.LastAttempt, st.Expired = s.Reply, s.RemoteMTA, s.At, s.Expired
+	}
+	return info, nil
+}
+
+// change writes records built by mk for message id (under the lock) and
+// applies them; mk returns no records when there is nothing to do.
+func (q *Queue) change(ctx context.Context, id string, mk func(m *msg) [][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	m := q.msgs[id]
+	if m == nil {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	recs := mk(m)
+	if len(recs) == 0 {
+		q.mu.Unlock()
+		return nil
+	}
+	req := q.submitFor(m, recs...)
+	q.mu.Unlock()
+	fin, err := q.applyCommitted(m, req)
+	if err != nil {
+		return fmt.Errorf("queue: update %s: %w", id, err)
+	}
+	if fin {
+		q.finishMessage(m, false)
+	}
+	return nil
+}
+
+// Hold stops delivery of a message until Unhold.
+func (q *Queue) Hold(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(m *msg) [][]byte {
+		if m.held {
+			return nil
+		}
+		return [][]byte{encodeSimple(recHold, id)}
+	})
+}
+
+// Unhold releases a held message; its due recipients are due at once.
+func (q *Queue) Unhold(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(m *msg) [][]byte {
+		if !m.held {
+			return nil
+		}
+		return [][]byte{encodeSimple(recUnhold, id)}
+	})
+}
+
+// RetryNow makes every pending recipient of a message due at once.
+func (q *Queue) RetryNow(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(m *msg) [][]byte { return [][]byte{encodeSimple(recRetry, id)} })
+}
+
+// RetryHop makes every message with a pending recipient for hop due at
+// once; it returns how many messages it touched.
+func (q *Queue) RetryHop(ctx context.Context, hop string) (int, error) {
+	hop = strings.ToLower(hop)
+	q.mu.Lock()
+	var ids []string
+	for id, m := range q.msgs {
+		for i := range m.rcpts {
+			if r := &m.rcpts[i]; r.hop.name == hop && !r.final() {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	q.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		err := q.RetryNow(ctx, id)
+		if err == nil {
+			n++
+			continue
+		}
+		if !isNotFound(err) {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Delete removes a message without notice to anyone (no DSN).
+func (q *Queue) Delete(ctx context.Context, id string) error {
+	err := q.change(ctx, id, func(m *msg) [][]byte { return [][]byte{encodeSimple(recDone, id, doneDeleted)} })
+	if err == nil {
+		q.log.Info("deleted", "id", id)
+	}
+	return err
+}
+
+// adminBounceReply is the reply recorded for recipients failed by BounceNow.
+func adminBounceReply() smtp.Reply {
+	return smtp.NewReply(554, "5.0.0", "Message bounced by the administrator")
+}
+
+// BounceNow fails every pending recipient of a message with a reply saying
+// the administrator bounced it; the message then finishes (EventFinished,
+// so the sender gets a DSN).
+func (q *Queue) BounceNow(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(m *msg) [][]byte {
+		now := q.cfg.Clock()
+		var recs [][]byte
+		for i := range m.rcpts {
+			if r := &m.rcpts[i]; !r.final() {
+				recs = append(recs, encodeState(id, stateRec{Rcpt: i, State: Failed, Attempts: int(r.attempts), At: now, Reply: adminBounceReply()}))
+			}
+		}
+		return recs
+	})
+}
+
+// finishMessage delivers EventFinished for m and then writes its done
+// record and drops it from the index.
+func (q *Queue) finishMessage(m *msg, recovered bool) {
+	if q.cfg.OnEvent != nil {
+		q.mu.Lock()
+		info, err := q.info(m, true)
+		q.mu.Unlock()
+		if err != nil {
+			q.log.Error("queue: cannot read finished message for its report", "id", m.id, "err", err)
+		} else {
+			q.cfg.OnEvent(Event{Kind: EventFinished, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Recovered: recovered})
+		}
+	}
+	q.mu.Lock()
+	if q.msgs[m.id] != m || q.closed {
+		q.mu.Unlock()
+		return
+	}
+	req := q.submitFor(m, encodeSimple(recDone, m.id, doneFinished))
+	q.mu.Unlock()
+	if _, err := q.applyCommitted(m, req); err != nil {
+		q.log.Error("queue: cannot write done record; the message finishes again at the next start", "id", m.id, "err", err)
+		return
+	}
+	q.log.Info("removed", "id", m.id)
+}
+
+// emitDelayed delivers EventDelayed for recipient rcpt of m.
+func (q *Queue) emitDelayed(m *msg, rcpt int) {
+	q.mu.Lock()
+	if q.msgs[m.id] != m {
+		q.mu.Unlock()
+		return
+	}
+	info, err := q.info(m, true)
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Error("queue: cannot read delayed message for its report", "id", m.id, "err", err)
+		return
+	}
+	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts[rcpt : rcpt+1], Body: info.Body})
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+)
+
+// request is a group of records that must be written together, in order,
+// into one segment; the committer fills in where they went.
+type request struct {
+	recs [][]byte
+	seg  *segment
+	offs []int64 // offset of each record in seg
+	err  error
+	done chan struct{}
+}
+
+func (r *request) size() int64 {
+	var n int64
+	for _, b := range r.recs {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// committer is the one goroutine that writes the log: it gathers every
+// pending request, writes them with one write, calls fdatasync once and then
+// wakes every waiter (group commit).
+type committer struct {
+	q    *Queue
+	mu   sync.Mutex
+	pend []*request
+	kick chan struct{}
+	stop chan struct{}
+	exit chan struct{}
+
+	// Owned by the committer goroutine.
+	active *segment
+	// dirty is the end of a region after active.end that a failed write
+	// may have left garbage in; it is zeroed before anything else is
+	// written.
+	dirty int64
+	buf   []byte
+}
+
+func newCommitter(q *Queue, active *segment) *committer {
+	return &committer{
+		q:      q,
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		exit:   make(chan struct{}),
+		active: active,
+	}
+}
+
+// submit queues records for the next commit. Callers that need log order
+// between their records and others' hold the queue lock while submitting.
+func (c *committer) submit(recs ...[]byte) *request {
+	r := &request{recs: recs, done: make(chan struct{})}
+	c.mu.Lock()
+	c.pend = append(c.pend, r)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return r
+}
+
+// run is the committer loop; it drains pending requests before it exits.
+func (c *committer) run() {
+	defer close(c.exit)
+	var spare []*request
+	for {
+		select {
+		case <-c.kick:
+		case <-c.stop:
+			c.mu.Lock()
+			batch := c.pend
+			c.pend = nil
+			c.mu.Unlock()
+			if len(batch) > 0 {
+				c.commit(batch)
+			}
+			return
+		}
+		c.mu.Lock()
+		batch := c.pend
+		c.pend = spare[:0]
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			c.commit(batch)
+		}
+		clear(batch)
+		spare = batch
+	}
+}
+
+func finish(rs []*request, err error) {
+	for _, r := range rs {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// commit writes a batch, rotating to a new segment when the active one is
+// full. A request never spans two segments.
+func (c *committer) commit(batch []*request) {
+	i := 0
+	for i < len(batch) {
+		if c.dirty > c.active.end {
+			if err := c.repair(); err != nil {
+				finish(batch[i:], err)
+				return
+			}
+		}
+		start := i
+		c.buf = c.buf[:0]
+		avail := c.active.size - c.active.end
+		for i < len(batch) {
+			n := batch[i].size()
+			if int64(len(c.buf))+n > avail && !(len(c.buf) == 0 && c.active.end == 0) {
+				break
+			}
+			for _, b := range batch[i].recs {
+				c.buf = append(c.buf, b...)
+			}
+			i++
+		}
+		if start == i {
+			if err := c.rotate(); err != nil {
+				finish(batch[i:], err)
+				return
+			}
+			continue
+		}
+		off := c.active.end
+		_, err := c.active.f.WriteAt(c.buf, off)
+		if err == nil {
+			err = c.active.f.Datasync()
+		}
+		if err != nil {
+			c.dirty = max(c.dirty, off+int64(len(c.buf)))
+			finish(batch[start:i], fmt.Errorf("write segment %s: %w", c.active.path, err))
+			continue
+		}
+		pos := off
+		for _, r := range batch[start:i] {
+			r.seg = c.active
+			r.offs = make([]int64, len(r.recs))
+			for k, b := range r.recs {
+				r.offs[k] = pos
+				pos += int64(len(b))
+			}
+		}
+		c.q.mu.Lock()
+		c.active.end = pos
+		if c.active.end > c.active.size {
+			c.active.size = c.active.end
+		}
+		c.q.mu.Unlock()
+		finish(batch[start:i], nil)
+	}
+}
+
+// repair zeroes what a failed write may have left after the end of the
+// records, so that recovery never finds records whose commit failed.
+func (c *committer) repair() error {
+	zero := make([]byte, c.dirty-c.active.end)
+	if _, err := c.active.f.WriteAt(zero, c.active.end); err != nil {
+		return fmt.Errorf("repair segment %s after failed write: %w", c.active.path, err)
+	}
+	if err := c.active.f.Datasync(); err != nil {
+		return fmt.Errorf("repair segment %s after failed write: %w", c.active.path, err)
+	}
+	c.dirty = 0
+	return nil
+}
+
+// rotate creates and preallocates the next segment and makes it active.
+func (c *committer) rotate() error {
+	q := c.q
+	no := c.active.no + 1
+	path := filepath.Join(q.cfg.Dir, segName(no))
+	f, err := q.fs.Create(path, q.cfg.SegmentSize)
+	if err != nil {
+		return fmt.Errorf("create segment %s: %w", path, err)
+	}
+	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize}
+	q.mu.Lock()
+	q.segs = append(q.segs, s)
+	q.active = s
+	q.mu.Unlock()
+	c.active = s
+	c.dirty = 0
+	q.gcKick()
+	return nil
+}

@@ -1,0 +1,128 @@
+package queue
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config configures a queue. Zero fields take the values of DefaultConfig,
+// except Dir, which is required.
+type Config struct {
+	// Dir is the spool directory holding the segment files.
+	Dir string
+	// Logger receives recovery reports and one line per queue event.
+	Logger *slog.Logger
+	// Clock returns the current time; tests inject a fake clock.
+	Clock func() time.Time
+	// RetryInitial is the delay before the first retry of a deferred
+	// recipient; each later retry doubles it up to RetryMax.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// Jitter spreads each retry delay d uniformly over
+	// [d·(1-Jitter), d·(1+Jitter)]; 0 takes the default, a negative
+	// value disables jitter.
+	Jitter float64
+	// Lifetime is how long a message is retried before its pending
+	// recipients fail (RFC 5321 §4.5.4.1 suggests 4–5 days).
+	Lifetime time.Duration
+	// BounceLifetime replaces Lifetime for messages with the null sender.
+	BounceLifetime time.Duration
+	// LeaseTimeout is how long a lease may stay unreleased before its work
+	// is taken back.
+	LeaseTimeout time.Duration
+	// HopConcurrency is the most leases one next hop may have at once.
+	HopConcurrency int
+	// LeaseMaxItems is the most messages one lease carries.
+	LeaseMaxItems int
+	// SegmentSize is the preallocated size of a segment file.
+	SegmentSize int64
+	// GCInterval is how often segment collection runs.
+	GCInterval time.Duration
+	// CopyForwardLag is how many segments may follow the oldest one before
+	// its remaining live messages are copied forward.
+	CopyForwardLag int
+	// CopyForwardBatch bounds the messages copied forward per collection
+	// step.
+	CopyForwardBatch int
+	// OnEvent, when set, learns of delays and finished messages (for DSNs);
+	// see Event.
+	OnEvent func(Event)
+}
+
+// DefaultConfig returns the default configuration for a spool in dir.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:              dir,
+		Logger:           slog.Default(),
+		Clock:            time.Now,
+		RetryInitial:     5 * time.Minute,
+		RetryMax:         time.Hour,
+		Jitter:           0.1,
+		Lifetime:         120 * time.Hour,
+		BounceLifetime:   24 * time.Hour,
+		LeaseTimeout:     10 * time.Minute,
+		HopConcurrency:   4,
+		LeaseMaxItems:    32,
+		SegmentSize:      64 << 20,
+		GCInterval:       time.Second,
+		CopyForwardLag:   4,
+		CopyForwardBatch: 256,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, errors.New("queue: Config.Dir is required")
+	}
+	d := DefaultConfig(c.Dir)
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.RetryInitial <= 0 {
+		c.RetryInitial = d.RetryInitial
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = d.RetryMax
+	}
+	if c.Jitter == 0 {
+		c.Jitter = d.Jitter
+	} else if c.Jitter < 0 {
+		c.Jitter = 0
+	}
+	if c.Jitter > 1 {
+		c.Jitter = 1
+	}
+	if c.Lifetime <= 0 {
+		c.Lifetime = d.Lifetime
+	}
+	if c.BounceLifetime <= 0 {
+		c.BounceLifetime = d.BounceLifetime
+	}
+	if c.LeaseTimeout <= 0 {
+		c.LeaseTimeout = d.LeaseTimeout
+	}
+	if c.HopConcurrency <= 0 {
+		c.HopConcurrency = d.HopConcurrency
+	}
+	if c.LeaseMaxItems <= 0 {
+		c.LeaseMaxItems = d.LeaseMaxItems
+	}
+	if c.SegmentSize <= 0 {
+		c.SegmentSize = d.SegmentSize
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = d.GCInterval
+	}
+	if c.CopyForwardLag <= 0 {
+		c.CopyForwardLag = d.CopyForwardLag
+	}
+	if c.CopyForwardBatch <= 0 {
+		c.CopyForwardBatch = d.CopyForwardBatch
+	}
+	return c, nil
+}

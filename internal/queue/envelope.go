@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// envVersion is the version octet that starts an encoded envelope.
+const envVersion = 1
+
+// Envelope flag bits.
+const (
+	envSMTPUTF8   = 1 << 0
+	envRequireTLS = 1 << 1
+	envClientTLS  = 1 << 2
+)
+
+// encodeEnvelope appends the encoding of env (without its ID, which the
+// record header carries) to b.
+func encodeEnvelope(b []byte, env *smtp.Envelope) []byte {
+	b = append(b, envVersion)
+	var flags byte
+	if env.SMTPUTF8 {
+		flags |= envSMTPUTF8
+	}
+	if env.RequireTLS {
+		flags |= envRequireTLS
+	}
+	if env.Client.TLS {
+		flags |= envClientTLS
+	}
+	b = append(b, flags)
+	b = appendString(b, env.From.LocalPart)
+	b = appendString(b, env.From.Domain)
+	b = appendString(b, string(env.Body))
+	b = binary.AppendVarint(b, env.Size)
+	b = appendString(b, string(env.Ret))
+	b = appendString(b, env.EnvID)
+	b = appendString(b, env.Auth)
+	b = appendString(b, env.Client.Addr)
+	b = appendString(b, env.Client.Helo)
+	b = appendString(b, env.Client.User)
+	b = appendString(b, env.Client.Protocol)
+	b = binary.AppendVarint(b, timeNano(env.Arrival))
+	b = binary.AppendUvarint(b, uint64(len(env.Rcpts)))
+	for _, r := range env.Rcpts {
+		b = appendString(b, r.Addr.LocalPart)
+		b = appendString(b, r.Addr.Domain)
+		b = append(b, byte(r.Notify))
+		b = appendString(b, r.ORcpt)
+	}
+	return b
+}
+
+// decodeEnvelope decodes an envelope written by encodeEnvelope.
+func decodeEnvelope(id string, p []byte) (*smtp.Envelope, error) {
+	d := decoder{b: p}
+	if v := d.byte1(); v != envVersion {
+		return nil, fmt.Errorf("%w: envelope version %d", errCorrupt, v)
+	}
+	flags := d.byte1()
+	env := &smtp.Envelope{ID: id}
+	env.SMTPUTF8 = flags&envSMTPUTF8 != 0
+	env.RequireTLS = flags&envRequireTLS != 0
+	env.Client.TLS = flags&envClientTLS != 0
+	env.From.LocalPart = d.str()
+	env.From.Domain = d.str()
+	env.Body = smtp.BodyType(d.str())
+	env.Size = d.varint()
+	env.Ret = smtp.DSNReturn(d.str())
+	env.EnvID = d.str()
+	env.Auth = d.str()
+	env.Client.Addr = d.str()
+	env.Client.Helo = d.str()
+	env.Client.User = d.str()
+	env.Client.Protocol = d.str()
+	env.Arrival = nanoTime(d.varint())
+	n := d.uvarint()
+	if n > uint64(len(d.b)) || n > 1<<16 {
+		return nil, fmt.Errorf("%w: recipient count %d", errCorrupt, n)
+	}
+	env.Rcpts = make([]smtp.Recipient, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var r smtp.Recipient
+		r.Addr.LocalPart = d.str()
+		r.Addr.Domain = d.str()
+		r.Notify = smtp.Notify(d.byte1())
+		r.ORcpt = d.str()
+		env.Rcpts = append(env.Rcpts, r)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return env, nil
+}
+
+// messagePrefix returns the start of a message record for env: header, ID,
+// envelope length and envelope. The caller appends the body and seals it.
+// envEnd is the offset within the record where the body starts.
+func messagePrefix(b []byte, env *smtp.Envelope) (rec []byte, bodyOff int) {
+	b = beginRecord(b, recMessage, env.ID)
+	e := encodeEnvelope(nil, env)
+	b = binary.AppendUvarint(b, uint64(len(e)))
+	b = append(b, e...)
+	return b, len(b)
+}
+
+// splitMessage splits the rest of a message record (after the ID) into the
+// encoded envelope and the offset of the body within rest.
+func splitMessage(rest []byte) (env []byte, bodyOff int, err error) {
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return nil, 0, fmt.Errorf("%w: envelope length", errCorrupt)
+	}
+	return rest[k : k+int(n)], k + int(n), nil
+}

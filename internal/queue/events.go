@@ -1,0 +1,87 @@
+package queue
+
+import (
+	"io"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventDelayed: one recipient was deferred and will be retried.
+	EventDelayed EventKind = iota + 1
+	// EventFinished: every recipient of the message is final (sent or
+	// failed, including expired and bounced by the administrator). It is
+	// delivered before the done record is written, so after a crash it
+	// may be delivered again (at least once); Event.Recovered is then set.
+	EventFinished
+)
+
+// Event tells Config.OnEvent (the DSN stage) about a delay or a finished
+// message. OnEvent runs synchronously in the goroutine that caused the event
+// (a delivery worker's Update, a Lease that expired messages, an admin
+// operation), outside the queue's lock; it may call Put.
+type Event struct {
+	Kind EventKind
+	ID   string
+	Env  *smtp.Envelope
+	// Rcpts holds the deferred recipient (EventDelayed) or every
+	// recipient (EventFinished), with last replies.
+	Rcpts []RcptStatus
+	// Body opens the stored body; valid until OnEvent returns.
+	Body func() (io.ReadCloser, error)
+	// Recovered is set when the event is delivered again at Open because
+	// the process stopped before the message's done record was written.
+	Recovered bool
+}
+
+// RcptStatus is the state of one recipient as Show, Walk and events report
+// it.
+type RcptStatus struct {
+	// Index is the recipient's index in Env.Rcpts.
+	Index int
+	Addr  smtp.Path
+	// Hop is the next-hop key (lower-cased domain).
+	Hop      string
+	State    RcptState
+	Attempts int
+	// Next is the next attempt for a pending or deferred recipient.
+	Next time.Time
+	// LastReply, RemoteMTA and LastAttempt describe the latest attempt
+	// (not filled in by Walk).
+	LastReply   smtp.Reply
+	RemoteMTA   string
+	LastAttempt time.Time
+	// Expired is set when the recipient failed because the message
+	// outlived its lifetime.
+	Expired bool
+	// History lists every recorded attempt, oldest first (Show only).
+	History []Attempt
+}
+
+// Attempt is one recorded delivery attempt or administrative outcome.
+type Attempt struct {
+	At        time.Time
+	State     RcptState
+	Reply     smtp.Reply
+	RemoteMTA string
+	// Next is the retry time of a deferred attempt.
+	Next    time.Time
+	Expired bool
+}
+
+// MessageInfo describes one queued message for the admin API.
+type MessageInfo struct {
+	ID  string
+	Env *smtp.Envelope
+	// Size is the stored body size in octets.
+	Size  int64
+	Held  bool
+	Rcpts []RcptStatus
+	// Body opens the stored body while the message is queued.
+	Body func() (io.ReadCloser, error)
+}

@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// faultLayer is the real file layer with an injectable full disk: while
+// full, creating a segment fails and a write stores half its data and
+// fails, both with ENOSPC.
+type faultLayer struct {
+	osLayer
+	mu                        sync.Mutex
+	full                      bool
+	failedCreate, failedWrite int
+}
+
+func (l *faultLayer) setFull(v bool) {
+	l.mu.Lock()
+	l.full = v
+	l.mu.Unlock()
+}
+
+func (l *faultLayer) isFull() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.full
+}
+
+func (l *faultLayer) Create(path string, size int64) (segFile, error) {
+	if l.isFull() {
+		l.mu.Lock()
+		l.failedCreate++
+		l.mu.Unlock()
+		return nil, &os.PathError{Op: "fallocate", Path: path, Err: syscall.ENOSPC}
+	}
+	f, err := l.osLayer.Create(path, size)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{segFile: f, l: l}, nil
+}
+
+func (l *faultLayer) Open(path string) (segFile, error) {
+	f, err := l.osLayer.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{segFile: f, l: l}, nil
+}
+
+type faultFile struct {
+	segFile
+	l *faultLayer
+}
+
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.l.isFull() {
+		f.l.mu.Lock()
+		f.l.failedWrite++
+		f.l.mu.Unlock()
+		n, _ := f.segFile.WriteAt(p[:len(p)/2], off)
+		return n, &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+	}
+	return f.segFile.WriteAt(p, off)
+}
+
+func TestFullDiskInjected(t *testing.T) {
+	dir := t.TempDir()
+	fl := &faultLayer{}
+	var logs logBuffer
+	cfg := testConfig(dir, nil, &logs)
+	cfg.SegmentSize = 16 << 10
+	q, err := openWith(cfg, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	seqs := map[string]int{}
+	put := func(seq int) (string, error) {
+		return q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(seq, 3000)))
+	}
+	for i := range 5 {
+		id, err := put(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		seqs[id] = i
+	}
+	// Alternate a full disk and free space, so that both a failed
+	// rotation and a failed (half done) write occur.
+	seq := 5
+	for round := range 6 {
+		fl.setFull(true)
+		for range 3 {
+			if _, err := put(1000 + seq); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("round %d: Put on a full disk: err %v, want ENOSPC in the chain", round, err)
+			}
+		}
+		fl.setFull(false)
+		for range 2 {
+			id, err := put(seq)
+			if err != nil {
+				t.Fatalf("round %d: Put after space returned: %v", round, err)
+			}
+			ids = append(ids, id)
+			seqs[id] = seq
+			seq++
+		}
+	}
+	if fl.failedCreate == 0 || fl.failedWrite == 0 {
+		t.Fatalf("faults not both exercised: %d failed creates, %d failed writes", fl.failedCreate, fl.failedWrite)
+	}
+	q.Close()
+	q = mustOpen(t, testConfig(dir, nil, &logs))
+	defer q.Close()
+	for _, id := range ids {
+		if b := readBodyOf(t, q, id); !bytes.Equal(b, bodyFor(seqs[id], 3000)) {
+			t.Fatalf("message %s damaged", id)
+		}
+	}
+	if len(q.msgs) != len(ids) {
+		t.Errorf("%d messages after reopen, want %d: a failed Put was stored", len(q.msgs), len(ids))
+	}
+	if s := logs.String(); strings.Contains(s, "record skipped") || strings.Contains(s, "cut off") {
+		t.Errorf("the log was damaged:\n%s", s)
+	}
+}
+
+func TestFullDiskTmpfs(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("tmpfs full-disk test needs root to mount a 2 MiB tmpfs; the injected-error variant ran instead")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a 2 MiB tmpfs (%v: %s); the injected-error variant ran instead", err, strings.TrimSpace(string(out)))
+	}
+	defer func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	}()
+	// Ballast the operator can delete to free space.
+	ballast := filepath.Join(mnt, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 512<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mnt, "spool")
+	cfg := testConfig(dir, nil, nil)
+	cfg.SegmentSize = 128 << 10
+	q := mustOpen(t, cfg)
+	acked := map[string]int{}
+	var fullErr error
+	for i := range 1000 {
+		id, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(i, 16<<10)))
+		if err != nil {
+			fullErr = err
+			break
+		}
+		acked[id] = i
+	}
+	if !errors.Is(fullErr, syscall.ENOSPC) {
+		t.Fatalf("filling a 2 MiB tmpfs: err %v after %d messages, want ENOSPC", fullErr, len(acked))
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1000; i < 1005; i++ {
+		id, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(i, 16<<10)))
+		if err != nil {
+			t.Fatalf("Put after freeing space: %v", err)
+		}
+		acked[id] = i
+	}
+	q.Close()
+	q = mustOpen(t, cfg)
+	defer q.Close()
+	for id, seq := range acked {
+		if b := readBodyOf(t, q, id); !bytes.Equal(b, bodyFor(seq, 16<<10)) {
+			t.Fatalf("message %s damaged", id)
+		}
+	}
+	t.Log(fmt.Sprintf("%d messages stored around a full disk", len(acked)))
+}

@@ -1,0 +1,165 @@
+package queue
+
+import (
+	"time"
+)
+
+// gcKick asks the collector to run soon.
+func (q *Queue) gcKick() {
+	select {
+	case q.gcCh <- struct{}{}:
+	default:
+	}
+}
+
+// gcLoop runs segment collection every GCInterval and after rotations.
+func (q *Queue) gcLoop() {
+	t := time.NewTicker(q.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.stop:
+			return
+		case <-t.C:
+		case <-q.gcCh:
+		}
+		q.gcStep()
+	}
+}
+
+// gcStep removes the oldest segments while no live message has a record in
+// them, then, when the oldest segment is CopyForwardLag or more segments
+// behind and at most half of it is still live, copies up to
+// CopyForwardBatch of its messages forward. Segments go strictly oldest
+// first, so a done record is never removed while an older record of the
+// same message remains. It returns how many segments it removed and
+// messages it copied.
+func (q *Queue) gcStep() (removed, copied int) {
+	for {
+		q.mu.Lock()
+		if q.closed || len(q.segs) < 2 {
+			q.mu.Unlock()
+			return removed, copied
+		}
+		s := q.segs[0]
+		if s == q.active || s.refs > 0 || s.readers > 0 {
+			q.mu.Unlock()
+			break
+		}
+		q.segs = q.segs[1:]
+		q.mu.Unlock()
+		s.f.Close()
+		if err := q.fs.Remove(s.path); err != nil {
+			q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
+		} else {
+			q.log.Debug("queue: segment removed", "segment", s.path)
+		}
+		removed++
+	}
+	return removed, q.copyForward()
+}
+
+// copyJob is one message being copied forward.
+type copyJob struct {
+	m     *msg
+	base  loc
+	nhist int
+	recs  [][]byte
+	req   *request
+}
+
+// copyForward rewrites up to CopyForwardBatch messages that still have
+// records in the oldest segment into the active one: their message record
+// and every state, hold and retry record, byte for byte. Recovery treats a
+// later message record for the same ID as superseding the earlier one.
+func (q *Queue) copyForward() int {
+	q.mu.Lock()
+	s := q.segs[0]
+	lag := len(q.segs) - 1
+	if s == q.active || lag < q.cfg.CopyForwardLag || s.live*2 > max(s.end, 1) {
+		q.mu.Unlock()
+		return 0
+	}
+	var jobs []*copyJob
+	for _, m := range q.msgs {
+		if len(jobs) >= q.cfg.CopyForwardBatch {
+			break
+		}
+		if m.finishing || m.pending > 0 {
+			continue
+		}
+		for _, x := range m.segs {
+			if x == s {
+				jobs = append(jobs, &copyJob{m: m, base: m.base, nhist: len(m.hist)})
+				break
+			}
+		}
+	}
+	// Read the records without the lock; segments cannot go while
+	// these messages keep references to them.
+	hists := make([][]loc, len(jobs))
+	for i, j := range jobs {
+		hists[i] = append([]loc(nil), j.m.hist...)
+		j.base.seg.readers++
+	}
+	recLens := make([]int, len(jobs))
+	for i, j := range jobs {
+		recLens[i] = int(j.m.recLen)
+	}
+	q.mu.Unlock()
+	for i, j := range jobs {
+		b, err := readRecord(j.base, recLens[i])
+		if err != nil {
+			q.log.Error("queue: cannot copy message forward", "id", j.m.id, "err", err)
+			continue
+		}
+		j.recs = append(j.recs, b)
+		for _, l := range hists[i] {
+			h, err := readRecordAt(l)
+			if err != nil {
+				q.log.Error("queue: cannot copy message forward", "id", j.m.id, "err", err)
+				j.recs = nil
+				break
+			}
+			j.recs = append(j.recs, h)
+		}
+	}
+	q.mu.Lock()
+	for _, j := range jobs {
+		j.base.seg.readers--
+		m := j.m
+		if j.recs == nil || q.msgs[m.id] != m || m.finishing || m.pending > 0 || m.base != j.base || len(m.hist) != j.nhist {
+			continue
+		}
+		j.req = q.submitFor(m, j.recs...)
+	}
+	q.mu.Unlock()
+	n := 0
+	for _, j := range jobs {
+		if j.req == nil {
+			continue
+		}
+		<-j.req.done
+		q.mu.Lock()
+		m := j.m
+		m.pending--
+		if j.req.err == nil && q.msgs[m.id] == m {
+			q.dropRefs(m)
+			m.base = loc{j.req.seg, j.req.offs[0]}
+			for k := 0; k < j.nhist; k++ {
+				m.hist[k] = loc{j.req.seg, j.req.offs[k+1]}
+			}
+			q.addRef(m, m.base.seg)
+			m.base.seg.live += int64(m.recLen)
+			for _, l := range m.hist {
+				q.addRef(m, l.seg)
+			}
+			n++
+		}
+		q.mu.Unlock()
+	}
+	if n > 0 {
+		q.log.Info("queue: messages copied forward", "segment", s.path, "messages", n)
+	}
+	return n
+}

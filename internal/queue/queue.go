@@ -1,0 +1,419 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// Errors returned by the queue.
+var (
+	ErrClosed    = errors.New("queue: closed")
+	ErrNotFound  = errors.New("queue: no such message")
+	ErrAmbiguous = errors.New("queue: ID prefix matches more than one message")
+	ErrExists    = errors.New("queue: message ID already queued")
+	ErrFinal     = errors.New("queue: recipient already has a final state")
+	ErrTooLarge  = errors.New("queue: message too large for one record")
+)
+
+// Queue is the durable message store and delivery scheduler. Its methods
+// are safe for concurrent use.
+type Queue struct {
+	cfg  Config
+	log  *slog.Logger
+	fs   fileLayer
+	lock *os.File
+
+	mu        sync.Mutex
+	msgs      map[string]*msg
+	hops      map[string]*hop
+	hopHeap   hopHeap
+	leases    map[uint64]*leaseState
+	nextLease uint64
+	segs      []*segment // ascending; the last is active
+	active    *segment
+	closed    bool
+	wake      chan struct{} // closed and replaced when work may have changed
+
+	c *committer
+
+	idMu   sync.Mutex
+	idLast uint64
+	idSeq  uint64
+	idRand uint64
+
+	gcCh chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens (creating if needed) the spool in cfg.Dir, recovers its
+// contents and starts the committer and the segment collector.
+func Open(cfg Config) (*Queue, error) { return openWith(cfg, osLayer{}) }
+
+func openWith(cfg Config, fs fileLayer) (*Queue, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: create spool directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("queue: spool %s is in use by another process: %w", cfg.Dir, err)
+	}
+	q := &Queue{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		fs:     fs,
+		lock:   lock,
+		msgs:   make(map[string]*msg),
+		hops:   make(map[string]*hop),
+		leases: make(map[uint64]*leaseState),
+		wake:   make(chan struct{}),
+		idRand: rand.Uint64() & 0xff,
+		gcCh:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	unfinished, err := q.recover()
+	if err != nil {
+		q.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	no := uint64(1)
+	if n := len(q.segs); n > 0 {
+		no = q.segs[n-1].no + 1
+	}
+	path := filepath.Join(cfg.Dir, segName(no))
+	f, err := fs.Create(path, cfg.SegmentSize)
+	if err != nil {
+		q.closeFiles()
+		lock.Close()
+		return nil, fmt.Errorf("queue: create segment %s: %w", path, err)
+	}
+	s := &segment{no: no, path: path, f: f, size: cfg.SegmentSize}
+	q.segs = append(q.segs, s)
+	q.active = s
+	q.c = newCommitter(q, s)
+	q.wg.Add(2)
+	go func() { defer q.wg.Done(); q.c.run() }()
+	go func() { defer q.wg.Done(); q.gcLoop() }()
+	if len(unfinished) > 0 {
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for _, m := range unfinished {
+				q.finishMessage(m, true)
+			}
+		}()
+	}
+	return q, nil
+}
+
+// Close stops the queue after pending writes are committed. Leases still
+// out are abandoned; their work is due at the next Open.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	q.notify()
+	q.mu.Unlock()
+	close(q.stop)
+	close(q.c.stop)
+	q.wg.Wait()
+	q.mu.Lock()
+	err := q.closeFiles()
+	q.mu.Unlock()
+	q.lock.Close()
+	return err
+}
+
+func (q *Queue) closeFiles() error {
+	var first error
+	for _, s := range q.segs {
+		if err := s.f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// notify wakes every goroutine waiting for work. Callers hold q.mu.
+func (q *Queue) notify() {
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+// now returns the clock's time in Unix nanoseconds.
+func (q *Queue) now() int64 { return q.cfg.Clock().UnixNano() }
+
+// idAlphabet is base32 in ASCII order, so IDs sort by time.
+const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns a new queue ID: 13 base32 characters that sort by creation
+// time. It holds milliseconds since 2020 (42 bits), a counter (14 bits)
+// and 8 random bits chosen at Open, so IDs stay unique across restarts.
+func (q *Queue) NewID() string {
+	const epoch = 1577836800000 // 2020-01-01 in Unix milliseconds
+	ms := uint64(max(q.cfg.Clock().UnixMilli()-epoch, 0))
+	q.idMu.Lock()
+	if ms <= q.idLast {
+		ms = q.idLast
+		q.idSeq++
+		if q.idSeq >= 1<<14 {
+			ms++
+			q.idSeq = 0
+		}
+	} else {
+		q.idSeq = 0
+	}
+	q.idLast = ms
+	v := (ms&(1<<42-1))<<22 | q.idSeq<<8 | q.idRand
+	q.idMu.Unlock()
+	var b [13]byte
+	// 13 characters × 5 bits = 65 bits; the top character holds 4 bits.
+	for i := 12; i >= 0; i-- {
+		b[i] = idAlphabet[v&31]
+		v >>= 5
+	}
+	return string(b[:])
+}
+
+// Put stores a message durably and schedules its recipients. It returns
+// only once the message is on stable storage. env.ID is used as the queue ID
+// (one is assigned when empty) and env.Arrival is set when zero. A body read
+// error aborts Put before anything is written. A full disk yields an error
+// wrapping syscall.ENOSPC.
+func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if env.ID == "" {
+		env.ID = q.NewID()
+	}
+	if len(env.ID) > maxIDLen {
+		return "", fmt.Errorf("queue: ID %q longer than %d octets", env.ID, maxIDLen)
+	}
+	if len(env.Rcpts) == 0 {
+		return "", errors.New("queue: message has no recipients")
+	}
+	if env.Arrival.IsZero() {
+		env.Arrival = q.cfg.Clock()
+	}
+	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	rec, err := readBody(rec, body)
+	if err != nil {
+		return "", fmt.Errorf("queue: read message body: %w", err)
+	}
+	sealRecord(rec)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return "", ErrClosed
+	}
+	if q.msgs[env.ID] != nil {
+		q.mu.Unlock()
+		return "", fmt.Errorf("%w: %s", ErrExists, env.ID)
+	}
+	req := q.c.submit(rec)
+	q.mu.Unlock()
+	<-req.done
+	if req.err != nil {
+		return "", fmt.Errorf("queue: store message %s: %w", env.ID, req.err)
+	}
+	q.mu.Lock()
+	m := q.newMsg(env, loc{req.seg, req.offs[0]}, len(rec), bodyOff)
+	q.msgs[m.id] = m
+	for _, g := range m.groups {
+		q.schedule(g)
+	}
+	q.notify()
+	q.mu.Unlock()
+	q.log.Info("queued", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
+	return env.ID, nil
+}
+
+// readBody appends all of body to b, bounded by the record size limit.
+func readBody(b []byte, body io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxPayload {
+			return nil, ErrTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// pathString formats a path for logs.
+func pathString(p smtp.Path) string {
+	if p.IsNull() {
+		return "<>"
+	}
+	return "<" + p.LocalPart + "@" + p.Domain + ">"
+}
+
+// readRecord reads and checks the whole record at l with length n.
+func readRecord(l loc, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := l.seg.f.ReadAt(b, l.off); err != nil {
+		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
+	}
+	if _, k, ok := parseHeader(b); !ok || k != n-headerSize || !checkCRC(b) {
+		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
+	}
+	return b, nil
+}
+
+// readRecordAt reads the record at l whose length is in its header.
+func readRecordAt(l loc) ([]byte, error) {
+	var h [headerSize]byte
+	if _, err := l.seg.f.ReadAt(h[:], l.off); err != nil {
+		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
+	}
+	_, n, ok := parseHeader(h[:])
+	if !ok {
+		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
+	}
+	return readRecord(l, headerSize+n)
+}
+
+// loadEnvelope reads m's envelope from its message record. Callers hold
+// q.mu or a reader reference on the segment.
+func loadEnvelope(id string, l loc, bodyOff int) (*smtp.Envelope, error) {
+	b := make([]byte, bodyOff)
+	if _, err := l.seg.f.ReadAt(b, l.off); err != nil {
+		return nil, fmt.Errorf("read envelope of %s: %w", id, err)
+	}
+	r, err := decodeRecordPrefix(b)
+	if err != nil {
+		return nil, fmt.Errorf("envelope of %s: %w", id, err)
+	}
+	e, _, err := splitMessage(r.rest)
+	if err != nil {
+		return nil, fmt.Errorf("envelope of %s: %w", id, err)
+	}
+	return decodeEnvelope(id, e)
+}
+
+// decodeRecordPrefix decodes the header and ID of a record prefix without
+// checking the CRC (which needs the whole record).
+func decodeRecordPrefix(b []byte) (record, error) {
+	if len(b) < headerSize+1 {
+		return record{}, errCorrupt
+	}
+	t, _, ok := parseHeader(b)
+	l := int(b[headerSize])
+	if !ok || l == 0 || headerSize+1+l > len(b) {
+		return record{}, errCorrupt
+	}
+	return record{typ: t, id: string(b[headerSize+1 : headerSize+1+l]), rest: b[headerSize+1+l:]}, nil
+}
+
+// bodyOpener returns a function that opens m's stored body. The reader
+// checks the record's CRC when it reaches the end.
+func (q *Queue) bodyOpener(id string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		q.mu.Lock()
+		m := q.msgs[id]
+		if m == nil {
+			q.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		l, n, off := m.base, int64(m.recLen), int64(m.bodyOff)
+		l.seg.readers++
+		q.mu.Unlock()
+		return &bodyReader{q: q, l: l, n: n, bodyOff: off}, nil
+	}
+}
+
+// bodyReader streams a message body from its segment, computing the
+// record's CRC as it goes.
+type bodyReader struct {
+	q       *Queue
+	l       loc
+	n       int64 // record length
+	bodyOff int64
+	pos     int64 // next offset within the record
+	crc     uint32
+	want    uint32
+	closed  bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.pos == 0 {
+		pre := make([]byte, r.bodyOff)
+		if _, err := r.l.seg.f.ReadAt(pre, r.l.off); err != nil {
+			return 0, fmt.Errorf("queue: read body: %w", err)
+		}
+		r.want = leUint32(pre[8:12])
+		r.crc = crc32.Update(0, castagnoli, pre[:8])
+		r.crc = crc32.Update(r.crc, castagnoli, pre[headerSize:])
+		r.pos = r.bodyOff
+	}
+	if r.pos >= r.n {
+		if r.crc != r.want {
+			return 0, fmt.Errorf("queue: body of record at %s:%d: %w (CRC mismatch)", r.l.seg.path, r.l.off, errCorrupt)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.n-r.pos {
+		p = p[:r.n-r.pos]
+	}
+	k, err := r.l.seg.f.ReadAt(p, r.l.off+r.pos)
+	r.crc = crc32.Update(r.crc, castagnoli, p[:k])
+	r.pos += int64(k)
+	if err == io.EOF && r.pos < r.n {
+		return k, io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		return k, fmt.Errorf("queue: read body: %w", err)
+	}
+	return k, nil
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.q.mu.Lock()
+	r.l.seg.readers--
+	r.q.mu.Unlock()
+	return nil
+}
+
+func leUint32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// since returns the time since arrival (Unix nanoseconds) at now.
+func since(arrival, now int64) time.Duration { return time.Duration(now - arrival) }

@@ -1,0 +1,398 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// leaseState is the queue's side of a Lease.
+type leaseState struct {
+	id      uint64
+	h       *hop
+	groups  []*group
+	expires int64
+}
+
+// expiringLease marks a group that is being expired.
+const expiringLease = ^uint64(0)
+
+// Lease blocks until due work exists for a next hop that has room for
+// another lease, or ctx is done, and returns up to LeaseMaxItems messages
+// for that hop. The caller reports each recipient with Update and ends the
+// lease with Release. Messages past their lifetime are failed (4.4.7) here
+// instead of being handed out.
+func (q *Queue) Lease(ctx context.Context) (*Lease, error) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, ErrClosed
+		}
+		now := q.now()
+		wakeAt := q.reapLeases(now)
+		if len(q.hopHeap) > 0 {
+			h := q.hopHeap[0]
+			if d := h.ready[0].due; d <= now {
+				l, expired := q.takeLease(h, now)
+				q.mu.Unlock()
+				for _, g := range expired {
+					q.expireGroup(g)
+				}
+				if l != nil {
+					return l, nil
+				}
+				continue
+			} else if wakeAt == 0 || d < wakeAt {
+				wakeAt = d
+			}
+		}
+		wake := q.wake
+		q.mu.Unlock()
+		wait := time.Second
+		if wakeAt != 0 {
+			wait = min(wait, max(time.Duration(wakeAt-now), time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// lifetime returns m's lifetime.
+func (q *Queue) lifetime(m *msg) time.Duration {
+	if m.bounce {
+		return q.cfg.BounceLifetime
+	}
+	return q.cfg.Lifetime
+}
+
+// takeLease hands out due groups of h. Groups of expired messages are
+// returned separately, marked as being expired. Callers hold q.mu.
+func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
+	q.nextLease++
+	ls := &leaseState{id: q.nextLease, h: h, expires: now + int64(q.cfg.LeaseTimeout)}
+	var expired []*group
+	l := &Lease{Hop: h.name, Expires: time.Unix(0, ls.expires), id: ls.id}
+	for len(h.ready) > 0 && h.ready[0].due <= now && len(ls.groups) < q.cfg.LeaseMaxItems {
+		g := heap.Pop(&h.ready).(*group)
+		m := g.m
+		if now >= m.arrival+int64(q.lifetime(m)) {
+			g.lease = expiringLease
+			expired = append(expired, g)
+			continue
+		}
+		env, err := loadEnvelope(m.id, m.base, int(m.bodyOff))
+		if err != nil {
+			q.log.Error("queue: cannot read envelope; retrying later", "id", m.id, "err", err)
+			for i := range m.rcpts {
+				if m.rcpts[i].hop == h && !m.rcpts[i].final() {
+					m.rcpts[i].next = now + int64(q.cfg.RetryInitial)
+				}
+			}
+			q.schedule(g)
+			continue
+		}
+		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id)}
+		for i := range m.rcpts {
+			r := &m.rcpts[i]
+			if r.hop == h && !r.final() && r.next <= now {
+				it.Rcpts = append(it.Rcpts, i)
+				it.Attempts = max(it.Attempts, int(r.attempts))
+			}
+		}
+		g.lease = ls.id
+		ls.groups = append(ls.groups, g)
+		l.Items = append(l.Items, it)
+	}
+	if len(ls.groups) == 0 {
+		q.updateHop(h)
+		return nil, expired
+	}
+	h.active++
+	q.leases[ls.id] = ls
+	q.updateHop(h)
+	return l, expired
+}
+
+// reapLeases takes back leases past their expiry and returns the earliest
+// expiry still ahead (0 if none). Callers hold q.mu.
+func (q *Queue) reapLeases(now int64) int64 {
+	var next int64
+	for _, ls := range q.leases {
+		if ls.expires <= now {
+			q.log.Warn("queue: lease expired; work returns to the queue", "hop", ls.h.name, "messages", len(ls.groups))
+			q.endLease(ls)
+			continue
+		}
+		if next == 0 || ls.expires < next {
+			next = ls.expires
+		}
+	}
+	return next
+}
+
+// Release ends a lease. Recipients not reported with Update are due again
+// at once. Releasing a lease that was taken back is harmless.
+func (q *Queue) Release(l *Lease) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ls := q.leases[l.id]; ls != nil {
+		q.endLease(ls)
+	}
+}
+
+// endLease returns a lease's groups to the schedule. Unreported recipients
+// keep their next-attempt time, which was due when leased. Callers hold q.mu.
+func (q *Queue) endLease(ls *leaseState) {
+	delete(q.leases, ls.id)
+	ls.h.active--
+	for _, g := range ls.groups {
+		if g.lease != ls.id {
+			continue
+		}
+		g.lease = 0
+		if q.msgs[g.m.id] == g.m {
+			q.schedule(g)
+		}
+	}
+	q.updateHop(ls.h)
+	q.notify()
+}
+
+// backoff returns the delay before the retry that follows attempt number n
+// (1 for the first attempt): RetryInitial doubled per attempt up to
+// RetryMax, spread by Jitter.
+func (q *Queue) backoff(n int) time.Duration {
+	d := q.cfg.RetryInitial
+	for i := 1; i < n && d < q.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, q.cfg.RetryMax)
+	if j := q.cfg.Jitter; j > 0 {
+		d = time.Duration(float64(d) * (1 + j*(2*rand.Float64()-1)))
+	}
+	return d
+}
+
+// Update records the outcome of one attempt for recipient rcpt of message
+// id durably. Sent and Failed are final. Deferred schedules the next attempt
+// after the backoff delay, or fails the recipient with 4.4.7 when the
+// message has outlived its lifetime. When the last recipient becomes final
+// the message is finished (EventFinished, then a done record).
+func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	m := q.msgs[id]
+	if m == nil {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if rcpt < 0 || rcpt >= len(m.rcpts) {
+		q.mu.Unlock()
+		return fmt.Errorf("queue: message %s has no recipient %d", id, rcpt)
+	}
+	rc := &m.rcpts[rcpt]
+	if rc.final() {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s recipient %d", ErrFinal, id, rcpt)
+	}
+	now := q.now()
+	at := r.At
+	if at.IsZero() {
+		at = time.Unix(0, now)
+	}
+	s := stateRec{Rcpt: rcpt, Attempts: int(rc.attempts) + 1, At: at, RemoteMTA: r.RemoteMTA, Reply: r.Reply}
+	switch r.State {
+	case Sent, Failed:
+		s.State = r.State
+	case Deferred:
+		deadline := m.arrival + int64(q.lifetime(m))
+		if now >= deadline {
+			s.State, s.Expired = Failed, true
+			s.Reply = q.expiryReply(m, r.Reply)
+		} else {
+			s.State = Deferred
+			s.Next = time.Unix(0, min(now+int64(q.backoff(s.Attempts)), deadline))
+		}
+	default:
+		q.mu.Unlock()
+		return fmt.Errorf("queue: result state %d is not Sent, Deferred or Failed", r.State)
+	}
+	rec := encodeState(id, s)
+	req := q.submitFor(m, rec)
+	q.mu.Unlock()
+	fin, err := q.applyCommitted(m, req)
+	if err != nil {
+		return fmt.Errorf("queue: record result for %s: %w", id, err)
+	}
+	q.logResult(m, rcpt, s)
+	if s.State == Deferred && q.cfg.OnEvent != nil {
+		q.emitDelayed(m, rcpt)
+	}
+	if fin {
+		q.finishMessage(m, false)
+	}
+	return nil
+}
+
+// logResult writes the mail log line of one recipient's outcome.
+func (q *Queue) logResult(m *msg, rcpt int, s stateRec) {
+	event := map[RcptState]string{Sent: "sent", Deferred: "deferred", Failed: "bounced"}[s.State]
+	if s.Expired {
+		event = "expired"
+	}
+	q.log.Info(event, "id", m.id, "rcpt", rcpt, "hop", m.rcpts[rcpt].hop.name, "relay", s.RemoteMTA,
+		"reply", s.Reply.String(), "attempts", s.Attempts, "delay", time.Duration(timeNano(s.At)-m.arrival))
+}
+
+// expiryReply is the reply given to a recipient that failed because its
+// message outlived its lifetime: RFC 3463 X.4.7 "delivery time expired",
+// kept in class 4 as the condition itself was transient; the recipient's
+// state (Failed) is what makes it final.
+func (q *Queue) expiryReply(m *msg, last smtp.Reply) smtp.Reply {
+	lt := q.lifetime(m)
+	age := fmt.Sprintf("%s", lt)
+	if lt%(24*time.Hour) == 0 {
+		age = fmt.Sprintf("%d days", lt/(24*time.Hour))
+		if lt == 24*time.Hour {
+			age = "1 day"
+		}
+	}
+	text := "Message expired after " + age
+	if last.Code != 0 {
+		text += "; last reply: " + last.String()
+	} else {
+		text += "; no delivery attempt was answered"
+	}
+	return smtp.NewReply(451, "4.4.7", text)
+}
+
+// submitFor submits records that change m, keeping log order. Callers hold
+// q.mu.
+func (q *Queue) submitFor(m *msg, recs ...[]byte) *request {
+	m.pending++
+	if q.closed {
+		r := &request{recs: recs, err: ErrClosed, done: make(chan struct{})}
+		close(r.done)
+		return r
+	}
+	return q.c.submit(recs...)
+}
+
+// applyCommitted waits for req and applies its records to m. It reports
+// whether m has just become finished (all recipients final) and the caller
+// must call finishMessage.
+func (q *Queue) applyCommitted(m *msg, req *request) (bool, error) {
+	<-req.done
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m.pending--
+	if req.err != nil {
+		return false, req.err
+	}
+	if q.msgs[m.id] != m {
+		return false, nil
+	}
+	for i, b := range req.recs {
+		r, err := decodeRecord(b)
+		if err == nil {
+			err = q.applyChange(m, r, loc{req.seg, req.offs[i]})
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	if q.msgs[m.id] != m {
+		return false, nil
+	}
+	if !m.finishing && m.allFinal() {
+		m.finishing = true
+	} else {
+		for _, g := range m.groups {
+			if g.lease == 0 {
+				q.schedule(g)
+			}
+		}
+		q.notify()
+		return false, nil
+	}
+	for _, g := range m.groups {
+		q.schedule(g)
+	}
+	return true, nil
+}
+
+// expireGroup fails the pending recipients of a group whose message has
+// outlived its lifetime.
+func (q *Queue) expireGroup(g *group) {
+	m := g.m
+	q.mu.Lock()
+	if q.msgs[m.id] != m {
+		q.mu.Unlock()
+		return
+	}
+	last := q.lastReplies(m)
+	now := q.now()
+	var recs [][]byte
+	for i := range m.rcpts {
+		r := &m.rcpts[i]
+		if r.hop != g.h || r.final() {
+			continue
+		}
+		recs = append(recs, encodeState(m.id, stateRec{Rcpt: i, State: Failed, Expired: true,
+			Attempts: int(r.attempts), At: time.Unix(0, now), Reply: q.expiryReply(m, last[i])}))
+	}
+	g.lease = 0
+	if len(recs) == 0 {
+		q.schedule(g)
+		q.mu.Unlock()
+		return
+	}
+	req := q.submitFor(m, recs...)
+	q.mu.Unlock()
+	fin, err := q.applyCommitted(m, req)
+	if err != nil {
+		q.log.Error("queue: cannot record expiry", "id", m.id, "err", err)
+		q.mu.Lock()
+		q.schedule(g)
+		q.mu.Unlock()
+		return
+	}
+	q.log.Info("expired", "id", m.id, "hop", g.h.name, "rcpts", len(recs))
+	if fin {
+		q.finishMessage(m, false)
+	}
+}
+
+// lastReplies returns each recipient's last recorded reply, read from m's
+// state records. Callers hold q.mu.
+func (q *Queue) lastReplies(m *msg) []smtp.Reply {
+	out := make([]smtp.Reply, len(m.rcpts))
+	for _, l := range m.hist {
+		b, err := readRecordAt(l)
+		if err != nil {
+			continue
+		}
+		r, err := decodeRecord(b)
+		if err != nil || r.typ != recState {
+			continue
+		}
+		if s, err := decodeState(r.rest); err == nil && s.Rcpt < len(out) {
+			out[s.Rcpt] = s.Reply
+		}
+	}
+	return out
+}

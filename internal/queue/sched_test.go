@@ -1,0 +1,375 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// schedQueue opens a queue with a fake clock and no jitter.
+func schedQueue(t *testing.T, dir string, clock *fakeClock, mod func(*Config)) *Queue {
+	t.Helper()
+	cfg := testConfig(dir, clock, nil)
+	cfg.Jitter = -1
+	if mod != nil {
+		mod(&cfg)
+	}
+	return mustOpen(t, cfg)
+}
+
+func mustLease(t *testing.T, q *Queue) *Lease {
+	t.Helper()
+	l, err := leaseCtx(q, 2*time.Second)
+	if err != nil {
+		t.Fatalf("Lease: %v", err)
+	}
+	return l
+}
+
+func noLease(t *testing.T, q *Queue) {
+	t.Helper()
+	if l, err := leaseCtx(q, 30*time.Millisecond); err == nil {
+		t.Fatalf("Lease returned work for %s (%d items), want none", l.Hop, len(l.Items))
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lease: %v", err)
+	}
+}
+
+func deferred(text string) Result {
+	return Result{State: Deferred, Reply: smtp.NewReply(451, "4.3.0", text)}
+}
+
+func TestBackoffSchedule(t *testing.T) {
+	clock := newFakeClock()
+	q := schedQueue(t, t.TempDir(), clock, nil)
+	defer q.Close()
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	want := []time.Duration{5, 10, 20, 40, 60, 60}
+	for i, d := range want {
+		l := mustLease(t, q)
+		if l.Hop != "example.net" || len(l.Items) != 1 || l.Items[0].Env.ID != id || l.Items[0].Attempts != i {
+			t.Fatalf("attempt %d: lease %+v", i, l)
+		}
+		if err := q.Update(context.Background(), id, 0, deferred("busy")); err != nil {
+			t.Fatal(err)
+		}
+		q.Release(l)
+		info, _ := q.Show(id)
+		if got := info.Rcpts[0].Next.Sub(clock.Now()); got != d*time.Minute {
+			t.Fatalf("attempt %d: next attempt in %v, want %v", i, got, d*time.Minute)
+		}
+		clock.Add(d*time.Minute - time.Second)
+		noLease(t, q)
+		clock.Add(time.Second)
+	}
+}
+
+func TestBackoffJitterBounds(t *testing.T) {
+	q := schedQueue(t, t.TempDir(), newFakeClock(), func(c *Config) { c.Jitter = 0.2 })
+	defer q.Close()
+	for _, n := range []int{1, 3, 10} {
+		base := min(5*time.Minute<<(n-1), time.Hour)
+		lo, hi := time.Duration(float64(base)*0.8), time.Duration(float64(base)*1.2)
+		seen := map[time.Duration]bool{}
+		for range 2000 {
+			d := q.backoff(n)
+			if d < lo || d > hi {
+				t.Fatalf("backoff(%d) = %v outside [%v, %v]", n, d, lo, hi)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 100 {
+			t.Errorf("backoff(%d) took only %d values: no jitter", n, len(seen))
+		}
+	}
+}
+
+// eventLog collects events.
+type eventLog struct {
+	mu sync.Mutex
+	ev []Event
+}
+
+func (e *eventLog) add(ev Event) {
+	e.mu.Lock()
+	e.ev = append(e.ev, ev)
+	e.mu.Unlock()
+}
+
+func (e *eventLog) finished() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	for _, ev := range e.ev {
+		if ev.Kind == EventFinished {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func TestExpiry(t *testing.T) {
+	clock := newFakeClock()
+	var events eventLog
+	q := schedQueue(t, t.TempDir(), clock, func(c *Config) { c.OnEvent = events.add })
+	defer q.Close()
+	normal := putBody(t, q, testEnv("s@example.org", "r@slow.example"), bodyFor(1, 100))
+	bounce := putBody(t, q, testEnv("<>", "r@slow.example"), bodyFor(2, 100))
+	l := mustLease(t, q)
+	for _, it := range l.Items {
+		if err := q.Update(context.Background(), it.Env.ID, 0, deferred("mailbox busy")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Release(l)
+	if n := len(events.ev); n != 2 || events.ev[0].Kind != EventDelayed {
+		t.Fatalf("want 2 delay events, got %d", n)
+	}
+	// The bounce expires after 24 h, the normal message does not.
+	clock.Add(24*time.Hour + time.Second)
+	l = mustLease(t, q)
+	if len(l.Items) != 1 || l.Items[0].Env.ID != normal {
+		t.Fatalf("after 24 h: lease %+v, want only the normal message", l.Items)
+	}
+	q.Release(l)
+	if _, err := q.Show(bounce); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired bounce still queued (err %v)", err)
+	}
+	fin := events.finished()
+	if len(fin) != 1 || fin[0].ID != bounce {
+		t.Fatalf("finished events %+v", fin)
+	}
+	r := fin[0].Rcpts[0]
+	if r.State != Failed || !r.Expired || r.LastReply.Enhanced != "4.4.7" ||
+		!strings.Contains(r.LastReply.Text(), "expired after 1 day; last reply: 451 4.3.0 mailbox busy") {
+		t.Fatalf("expired recipient %+v", r)
+	}
+	// The normal message expires after 5 days, also via Update.
+	clock.Add(96*time.Hour - 2*time.Second)
+	l = mustLease(t, q)
+	clock.Add(2 * time.Second) // the attempt ends after the lifetime
+	if err := q.Update(context.Background(), normal, 0, deferred("still busy")); err != nil {
+		t.Fatal(err)
+	}
+	q.Release(l)
+	fin = events.finished()
+	if len(fin) != 2 || fin[1].ID != normal || !strings.Contains(fin[1].Rcpts[0].LastReply.Text(), "expired after 5 days; last reply: 451 4.3.0 still busy") {
+		t.Fatalf("finished events %+v", fin)
+	}
+	noLease(t, q)
+}
+
+func TestHoldUnholdDurable(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	q := schedQueue(t, dir, clock, nil)
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	if err := q.Hold(context.Background(), id[:6]+"nonsense"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Hold of unknown ID: %v", err)
+	}
+	full, err := q.Resolve(id[:12])
+	if err != nil || full != id {
+		t.Fatalf("Resolve: %q %v", full, err)
+	}
+	if err := q.Hold(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	noLease(t, q)
+	q.Close()
+	q = schedQueue(t, dir, clock, nil)
+	defer q.Close()
+	noLease(t, q)
+	if info, _ := q.Show(id); !info.Held {
+		t.Fatal("hold lost on restart")
+	}
+	if err := q.Unhold(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if l := mustLease(t, q); l.Items[0].Env.ID != id {
+		t.Fatal("wrong message leased")
+	}
+}
+
+func TestLeaseExpiryReturnsWork(t *testing.T) {
+	clock := newFakeClock()
+	q := schedQueue(t, t.TempDir(), clock, func(c *Config) { c.LeaseTimeout = 10 * time.Minute })
+	defer q.Close()
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	noLease(t, q)
+	clock.Add(10*time.Minute + time.Second)
+	l2 := mustLease(t, q)
+	if l2.Items[0].Env.ID != id {
+		t.Fatal("taken-back work not leased again")
+	}
+	q.Release(l) // harmless: already taken back
+	noLease(t, q)
+	if err := q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "Ok")}); err != nil {
+		t.Fatal(err)
+	}
+	q.Release(l2)
+	if _, err := q.Show(id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("sent message still queued (err %v)", err)
+	}
+}
+
+func TestHopGroupingAndConcurrency(t *testing.T) {
+	clock := newFakeClock()
+	q := schedQueue(t, t.TempDir(), clock, func(c *Config) { c.HopConcurrency = 1; c.LeaseMaxItems = 3 })
+	defer q.Close()
+	for i := range 5 {
+		putBody(t, q, testEnv("s@example.org", "x@A.example"), bodyFor(i, 100))
+	}
+	clock.Add(time.Second)
+	putBody(t, q, testEnv("s@example.org", "y@b.example", "z@a.example"), bodyFor(9, 100))
+	l1 := mustLease(t, q)
+	if l1.Hop != "a.example" || len(l1.Items) != 3 {
+		t.Fatalf("first lease: hop %s with %d items, want a.example with 3", l1.Hop, len(l1.Items))
+	}
+	l2 := mustLease(t, q)
+	if l2.Hop != "b.example" || len(l2.Items) != 1 || len(l2.Items[0].Rcpts) != 1 || l2.Items[0].Rcpts[0] != 0 {
+		t.Fatalf("second lease: %s %+v", l2.Hop, l2.Items)
+	}
+	noLease(t, q) // a.example is at its concurrency limit
+	q.Release(l1) // unreported: due again at once
+	l3 := mustLease(t, q)
+	if l3.Hop != "a.example" || len(l3.Items) != 3 {
+		t.Fatalf("third lease: hop %s with %d items", l3.Hop, len(l3.Items))
+	}
+	q.Release(l3)
+	q.Release(l2)
+}
+
+func TestInFlightDueAfterRestart(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	q := schedQueue(t, dir, clock, nil)
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net", "q@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	q.Update(context.Background(), id, 0, deferred("later"))
+	q.Release(l)
+	clock.Add(5 * time.Minute)
+	l = mustLease(t, q) // both recipients due; the process dies holding the lease
+	if len(l.Items[0].Rcpts) != 2 {
+		t.Fatalf("lease %+v", l.Items)
+	}
+	q.Close()
+	q = schedQueue(t, dir, clock, nil)
+	defer q.Close()
+	l = mustLease(t, q)
+	if len(l.Items) != 1 || len(l.Items[0].Rcpts) != 2 || l.Items[0].Attempts != 1 {
+		t.Fatalf("after restart: %+v", l.Items)
+	}
+}
+
+func TestPartialUpdateThenRelease(t *testing.T) {
+	clock := newFakeClock()
+	var events eventLog
+	q := schedQueue(t, t.TempDir(), clock, func(c *Config) { c.OnEvent = events.add })
+	defer q.Close()
+	id := putBody(t, q, testEnv("s@example.org", "a@example.net", "b@example.net", "c@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "", "ok")})
+	q.Update(context.Background(), id, 1, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "no such user")})
+	if err := q.Update(context.Background(), id, 1, Result{State: Sent}); !errors.Is(err, ErrFinal) {
+		t.Fatalf("second final update: %v", err)
+	}
+	q.Release(l)
+	l = mustLease(t, q)
+	if got := l.Items[0].Rcpts; len(got) != 1 || got[0] != 2 {
+		t.Fatalf("after release: rcpts %v, want [2]", got)
+	}
+	q.Update(context.Background(), id, 2, Result{State: Sent})
+	q.Release(l)
+	fin := events.finished()
+	if len(fin) != 1 || len(fin[0].Rcpts) != 3 || fin[0].Rcpts[1].LastReply.Enhanced != "5.1.1" {
+		t.Fatalf("finished events %+v", fin)
+	}
+	if len(fin[0].Rcpts[1].History) != 1 {
+		t.Fatalf("history %+v", fin[0].Rcpts[1].History)
+	}
+}
+
+func TestAdminOperations(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	var events eventLog
+	mod := func(c *Config) { c.OnEvent = events.add }
+	q := schedQueue(t, dir, clock, mod)
+	a := putBody(t, q, testEnv("alice@example.org", "r@one.example"), bodyFor(1, 100))
+	clock.Add(time.Hour)
+	b := putBody(t, q, testEnv("bob@example.org", "s@two.example", "t@one.example"), bodyFor(2, 100))
+	c := putBody(t, q, testEnv("<>", "u@three.example"), bodyFor(3, 100))
+
+	walk := func(f Filter) []string {
+		var ids []string
+		if err := q.Walk(f, func(m *MessageInfo) bool { ids = append(ids, m.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"all", Filter{}, []string{a, b, c}},
+		{"sender", Filter{Sender: "ALICE@"}, []string{a}},
+		{"null sender", Filter{Sender: "<>"}, []string{c}},
+		{"recipient", Filter{Recipient: "t@one"}, []string{b}},
+		{"hop", Filter{Hop: "One.Example"}, []string{a, b}},
+		{"age", Filter{MinAge: 30 * time.Minute}, []string{a}},
+		{"young", Filter{MaxAge: 30 * time.Minute}, []string{b, c}},
+	}
+	for _, tt := range tests {
+		if got := walk(tt.f); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("Walk %s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// Defer a, then RetryNow makes it due at once.
+	l := mustLease(t, q)
+	for _, it := range l.Items {
+		for _, r := range it.Rcpts {
+			q.Update(context.Background(), it.Env.ID, r, deferred("try later"))
+		}
+	}
+	q.Release(l)
+	if got := walk(Filter{State: DeferredState}); len(got) == 0 {
+		t.Fatal("no deferred messages")
+	}
+	q.Hold(context.Background(), c)
+	if got := walk(Filter{State: HeldState}); len(got) != 1 || got[0] != c {
+		t.Fatalf("held: %v", got)
+	}
+	if n, err := q.RetryHop(context.Background(), "one.example"); err != nil || n != 2 {
+		t.Fatalf("RetryHop: %d %v", n, err)
+	}
+	if err := q.BounceNow(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	fin := events.finished()
+	if len(fin) != 1 || fin[0].ID != b || fin[0].Rcpts[0].LastReply.Enhanced != "5.0.0" {
+		t.Fatalf("BounceNow events %+v", fin)
+	}
+	if err := q.Delete(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if len(events.finished()) != 1 {
+		t.Fatal("Delete produced an event")
+	}
+	q.Close()
+	q = schedQueue(t, dir, clock, mod)
+	defer q.Close()
+	if got := walk(Filter{}); len(got) != 1 || got[0] != a {
+		t.Fatalf("after restart: %v, want only %s", got, a)
+	}
+	info, err := q.Show(a)
+	if err != nil || info.Rcpts[0].Attempts != 1 || info.Rcpts[0].Next.After(clock.Now()) {
+		t.Fatalf("Show after RetryNow and restart: %+v %v", info, err)
+	}
+}

@@ -1,0 +1,185 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// segFile is one open segment file. The file layer is an interface so tests
+// can inject write errors (a full disk) without a small file system.
+type segFile interface {
+	io.ReaderAt
+	WriteAt(p []byte, off int64) (int, error)
+	// Datasync flushes written data to stable storage (fdatasync(2)).
+	Datasync() error
+	Truncate(size int64) error
+	Size() (int64, error)
+	Close() error
+}
+
+// fileLayer creates, opens and removes segment files.
+type fileLayer interface {
+	// Create makes a new file of the given size with its space allocated,
+	// synced together with its directory entry.
+	Create(path string, size int64) (segFile, error)
+	Open(path string) (segFile, error)
+	Remove(path string) error
+}
+
+// osLayer is the real file layer.
+type osLayer struct{}
+
+// osFile is an *os.File with fdatasync.
+type osFile struct {
+	*os.File
+	fd int
+}
+
+func (f osFile) Datasync() error {
+	for {
+		err := syscall.Fdatasync(f.fd)
+		if err != syscall.EINTR {
+			if err != nil {
+				return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
+			}
+			return nil
+		}
+	}
+}
+
+func (f osFile) Size() (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func (osLayer) Create(path string, size int64) (segFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	of := osFile{File: f, fd: int(f.Fd())}
+	fail := func(err error) (segFile, error) {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if size > 0 {
+		if err := preallocate(of, size); err != nil {
+			return fail(fmt.Errorf("preallocate %s: %w", path, err))
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("sync %s: %w", path, err))
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fail(err)
+	}
+	return of, nil
+}
+
+// preallocate gives the file its full size with blocks allocated, so that
+// later writes inside it change no size metadata and cannot meet ENOSPC.
+// Where fallocate(2) is not supported it writes zeros once.
+func preallocate(f osFile, size int64) error {
+	err := syscall.Fallocate(f.fd, 0, 0, size)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
+		return err
+	}
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zero)) {
+		n := min(int64(len(zero)), size-off)
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (osLayer) Open(path string) (segFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{File: f, fd: int(f.Fd())}, nil
+}
+
+func (osLayer) Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// segment is one segment file in the spool.
+type segment struct {
+	no   uint64
+	path string
+	f    segFile
+	// end is where the next record goes (active segment) or the end of
+	// the valid records (older segments).
+	end int64
+	// size is the preallocated size.
+	size int64
+	// refs counts live messages with at least one record here.
+	refs int
+	// readers counts open body readers.
+	readers int
+	// live counts octets of message records of live messages whose
+	// current copy is here.
+	live int64
+}
+
+const segPrefix, segSuffix = "seg-", ".log"
+
+// segName returns the file name of segment no; names sort in number order.
+func segName(no uint64) string {
+	return fmt.Sprintf("%s%016x%s", segPrefix, no, segSuffix)
+}
+
+// listSegments returns the segment numbers found in dir, ascending.
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spool directory: %w", err)
+	}
+	var nos []uint64
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, segPrefix) || !strings.HasSuffix(n, segSuffix) {
+			continue
+		}
+		no, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(n, segPrefix), segSuffix), 16, 64)
+		if err != nil {
+			continue
+		}
+		nos = append(nos, no)
+	}
+	sort.Slice(nos, func(i, j int) bool { return nos[i] < nos[j] })
+	return nos, nil
+}

@@ -1,0 +1,188 @@
+package route
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ParseNextHop parses one next hop: "host", "host:port" (MX lookup on host),
+// "[host]" or "[host]:port" (no MX lookup). An IP address never gets an MX
+// lookup; an IPv6 address must be bracketed. The port defaults to 25.
+func ParseNextHop(s string) (NextHop, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return NextHop{}, fmt.Errorf("empty next hop")
+	}
+	h := NextHop{Port: DefaultPort}
+	rest := s
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return NextHop{}, fmt.Errorf("next hop %q: missing ']'", s)
+		}
+		h.Host = rest[1:end]
+		h.NoMX = true
+		rest = rest[end+1:]
+		if rest != "" && rest[0] != ':' {
+			return NextHop{}, fmt.Errorf("next hop %q: unexpected %q after ']'", s, rest)
+		}
+	} else {
+		if strings.Count(rest, ":") > 1 {
+			return NextHop{}, fmt.Errorf("next hop %q: write an IPv6 address in brackets, e.g. [2001:db8::1]:25", s)
+		}
+		host, _, _ := strings.Cut(rest, ":")
+		h.Host = host
+		rest = rest[len(host):]
+	}
+	if rest != "" {
+		p, err := strconv.Atoi(rest[1:])
+		if err != nil || p <= 0 || p > 65535 {
+			return NextHop{}, fmt.Errorf("next hop %q: bad port %q", s, rest[1:])
+		}
+		h.Port = p
+	}
+	if h.Host == "" {
+		return NextHop{}, fmt.Errorf("next hop %q: empty host", s)
+	}
+	if _, err := netip.ParseAddr(h.Host); err == nil {
+		h.NoMX = true
+	} else if err := checkDomain(strings.TrimSuffix(h.Host, ".")); err != nil {
+		return NextHop{}, fmt.Errorf("next hop %q: %w", s, err)
+	}
+	h.Host = strings.TrimSuffix(h.Host, ".")
+	return h, nil
+}
+
+// ParseNextHops parses a comma-separated list of next hops tried in order.
+func ParseNextHops(s string) ([]NextHop, error) {
+	var hops []NextHop
+	for _, part := range strings.Split(s, ",") {
+		h, err := ParseNextHop(part)
+		if err != nil {
+			return nil, err
+		}
+		hops = append(hops, h)
+	}
+	return hops, nil
+}
+
+// ParseRouteFlag parses the quick set-up form of a route given on the
+// command line:
+//
+//	PATTERN=NEXTHOP[,NEXTHOP...][;KEY=VALUE...]
+//
+// for example "company.example=[127.0.0.1]:2526" or
+// "*=[smarthost.example]:587;tls=required;auth=user:secret". PATTERN is a
+// domain, ".domain" for its subdomains or "*". NEXTHOP "direct" means MX
+// delivery to the recipient domain. Keys: eightbit (convert|bounce), dkim
+// (convert|bounce), tls (none|may|required), ehlo (a name), discard
+// (keywords separated by spaces or "+"), auth (user:password), conns and
+// msgs (positive integers).
+func ParseRouteFlag(s string) (Route, error) {
+	spec, opts, _ := strings.Cut(s, ";")
+	pattern, hops, ok := strings.Cut(spec, "=")
+	if !ok {
+		return Route{}, fmt.Errorf("route %q: want PATTERN=NEXTHOP, e.g. company.example=[127.0.0.1]:2526", s)
+	}
+	r := Route{Pattern: strings.ToLower(strings.TrimSpace(pattern))}
+	if r.Pattern == "" {
+		return Route{}, fmt.Errorf("route %q: empty pattern", s)
+	}
+	if r.Pattern != "*" {
+		if err := checkDomain(strings.TrimPrefix(r.Pattern, ".")); err != nil {
+			return Route{}, fmt.Errorf("route %q: %w", s, err)
+		}
+	}
+	if strings.TrimSpace(hops) != "direct" {
+		h, err := ParseNextHops(hops)
+		if err != nil {
+			return Route{}, fmt.Errorf("route %q: %w", s, err)
+		}
+		r.Hops = h
+	}
+	if opts != "" {
+		for _, kv := range strings.Split(opts, ";") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return Route{}, fmt.Errorf("route %q: option %q: want KEY=VALUE", s, kv)
+			}
+			if err := SetPolicyOption(&r.Policy, strings.TrimSpace(k), strings.TrimSpace(v)); err != nil {
+				return Route{}, fmt.Errorf("route %q: %w", s, err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// SetPolicyOption sets one policy field by its short name, as used in
+// ParseRouteFlag (and usable by a configuration loader).
+func SetPolicyOption(p *Policy, key, value string) error {
+	var err error
+	key = strings.ToLower(key)
+	switch key {
+	case "eightbit", "8bit":
+		p.EightBit, err = ParseAction(value)
+	case "dkim", "dkimsigned":
+		p.DKIMSigned, err = ParseAction(value)
+	case "tls":
+		p.TLS, err = ParseTLSMode(value)
+	case "ehlo":
+		if value == "" || strings.ContainsAny(value, " \t\r\n") {
+			return fmt.Errorf("option ehlo: %q is not a host name", value)
+		}
+		p.EHLOName = value
+	case "discard":
+		p.DiscardKeywords = nil
+		for _, k := range strings.FieldsFunc(value, func(r rune) bool { return r == ' ' || r == '+' || r == ',' }) {
+			p.DiscardKeywords = append(p.DiscardKeywords, strings.ToUpper(k))
+		}
+	case "auth":
+		user, pass, ok := strings.Cut(value, ":")
+		if !ok || user == "" {
+			return fmt.Errorf("option auth: want user:password")
+		}
+		p.Auth = &Credentials{Username: user, Password: pass}
+	case "conns", "msgs":
+		n, perr := strconv.Atoi(value)
+		if perr != nil || n <= 0 {
+			return fmt.Errorf("option %s: want a positive integer, got %q", key, value)
+		}
+		if key == "conns" {
+			p.MaxConnections = n
+		} else {
+			p.MaxMessagesPerConnection = n
+		}
+	default:
+		return fmt.Errorf("unknown option %q (want eightbit, dkim, tls, ehlo, discard, auth, conns or msgs)", key)
+	}
+	if err != nil {
+		return fmt.Errorf("option %s: %w", key, err)
+	}
+	return nil
+}
+
+// ParseAction parses "convert" or "bounce".
+func ParseAction(s string) (Action, error) {
+	switch strings.ToLower(s) {
+	case "convert":
+		return Convert, nil
+	case "bounce":
+		return Bounce, nil
+	}
+	return Convert, fmt.Errorf("%q is not convert or bounce", s)
+}
+
+// ParseTLSMode parses "none", "may" or "required".
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch strings.ToLower(s) {
+	case "none":
+		return TLSNone, nil
+	case "may":
+		return TLSMay, nil
+	case "required":
+		return TLSRequired, nil
+	}
+	return TLSMay, fmt.Errorf("%q is not none, may or required", s)
+}

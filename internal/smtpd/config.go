@@ -1,0 +1,211 @@
+package smtpd
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// EHLO keywords whose behaviour the server implements. Config.Keywords may
+// also hold other keywords (such as "HELP"): those are advertised verbatim
+// and change nothing else.
+const (
+	Kw8BitMIME            = "8BITMIME"            // RFC 6152
+	KwPipelining          = "PIPELINING"          // RFC 2920
+	KwSize                = "SIZE"                // RFC 1870
+	KwDSN                 = "DSN"                 // RFC 3461
+	KwEnhancedStatusCodes = "ENHANCEDSTATUSCODES" // RFC 2034
+	KwStartTLS            = "STARTTLS"            // RFC 3207
+	KwAuth                = "AUTH"                // RFC 4954
+	KwSMTPUTF8            = "SMTPUTF8"            // RFC 6531
+	KwChunking            = "CHUNKING"            // RFC 3030
+	KwBinaryMIME          = "BINARYMIME"          // RFC 3030
+	KwRequireTLS          = "REQUIRETLS"          // RFC 8689
+)
+
+// Timeouts are the server's per-phase idle timeouts (RFC 5321 §4.5.3.2).
+// Each is a deadline set before every read or write of that phase, so a
+// client that keeps sending is never cut off, and one that stalls is.
+type Timeouts struct {
+	// Command is how long the server waits for the next command line
+	// (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+	Command time.Duration
+	// Data is how long the server waits for more message content after the
+	// 354 reply or within a BDAT chunk (the client's "data block" time,
+	// RFC 5321 §4.5.3.2.5: 3 minutes).
+	Data time.Duration
+	// Write is how long sending one flush of replies may take.
+	Write time.Duration
+}
+
+// Config configures a Server. The zero value of a field means its default
+// where DefaultConfig states one; use DefaultConfig as the starting point.
+type Config struct {
+	// Hostname is the server's name in the greeting, the EHLO reply and the
+	// Received field.
+	Hostname string
+	// Keywords are the EHLO keywords advertised, in order. The known ones
+	// (the Kw constants) switch their extension on; a parameter of an
+	// extension not listed gets 555 5.5.4. SIZE is advertised with
+	// MaxMessageSize. STARTTLS and AUTH are never advertised until the
+	// server supports them, and REQUIRETLS only on a TLS session
+	// (RFC 8689 §4.1). BINARYMIME requires CHUNKING (RFC 3030 §3).
+	Keywords []string
+	// NoESMTP makes the server a plain RFC 821-style server: EHLO is
+	// answered 502 and only HELO works.
+	NoESMTP bool
+	// OmitReceived stops the server from prepending its Received field
+	// (the sink uses it so that captures are byte-exact).
+	OmitReceived bool
+	// MaxMessageSize is the SIZE limit in octets of content; 0: none.
+	MaxMessageSize int64
+	// MaxRecipients is the number of RCPT accepted per transaction; at least
+	// 100 (RFC 5321 §4.5.3.1.8). 0 means 1000.
+	MaxRecipients int
+	// MaxErrors is the number of negative replies after which the session
+	// gets 421 and is closed. 0 means 20.
+	MaxErrors int
+	// MaxReceived is the number of Received fields beyond which a message is
+	// refused as a loop (554 5.4.6). 0 means 100.
+	MaxReceived int
+	// BareNewline says what to do with a bare CR or LF in DATA content.
+	BareNewline smtp.BarePolicy
+	// ForbidUnauthPipelining closes an unauthenticated session that sends
+	// commands ahead where RFC 2920 forbids it (after EHLO, HELO or DATA, or
+	// at all when PIPELINING was not offered), like Postfix's
+	// smtpd_forbid_unauth_pipelining.
+	ForbidUnauthPipelining bool
+	// Timeouts are the per-phase idle timeouts; zero fields take defaults.
+	Timeouts Timeouts
+	// MaxConnections limits concurrent sessions; 0: no limit. Beyond it a
+	// client gets 421 4.7.0 and is disconnected.
+	MaxConnections int
+	// MaxConnectionsPerIP limits concurrent sessions from one client IP
+	// address; 0: no limit.
+	MaxConnectionsPerIP int
+	// Logger receives the mail log events; nil discards them.
+	Logger *slog.Logger
+	// TranscriptDir, when set, is where a transcript of every session is
+	// written as SESSION.log (AUTH data redacted).
+	TranscriptDir string
+}
+
+// DefaultConfig returns the configuration Ferry's listener uses unless told
+// otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Hostname: "localhost",
+		Keywords: []string{KwPipelining, KwSize, Kw8BitMIME, KwEnhancedStatusCodes,
+			KwDSN, KwSMTPUTF8, KwChunking, KwBinaryMIME},
+		MaxMessageSize:         50 << 20,
+		MaxRecipients:          1000,
+		MaxErrors:              20,
+		MaxReceived:            100,
+		BareNewline:            smtp.BareNormalize,
+		ForbidUnauthPipelining: true,
+		Timeouts:               Timeouts{Command: 5 * time.Minute, Data: 3 * time.Minute, Write: 5 * time.Minute},
+		MaxConnections:         10000,
+		MaxConnectionsPerIP:    50,
+	}
+}
+
+// Validate reports the first inconsistency in the configuration.
+func (c *Config) Validate() error {
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \r\n") {
+		return fmt.Errorf("smtpd: hostname %q: want a domain name", c.Hostname)
+	}
+	if c.MaxRecipients != 0 && c.MaxRecipients < 100 {
+		return fmt.Errorf("smtpd: max recipients %d: RFC 5321 §4.5.3.1.8 requires at least 100", c.MaxRecipients)
+	}
+	if c.MaxMessageSize < 0 || c.MaxErrors < 0 || c.MaxReceived < 0 || c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+		return fmt.Errorf("smtpd: negative limit in configuration")
+	}
+	seen := map[string]bool{}
+	for _, k := range c.Keywords {
+		f := strings.Fields(k)
+		if len(f) == 0 || strings.ContainsAny(k, "\r\n") {
+			return fmt.Errorf("smtpd: EHLO keyword %q: want a keyword and optional parameters", k)
+		}
+		name := strings.ToUpper(f[0])
+		if seen[name] {
+			return fmt.Errorf("smtpd: EHLO keyword %s listed twice", name)
+		}
+		seen[name] = true
+	}
+	if seen[KwBinaryMIME] && !seen[KwChunking] {
+		return fmt.Errorf("smtpd: EHLO keyword BINARYMIME requires CHUNKING (RFC 3030 §3)")
+	}
+	return nil
+}
+
+// withDefaults returns c with zero limits and timeouts replaced by defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxRecipients == 0 {
+		c.MaxRecipients = d.MaxRecipients
+	}
+	if c.MaxErrors == 0 {
+		c.MaxErrors = d.MaxErrors
+	}
+	if c.MaxReceived == 0 {
+		c.MaxReceived = d.MaxReceived
+	}
+	if c.Timeouts.Command == 0 {
+		c.Timeouts.Command = d.Timeouts.Command
+	}
+	if c.Timeouts.Data == 0 {
+		c.Timeouts.Data = d.Timeouts.Data
+	}
+	if c.Timeouts.Write == 0 {
+		c.Timeouts.Write = d.Timeouts.Write
+	}
+	return c
+}
+
+// extensions is the parsed keyword configuration of one server.
+type extensions struct {
+	eightBit, pipelining, size, dsn, enhanced, smtputf8, chunking, binary, requireTLS bool
+	// keywords are the keyword lines to advertise, in configured order.
+	keywords []string
+}
+
+// parseKeywords reads the configured keywords; maxSize is the SIZE limit.
+func parseKeywords(list []string, maxSize int64) extensions {
+	var e extensions
+	for _, k := range list {
+		f := strings.Fields(k)
+		name := strings.ToUpper(f[0])
+		switch name {
+		case Kw8BitMIME:
+			e.eightBit = true
+		case KwPipelining:
+			e.pipelining = true
+		case KwSize:
+			e.size = true
+			f = []string{KwSize}
+			if maxSize > 0 {
+				f = append(f, strconv.FormatInt(maxSize, 10))
+			}
+		case KwDSN:
+			e.dsn = true
+		case KwEnhancedStatusCodes:
+			e.enhanced = true
+		case KwSMTPUTF8:
+			e.smtputf8 = true
+		case KwChunking:
+			e.chunking = true
+		case KwBinaryMIME:
+			e.binary = true
+		case KwRequireTLS:
+			e.requireTLS = true
+		case KwStartTLS, KwAuth:
+			continue // not supported yet: never advertised
+		}
+		e.keywords = append(e.keywords, strings.Join(f, " "))
+	}
+	return e
+}

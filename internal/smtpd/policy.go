@@ -1,0 +1,112 @@
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// Store receives every accepted message. The server assigns env.ID from
+// NewID before the body is read, and replies 250 only when Put returns nil:
+// Put must return only once the message is durable.
+type Store interface {
+	// NewID returns a fresh queue ID.
+	NewID() string
+	// Put stores the message and returns its ID. body is the content with
+	// the server's Received field prepended (unless Config.OmitReceived);
+	// Put must read it to io.EOF and must return the reader's error if
+	// reading fails. A returned error is answered 4xx unless its chain holds
+	// a *ReplyError, whose reply is sent instead.
+	Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error)
+}
+
+// ReplyError is an error that carries the exact reply the client gets, for
+// Store and policy implementations that decide the SMTP outcome.
+type ReplyError struct {
+	Reply smtp.Reply
+}
+
+// Error returns the reply as text.
+func (e *ReplyError) Error() string { return "smtpd: " + e.Reply.String() }
+
+// SessionInfo describes the session a policy decision is asked about.
+type SessionInfo struct {
+	// ID is the session ID used in logs.
+	ID string
+	// Remote is the client's address.
+	Remote net.Addr
+	// Helo is the name given in EHLO or HELO; "" before either.
+	Helo string
+	// ESMTP is set when the session started with EHLO.
+	ESMTP bool
+	// TLS is set when the session runs over TLS.
+	TLS bool
+	// User is the authenticated user, or "".
+	User string
+}
+
+// Policy decides whether to accept a session's steps. Each method returns
+// nil to accept or the reply to refuse with. The server calls them after its
+// own syntax and limit checks pass.
+type Policy interface {
+	// Connect is called for a new connection before the greeting; a non-nil
+	// reply is sent instead of the greeting and the connection is closed.
+	Connect(remote net.Addr) *smtp.Reply
+	// Mail is called for a valid MAIL command.
+	Mail(sess SessionInfo, from smtp.Path, params smtp.Params) *smtp.Reply
+	// Rcpt is called for a valid RCPT command.
+	Rcpt(sess SessionInfo, to smtp.Path, params smtp.Params) *smtp.Reply
+	// Data is called at DATA (before the 354) or at the first BDAT of a
+	// transaction, with the envelope built so far.
+	Data(sess SessionInfo, env *smtp.Envelope) *smtp.Reply
+}
+
+// AcceptAll is a Policy that accepts everything. Relay control comes from
+// the access policy that replaces it in production.
+type AcceptAll struct{}
+
+// Connect accepts the connection.
+func (AcceptAll) Connect(net.Addr) *smtp.Reply { return nil }
+
+// Mail accepts the sender.
+func (AcceptAll) Mail(SessionInfo, smtp.Path, smtp.Params) *smtp.Reply { return nil }
+
+// Rcpt accepts the recipient.
+func (AcceptAll) Rcpt(SessionInfo, smtp.Path, smtp.Params) *smtp.Reply { return nil }
+
+// Data accepts the message.
+func (AcceptAll) Data(SessionInfo, *smtp.Envelope) *smtp.Reply { return nil }
+
+// Transaction is what the server knows about a mail transaction beyond the
+// envelope; Put finds it in its context with TransactionFromContext.
+type Transaction struct {
+	// Session is the session the message arrived on.
+	Session SessionInfo
+	// MailLine is the MAIL command line exactly as received (without CRLF).
+	MailLine string
+	// RcptLines are the accepted RCPT command lines as received.
+	RcptLines []string
+	// Chunked is set when the content came with BDAT rather than DATA.
+	Chunked bool
+}
+
+type txKey struct{}
+
+// TransactionFromContext returns the transaction of the message being
+// stored, when ctx is the context the server passed to Store.Put.
+func TransactionFromContext(ctx context.Context) (*Transaction, bool) {
+	t, ok := ctx.Value(txKey{}).(*Transaction)
+	return t, ok
+}
+
+// replyFromError returns the reply carried by a *ReplyError in err's chain.
+func replyFromError(err error) (smtp.Reply, bool) {
+	var re *ReplyError
+	if errors.As(err, &re) {
+		return re.Reply, true
+	}
+	return smtp.Reply{}, false
+}
