@@ -20,7 +20,10 @@ type subcommand struct {
 // subcommands lists every subcommand; each lives in its own file.
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
+		"check-config": {"validate a configuration file and print the effective configuration", runCheckConfig},
+
 		"version": {"print Ferry's version and the Go version", runVersion},
+		"sink":    {"run a test SMTP server that plays a next hop and captures mail", runSink},
 		"convert": {"convert a message to 7-bit MIME losslessly (a filter)", runConvert},
 	}
 }

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Errors from NormalizeDomain and ParseAddressLiteral.
@@ -24,28 +25,18 @@ const maxLabelLength = 63
 
 // NormalizeDomain returns the canonical form of a domain name as Ferry
 // compares it: lower case, without a trailing dot, with every Unicode label
-// (U-label) converted to its ASCII form (A-label, "xn--…", RFC 5890 §2.3.2.1
-// and RFC 3492), so "Bücher.example.", "BÜCHER.EXAMPLE" and
-// "xn--bcher-kva.example" are all "xn--bcher-kva.example".
+// (U-label) converted to its ASCII form (A-label, "xn--…", RFC 5890 §2.3.2.1),
+// so "Bücher.example.", "BÜCHER.EXAMPLE" and "xn--bcher-kva.example" are all
+// "xn--bcher-kva.example". The mapping and validation are UTS #46 lookup
+// processing as golang.org/x/net/idna implements it; an A-label must be
+// valid, so two spellings of one name cannot compare unequal.
 //
-// The mapping is the lookup subset of UTS #46 that needs no Unicode tables
-// beyond the standard library: lower-casing where Go's case mapping and
-// UTS #46 agree (see lowerLookup; other capitals are refused), the
-// ideographic and full-width full stops as label separators, and full-width
-// ASCII folded to ASCII.
-// NFC normalization is not applied, so a decomposed label ("u" + U+0308)
-// does not match its precomposed form; such a name fails closed (it matches
-// no accepted domain). Context rules (RFC 5892 CONTEXTJ/CONTEXTO, so ZWJ and
-// ZWNJ) and the Bidi rule are not implemented: labels that would need them
-// are refused.
-//
-// An A-label must decode to a valid U-label and re-encode to itself, so two
-// spellings of one name cannot compare unequal. ASCII labels follow the LDH
-// rule of RFC 5321 §4.1.2 (letters, digits, inner hyphens); an underscore,
-// an empty label ("a..b"), a label over 63 octets, a name over 253 octets, and
-// an all-numeric last label (RFC 3696 §2: "1.2.3.4" is not a domain name)
-// are errors wrapping ErrBadDomain. A name in brackets is an address literal
-// and yields ErrAddressLiteral; see ParseAddressLiteral.
+// After mapping, every label must follow the LDH rule of RFC 5321 §4.1.2
+// (letters, digits, inner hyphens): an underscore, an empty label ("a..b"),
+// a label over 63 octets, a name over 253 octets, and an all-numeric last
+// label (RFC 3696 §2: "1.2.3.4" is not a domain name) are errors wrapping
+// ErrBadDomain. A name in brackets is an address literal and yields
+// ErrAddressLiteral; see ParseAddressLiteral.
 func NormalizeDomain(domain string) (string, error) {
 	if strings.HasPrefix(domain, "[") {
 		return "", ErrAddressLiteral
@@ -53,115 +44,25 @@ func NormalizeDomain(domain string) (string, error) {
 	if !utf8.ValidString(domain) {
 		return "", fmt.Errorf("%w: not valid UTF-8", ErrBadDomain)
 	}
-	mapped, err := lowerLookup(domain)
+	a, err := idna.Lookup.ToASCII(domain)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadDomain, err)
 	}
-	mapped = strings.TrimSuffix(mapped, ".")
-	if mapped == "" {
+	a = strings.TrimSuffix(a, ".")
+	if a == "" {
 		return "", fmt.Errorf("%w: empty", ErrBadDomain)
 	}
-	labels := strings.Split(mapped, ".")
-	for i, label := range labels {
-		a, err := normalizeLabel(label)
-		if err != nil {
+	labels := strings.Split(a, ".")
+	for _, label := range labels {
+		if err := checkLDH(label); err != nil {
 			return "", fmt.Errorf("%w: label %q: %v", ErrBadDomain, label, err)
 		}
-		labels[i] = a
 	}
 	if allDigits(labels[len(labels)-1]) {
 		return "", fmt.Errorf("%w: numeric top-level label", ErrBadDomain)
 	}
-	out := strings.Join(labels, ".")
-	if len(out) > maxDomainLength {
+	if len(a) > maxDomainLength {
 		return "", fmt.Errorf("%w: longer than %d octets", ErrBadDomain, maxDomainLength)
-	}
-	return out, nil
-}
-
-// mapLookup maps the characters UTS #46 maps that matter for domain
-// comparison and can be mapped without tables: the ideographic full stop
-// U+3002, the full-width full stop U+FF0E and the half-width ideographic full
-// stop U+FF61 become '.', and full-width ASCII (U+FF01..U+FF5E) becomes
-// ASCII.
-func mapLookup(r rune) rune {
-	switch {
-	case r == '\u3002' || r == '\uFF0E' || r == '\uFF61':
-		return '.'
-	case r >= '\uFF01' && r <= '\uFF5E':
-		return r - 0xFEE0
-	}
-	return r
-}
-
-// lowerLookup applies mapLookup and lower-cases s. A non-ASCII character is
-// lower-cased only when its simple lower-case mapping is non-ASCII and maps
-// back to it: that holds for ordinary capitals ("Ü"), where Go's mapping and
-// UTS #46 agree. Characters where they may differ are refused instead: the
-// dotted capital I (UTS #46: "i̇", Go: "i"), the Kelvin and Ångström signs,
-// title-case digraphs ("ǅ"), the capital sharp s (UTS #46: "ss", Go: "ß"),
-// and the capitals of disallowedCapital.
-// Lower-casing them as Go does would merge names that are distinct in the
-// DNS, so "İstanbul" could pass as "istanbul".
-func lowerLookup(s string) (string, error) {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		r = mapLookup(r)
-		if r < utf8.RuneSelf {
-			if r >= 'A' && r <= 'Z' {
-				r += 'a' - 'A'
-			}
-			b.WriteRune(r)
-			continue
-		}
-		if l := unicode.ToLower(r); l != r {
-			if l < utf8.RuneSelf || unicode.ToUpper(l) != r || disallowedCapital(r) {
-				return "", fmt.Errorf("character %U has no unambiguous lower case", r)
-			}
-			r = l
-		}
-		b.WriteRune(r)
-	}
-	return b.String(), nil
-}
-
-// disallowedCapital reports whether r is one of the capitals that UTS #46
-// leaves unmapped and disallowed although Go lower-cases them: their lower
-// case forms entered Unicode later, and IDNA2008 keeps the older mapping
-// stable (the Cyrillic palochka U+04C0, Georgian Asomtavruli U+10A0..U+10CD,
-// the turned capital F U+2132, the reversed Roman numeral U+2183). The list
-// was found by checking every code point against golang.org/x/net/idna.
-func disallowedCapital(r rune) bool {
-	return r == 0x04C0 || r >= 0x10A0 && r <= 0x10CD || r == 0x2132 || r == 0x2183
-}
-
-// normalizeLabel returns the A-label or LDH label for one lower-cased label.
-func normalizeLabel(label string) (string, error) {
-	if label == "" {
-		return "", errors.New("empty label")
-	}
-	if isASCII(label) {
-		if err := checkLDH(label); err != nil {
-			return "", err
-		}
-		if strings.HasPrefix(label, "xn--") {
-			if err := checkALabel(label); err != nil {
-				return "", err
-			}
-		}
-		return label, nil
-	}
-	if err := checkULabel(label); err != nil {
-		return "", err
-	}
-	enc, err := punyEncode(label)
-	if err != nil {
-		return "", err
-	}
-	a := "xn--" + enc
-	if len(a) > maxLabelLength {
-		return "", fmt.Errorf("longer than %d octets", maxLabelLength)
 	}
 	return a, nil
 }
@@ -169,6 +70,9 @@ func normalizeLabel(label string) (string, error) {
 // checkLDH checks an ASCII label against RFC 5321 §4.1.2's sub-domain rule:
 // Let-dig [Ldh-str].
 func checkLDH(label string) error {
+	if label == "" {
+		return errors.New("empty label")
+	}
 	if len(label) > maxLabelLength {
 		return fmt.Errorf("longer than %d octets", maxLabelLength)
 	}
@@ -180,57 +84,6 @@ func checkLDH(label string) error {
 	}
 	if label[0] == '-' || label[len(label)-1] == '-' {
 		return errors.New("leading or trailing hyphen")
-	}
-	return nil
-}
-
-// checkALabel checks that an "xn--" label decodes to a valid U-label that
-// encodes back to the same A-label (RFC 5891 §5.4).
-func checkALabel(label string) error {
-	u, err := punyDecode(label[4:])
-	if err != nil {
-		return err
-	}
-	if isASCII(u) {
-		return errors.New("A-label decodes to ASCII")
-	}
-	if l, err := lowerLookup(u); err != nil || l != u {
-		return errors.New("A-label decodes to a label that is not in lookup form")
-	}
-	if err := checkULabel(u); err != nil {
-		return err
-	}
-	back, err := punyEncode(u)
-	if err != nil || back != label[4:] {
-		return errors.New("A-label is not canonical")
-	}
-	return nil
-}
-
-// checkULabel checks the characters of a Unicode label: letters, digits,
-// combining marks after a base character, and inner hyphens. Everything else
-// (spaces, symbols, punctuation, controls, joiners) is refused, which is
-// stricter than IDNA2008 in a few corners and never looser.
-func checkULabel(label string) error {
-	if label == "" {
-		return errors.New("empty label")
-	}
-	first, _ := utf8.DecodeRuneInString(label)
-	if unicode.Is(unicode.M, first) {
-		return errors.New("label starts with a combining mark")
-	}
-	if label[0] == '-' || label[len(label)-1] == '-' {
-		return errors.New("leading or trailing hyphen")
-	}
-	for _, r := range label {
-		switch {
-		case r == '-', r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case r < 0x80:
-			return fmt.Errorf("character %q not allowed", r)
-		case unicode.IsLetter(r), unicode.IsDigit(r), unicode.Is(unicode.M, r):
-		default:
-			return fmt.Errorf("character %U not allowed", r)
-		}
 	}
 	return nil
 }

@@ -76,8 +76,10 @@ type Decision struct {
 	// Reason says why, for the log (never sent to the client).
 	Reason string
 	// Domain is the normalized domain the decision was made on
-	// (NormalizeDomain), or the address literal as given, or "" when the
-	// path has no domain or the domain was invalid.
+	// (NormalizeDomain), or the address literal in canonical form
+	// ("[192.0.2.1]", "[IPv6:2001:db8::1]"), or "" when the path has no
+	// domain or the domain was invalid. Route on this form, so the
+	// domain delivered to is the one that was decided on.
 	Domain string
 }
 

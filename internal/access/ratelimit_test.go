@@ -43,6 +43,7 @@ func runSteps(t *testing.T, l *RateLimiter, steps []step) {
 	}
 }
 
+// ipClient is an unauthenticated client at address s.
 func ipClient(s string) Client { return Client{IP: netip.MustParseAddr(s)} }
 
 // TestRatePerIP checks bursts, steady refill and independence of clients.

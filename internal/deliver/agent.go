@@ -251,8 +251,12 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	relay := s.c.target.String()
 	plan, rep := Plan(needs, s.c.Extensions(), rt.Policy)
-	if rep == nil && plan.Convert && a.cfg.Converter == nil {
-		rep = &ReplyNoConverter
+	if rep == nil && plan.Convert {
+		if a.cfg.Converter == nil {
+			rep = &ReplyNoConverter
+		} else if sc, ok := a.cfg.Converter.(SevenBitConverter); ok && sc.SevenBitOutput() {
+			plan = plan.WithSevenBitOutput()
+		}
 	}
 	if rep != nil {
 		a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())
@@ -268,6 +272,10 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	_ = body.Close()
 	if err != nil {
 		a.log.Info("deliver: session ended", "id", it.Env.ID, "relay", relay, "err", err)
+	}
+	if conv, ok := s.c.LastConversion(); ok {
+		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", it.Env.ID, relay, conv.Summary),
+			"event", "converted", "id", it.Env.ID, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
 	}
 	for i, idx := range it.Rcpts {
 		a.report(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String())

@@ -116,6 +116,8 @@ type Client struct {
 	messages int // messages accepted over this connection
 	attempts int // transactions started
 	broken   bool
+	// conversion is the report of the last transfer's conversion.
+	conversion *ConversionReport
 }
 
 // Dial connects to target and reads the greeting. A greeting that is not
@@ -182,6 +184,15 @@ func (c *Client) TLS() (tls.ConnectionState, bool) {
 		return tls.ConnectionState{}, false
 	}
 	return *c.tls, true
+}
+
+// LastConversion returns the converter's report for the last transfer,
+// when its content was converted.
+func (c *Client) LastConversion() (ConversionReport, bool) {
+	if c.conversion == nil {
+		return ConversionReport{}, false
+	}
+	return *c.conversion, true
 }
 
 // Messages returns how many messages the connection has carried.

@@ -155,7 +155,7 @@ func (h *fakeHop) serve(c net.Conn, connNo int) {
 					if _, ok := h.readData(br); !ok {
 						return
 					}
-					if !send("250 2.0.0 Ok: queued") {
+					if !send(h.endReply(counts, connNo)) {
 						return
 					}
 				}
@@ -201,7 +201,7 @@ func (h *fakeHop) serve(c net.Conn, connNo int) {
 			if _, ok := h.readData(br); !ok {
 				return
 			}
-			send("250 2.0.0 Ok: queued")
+			send(h.endReply(counts, connNo))
 		case "BDAT":
 			f := strings.Fields(arg)
 			size, _ := strconv.Atoi(f[0])
@@ -228,6 +228,18 @@ func (h *fakeHop) serve(c net.Conn, connNo int) {
 			send("500 5.5.2 Unknown command")
 		}
 	}
+}
+
+// endReply is the reply to the end of data: the script's answer to the
+// pseudo-verb "." or "250 2.0.0 Ok: queued".
+func (h *fakeHop) endReply(counts map[string]int, connNo int) string {
+	counts["."]++
+	if h.script != nil {
+		if r := h.script(".", "", counts["."], connNo); r != "" {
+			return r
+		}
+	}
+	return "250 2.0.0 Ok: queued"
 }
 
 // readData reads DATA content through the terminating dot line and keeps

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +140,10 @@ func testAgent(t *testing.T, q Queue, rt route.Route, mod func(*Config)) (*Agent
 // noDNS fails every lookup: tests route with [ip] next hops only.
 type noDNS struct{}
 
-func (noDNS) LookupMX(context.Context, string) ([]*netMX, error) {
+func (noDNS) LookupMX(context.Context, string) ([]*net.MX, error) {
+	return nil, fmt.Errorf("test does no DNS")
+}
+
+func (noDNS) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
 	return nil, fmt.Errorf("test does no DNS")
 }

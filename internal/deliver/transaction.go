@@ -24,12 +24,32 @@ type Message struct {
 }
 
 // Converter rewrites content for a hop that cannot take it as it is (see
-// internal/downgrade). allow8Bit says whether the output may hold octets
-// > 127 (the hop offered 8BITMIME); either way it must hold no NUL, no
-// bare CR or LF and no line over 998 octets. An error means the content
-// could not be converted losslessly.
+// internal/downgrade and Downgrader). allow8Bit says whether the output may
+// hold octets > 127 (the hop offered 8BITMIME); either way it must hold no
+// NUL, no bare CR or LF and no line over 998 octets. An error means the
+// content could not be converted losslessly; an error with an
+// Enhanced() string method returning "5.6.9" means the header needs
+// SMTPUTF8.
 type Converter interface {
-	Convert(dst io.Writer, src io.Reader, allow8Bit bool) error
+	Convert(dst io.Writer, src io.Reader, allow8Bit bool) (ConversionReport, error)
+}
+
+// SevenBitConverter is implemented by converters whose output is always
+// 7-bit whatever allow8Bit says; the plan then sends no BODY=8BITMIME.
+type SevenBitConverter interface {
+	SevenBitOutput() bool
+}
+
+// ConversionReport is what a converter did, for the log.
+type ConversionReport struct {
+	// Changed is set when the output differs from the input.
+	Changed bool
+	// Summary describes the changes in a few words, e.g.
+	// "2 parts re-encoded (quoted-printable, base64)".
+	Summary string
+	// DKIMSigned is set when the message carried a DKIM signature that
+	// the change invalidated (RFC 6376 §5.3).
+	DKIMSigned bool
 }
 
 // Replies Ferry makes up when the hop gave none.
@@ -207,7 +227,7 @@ func (c *Client) step(pipelined bool, timeout time.Duration, line string) (smtp.
 // to the final dot. A failure of the content source closes the connection
 // without the final dot, so the hop discards the partial message.
 func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
-	src, stop := content(body, plan, conv)
+	src, stop := c.content(body, plan, conv)
 	defer stop()
 	dw := smtp.NewDataWriter(c.blockWriter())
 	// DATA never carries NUL; octets > 127 only when the plan allows.
@@ -229,7 +249,7 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 // marked LAST, and returns the reply to the last chunk or the first
 // negative reply.
 func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
-	src, stop := content(body, plan, conv)
+	src, stop := c.content(body, plan, conv)
 	defer stop()
 	buf := make([]byte, 256<<10)
 	for {
@@ -284,15 +304,23 @@ func (c *Client) abortContent(err error) (smtp.Reply, error) {
 	switch {
 	case errors.As(err, &se):
 		return ReplyLocalReadError, err
-	case errors.As(err, &ce), errors.Is(err, errEightBitLeak):
+	case errors.As(err, &ce):
+		var enh interface{ Enhanced() string }
+		if errors.As(ce.err, &enh) && enh.Enhanced() == "5.6.9" {
+			return ReplyUTF8Headers, err
+		}
+		return ReplyConversionFailed, err
+	case errors.Is(err, errEightBitLeak):
 		return ReplyConversionFailed, err
 	}
 	return ReplyConnectionLost, err
 }
 
 // content returns the reader of what goes on the wire: the stored body, or
-// the converter's output streamed through a pipe. stop ends the converter.
-func content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
+// the converter's output streamed through a pipe. stop ends the converter
+// and stores its report for LastConversion.
+func (c *Client) content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
+	c.conversion = nil
 	tagged := &storeReader{r: body}
 	if !plan.Convert {
 		return tagged, func() {}
@@ -304,9 +332,11 @@ func content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func
 	}
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
+	var rep ConversionReport
 	go func() {
 		defer close(done)
-		err := conv.Convert(pw, tagged, plan.Allow8Bit)
+		var err error
+		rep, err = conv.Convert(pw, tagged, plan.Allow8Bit)
 		switch {
 		case tagged.err != nil:
 			err = &storeError{err: tagged.err}
@@ -318,6 +348,7 @@ func content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func
 	return pr, func() {
 		pr.CloseWithError(errors.New("deliver: transfer ended"))
 		<-done
+		c.conversion = &rep
 	}
 }
 

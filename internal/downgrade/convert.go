@@ -101,7 +101,7 @@ func childPath(path string, i int) string {
 // message (the whole input, or a message/rfc822 body).
 func (c *converter) entity(path string, isMsg bool, defType string, stack []string, depth int) (delim, error) {
 	note := func(what string) { c.repair(path, what) }
-	h, err := readHeader(c.src, c.opts.MaxHeaderBytes, path, note)
+	h, err := readHeader(c.src, c.opts.MaxHeaderBytes, path, stack, note)
 	if err != nil {
 		return delim{}, err
 	}

@@ -166,7 +166,7 @@ func fold(name string, v []byte) ([]byte, bool) {
 			k++
 		}
 		seg := v[i:k]
-		if i > 0 && isWSP(seg[0]) && content && lineLen+len(seg) > 76 {
+		if i > 0 && isWSP(seg[0]) && k > j && content && lineLen+len(seg) > 76 {
 			out = append(out, crlf...)
 			lineLen = 0
 		}

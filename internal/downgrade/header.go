@@ -75,7 +75,10 @@ func (h *header) bytes() []byte {
 
 // readHeader reads one header section from src. Lines end in CRLF in the
 // result; repairs are reported through note.
-func readHeader(src *lineSrc, maxBytes int, part string, note func(string)) (*header, error) {
+//
+// A delimiter line of stack also ends the section (a part with no header
+// and no body): it is pushed back and no blank line is added.
+func readHeader(src *lineSrc, maxBytes int, part string, stack []string, note func(string)) (*header, error) {
 	h := &header{}
 	total := 0
 	var line []byte
@@ -109,29 +112,43 @@ func readHeader(src *lineSrc, maxBytes int, part string, note func(string)) (*he
 			h.noBlank = true
 			return h, nil
 		}
-		content := raw
+		if _, _, _, ok := matchDelim(raw, stack); ok {
+			src.unread(raw)
+			h.noBlank = true
+			return h, nil
+		}
+		content, fix := raw, ""
 		switch {
 		case bytes.HasSuffix(raw, crlf):
 			content = raw[:len(raw)-2]
 		case raw[len(raw)-1] == '\n':
 			content = raw[:len(raw)-1]
-			note("bare LF line end in header section made CRLF")
+			fix = "bare LF line end in header section made CRLF"
 		default:
-			note("unterminated last header line given a CRLF")
+			fix = "unterminated last header line given a CRLF"
 		}
 		if len(content) == 0 {
+			if fix != "" {
+				note(fix)
+			}
 			return h, nil // the blank line
 		}
 		if content[0] == ' ' || content[0] == '\t' {
 			if len(h.fields) > 0 && !blankLine(content) {
 				f := &h.fields[len(h.fields)-1]
 				f.raw = append(append(f.raw, content...), crlf...)
+				if fix != "" {
+					note(fix)
+				}
 				continue
 			}
 		} else if name, ok := fieldName(content); ok {
 			b := make([]byte, 0, len(content)+2)
 			b = append(append(b, content...), crlf...)
 			h.fields = append(h.fields, field{raw: b, name: name, lname: strings.ToLower(name)})
+			if fix != "" {
+				note(fix)
+			}
 			continue
 		}
 		// Not a field: the body starts here (RFC 5322 §2.1 needs a blank

@@ -179,10 +179,10 @@ func decodeQPLenient(w io.Writer, src *lineSrc, limit int) error {
 		case line[len(line)-1] == '\n':
 			content, term = line[:len(line)-1], line[len(line)-1:]
 		}
-		if term != nil {
-			for len(content) > 0 && (content[len(content)-1] == ' ' || content[len(content)-1] == '\t') {
-				content = content[:len(content)-1]
-			}
+		// Trailing white space was added in transit (rule 3), also on a
+		// last line without a line end.
+		for len(content) > 0 && (content[len(content)-1] == ' ' || content[len(content)-1] == '\t') {
+			content = content[:len(content)-1]
 		}
 		if len(content) > 0 && content[len(content)-1] == '=' && term != nil {
 			content, term = content[:len(content)-1], nil

@@ -46,7 +46,7 @@ func Scan(r io.Reader) (Needs, error) {
 	var st stats
 	br := bufio.NewReaderSize(io.TeeReader(r, &st), bufSize)
 	src := &lineSrc{br: br}
-	h, err := readHeader(src, 1<<20, "", func(string) {})
+	h, err := readHeader(src, 1<<20, "", nil, func(string) {})
 	if err != nil && !errors.Is(err, ErrMalformed) {
 		return Needs{}, fmt.Errorf("downgrade: scanning: %w", err)
 	}

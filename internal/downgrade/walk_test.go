@@ -66,7 +66,8 @@ func refEntity(h textproto.MIMEHeader, body []byte, path string, isMsg bool, def
 			return fmt.Errorf("content-type at %q: %w", path, err)
 		}
 	}
-	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	cte, _, _ := strings.Cut(h.Get("Content-Transfer-Encoding"), "(") // a comment (RFC 2045 §6.1)
+	cte = strings.ToLower(strings.TrimSpace(cte))
 	identity := cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary"
 	if identity && strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" {
 		def := "text/plain"
@@ -169,6 +170,13 @@ func normalize(msg []byte) []byte {
 // Convert, and, when the reference can read the input, leaf for leaf the
 // same decoded octets. It returns the output and report, or the error.
 func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
+	out, rep, _, err := checkRoundTripCompared(t, in)
+	return out, rep, err
+}
+
+// checkRoundTripCompared is checkRoundTrip that also tells whether the
+// leaves were compared (the reference could read the input).
+func checkRoundTripCompared(t testing.TB, in []byte) ([]byte, *Report, bool, error) {
 	t.Helper()
 	var out bytes.Buffer
 	rep, err := Convert(&out, bytes.NewReader(in), Options{MemoryLimit: 1 << 12})
@@ -177,7 +185,7 @@ func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
 		if !asError(err, &e) {
 			t.Fatalf("Convert error is not a *downgrade.Error: %v", err)
 		}
-		return nil, rep, err
+		return nil, rep, false, err
 	}
 	o := out.Bytes()
 	check7bit(t, o)
@@ -192,9 +200,16 @@ func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
 	if rep2.Changed || !bytes.Equal(again.Bytes(), o) {
 		t.Fatalf("output is not a fixed point: report %+v\nfirst:\n%q\nsecond:\n%q", rep2, o, again.Bytes())
 	}
+	for _, r := range rep.Repairs {
+		if r.What != "bare LF line ends made CRLF" {
+			// A repaired input is malformed, and the standard library may
+			// read it another way: the checks above still hold.
+			return o, rep, false, nil
+		}
+	}
 	want, err := refWalk(normalize(in))
 	if err != nil {
-		return o, rep, nil // the reference cannot read the input
+		return o, rep, false, nil // the reference cannot read the input
 	}
 	got, err := refWalk(o)
 	if err != nil {
@@ -208,5 +223,5 @@ func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
 			t.Fatalf("leaf %d: got %s %q, want %s %q\nout: %q", i, got[i].path, got[i].data, want[i].path, want[i].data, o)
 		}
 	}
-	return o, rep, nil
+	return o, rep, true, nil
 }

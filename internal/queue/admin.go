@@ -16,10 +16,10 @@ type StateFilter uint8
 
 // State filters.
 const (
-	AnyState     StateFilter = iota
-	ActiveState              // not held, with a recipient due or being attempted
-	DeferredState            // with at least one deferred recipient
-	HeldState                // held by the administrator
+	AnyState      StateFilter = iota
+	ActiveState               // not held, with a recipient due or being attempted
+	DeferredState             // with at least one deferred recipient
+	HeldState                 // held by the administrator
 )
 
 // Filter selects messages in Walk. Zero fields match everything. Sender

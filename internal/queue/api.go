@@ -21,7 +21,7 @@ const (
 	Pending RcptState = iota
 	Sent
 	Failed
-	Deferred // a transient failure: retried at Result.RetryAt
+	Deferred // a transient failure: retried after the queue's backoff delay
 )
 
 // Result is the outcome of one delivery attempt for one recipient, as

@@ -42,7 +42,20 @@ type committer struct {
 	// written.
 	dirty int64
 	buf   []byte
+	// spare receives the next segment file, zero-filled in the
+	// background; preparing says a preparation is running.
+	spare     chan spareFile
+	preparing bool
 }
+
+// spareFile is a prepared segment file under its temporary name.
+type spareFile struct {
+	f   segFile
+	err error
+}
+
+// spareName is the temporary name of the prepared next segment.
+const spareName = "spare.tmp"
 
 func newCommitter(q *Queue, active *segment) *committer {
 	return &committer{
@@ -51,6 +64,7 @@ func newCommitter(q *Queue, active *segment) *committer {
 		stop:   make(chan struct{}),
 		exit:   make(chan struct{}),
 		active: active,
+		spare:  make(chan spareFile, 1),
 	}
 }
 
@@ -71,6 +85,8 @@ func (c *committer) submit(recs ...[]byte) *request {
 // run is the committer loop; it drains pending requests before it exits.
 func (c *committer) run() {
 	defer close(c.exit)
+	defer c.closeSpare()
+	c.prepare()
 	var spare []*request
 	for {
 		select {
@@ -178,14 +194,64 @@ func (c *committer) repair() error {
 	return nil
 }
 
-// rotate creates and preallocates the next segment and makes it active.
+// prepare starts zero-filling the next segment file in the background.
+func (c *committer) prepare() {
+	if c.preparing {
+		return
+	}
+	c.preparing = true
+	path := filepath.Join(c.q.cfg.Dir, spareName)
+	c.q.fs.Remove(path)
+	go func() {
+		f, err := c.q.fs.Create(path, c.q.cfg.SegmentSize)
+		c.spare <- spareFile{f, err}
+	}()
+}
+
+// takeSpare waits for the prepared segment file, if one is being prepared,
+// and renames it to path.
+func (c *committer) takeSpare(path string) segFile {
+	if !c.preparing {
+		return nil
+	}
+	sp := <-c.spare
+	c.preparing = false
+	if sp.err != nil {
+		return nil
+	}
+	if err := c.q.fs.Rename(filepath.Join(c.q.cfg.Dir, spareName), path); err != nil {
+		sp.f.Close()
+		return nil
+	}
+	return sp.f
+}
+
+// closeSpare waits for a running preparation and removes its file.
+func (c *committer) closeSpare() {
+	if !c.preparing {
+		return
+	}
+	sp := <-c.spare
+	c.preparing = false
+	if sp.err == nil {
+		sp.f.Close()
+		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
+	}
+}
+
+// rotate makes the next segment active: the prepared spare when there is
+// one, else a file created now. It then starts preparing the next spare.
 func (c *committer) rotate() error {
 	q := c.q
 	no := c.active.no + 1
 	path := filepath.Join(q.cfg.Dir, segName(no))
-	f, err := q.fs.Create(path, q.cfg.SegmentSize)
-	if err != nil {
-		return fmt.Errorf("create segment %s: %w", path, err)
+	f := c.takeSpare(path)
+	if f == nil {
+		var err error
+		f, err = q.fs.Create(path, q.cfg.SegmentSize)
+		if err != nil {
+			return fmt.Errorf("create segment %s: %w", path, err)
+		}
 	}
 	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize}
 	q.mu.Lock()
@@ -195,5 +261,6 @@ func (c *committer) rotate() error {
 	c.active = s
 	c.dirty = 0
 	q.gcKick()
+	c.prepare()
 	return nil
 }

@@ -50,6 +50,13 @@ func (l *faultLayer) Create(path string, size int64) (segFile, error) {
 	return &faultFile{segFile: f, l: l}, nil
 }
 
+func (l *faultLayer) Rename(oldpath, newpath string) error {
+	if l.isFull() {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.ENOSPC}
+	}
+	return l.osLayer.Rename(oldpath, newpath)
+}
+
 func (l *faultLayer) Open(path string) (segFile, error) {
 	f, err := l.osLayer.Open(path)
 	if err != nil {

@@ -55,6 +55,9 @@ func (q *Queue) gcStep() (removed, copied int) {
 			q.log.Debug("queue: segment removed", "segment", s.path)
 		}
 		removed++
+		q.mu.Lock()
+		q.stats.SegmentsRemoved++
+		q.mu.Unlock()
 	}
 	return removed, q.copyForward()
 }
@@ -98,9 +101,13 @@ func (q *Queue) copyForward() int {
 	// Read the records without the lock; segments cannot go while
 	// these messages keep references to them.
 	hists := make([][]loc, len(jobs))
+	var pinned []*segment
 	for i, j := range jobs {
 		hists[i] = append([]loc(nil), j.m.hist...)
-		j.base.seg.readers++
+		pinned = append(pinned, j.m.segs...)
+	}
+	for _, s := range pinned {
+		s.readers++
 	}
 	recLens := make([]int, len(jobs))
 	for i, j := range jobs {
@@ -125,8 +132,10 @@ func (q *Queue) copyForward() int {
 		}
 	}
 	q.mu.Lock()
+	for _, s := range pinned {
+		s.readers--
+	}
 	for _, j := range jobs {
-		j.base.seg.readers--
 		m := j.m
 		if j.recs == nil || q.msgs[m.id] != m || m.finishing || m.pending > 0 || m.base != j.base || len(m.hist) != j.nhist {
 			continue
@@ -155,6 +164,7 @@ func (q *Queue) copyForward() int {
 				q.addRef(m, l.seg)
 			}
 			n++
+			q.stats.CopiedForward++
 		}
 		q.mu.Unlock()
 	}
@@ -162,4 +172,28 @@ func (q *Queue) copyForward() int {
 		q.log.Info("queue: messages copied forward", "segment", s.path, "messages", n)
 	}
 	return n
+}
+
+// Stats are counters and sizes for metrics.
+type Stats struct {
+	// Messages is the number of queued messages.
+	Messages int
+	// Segments is the number of segment files.
+	Segments int
+	// SegmentsRemoved and CopiedForward count collection work since Open.
+	SegmentsRemoved int
+	CopiedForward   int
+	// Leases is the number of leases out.
+	Leases int
+}
+
+// Stats returns the queue's current counters.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stats
+	s.Messages = len(q.msgs)
+	s.Segments = len(q.segs)
+	s.Leases = len(q.leases)
+	return s
 }

@@ -45,6 +45,7 @@ type Queue struct {
 	active    *segment
 	closed    bool
 	wake      chan struct{} // closed and replaced when work may have changed
+	stats     Stats
 
 	c *committer
 

@@ -31,6 +31,8 @@ type fileLayer interface {
 	Create(path string, size int64) (segFile, error)
 	Open(path string) (segFile, error)
 	Remove(path string) error
+	// Rename renames a file and syncs its directory.
+	Rename(oldpath, newpath string) error
 }
 
 // osLayer is the real file layer.
@@ -87,15 +89,15 @@ func (osLayer) Create(path string, size int64) (segFile, error) {
 	return of, nil
 }
 
-// preallocate gives the file its full size with blocks allocated, so that
-// later writes inside it change no size metadata and cannot meet ENOSPC.
-// Where fallocate(2) is not supported it writes zeros once.
+// preallocate gives the file its full size with blocks allocated and
+// written, so that later writes inside it change no metadata (not even
+// ext4's unwritten-extent flags, which would make every fdatasync a journal
+// commit) and cannot meet ENOSPC. fallocate(2) reserves the space first
+// where supported, so a full disk is found at once; zeros are then written
+// over all of it.
 func preallocate(f osFile, size int64) error {
 	err := syscall.Fallocate(f.fd, 0, 0, size)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
+	if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
 		return err
 	}
 	zero := make([]byte, 1<<20)
@@ -114,6 +116,13 @@ func (osLayer) Open(path string) (segFile, error) {
 		return nil, err
 	}
 	return osFile{File: f, fd: int(f.Fd())}, nil
+}
+
+func (osLayer) Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(newpath))
 }
 
 func (osLayer) Remove(path string) error {

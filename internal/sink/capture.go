@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -153,14 +154,17 @@ func firstHigh(b []byte) int {
 // writeCapture writes ID.eml, then ID.json (so a sidecar means the content
 // is complete), each via a temporary file and a rename.
 func writeCapture(dir string, m *Message) error {
-	j, err := json.MarshalIndent(sidecar(m), "", "  ")
-	if err != nil {
+	var j bytes.Buffer
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false) // keep "<a@example.com>" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(sidecar(m)); err != nil {
 		return fmt.Errorf("sink: sidecar: %w", err)
 	}
 	if err := writeFile(filepath.Join(dir, m.ID+".eml"), m.Data); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, m.ID+".json"), append(j, '\n'))
+	return writeFile(filepath.Join(dir, m.ID+".json"), j.Bytes())
 }
 
 func writeFile(path string, data []byte) error {

@@ -18,8 +18,14 @@ type bdatTransfer struct {
 	chunks *smtp.BDATReader
 	msg    *pendingMessage
 	pw     *io.PipeWriter
-	result chan error
+	result chan putResult
 	buf    []byte
+}
+
+// putResult is what Store.Put returned.
+type putResult struct {
+	id  string
+	err error
 }
 
 // abort ends the transfer without a message and waits for the store.
@@ -95,16 +101,16 @@ func (ss *session) startBDAT() {
 		chunks: smtp.NewBDATReader(smtp.DataOptions{MaxSize: cfg.MaxMessageSize, Bare: cfg.BareNewline},
 			ss.env.Body == smtp.BodyBinaryMIME),
 		pw:     pw,
-		result: make(chan error, 1),
+		result: make(chan putResult, 1),
 		buf:    make([]byte, bufferSize),
 	}
 	ss.tx.Chunked = true
 	b.msg = ss.prepareMessage(pr)
 	ctx, env, body, store := ss.putContext(), b.msg.env, b.msg.body, ss.srv.store
 	go func() {
-		_, err := store.Put(ctx, env, body)
+		id, err := store.Put(ctx, env, body)
 		pr.CloseWithError(errTransactionAborted) // unblock the session if Put stopped early
-		b.result <- err
+		b.result <- putResult{id, err}
 	}()
 	ss.bdat = b
 }
@@ -113,7 +119,7 @@ func (ss *session) startBDAT() {
 // transaction, which it ends.
 func (ss *session) endBDAT() smtp.Reply {
 	b := ss.bdat
-	err := <-b.result
+	res := <-b.result
 	ss.bdat = nil
-	return ss.finishMessage(b.msg, err, nil)
+	return ss.finishMessage(b.msg, res.id, res.err, nil)
 }

@@ -58,8 +58,8 @@ func (ss *session) cmdData(arg string) smtp.Reply {
 // returns the zero Reply.
 func (ss *session) store(content io.Reader) smtp.Reply {
 	m := ss.prepareMessage(content)
-	_, err := ss.srv.store.Put(ss.putContext(), m.env, m.body)
-	return ss.finishMessage(m, err, content)
+	id, err := ss.srv.store.Put(ss.putContext(), m.env, m.body)
+	return ss.finishMessage(m, id, err, content)
 }
 
 // pendingMessage is a message on its way into the store.
@@ -91,9 +91,10 @@ func (ss *session) prepareMessage(content io.Reader) *pendingMessage {
 }
 
 // finishMessage turns the store's result into the final reply and ends the
-// transaction. drain, when not nil, is read to its end first so the
+// transaction; id is the ID Put returned (env.ID when empty). drain, when
+// not nil, is read to its end first so the
 // session stays in step with the client whatever the store did.
-func (ss *session) finishMessage(m *pendingMessage, err error, drain io.Reader) smtp.Reply {
+func (ss *session) finishMessage(m *pendingMessage, id string, err error, drain io.Reader) smtp.Reply {
 	defer ss.resetTransaction()
 	tr := m.body
 	if err == nil && tr.err != nil {
@@ -119,8 +120,11 @@ func (ss *session) finishMessage(m *pendingMessage, err error, drain io.Reader) 
 		return smtp.Reply{}
 	}
 	if err == nil {
-		maillog.Queued(ss.log, ss.info.ID, m.env.ID, m.env.From, len(m.env.Rcpts), tr.n, m.env.Body)
-		return replyQueued(m.env.ID)
+		if id == "" {
+			id = m.env.ID
+		}
+		maillog.Queued(ss.log, ss.info.ID, id, m.env.From, len(m.env.Rcpts), tr.n, m.env.Body)
+		return replyQueued(id)
 	}
 	r := storeReply(err, m.ld.exceeded)
 	if ss.log != nil {

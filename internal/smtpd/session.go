@@ -23,6 +23,7 @@ type session struct {
 	counts maillog.CommandCounts
 	errors int
 	done   bool
+	line   string // the command being answered, for the log
 
 	// The current transaction; env is nil outside one.
 	env  *smtp.Envelope
@@ -95,6 +96,7 @@ func (ss *session) loop() {
 			return
 		}
 		ss.tr.Client(line)
+		ss.line = maillog.RedactCommand(line)
 		ss.command(line)
 	}
 }
@@ -137,7 +139,7 @@ func (ss *session) replyCmd(verb string, r smtp.Reply) {
 	}
 	switch verb {
 	case "MAIL", "RCPT", "DATA", "BDAT":
-		attrs := []slog.Attr{}
+		attrs := []slog.Attr{slog.String("command", ss.line)}
 		if ss.env != nil {
 			attrs = append(attrs, slog.String("from", ss.env.From.String()))
 		}

@@ -1,0 +1,38 @@
+package downgrade
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzConvert checks, for any input, that Convert neither panics nor
+// hangs, that it fails only with a *Error, and that its output is 7-bit
+// (no octet above 127, no NUL, CRLF only, lines ≤ 998), a fixed point of
+// Convert, and leaf for leaf the input's decoded octets wherever the
+// standard library's decoders can read the input.
+func FuzzConvert(f *testing.F) {
+	files, _ := filepath.Glob("testdata/golden/*.eml")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("Subject: x\n\nbody\rwith\x00junk\xff"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\r\n\xe9\r\n--a--"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 1<<16 {
+			return
+		}
+		out, _, err := checkRoundTrip(t, in)
+		if err == nil && len(in) > 0 && len(out) == 0 {
+			t.Fatalf("empty output for non-empty input")
+		}
+		if err == nil && bytes.Count(out, []byte("\r\n--")) > 4*bytes.Count(in, []byte("--"))+8 {
+			t.Fatalf("delimiter lines multiplied")
+		}
+	})
+}
