@@ -62,6 +62,9 @@ type Config struct {
 	// PollInterval is the wait after an empty lease or a Lease error;
 	// default 1s.
 	PollInterval time.Duration
+	// ShutdownGrace is how long deliveries in progress may go on after
+	// Run's context ends before their connections are cut; default 30s.
+	ShutdownGrace time.Duration
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -119,6 +122,9 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 30 * time.Second
+	}
 	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -132,11 +138,19 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 // Hops returns the hop-capability cache.
 func (a *Agent) Hops() *HopCache { return a.hops }
 
-// Run runs the workers until ctx ends, then closes idle connections.
+// Run runs the workers until ctx ends, then lets deliveries in progress
+// finish (for at most ShutdownGrace) and closes idle connections.
 func (a *Agent) Run(ctx context.Context) error {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(a.cfg.ShutdownGrace, cancel)
+		context.AfterFunc(dctx, func() { t.Stop() })
+	})
+	defer stop()
 	var wg sync.WaitGroup
 	for range a.cfg.Workers {
-		wg.Go(func() { a.worker(ctx) })
+		wg.Go(func() { a.worker(ctx, dctx) })
 	}
 	wg.Wait()
 	a.pool.closeAll()
@@ -146,7 +160,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // Close ends every idle connection with QUIT.
 func (a *Agent) Close() { a.pool.closeAll() }
 
-func (a *Agent) worker(ctx context.Context) {
+// worker leases with ctx and delivers with dctx, which outlives ctx by the
+// shutdown grace time.
+func (a *Agent) worker(ctx, dctx context.Context) {
 	for ctx.Err() == nil {
 		l, err := a.q.Lease(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -159,7 +175,7 @@ func (a *Agent) worker(ctx context.Context) {
 			}
 			continue
 		}
-		a.DeliverLease(ctx, l)
+		a.DeliverLease(dctx, l)
 		a.q.Release(l)
 	}
 }

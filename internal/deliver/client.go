@@ -288,6 +288,9 @@ func (c *Client) Reset(ctx context.Context) error {
 // Quit sends QUIT, reads the reply and closes the connection.
 func (c *Client) Quit() error {
 	defer c.Close()
+	if c.broken {
+		return errors.New("deliver: connection already broken")
+	}
 	rep, err := c.cmd(c.timeouts.Quit, "QUIT")
 	if err != nil {
 		return err

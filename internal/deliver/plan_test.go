@@ -1,8 +1,11 @@
 package deliver
 
 import (
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -191,5 +194,48 @@ func TestToALabels(t *testing.T) {
 		if got, err := ToALabels(bad); err == nil {
 			t.Errorf("ToALabels(%q) = %q, want error", bad, got)
 		}
+	}
+}
+
+func TestHopCacheChanges(t *testing.T) {
+	logs := &syncBuffer{}
+	h := NewHopCache(slog.New(slog.NewTextHandler(logs, nil)))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first := HopInfo{Hop: "domino.example:25", ESMTP: true, Keywords: ext("8BITMIME", "SIZE 10240000", "PIPELINING"), Seen: t0}
+	if ch := h.Record(first); len(ch) != 0 {
+		t.Errorf("first sighting reported changes %q", ch)
+	}
+	second := HopInfo{Hop: "domino.example:25", ESMTP: true, Keywords: ext("SIZE 5000000", "PIPELINING", "HELP"), TLS: true, Seen: t0.Add(time.Hour)}
+	want := []string{"now uses TLS", "stopped offering 8BITMIME", "now offers HELP", `SIZE changed from "10240000" to "5000000"`}
+	if ch := h.Record(second); !slices.Equal(ch, want) {
+		t.Errorf("changes = %q, want %q", ch, want)
+	}
+	got, ok := h.Get("domino.example:25")
+	if !ok || !got.FirstSeen.Equal(t0) || !got.Seen.Equal(t0.Add(time.Hour)) || !slices.Equal(got.Changes, want) {
+		t.Errorf("Get = %+v", got)
+	}
+	// Nothing new: the last changes stay on record.
+	third := second
+	third.Seen = t0.Add(2 * time.Hour)
+	if ch := h.Record(third); len(ch) != 0 {
+		t.Errorf("unchanged hop reported %q", ch)
+	}
+	if got, _ := h.Get("domino.example:25"); !got.ChangedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("ChangedAt = %v", got.ChangedAt)
+	}
+	if !strings.Contains(logs.String(), "level=WARN msg=\"hop domino.example:25: stopped offering 8BITMIME\"") {
+		t.Errorf("no warning logged:\n%s", logs)
+	}
+	if all := h.All(); len(all) != 1 {
+		t.Errorf("All = %v", all)
+	}
+}
+
+func TestDescribeKeyword(t *testing.T) {
+	if got := DescribeKeyword("8bitmime"); got != "can receive 8-bit MIME (RFC 6152)" {
+		t.Errorf("DescribeKeyword(8bitmime) = %q", got)
+	}
+	if got := DescribeKeyword("X-UNKNOWN"); got != "" {
+		t.Errorf("unknown keyword described as %q", got)
 	}
 }

@@ -2,6 +2,8 @@ package downgrade
 
 import (
 	"bytes"
+	"fmt"
+	"time"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +29,8 @@ func FuzzConvert(f *testing.F) {
 		if len(in) > 1<<16 {
 			return
 		}
+		tm := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("HANG %q", in)) })
+		defer tm.Stop()
 		out, _, err := checkRoundTrip(t, in)
 		if err == nil && len(in) > 0 && len(out) == 0 {
 			t.Fatalf("empty output for non-empty input")

@@ -3,6 +3,7 @@ package downgrade
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -33,84 +34,82 @@ const (
 	msb = 0x8080808080808080
 )
 
-// Write records p; it never fails.
+// Write records p; it never fails. Octets above 127 and NULs are counted
+// eight at a time; the line structure is checked at each LF found with
+// bytes.IndexByte, and CRs are counted with bytes.Count, so that the cost
+// is a few instructions per eight octets plus a few per line.
 func (s *stats) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	s.n += int64(len(p))
 	if s.checkUTF8 && !s.utf8Bad {
 		s.trackUTF8(p)
 	}
-	for rest := p; len(rest) > 0; {
+	s.countHigh(p)
+	crs := int64(bytes.Count(p, []byte{'\r'}))
+	pairs := int64(0) // CRs of this chunk that end a line
+	if s.prevCR && p[0] != '\n' {
+		s.bareCR++ // the CR that ended the previous chunk stands alone
+	}
+	start := 0 // where the current line's octets in p begin
+	for rest := p; ; {
 		i := bytes.IndexByte(rest, '\n')
-		var seg []byte
 		if i < 0 {
-			seg, rest = rest, nil
-		} else {
-			seg, rest = rest[:i], rest[i+1:]
+			break
 		}
-		if len(seg) > 0 {
-			if s.prevCR { // a CR ended the previous chunk and no LF follows it
-				s.bareCR++
-				s.lineLen++
-				s.prevCR = false
-			}
-			body := seg
-			if seg[len(seg)-1] == '\r' {
-				body = seg[:len(seg)-1]
-			}
-			s.scanRun(body)
-			s.lineLen += int64(len(body))
-			if len(body) < len(seg) {
-				if i < 0 {
-					s.prevCR = true
-				} else {
-					// CR LF: a line end.
-				}
-			}
-			if i >= 0 && len(body) == len(seg) {
-				s.bareLF++
-			}
-		} else if i >= 0 && !s.prevCR {
+		at := len(p) - len(rest) + i // index of the LF in p
+		n := s.lineLen + int64(at-start)
+		switch {
+		case at > 0 && p[at-1] == '\r':
+			pairs++
+			n--
+		case at == 0 && s.prevCR:
+			n--
+		default:
 			s.bareLF++
 		}
-		if i >= 0 {
-			if s.lineLen > maxLine {
-				s.long++
-			}
-			s.lineLen = 0
-			s.prevCR = false
+		if n > maxLine {
+			s.long++
 		}
+		s.lineLen = 0
+		start = at + 1
+		rest = rest[i+1:]
 	}
+	s.lineLen += int64(len(p) - start)
+	s.prevCR = p[len(p)-1] == '\r'
+	open := int64(0)
+	if s.prevCR {
+		open = 1 // its fate is decided by the next chunk
+	}
+	s.bareCR += crs - pairs - open
 	return len(p), nil
 }
 
-// scanRun counts high octets, NULs and CRs in b, which holds no LF. It tests
-// eight octets at a time and looks at single octets only in words that hold
-// something of interest.
-func (s *stats) scanRun(b []byte) {
-	for len(b) >= 16 {
-		w1 := binary.LittleEndian.Uint64(b)
-		w2 := binary.LittleEndian.Uint64(b[8:])
-		x1, x2 := w1^(lsb*'\r'), w2^(lsb*'\r')
-		f := w1 | w2 | ((w1 - lsb) &^ w1) | ((w2 - lsb) &^ w2) | ((x1 - lsb) &^ x1) | ((x2 - lsb) &^ x2)
-		if f&msb != 0 {
-			s.scanSlow(b[:16])
+// countHigh counts octets above 127 and NULs in p.
+func (s *stats) countHigh(p []byte) {
+	var high int
+	for len(p) >= 32 {
+		w1 := binary.LittleEndian.Uint64(p)
+		w2 := binary.LittleEndian.Uint64(p[8:])
+		w3 := binary.LittleEndian.Uint64(p[16:])
+		w4 := binary.LittleEndian.Uint64(p[24:])
+		high += bits.OnesCount64(w1&msb) + bits.OnesCount64(w2&msb) + bits.OnesCount64(w3&msb) + bits.OnesCount64(w4&msb)
+		// (w - 0x01…01) &^ w has a high bit set exactly when w has a
+		// zero octet (as a test; which octet is not exact).
+		if ((w1-lsb)&^w1|(w2-lsb)&^w2|(w3-lsb)&^w3|(w4-lsb)&^w4)&msb != 0 {
+			s.nul += int64(bytes.Count(p[:32], []byte{0}))
 		}
-		b = b[16:]
+		p = p[32:]
 	}
-	s.scanSlow(b)
-}
-
-func (s *stats) scanSlow(b []byte) {
-	for _, c := range b {
-		switch {
-		case c >= 0x80:
-			s.high++
-		case c == 0:
+	for _, c := range p {
+		if c >= 0x80 {
+			high++
+		} else if c == 0 {
 			s.nul++
-		case c == '\r':
-			s.bareCR++
 		}
 	}
+	s.high += int64(high)
 }
 
 func (s *stats) trackUTF8(p []byte) {
@@ -153,7 +152,6 @@ func (s *stats) trackUTF8(p []byte) {
 func (s *stats) finish() {
 	if s.prevCR {
 		s.bareCR++
-		s.lineLen++
 		s.prevCR = false
 	}
 	if s.lineLen > maxLine {

@@ -125,7 +125,8 @@ func Start(t testing.TB, opts Options) *Instance {
 		t.Fatalf("postfixtest: set up: %v", err)
 	}
 	if out, err := in.postfix("start"); err != nil {
-		t.Fatalf("postfixtest: postfix start: %v\n%s\n%s", err, out, in.Log())
+		check, _ := in.postfix("check")
+		t.Fatalf("postfixtest: %v\n%s\npostfix check:\n%s\n%s", err, out, check, in.Log())
 	}
 	if err := waitListening(in.addr, 15*time.Second); err != nil {
 		t.Fatalf("postfixtest: %v\n%s", err, in.Log())

@@ -75,6 +75,9 @@ func (in *Instance) setUp(opts Options, port int) error {
 			}
 		}
 	}
+	if err := makeQueue(queue, pf); err != nil {
+		return err
+	}
 	script := filepath.Join(in.dir, "capture.sh")
 	if err := os.WriteFile(script, []byte(captureScript), 0o755); err != nil {
 		return fmt.Errorf("write capture script: %w", err)
@@ -93,6 +96,45 @@ func (in *Instance) setUp(opts Options, port int) error {
 	return nil
 }
 
+// makeQueue creates the queue subdirectories the way Debian's
+// postfix-files lists them, and the "quick-start" flag that lets "postfix
+// start" skip its slow integrity checks (seconds on a busy machine); Start
+// runs "postfix check" itself when the start fails.
+func makeQueue(queue string, pf *user.User) error {
+	uid, _ := strconv.Atoi(pf.Uid)
+	postdrop, err := user.LookupGroup("postdrop")
+	if err != nil {
+		return fmt.Errorf("postdrop group: %w", err)
+	}
+	pdGid, _ := strconv.Atoi(postdrop.Gid)
+	for _, d := range []struct {
+		name     string
+		mode     os.FileMode
+		uid, gid int
+	}{
+		{"active", 0o700, uid, -1}, {"bounce", 0o700, uid, -1}, {"corrupt", 0o700, uid, -1},
+		{"defer", 0o700, uid, -1}, {"deferred", 0o700, uid, -1}, {"flush", 0o700, uid, -1},
+		{"hold", 0o700, uid, -1}, {"incoming", 0o700, uid, -1}, {"private", 0o700, uid, -1},
+		{"saved", 0o700, uid, -1}, {"trace", 0o700, uid, -1},
+		{"maildrop", 0o730, uid, pdGid}, {"public", 0o710, uid, pdGid}, {"pid", 0o755, 0, -1},
+	} {
+		p := filepath.Join(queue, d.name)
+		if err := os.Mkdir(p, d.mode); err != nil {
+			return fmt.Errorf("create queue dir: %w", err)
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			return fmt.Errorf("chmod queue dir: %w", err)
+		}
+		if err := os.Chown(p, d.uid, d.gid); err != nil {
+			return fmt.Errorf("chown queue dir: %w", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(queue, "quick-start"), nil, 0o644); err != nil {
+		return fmt.Errorf("write quick-start: %w", err)
+	}
+	return nil
+}
+
 // mainCf returns main.cf's parameters for the instance.
 func mainCf(dir, queue, data string, opts Options) map[string]string {
 	host := opts.Hostname
@@ -100,35 +142,37 @@ func mainCf(dir, queue, data string, opts Options) map[string]string {
 		host = "postfix.test"
 	}
 	p := map[string]string{
-		"compatibility_level":   "3.6",
-		"queue_directory":       queue,
-		"data_directory":        data,
-		"maillog_file":          filepath.Join(dir, "maillog"),
-		"maillog_file_prefixes": "/var, /tmp",
-		"syslog_name":           "postfix-ferrytest",
-		"myhostname":            host,
-		"mydomain":              host,
-		"myorigin":              "$myhostname",
-		"mydestination":         "",
-		"relay_domains":         "",
-		"local_recipient_maps":  "",
-		"alias_maps":            "",
-		"alias_database":        "",
-		"inet_interfaces":       "127.0.0.1",
-		"inet_protocols":        "ipv4",
-		"mynetworks":            "127.0.0.0/8",
-		"mynetworks_style":      "host",
-		"smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
-		"smtpd_peername_lookup":  "no",
-		"smtp_dns_support_level": "disabled",
-		"smtp_host_lookup":       "native",
-		"smtpd_tls_security_level": "none",
-		"smtp_tls_security_level":  "none",
+		"compatibility_level":         "3.6",
+		"queue_directory":             queue,
+		"data_directory":              data,
+		"maillog_file":                filepath.Join(dir, "maillog"),
+		"maillog_file_prefixes":       "/var, /tmp",
+		"syslog_name":                 "postfix-ferrytest",
+		"myhostname":                  host,
+		"mydomain":                    host,
+		"myorigin":                    "$myhostname",
+		"mydestination":               "",
+		"relay_domains":               "",
+		"local_recipient_maps":        "",
+		"alias_maps":                  "",
+		"alias_database":              "",
+		"inet_interfaces":             "127.0.0.1",
+		"inet_protocols":              "ipv4",
+		"mynetworks":                  "127.0.0.0/8",
+		"mynetworks_style":            "host",
+		"smtpd_relay_restrictions":    "permit_mynetworks, reject_unauth_destination",
+		"smtpd_peername_lookup":       "no",
+		"smtp_dns_support_level":      "disabled",
+		"smtp_host_lookup":            "native",
+		"smtpd_tls_security_level":    "none",
+		"smtp_tls_security_level":     "none",
 		"smtpd_discard_ehlo_keywords": strings.ToLower(strings.Join(opts.DiscardEHLOKeywords, ", ")),
 		"multi_instance_enable":       "no",
-		"biff":                        "no",
-		"append_dot_mydomain":         "no",
-		"delay_warning_time":          "0",
+		// 127.0.0.1 is a remote client: add no Date:, Message-ID: etc.
+		"local_header_rewrite_clients": "",
+		"biff":                         "no",
+		"append_dot_mydomain":          "no",
+		"delay_warning_time":           "0",
 		// Retry quickly: tests start next hops in any order.
 		"queue_run_delay":      "1s",
 		"minimal_backoff_time": "1s",

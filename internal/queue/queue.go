@@ -206,25 +206,27 @@ func (q *Queue) NewID() string {
 // error aborts Put before anything is written. A full disk yields an error
 // wrapping syscall.ENOSPC.
 func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
 	if env.ID == "" {
 		env.ID = q.NewID()
+	}
+	if env.Arrival.IsZero() {
+		env.Arrival = q.cfg.Clock()
+	}
+	// Read the body first, whatever happens next: the server's DATA
+	// reader must always reach its end.
+	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	rec, err := readBody(rec, body)
+	if err != nil {
+		return "", fmt.Errorf("queue: read message body: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
 	}
 	if len(env.ID) > maxIDLen {
 		return "", fmt.Errorf("queue: ID %q longer than %d octets", env.ID, maxIDLen)
 	}
 	if len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
-	}
-	if env.Arrival.IsZero() {
-		env.Arrival = q.cfg.Clock()
-	}
-	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
-	rec, err := readBody(rec, body)
-	if err != nil {
-		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
 	sealRecord(rec)
 	q.mu.Lock()

@@ -96,7 +96,12 @@ func TestTornTailEveryOffset(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs logBuffer
-			q := mustOpen(t, testConfig(dir, nil, &logs))
+			cfg := testConfig(dir, nil, &logs)
+			cfg.SegmentSize = 4 << 10
+			q, err := openWith(cfg, osLayer{noSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for i, id := range ids[:2] {
 				if got := readBodyOf(t, q, id); !bytes.Equal(got, bodyFor(i, 300)) {
 					t.Fatalf("cut %d: message %d damaged", cut, i)
@@ -111,7 +116,10 @@ func TestTornTailEveryOffset(t *testing.T) {
 			// The queue works on: a new message survives another restart.
 			id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(9, 100))
 			q.Close()
-			q = mustOpen(t, testConfig(dir, nil, nil))
+			q, err = openWith(cfg, osLayer{noSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got := readBodyOf(t, q, id); !bytes.Equal(got, bodyFor(9, 100)) {
 				t.Fatalf("cut %d: message after recovery damaged", cut)
 			}

@@ -355,8 +355,8 @@ func (q *Queue) expireGroup(g *group) {
 		recs = append(recs, encodeState(m.id, stateRec{Rcpt: i, State: Failed, Expired: true,
 			Attempts: int(r.attempts), At: time.Unix(0, now), Reply: q.expiryReply(m, last[i])}))
 	}
-	g.lease = 0
 	if len(recs) == 0 {
+		g.lease = 0
 		q.schedule(g)
 		q.mu.Unlock()
 		return
@@ -364,11 +364,14 @@ func (q *Queue) expireGroup(g *group) {
 	req := q.submitFor(m, recs...)
 	q.mu.Unlock()
 	fin, err := q.applyCommitted(m, req)
+	q.mu.Lock()
+	g.lease = 0
+	if q.msgs[m.id] == m {
+		q.schedule(g)
+	}
+	q.mu.Unlock()
 	if err != nil {
 		q.log.Error("queue: cannot record expiry", "id", m.id, "err", err)
-		q.mu.Lock()
-		q.schedule(g)
-		q.mu.Unlock()
 		return
 	}
 	q.log.Info("expired", "id", m.id, "hop", g.h.name, "rcpts", len(recs))

@@ -373,3 +373,71 @@ func TestAdminOperations(t *testing.T) {
 		t.Fatalf("Show after RetryNow and restart: %+v %v", info, err)
 	}
 }
+
+func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	var q *Queue
+	var first eventLog
+	q = schedQueue(t, dir, clock, func(c *Config) {
+		c.OnEvent = func(ev Event) {
+			first.add(ev)
+			if ev.Kind == EventFinished {
+				q.Close() // the process stops before the done record
+			}
+		}
+	})
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	if err := q.Update(context.Background(), id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "unknown")}); err != nil {
+		t.Fatal(err)
+	}
+	q.Release(l)
+	if len(first.finished()) != 1 {
+		t.Fatal("no finished event")
+	}
+	var again eventLog
+	done := make(chan struct{})
+	q = schedQueue(t, dir, clock, func(c *Config) {
+		c.OnEvent = func(ev Event) { again.add(ev); close(done) }
+	})
+	defer q.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("finished event not repeated after restart")
+	}
+	fin := again.finished()
+	if len(fin) != 1 || !fin[0].Recovered || fin[0].ID != id || fin[0].Rcpts[0].LastReply.Enhanced != "5.1.1" {
+		t.Fatalf("repeated event %+v", fin)
+	}
+	for range 100 { // the done record follows the event
+		if _, err := q.Show(id); errors.Is(err, ErrNotFound) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("message not removed after its repeated event")
+}
+
+func TestCloseWakesLease(t *testing.T) {
+	q := schedQueue(t, t.TempDir(), newFakeClock(), nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Lease(context.Background())
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	q.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Lease after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lease still blocked after Close")
+	}
+	if _, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), strings.NewReader("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put after Close: %v", err)
+	}
+}

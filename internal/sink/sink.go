@@ -39,7 +39,8 @@ type Options struct {
 	Keywords []string
 	// NoESMTP answers EHLO with 502: only HELO works.
 	NoESMTP bool
-	// MaxSize is the SIZE limit in octets; 0: none.
+	// MaxSize is the SIZE limit in octets; 0: none, or n when Keywords
+	// holds "SIZE n".
 	MaxSize int64
 	// MaxRecipients is the recipient limit per message (at least 100); 0:
 	// 1000.
@@ -87,6 +88,9 @@ type Sink struct {
 	addr  string
 	rules []*ruleState
 	done  chan error
+
+	closeOnce sync.Once
+	closeErr  error
 
 	conns   atomic.Int64
 	idPref  string
@@ -174,18 +178,20 @@ func (s *Sink) Wait(ctx context.Context, n int) ([]Message, error) {
 }
 
 // Close stops the sink, letting transfers in progress finish for up to five
-// seconds.
+// seconds. Later calls return the first call's result.
 func (s *Sink) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; !errors.Is(serr, smtpd.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("sink: close: %w", err)
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.srv.Shutdown(ctx)
+		if serr := <-s.done; !errors.Is(serr, smtpd.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("sink: close: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // add records an accepted message and wakes waiters.

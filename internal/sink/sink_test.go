@@ -3,6 +3,7 @@ package sink
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -228,6 +229,12 @@ func TestWaitTimeout(t *testing.T) {
 	if _, err := s.Wait(ctx, 1); err == nil {
 		t.Fatal("Wait returned without messages")
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		t.Fatal("sink still accepts connections after Close")
+	}
 }
 
 func TestParseRule(t *testing.T) {
@@ -282,5 +289,47 @@ func TestGlob(t *testing.T) {
 		if got := glob(tt.pattern, tt.s); got != tt.want {
 			t.Errorf("glob(%q, %q) = %v", tt.pattern, tt.s, got)
 		}
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	s := startSink(t, Options{Dir: t.TempDir()})
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			r := bufio.NewReader(c)
+			for _, cmd := range []string{"", "HELO c\r\n", "MAIL FROM:<a@example.com>\r\n", "RCPT TO:<b@example.org>\r\n", "DATA\r\n", "x\r\n.\r\n"} {
+				if cmd != "" {
+					io.WriteString(c, cmd)
+				}
+				line, err := r.ReadString('\n')
+				if err != nil || line[0] > '3' {
+					errs <- fmt.Errorf("after %q: %q %v", cmd, line, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := waitN(t, s, n)
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		ids[m.ID] = true
+	}
+	if len(msgs) != n || len(ids) != n {
+		t.Fatalf("%d messages with %d distinct IDs", len(msgs), len(ids))
 	}
 }

@@ -90,7 +90,7 @@ type bdatChunk struct {
 	pend    []byte // raw octets read but not yet transformed
 	err     error  // sticky result
 	flushed bool   // a pending CR at the end of the LAST chunk was handled
-	small   [2]byte
+	small   [64]byte
 	outLeft []byte // output of a short Read not yet returned
 }
 
@@ -119,7 +119,7 @@ func (c *bdatChunk) Read(p []byte) (int, error) {
 	return c.read(p)
 }
 
-// read fills p (at least 2 octets long) with content.
+// read fills p (at least 64 octets long) with content.
 func (c *bdatChunk) read(p []byte) (int, error) {
 	b := c.b
 	for {
@@ -182,7 +182,7 @@ func (b *BDATReader) bare(kind string, at int64) {
 	}
 }
 
-// transform moves pending raw octets into p (len(p) >= 2), normalizing bare
+// transform moves pending raw octets into p (len(p) >= 3), normalizing bare
 // CR and LF in text mode, and returns the octets written.
 func (c *bdatChunk) transform(p []byte) int {
 	b := c.b
@@ -194,7 +194,7 @@ func (c *bdatChunk) transform(p []byte) int {
 	// Offset in the input of c.pend[0].
 	base := b.in - int64(len(c.pend))
 	nd, ns := 0, 0
-	for ns < len(c.pend) && len(p)-nd >= 2 {
+	for ns < len(c.pend) && len(p)-nd >= 3 {
 		if b.cr {
 			b.cr = false
 			p[nd], p[nd+1] = '\r', '\n'

@@ -51,7 +51,8 @@ type Config struct {
 	// Keywords are the EHLO keywords advertised, in order. The known ones
 	// (the Kw constants) switch their extension on; a parameter of an
 	// extension not listed gets 555 5.5.4. SIZE is advertised with
-	// MaxMessageSize. STARTTLS and AUTH are never advertised until the
+	// MaxMessageSize ("SIZE n" here sets MaxMessageSize when that is 0).
+	// STARTTLS and AUTH are never advertised until the
 	// server supports them, and REQUIRETLS only on a TLS session
 	// (RFC 8689 §4.1). BINARYMIME requires CHUNKING (RFC 3030 §3).
 	Keywords []string
@@ -135,6 +136,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("smtpd: EHLO keyword %s listed twice", name)
 		}
 		seen[name] = true
+		if name == KwSize && len(f) > 1 {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || n < 0 || len(f) > 2 {
+				return fmt.Errorf("smtpd: EHLO keyword %q: want SIZE or SIZE <octets> (RFC 1870)", k)
+			}
+			if c.MaxMessageSize != 0 && n != c.MaxMessageSize {
+				return fmt.Errorf("smtpd: EHLO keyword %q conflicts with the message size limit %d", k, c.MaxMessageSize)
+			}
+		}
 	}
 	if seen[KwBinaryMIME] && !seen[KwChunking] {
 		return fmt.Errorf("smtpd: EHLO keyword BINARYMIME requires CHUNKING (RFC 3030 §3)")
@@ -142,9 +152,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// withDefaults returns c with zero limits and timeouts replaced by defaults.
+// withDefaults returns c with zero limits and timeouts replaced by defaults,
+// and the size limit taken from a "SIZE n" keyword when it has none.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
+	for _, k := range c.Keywords {
+		if f := strings.Fields(k); len(f) == 2 && strings.EqualFold(f[0], KwSize) && c.MaxMessageSize == 0 {
+			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil && n > 0 {
+				c.MaxMessageSize = n
+			}
+		}
+	}
 	if c.MaxRecipients == 0 {
 		c.MaxRecipients = d.MaxRecipients
 	}

@@ -73,7 +73,7 @@ func (c *idleConn) setReadTimeout(d time.Duration, interruptible bool) {
 }
 
 // interrupt marks the connection for shutdown and wakes a read waiting for a
-// command outside a transaction. It reports whether it woke one.
+// command outside a transaction.
 func (c *idleConn) interrupt() {
 	c.mu.Lock()
 	c.interrupted = true

@@ -1,12 +1,17 @@
 package smtpd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +74,9 @@ func TestConfigValidate(t *testing.T) {
 		{"duplicate keyword", func(c *Config) { c.Keywords = []string{"SIZE", "size"} }, false},
 		{"empty hostname", func(c *Config) { c.Hostname = "" }, false},
 		{"custom keyword", func(c *Config) { c.Keywords = []string{"HELP", "X-EXPS GSSAPI NTLM"} }, true},
+		{"SIZE with limit", func(c *Config) { c.Keywords, c.MaxMessageSize = []string{"SIZE 100"}, 0 }, true},
+		{"SIZE conflict", func(c *Config) { c.Keywords, c.MaxMessageSize = []string{"SIZE 100"}, 200 }, false},
+		{"SIZE syntax", func(c *Config) { c.Keywords = []string{"SIZE ten"} }, false},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()
@@ -243,4 +251,71 @@ func waitAdmitted(t *testing.T, addr string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("server never admitted a new connection")
+}
+
+func TestTranscriptAndLog(t *testing.T) {
+	dir := t.TempDir()
+	var logBuf syncBuffer
+	cfg := testConfig()
+	cfg.TranscriptDir = dir
+	cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	srv, addr := startServer(t, cfg, &memStore{}, nil)
+	c := dial(t, addr)
+	openTransaction(c)
+	c.send("RCPT TO:<bad>\r\n")
+	c.expectPrefix("501 ")
+	c.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n")
+	c.expectPrefix("502 ")
+	c.send("DATA\r\n")
+	c.expectPrefix("354 ")
+	c.send("hello\r\n.\r\nQUIT\r\n")
+	c.expect("250 2.0.0 Ok: queued as ID1\r\n221 2.0.0 Bye\r\n")
+	c.expectClosed()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil { // every session has ended and logged
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("transcripts %v, %v", files, err)
+	}
+	tr, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{" S: 220 mx.test ESMTP Ferry\n", " C: MAIL FROM:<a@example.com>\n", " S: 250-PIPELINING\n",
+		" C: AUTH PLAIN <redacted>\n", " *: <message content, ", " S: 250 2.0.0 Ok: queued as ID1\n", " C: QUIT\n"} {
+		if !strings.Contains(string(tr), want) {
+			t.Errorf("transcript lacks %q:\n%s", want, tr)
+		}
+	}
+	if strings.Contains(string(tr), "AGFsaWNl") {
+		t.Errorf("transcript holds AUTH data:\n%s", tr)
+	}
+	log := logBuf.String()
+	for _, want := range []string{"msg=connect", "msg=reject", "stage=RCPT", "command=\"RCPT TO:<bad>\"", "msg=queued", "id=ID1",
+		"rcpts=1", "body=7BIT", "msg=disconnect", "commands=\"ehlo=1 auth=0/1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/7\""} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

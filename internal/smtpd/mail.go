@@ -103,7 +103,7 @@ func (ss *session) mailParams(env *smtp.Envelope, params smtp.Params) (smtp.Repl
 				return replyBadParam("Bad RET parameter syntax"), false
 			}
 		case "ENVID":
-			id, err := decodeXtext(p.Value)
+			id, err := smtp.DecodeXtext(p.Value)
 			if err != nil || id == "" || len(id) > 100 || !isPrintableASCII(id) {
 				return replyBadParam("Bad ENVID parameter syntax"), false
 			}
@@ -211,7 +211,7 @@ func parseORcpt(v string) (string, bool) {
 			return "", false
 		}
 	}
-	dec, err := decodeXtext(addr)
+	dec, err := smtp.DecodeXtext(addr)
 	if err != nil {
 		return "", false
 	}
@@ -222,45 +222,6 @@ func parseORcpt(v string) (string, bool) {
 		return "", false
 	}
 	return typ + ";" + dec, true
-}
-
-// decodeXtext decodes xtext (RFC 3461 §4): "+XX" is the octet with hex
-// value XX (upper case); other characters are %d33-42 / %d44-60 /
-// %d62-126 and stand for themselves.
-func decodeXtext(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '+':
-			if i+2 >= len(s) {
-				return "", errors.New("smtpd: truncated xtext hexchar")
-			}
-			h, l := unhex(s[i+1]), unhex(s[i+2])
-			if h < 0 || l < 0 {
-				return "", errors.New("smtpd: bad xtext hexchar")
-			}
-			b.WriteByte(byte(h<<4 | l))
-			i += 2
-		case c >= 33 && c <= 126 && c != '=':
-			b.WriteByte(c)
-		case c >= 0x80: // UTF-8 in xtext (RFC 6533 §3)
-			b.WriteByte(c)
-		default:
-			return "", errors.New("smtpd: bad character in xtext")
-		}
-	}
-	return b.String(), nil
-}
-
-func unhex(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'A' && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }
 
 func allDigits(s string) bool {

@@ -85,7 +85,7 @@ func TestSmuggling(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	cfg := testConfig()
-	cfg.Timeouts = Timeouts{Command: 300 * time.Millisecond, Data: 300 * time.Millisecond, Write: time.Second}
+	cfg.Timeouts = Timeouts{Command: time.Second, Data: time.Second, Write: 2 * time.Second}
 	t.Run("idle command", func(t *testing.T) {
 		_, addr := startServer(t, cfg, &memStore{}, nil)
 		c := dial(t, addr)
@@ -93,7 +93,7 @@ func TestTimeouts(t *testing.T) {
 		start := time.Now()
 		c.expect("421 4.4.2 mx.test Error: timeout exceeded\r\n")
 		c.expectClosed()
-		if d := time.Since(start); d < 250*time.Millisecond {
+		if d := time.Since(start); d < 900*time.Millisecond {
 			t.Fatalf("closed after %v", d)
 		}
 	})
@@ -135,7 +135,7 @@ func TestTimeouts(t *testing.T) {
 		slow := func(s string) {
 			for i := 0; i < len(s); i++ {
 				c.send(s[i : i+1])
-				time.Sleep(60 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 		slow("NOOP\r\n")

@@ -209,6 +209,13 @@ func TestTranscripts(t *testing.T) {
 			"S: 555 5.5.4 Unsupported option: BODY=BINARYMIME",
 			"C: MAIL FROM:<a@example.com> BODY=7BIT",
 			"S: 250 2.1.0 Ok")},
+		{"SIZE from keyword", func(c *Config) { c.Keywords, c.MaxMessageSize = []string{"SIZE 1000", "HELP"}, 0 }, lines(greeting,
+			"C: EHLO client.test",
+			"S: 250-mx.test",
+			"S: 250-SIZE 1000",
+			"S: 250 HELP",
+			"C: MAIL FROM:<a@example.com> SIZE=1001",
+			"S: 552 Error: message size exceeds fixed limit")},
 		{"no ESMTP", func(c *Config) { c.NoESMTP = true }, lines(
 			"S: 220 mx.test SMTP Ferry",
 			"C: EHLO client.test",
