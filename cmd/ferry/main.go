@@ -23,6 +23,7 @@ func subcommands() map[string]subcommand {
 		"check-config": {"validate a configuration file and print the effective configuration", runCheckConfig},
 
 		"version": {"print Ferry's version and the Go version", runVersion},
+		"serve":   {"run the relay: SMTP listeners, the durable queue and delivery", runServe},
 		"sink":    {"run a test SMTP server that plays a next hop and captures mail", runSink},
 		"convert": {"convert a message to 7-bit MIME losslessly (a filter)", runConvert},
 		"probe":   {"connect to a next hop and show what it offers and what Ferry would do", runProbe},

@@ -208,11 +208,18 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	}
 	var s *session
 	defer func() { a.finish(s) }()
+	var down *smtp.Reply // set when no target could be reached
 	for _, it := range l.Items {
 		if ctx.Err() != nil {
 			return // unreported recipients return to the queue on Release
 		}
-		s = a.deliverItem(ctx, rt, targets, s, it)
+		if down != nil {
+			// The hop is unreachable now: defer the rest of the lease
+			// rather than wait for every timeout again.
+			a.reportAll(ctx, it, queue.Deferred, *down, "none", "")
+			continue
+		}
+		s, down = a.deliverItem(ctx, rt, targets, s, it)
 	}
 }
 
@@ -230,13 +237,14 @@ func (a *Agent) finish(s *session) {
 }
 
 // deliverItem delivers one message, reusing s when it can, and returns the
-// session to use for the next message (nil when none is open).
-func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) *session {
+// session to use for the next message (nil when none is open), and the
+// reply when no target could be reached.
+func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) (*session, *smtp.Reply) {
 	needs, err := a.needs(it)
 	if err != nil {
 		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
 		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, "none", "")
-		return s
+		return s, nil
 	}
 	limit := rt.Policy.MaxMessagesPerConnection
 	if limit <= 0 {
@@ -262,7 +270,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		s, rep = a.acquire(ctx, rt, targets)
 		if s == nil {
 			a.reportAll(ctx, it, queue.Deferred, rep, "none", "")
-			return nil
+			return nil, &rep
 		}
 	}
 	relay := s.c.target.String()
@@ -276,13 +284,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	if rep != nil {
 		a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())
-		return s
+		return s, nil
 	}
 	body, err := it.Body()
 	if err != nil {
 		a.log.Error("deliver: opening queued message", "id", it.Env.ID, "err", err)
 		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, relay, plan.String())
-		return s
+		return s, nil
 	}
 	replies, err := s.c.Send(ctx, Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}, plan, a.cfg.Converter)
 	_ = body.Close()
@@ -298,9 +306,9 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	if s.c.Broken() {
 		a.finish(s)
-		return nil
+		return nil, nil
 	}
-	return s
+	return s, nil
 }
 
 // needs scans a queued message.

@@ -3,10 +3,9 @@ package deliver
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 const plainMsg = "From: a@origin.example\r\nSubject: test\r\n\r\nHello.\r\n.leading dot\r\n"
@@ -487,84 +487,59 @@ func TestSMTPUTF8ALabels(t *testing.T) {
 	}
 }
 
-func TestStartTLS(t *testing.T) {
-	cert, roots := testCerts(t)
-	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
-	tests := []struct {
-		name     string
-		keywords []string
-		mode     route.TLSMode
-		roots    bool
-		state    queue.RcptState
-		reply    string
-		tls      bool
-	}{
-		{"may, unverified", []string{"STARTTLS", "PIPELINING"}, route.TLSMay, false, queue.Sent, "250", true},
-		{"required, verified", []string{"STARTTLS"}, route.TLSRequired, true, queue.Sent, "250", true},
-		{"required, unknown CA", []string{"STARTTLS"}, route.TLSRequired, false, queue.Deferred, "451 4.7.5", false},
-		{"required, not offered", []string{"PIPELINING"}, route.TLSRequired, true, queue.Deferred, "451 4.7.10", false},
-		{"may, not offered", []string{"PIPELINING"}, route.TLSMay, false, queue.Sent, "250", false},
-		{"none", []string{"STARTTLS"}, route.TLSNone, false, queue.Sent, "250", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hop := newFakeHop(t, tt.keywords...)
-			hop.tlsConfig = srvTLS
-			hop.start()
-			q := newMemQueue()
-			rt := hop.route()
-			rt.Policy.TLS = tt.mode
-			a, _ := testAgent(t, q, rt, func(c *Config) {
-				if tt.roots {
-					c.RootCAs = roots
-				} else {
-					c.RootCAs = x509.NewCertPool()
-				}
-			})
-			a.DeliverLease(context.Background(), lease(testMessage("TLS", plainMsg, "x@hop.test")))
-			q.expect(t, "TLS", 0, tt.state, tt.reply)
-			info, ok := a.Hops().Get(hop.target().HopKey())
-			if tt.state == queue.Sent && (!ok || info.TLS != tt.tls) {
-				t.Errorf("hop cache = %+v", info)
-			}
-			_, _, cmds, _ := hop.snapshot()
-			if tt.tls {
-				if n := strings.Count(strings.Join(cmds, "\n"), "EHLO ferry.test"); n != 2 {
-					t.Errorf("EHLO sent %d times, want 2 (before and after TLS)", n)
-				}
-				all := strings.Join(cmds, "\n")
-				if i, j := strings.Index(all, "STARTTLS"), strings.Index(all, "MAIL FROM"); i < 0 || j < i {
-					t.Errorf("MAIL FROM before STARTTLS: %q", cmds)
-				}
-			}
-		})
+func TestDSNParameters(t *testing.T) {
+	for _, offered := range []bool{true, false} {
+		kw := []string{"PIPELINING"}
+		if offered {
+			kw = append(kw, "DSN")
+		}
+		hop := newFakeHop(t, kw...).start()
+		q := newMemQueue()
+		a, logs := testAgent(t, q, hop.route(), nil)
+		it := testMessage("DSN1", plainMsg, "x@hop.test")
+		it.Env.Ret, it.Env.EnvID = "HDRS", "id+1=2"
+		it.Env.Rcpts[0].Notify = smtp.NotifySuccess | smtp.NotifyFailure
+		it.Env.Rcpts[0].ORcpt = "rfc822;x+tag@hop.test"
+		a.DeliverLease(context.Background(), lease(it))
+		q.expect(t, "DSN1", 0, queue.Sent, "250")
+		_, _, cmds, _ := hop.snapshot()
+		mail := "MAIL FROM:<sender@origin.example>"
+		rcpt := "RCPT TO:<x@hop.test>"
+		plan := "dsn=dropped (relayed DSN owed)"
+		if offered {
+			mail += " RET=HDRS ENVID=id+2B1+3D2"
+			rcpt += " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+2Btag@hop.test"
+			plan = "dsn=passed"
+		}
+		if !slices.Contains(cmds, mail) || !slices.Contains(cmds, rcpt) {
+			t.Errorf("DSN offered=%v: commands %q, want %q and %q", offered, cmds, mail, rcpt)
+		}
+		if !strings.Contains(logs.String(), plan) {
+			t.Errorf("log lacks %q:\n%s", plan, logs)
+		}
 	}
 }
 
-func TestAuth(t *testing.T) {
-	cert, _ := testCerts(t)
-	hop := newFakeHop(t, "STARTTLS", "AUTH LOGIN PLAIN", "PIPELINING")
-	hop.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	hop.start()
-	q := newMemQueue()
-	rt := hop.route()
-	rt.Policy.Auth = &route.Credentials{Username: "u", Password: "p"}
-	a, _ := testAgent(t, q, rt, nil)
-	a.DeliverLease(context.Background(), lease(testMessage("A1", plainMsg, "x@hop.test")))
-	q.expect(t, "A1", 0, queue.Sent, "250")
-	_, _, cmds, _ := hop.snapshot()
-	if !containsPrefix(cmds, "AUTH PLAIN AHUAcA==") {
-		t.Errorf("commands = %q", cmds)
+func TestUnreachableHopDefersLease(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Without TLS no credentials go out.
-	hop2 := newFakeHop(t, "AUTH PLAIN").start()
-	rt2 := hop2.route()
-	rt2.Policy.Auth = &route.Credentials{Username: "u", Password: "p"}
-	q2 := newMemQueue()
-	a2, _ := testAgent(t, q2, rt2, nil)
-	a2.DeliverLease(context.Background(), lease(testMessage("A2", plainMsg, "x@hop.test")))
-	q2.expect(t, "A2", 0, queue.Deferred, "451 4.7.10")
-	if _, _, cmds, _ := hop2.snapshot(); containsPrefix(cmds, "AUTH") {
-		t.Errorf("AUTH sent without TLS: %q", cmds)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	q := newMemQueue()
+	dials := 0
+	a, _ := testAgent(t, q, route.Route{Pattern: "*", Hops: []route.NextHop{{Host: "127.0.0.1", Port: port, NoMX: true}}}, func(c *Config) {
+		c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials++
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	a.DeliverLease(context.Background(), lease(testMessage("UN1", plainMsg, "a@hop.test"), testMessage("UN2", plainMsg, "b@hop.test")))
+	q.expect(t, "UN1", 0, queue.Deferred, "451 4.4.1")
+	q.expect(t, "UN2", 0, queue.Deferred, "451 4.4.1")
+	if dials != 1 {
+		t.Errorf("dialled %d times for one unreachable hop", dials)
 	}
 }

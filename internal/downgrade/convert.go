@@ -42,11 +42,35 @@ type delim struct {
 // It returns what it did. A *Error with ErrMalformed or ErrNeedsSMTPUTF8
 // means the message cannot be converted; dst then holds partial output.
 func Convert(dst io.Writer, src io.Reader, opts Options) (*Report, error) {
-	opts = opts.withDefaults()
+	cv := Converter{Options: opts}
+	return cv.Convert(dst, src)
+}
+
+// Converter converts messages one after another and keeps its buffers
+// (about 0.5 MiB, plus up to Options.MemoryLimit of spool) between them.
+// The zero value is ready to use. A Converter is not safe for concurrent
+// use: give each delivery worker its own.
+type Converter struct {
+	// Options applies to every conversion.
+	Options Options
+	c       converter
+	br      *bufio.Reader
+	bw      *bufio.Writer
+}
+
+// Convert is the package-level Convert with cv's options and buffers.
+func (cv *Converter) Convert(dst io.Writer, src io.Reader) (*Report, error) {
+	opts := cv.Options.withDefaults()
 	rep := &Report{}
 	cr := &countingReader{r: src}
-	br := bufio.NewReaderSize(cr, bufSize)
-	c := &converter{opts: opts, rep: rep}
+	if cv.br == nil {
+		cv.br = bufio.NewReaderSize(cr, bufSize)
+	} else {
+		cv.br.Reset(cr)
+	}
+	br := cv.br
+	c := &cv.c
+	c.opts, c.rep = opts, rep
 	peek, _ := br.Peek(bufSize)
 	if i := bytes.IndexByte(peek, '\n'); i >= 0 && (i == 0 || peek[i-1] != '\r') {
 		// RFC 5322 §2.1: lines end in CRLF; this input uses bare LF.
@@ -55,15 +79,21 @@ func Convert(dst io.Writer, src io.Reader, opts Options) (*Report, error) {
 	}
 	c.src = &lineSrc{br: br}
 	cw := &countingWriter{w: dst}
-	c.w = bufio.NewWriterSize(cw, bufSize)
-	c.body = spool{limit: opts.MemoryLimit, dir: opts.TempDir}
-	c.dec = spool{limit: opts.MemoryLimit, dir: opts.TempDir}
+	if cv.bw == nil {
+		cv.bw = bufio.NewWriterSize(cw, bufSize)
+	} else {
+		cv.bw.Reset(cw)
+	}
+	c.w = cv.bw
+	c.body.limit, c.body.dir = opts.MemoryLimit, opts.TempDir
+	c.dec.limit, c.dec.dir = opts.MemoryLimit, opts.TempDir
 	defer c.body.reset()
 	defer c.dec.reset()
 	_, err := c.entity("", true, "text/plain", nil, 0)
 	if ferr := c.w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("downgrade: writing: %w", ferr)
 	}
+	c.src, c.w, c.rep = nil, nil, nil
 	rep.BytesIn, rep.BytesOut = cr.n, cw.n
 	if err != nil {
 		return rep, err

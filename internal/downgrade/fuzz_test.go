@@ -3,10 +3,10 @@ package downgrade
 import (
 	"bytes"
 	"fmt"
-	"time"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzConvert checks, for any input, that Convert neither panics nor

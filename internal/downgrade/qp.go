@@ -1,6 +1,7 @@
 package downgrade
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,14 @@ var qpLiteral = func() (t [256]bool) {
 	for c := 33; c <= 126; c++ {
 		t[c] = c != '='
 	}
+	return t
+}()
+
+// qpFast marks the octets the encoder's fast path copies: the literals,
+// space and tab.
+var qpFast = func() (t [256]bool) {
+	t = qpLiteral
+	t[' '], t['\t'] = true, true
 	return t
 }()
 
@@ -59,9 +68,9 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 			return nIn, nOut, fmt.Errorf("downgrade: reading a body part: %w", rerr)
 		}
 		// Keep six octets of look-ahead unless this is the end.
-		lim := n
+		lim, fastLim := n, n-1
 		if !eof {
-			lim = n - 6
+			lim, fastLim = n-6, n-6
 		}
 		o := 0
 		i := 0
@@ -73,14 +82,32 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 				nOut += int64(o)
 				o = 0
 			}
-			// Fast path: a run of literal octets in the middle of a line.
+			// Fast path: a run of octets that stand for themselves in the
+			// middle of a line (white space only when no CR follows, so
+			// that it cannot end a line).
 			if col > 0 {
-				for i < lim && col < qpLineMax-2 && qpLiteral[in[i]] {
-					out[o] = in[i]
-					o++
-					i++
-					col++
+				end := min(fastLim, i+qpLineMax-2-col)
+				start := i
+				// Eight octets at a time while none is below 0x20, above
+				// 0x7e, or '=' (and no space ends the word before a CR).
+				for i+8 <= end {
+					w := binary.LittleEndian.Uint64(in[i:])
+					x, y := w^(lsb*0x7f), w^(lsb*'=')
+					bad := w | ((w - lsb*0x20) &^ w) | ((x - lsb) &^ x) | ((y - lsb) &^ y)
+					if bad&msb != 0 || (in[i+8] == '\r' && in[i+7] == ' ') {
+						break
+					}
+					i += 8
 				}
+				for i < end {
+					c := in[i]
+					if !qpFast[c] || (c <= ' ' && in[i+1] == '\r') {
+						break
+					}
+					i++
+				}
+				o += copy(out[o:], in[start:i])
+				col += i - start
 				if i >= lim {
 					break
 				}

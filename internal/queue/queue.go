@@ -378,8 +378,8 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("queue: read body: %w", err)
 		}
 		r.want = leUint32(pre[8:12])
-		r.crc = crc32.Update(0, castagnoli, pre[:8])
-		r.crc = crc32.Update(r.crc, castagnoli, pre[headerSize:])
+		r.crc = crc32.Update(0, castagnoli(), pre[:8])
+		r.crc = crc32.Update(r.crc, castagnoli(), pre[headerSize:])
 		r.pos = r.bodyOff
 	}
 	if r.pos >= r.n {
@@ -392,7 +392,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		p = p[:r.n-r.pos]
 	}
 	k, err := r.l.seg.f.ReadAt(p, r.l.off+r.pos)
-	r.crc = crc32.Update(r.crc, castagnoli, p[:k])
+	r.crc = crc32.Update(r.crc, castagnoli(), p[:k])
 	r.pos += int64(k)
 	if err == io.EOF && r.pos < r.n {
 		return k, io.ErrUnexpectedEOF

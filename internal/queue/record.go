@@ -41,8 +41,9 @@ const (
 	doneDeleted  uint8 = 1
 )
 
-// castagnoli is the CRC32C table (RFC 3720 §B.4's polynomial).
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the CRC32C table (the polynomial of RFC 3720 §B.4);
+// the standard library builds it once.
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // errCorrupt reports a record that fails its checks.
 var errCorrupt = errors.New("queue: corrupt record")
@@ -67,8 +68,8 @@ func appendHeader(b []byte, t recType, n int) []byte {
 // and spans all of rec.
 func sealRecord(rec []byte) {
 	binary.LittleEndian.PutUint32(rec[4:8], uint32(len(rec)-headerSize))
-	crc := crc32.Update(0, castagnoli, rec[:8])
-	crc = crc32.Update(crc, castagnoli, rec[headerSize:])
+	crc := crc32.Update(0, castagnoli(), rec[:8])
+	crc = crc32.Update(crc, castagnoli(), rec[headerSize:])
 	binary.LittleEndian.PutUint32(rec[8:12], crc)
 }
 
@@ -88,8 +89,8 @@ func parseHeader(h []byte) (recType, int, bool) {
 
 // checkCRC reports whether the CRC in rec's header matches its contents.
 func checkCRC(rec []byte) bool {
-	crc := crc32.Update(0, castagnoli, rec[:8])
-	crc = crc32.Update(crc, castagnoli, rec[headerSize:])
+	crc := crc32.Update(0, castagnoli(), rec[:8])
+	crc = crc32.Update(crc, castagnoli(), rec[headerSize:])
 	return crc == binary.LittleEndian.Uint32(rec[8:12])
 }
 

@@ -162,6 +162,9 @@ func (c *bdatChunk) read(p []byte) (int, error) {
 			nd = 0 // draining
 		} else if b.opts.MaxSize > 0 && b.out+int64(nd) > b.opts.MaxSize {
 			nd = int(b.opts.MaxSize - b.out)
+			if nd > 0 && !b.binary && p[nd-1] == '\r' {
+				nd-- // never return half a CRLF
+			}
 			b.final = fmt.Errorf("%w (limit %d octets)", ErrTooLarge, b.opts.MaxSize)
 		}
 		b.out += int64(nd)

@@ -139,6 +139,9 @@ func (d *dataReader) read(p []byte) (int, error) {
 		} else {
 			if d.opts.MaxSize > 0 && d.out+int64(nd) > d.opts.MaxSize {
 				nd = int(d.opts.MaxSize - d.out)
+				if nd > 0 && p[nd-1] == '\r' {
+					nd-- // never return half a CRLF
+				}
 				d.fail(fmt.Errorf("%w (limit %d octets)", ErrTooLarge, d.opts.MaxSize))
 			}
 			d.out += int64(nd)

@@ -132,8 +132,9 @@ func TestDataReaderSizeLimit(t *testing.T) {
 		if !errors.Is(err, ErrTooLarge) {
 			t.Errorf("limit %d: err = %v, want ErrTooLarge", limit, err)
 		}
-		if int64(len(got)) != limit || got != body[:limit] {
-			t.Errorf("limit %d: returned %d octets", limit, len(got))
+		// The content up to the limit, without half a CRLF at its end.
+		if want := strings.TrimSuffix(body[:limit], "\r"); got != want {
+			t.Errorf("limit %d: returned %d octets, want %d", limit, len(got), len(want))
 		}
 		if rest != "QUIT\r\n" {
 			t.Errorf("limit %d: rest %q, not drained", limit, rest)

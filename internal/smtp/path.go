@@ -250,7 +250,9 @@ func validAddressLiteral(s string) bool {
 		return err == nil && a.Is6() && a.Zone() == ""
 	}
 	// General-address-literal = Standardized-tag ":" 1*dcontent, where
-	// the tag is an Ldh-str and dcontent is %d33-90 / %d94-126.
+	// the tag is an Ldh-str and dcontent is %d33-90 / %d94-126. '<', '>'
+	// and '"' are refused as well: they would confuse path parsing here
+	// and at the next hop, and no registered tag uses them.
 	if tag == "" || !isAlnum(tag[len(tag)-1]) || val == "" {
 		return false
 	}
@@ -260,7 +262,7 @@ func validAddressLiteral(s string) bool {
 		}
 	}
 	for i := 0; i < len(val); i++ {
-		if c := val[i]; c < 33 || c > 126 || c >= 91 && c <= 93 {
+		if c := val[i]; c < 33 || c > 126 || c >= 91 && c <= 93 || c == '<' || c == '>' || c == '"' {
 			return false
 		}
 	}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/access"
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/smtpd"
+)
+
+// accessPolicy adapts the relay decisions of internal/access to the inbound
+// server's Policy hooks.
+type accessPolicy struct {
+	rules *access.Policy
+}
+
+// buildAccess builds the relay policy from the flags (relay networks and
+// accepted domains).
+func buildAccess(cfg config.Config, f serveFlags) (smtpd.Policy, error) {
+	var ac access.Config
+	for _, s := range f.relayNets {
+		p, err := access.ParseNetwork(s)
+		if err != nil {
+			return nil, fmt.Errorf("--relay-network %q: %w", s, err)
+		}
+		ac.RelayNetworks = append(ac.RelayNetworks, p)
+	}
+	ac.AcceptDomains = append(ac.AcceptDomains, f.accept...)
+	rules, err := access.New(ac)
+	if err != nil {
+		return nil, fmt.Errorf("relay access: %w", err)
+	}
+	return accessPolicy{rules: rules}, nil
+}
+
+// client describes a session to internal/access.
+func client(sess smtpd.SessionInfo) access.Client {
+	c := access.Client{User: sess.User, TLS: sess.TLS}
+	if ap, err := netip.ParseAddrPort(addrString(sess.Remote)); err == nil {
+		c.IP = ap.Addr().Unmap()
+	}
+	return c
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Connect accepts every connection; limits are the server's.
+func (accessPolicy) Connect(net.Addr) *smtp.Reply { return nil }
+
+// Mail applies the sender rules and the message rate limits.
+func (p accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtp.Reply {
+	c := client(sess)
+	if d := p.rules.Mail(c, from); !d.Allow {
+		return &d.Reply
+	}
+	if d := p.rules.AllowMessage(c, time.Now()); !d.Allow {
+		return &d.Reply
+	}
+	return nil
+}
+
+// Rcpt decides relaying (RFC 5321 §3.6): relay networks and authenticated
+// users may send anywhere, everyone else only to accepted domains.
+func (p accessPolicy) Rcpt(sess smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtp.Reply {
+	if d := p.rules.Rcpt(client(sess), to, 0); !d.Allow {
+		return &d.Reply
+	}
+	return nil
+}
+
+// Data accepts every transaction that got this far.
+func (accessPolicy) Data(smtpd.SessionInfo, *smtp.Envelope) *smtp.Reply { return nil }

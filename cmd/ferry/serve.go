@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtpd"
+)
+
+// shutdownGrace is how long SIGTERM lets transfers in progress finish.
+const shutdownGrace = 30 * time.Second
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+// serveFlags are the flags of "ferry serve"; each overrides the file.
+type serveFlags struct {
+	configFile string
+	listen     stringList
+	spool      string
+	hostname   string
+	routes     stringList
+	relayNets  stringList
+	accept     stringList
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ferry serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.configFile, "config", "", "TOML configuration `file` (default: built-in defaults)")
+	fs.Var(&f.listen, "listen", "SMTP listen `address` host:port (repeatable; replaces the configured listeners' addresses)")
+	fs.StringVar(&f.spool, "spool", "", "queue spool `directory`")
+	fs.StringVar(&f.hostname, "hostname", "", "the relay's own `name` (greeting, Received:, DSNs)")
+	fs.Var(&f.routes, "route", "route `DOMAIN=NEXTHOP[,NEXTHOP…]`, e.g. 'company.example=[127.0.0.1]:2526' or '*=[smarthost.example]:587' (repeatable; replaces a configured route for the same domain)")
+	fs.Var(&f.relayNets, "relay-network", "client `CIDR` allowed to relay (repeatable; given at all, replaces the default loopback networks)")
+	fs.Var(&f.accept, "accept-domain", "`domain` anyone may send to (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ferry serve [flags]\n\nRuns the relay: SMTP listeners, the durable queue and delivery.\nWith no --config the built-in defaults apply (see docs/config.md).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := loadServeConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 1
+	}
+	logger, closeLog, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 1
+	}
+	defer closeLog()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, f, logger, stdout); err != nil {
+		logger.Error("ferry serve stopped", "err", err)
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadServeConfig reads the file (or the defaults) and applies the flags.
+func loadServeConfig(f serveFlags) (config.Config, error) {
+	cfg := config.Default()
+	if f.configFile != "" {
+		var err error
+		if cfg, err = config.Load(f.configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if f.hostname != "" {
+		cfg.Hostname = f.hostname
+	}
+	if f.spool != "" {
+		cfg.Queue.Spool = f.spool
+	}
+	if len(f.listen) > 0 {
+		tmpl := config.DefaultListener()
+		if len(cfg.Listeners) > 0 {
+			tmpl = cfg.Listeners[0]
+		}
+		cfg.Listeners = cfg.Listeners[:0]
+		for _, a := range f.listen {
+			l := tmpl
+			l.Address = a
+			cfg.Listeners = append(cfg.Listeners, l)
+		}
+	}
+	return cfg, nil
+}
+
+// serve wires the pipeline: smtpd → queue → deliver, and runs it until ctx
+// ends, then shuts down in the reverse order.
+func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Logger, stdout io.Writer) error {
+	table, err := buildRoutes(cfg, f.routes)
+	if err != nil {
+		return err
+	}
+	policy, err := buildAccess(cfg, f)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Queue.Spool, 0o700); err != nil {
+		return fmt.Errorf("creating spool: %w", err)
+	}
+	q, err := queue.Open(queueConfig(cfg, logger))
+	if err != nil {
+		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
+	}
+	defer q.Close()
+
+	agent, err := deliver.NewAgent(q, deliverConfig(cfg, table, logger))
+	if err != nil {
+		return fmt.Errorf("starting delivery: %w", err)
+	}
+	defer agent.Close()
+
+	var servers []*smtpd.Server
+	var listeners []net.Listener
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			for _, o := range listeners {
+				o.Close()
+			}
+			return fmt.Errorf("listening on %s: %w", l.Address, err)
+		}
+		listeners = append(listeners, ln)
+		servers = append(servers, smtpd.New(smtpdConfig(cfg, l, logger), q, policy))
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(servers)+1)
+	deliverCtx, stopDeliver := context.WithCancel(context.Background())
+	defer stopDeliver()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := agent.Run(deliverCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("delivery: %w", err)
+		}
+	}()
+	for i, s := range servers {
+		wg.Add(1)
+		go func(s *smtpd.Server, ln net.Listener) {
+			defer wg.Done()
+			if err := s.Serve(ln); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
+				errc <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
+			}
+		}(s, listeners[i])
+		logger.Info("listening", "addr", listeners[i].Addr().String())
+		fmt.Fprintf(stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
+	}
+	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", shutdownGrace)
+	case runErr = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(shutCtx); err != nil {
+			logger.Warn("listener shutdown", "err", err)
+		}
+	}
+	stopDeliver()
+	wg.Wait()
+	return runErr
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/smtpd"
+)
+
+// This file maps the configuration onto each stage's own Config: every
+// package keeps its own settings type, and only main knows both sides.
+
+// newLogger builds the mail log from the [log] section. The returned
+// function closes a log file.
+func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
+	w, closeFn := stderr, func() {}
+	if c.File != "" {
+		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening log file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		closeFn()
+		return nil, nil, fmt.Errorf("log level %q: %w", c.Level, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
+}
+
+// smtpdConfig builds one listener's server settings.
+func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) smtpd.Config {
+	c := smtpd.DefaultConfig()
+	c.Hostname = cfg.Hostname
+	c.Keywords = l.Keywords
+	c.MaxMessageSize = l.MaxMessageSize
+	c.MaxRecipients = l.MaxRecipients
+	c.BareNewline = smtp.BareNormalize
+	if l.BareNewline == config.BareReject {
+		c.BareNewline = smtp.BareReject
+	}
+	c.TranscriptDir = l.TranscriptDir
+	c.MaxConnections = cfg.Limits.MaxConnections
+	c.MaxConnectionsPerIP = cfg.Limits.MaxConnectionsPerIP
+	c.MaxErrors = cfg.Limits.MaxErrors
+	c.MaxReceived = cfg.Limits.MaxReceived
+	c.Timeouts.Command = cfg.Timeouts.Command
+	c.Timeouts.Data = cfg.Timeouts.DataBlock
+	c.Logger = logger
+	return c
+}
+
+// queueConfig builds the queue's settings from [queue].
+func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
+	c := queue.DefaultConfig(cfg.Queue.Spool)
+	c.Logger = logger
+	c.RetryInitial = cfg.Queue.RetryInitial
+	c.RetryMax = cfg.Queue.RetryMax
+	c.Lifetime = cfg.Queue.Lifetime
+	c.BounceLifetime = cfg.Queue.BounceLifetime
+	c.HopConcurrency = cfg.Queue.HopConcurrency
+	c.SegmentSize = cfg.Queue.SegmentSize
+	return c
+}
+
+// deliverConfig builds the delivery agent's settings from [delivery].
+func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) deliver.Config {
+	d := cfg.Delivery
+	t := deliver.DefaultTimeouts()
+	t.Connect = d.Timeouts.Connect
+	t.Greeting = d.Timeouts.Greeting
+	t.Mail = d.Timeouts.Mail
+	t.Rcpt = d.Timeouts.Rcpt
+	t.DataInit = d.Timeouts.DataInit
+	t.DataBlock = d.Timeouts.DataBlock
+	t.DataTerm = d.Timeouts.DataDone
+	name := d.EHLOName
+	if name == "" {
+		name = cfg.Hostname
+	}
+	return deliver.Config{
+		Routes:             table,
+		HeloName:           name,
+		Workers:            d.Workers,
+		MaxConnsPerHop:     cfg.Queue.HopConcurrency,
+		MaxMessagesPerConn: d.MaxMessagesPerConnection,
+		IdleTimeout:        d.IdleTimeout,
+		Timeouts:           t,
+		Converter:          deliver.Downgrader{},
+		Logger:             logger,
+	}
+}
+
+// buildRoutes builds the routing table from [[route]], the smart host and
+// the --route flags; a flag replaces a configured route for the same
+// domain pattern.
+func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
+	var routes []route.Route
+	index := map[string]int{}
+	add := func(r route.Route) {
+		key := strings.ToLower(r.Pattern)
+		if i, ok := index[key]; ok {
+			routes[i] = r
+			return
+		}
+		index[key] = len(routes)
+		routes = append(routes, r)
+	}
+	for _, cr := range cfg.Routes {
+		r, err := routeFromConfig(cr)
+		if err != nil {
+			return nil, err
+		}
+		add(r)
+	}
+	for _, s := range flagRoutes {
+		r, err := route.ParseRouteFlag(s)
+		if err != nil {
+			return nil, fmt.Errorf("--route %q: %w", s, err)
+		}
+		add(r)
+	}
+	opts := route.Options{}
+	if cfg.Delivery.Smarthost != "" {
+		hops, err := route.ParseNextHops(cfg.Delivery.Smarthost)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.smarthost: %w", err)
+		}
+		if _, ok := index["*"]; !ok {
+			opts.SmartHost = hops
+		}
+	}
+	return route.NewTable(opts, routes...)
+}
+
+// routeFromConfig converts one [[route]] table.
+func routeFromConfig(cr config.Route) (route.Route, error) {
+	r := route.Route{Pattern: cr.Domain}
+	if cr.NextHop != "" {
+		hops, err := route.ParseNextHops(cr.NextHop)
+		if err != nil {
+			return r, fmt.Errorf("route %s: %w", cr.Domain, err)
+		}
+		r.Hops = hops
+	}
+	p := &r.Policy
+	var err error
+	if cr.EightBit != "" {
+		if p.EightBit, err = route.ParseAction(cr.EightBit); err != nil {
+			return r, fmt.Errorf("route %s: eightbit: %w", cr.Domain, err)
+		}
+	}
+	if cr.DKIMSigned != "" {
+		if p.DKIMSigned, err = route.ParseAction(cr.DKIMSigned); err != nil {
+			return r, fmt.Errorf("route %s: dkim_signed: %w", cr.Domain, err)
+		}
+	}
+	if cr.TLS != "" {
+		if p.TLS, err = route.ParseTLSMode(cr.TLS); err != nil {
+			return r, fmt.Errorf("route %s: tls: %w", cr.Domain, err)
+		}
+	}
+	p.EHLOName = cr.EHLOName
+	p.DiscardKeywords = cr.DiscardKeywords
+	p.MaxConnections = cr.MaxConnections
+	p.MaxMessagesPerConnection = cr.MaxMessagesPerConnection
+	if cr.AuthUser != "" {
+		pw, err := os.ReadFile(cr.AuthPasswordFile)
+		if err != nil {
+			return r, fmt.Errorf("route %s: reading auth_password_file: %w", cr.Domain, err)
+		}
+		p.Auth = &route.Credentials{Username: cr.AuthUser, Password: strings.TrimRight(string(pw), "\r\n")}
+	}
+	return r, nil
+}
