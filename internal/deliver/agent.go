@@ -72,13 +72,17 @@ type Config struct {
 // Replies for connection-level failures. All defer: the hop may be back or
 // reconfigured before the message expires, when the queue turns the last
 // reply's 4.x.y into 5.x.y (a tls=required route ends with 5.7.10).
-var (
-	// ReplyTLSNotOffered: the route requires TLS and the hop lacks
-	// STARTTLS (RFC 3207, RFC 5248 X.7.10 "Encryption needed").
-	ReplyTLSNotOffered = smtp.NewReply(451, "4.7.10", "TLS required by route but next hop does not offer STARTTLS")
-	// ReplyAuthWithoutTLS: credentials are configured and TLS is not up.
-	ReplyAuthWithoutTLS = smtp.NewReply(451, "4.7.10", "Refusing to send credentials without TLS")
-)
+
+// ReplyTLSNotOffered returns the reply for this case: the route requires TLS and the hop lacks
+// STARTTLS (RFC 3207, RFC 5248 X.7.10 "Encryption needed").
+func ReplyTLSNotOffered() smtp.Reply {
+	return smtp.NewReply(451, "4.7.10", "TLS required by route but next hop does not offer STARTTLS")
+}
+
+// ReplyAuthWithoutTLS returns the reply for this case: credentials are configured and TLS is not up.
+func ReplyAuthWithoutTLS() smtp.Reply {
+	return smtp.NewReply(451, "4.7.10", "Refusing to send credentials without TLS")
+}
 
 // Agent runs delivery workers that lease work from the queue and deliver
 // it. Build it with NewAgent.
@@ -192,7 +196,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	rt := a.cfg.Routes.Lookup(l.Hop)
 	targets, err := a.cfg.Routes.Resolve(ctx, rt, l.Hop)
 	if err != nil {
-		rep := route.ReplyDNSFailure
+		rep := route.ReplyDNSFailure()
 		var re *route.Error
 		if errors.As(err, &re) {
 			rep = re.Reply
@@ -206,8 +210,9 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	if len(targets) > a.cfg.MaxTargets {
 		targets = targets[:a.cfg.MaxTargets]
 	}
+	limit := a.messageLimit(rt)
 	var s *session
-	defer func() { a.finish(s) }()
+	defer func() { a.finish(s, limit) }()
 	var down *smtp.Reply // set when no target could be reached
 	for _, it := range l.Items {
 		if ctx.Err() != nil {
@@ -223,45 +228,50 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	}
 }
 
-// finish returns a session's connection to the pool, or closes it.
-func (a *Agent) finish(s *session) {
+// messageLimit is how many messages one connection of route rt carries.
+func (a *Agent) messageLimit(rt route.Route) int {
+	if rt.Policy.MaxMessagesPerConnection > 0 {
+		return rt.Policy.MaxMessagesPerConnection
+	}
+	return a.cfg.MaxMessagesPerConn
+}
+
+// finish returns a session's connection to the pool, or ends it when it is
+// broken or has carried limit messages.
+func (a *Agent) finish(s *session, limit int) {
 	if s == nil {
 		return
 	}
-	if s.c.Broken() {
+	switch {
+	case s.c.Broken():
 		_ = s.c.Close()
-		a.pool.drop(s.key)
+	case s.c.Messages() >= limit:
+		s.c.quitQuietly()
+	default:
+		a.pool.put(s.key, s.c)
 		return
 	}
-	a.pool.put(s.key, s.c)
+	a.pool.drop(s.key)
 }
 
 // deliverItem delivers one message, reusing s when it can, and returns the
 // session to use for the next message (nil when none is open), and the
 // reply when no target could be reached.
 func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) (*session, *smtp.Reply) {
-	needs, err := a.needs(it)
+	scan, err := a.scan(it)
 	if err != nil {
 		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
-		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, "none", "")
+		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError(), "none", "")
 		return s, nil
 	}
-	limit := rt.Policy.MaxMessagesPerConnection
-	if limit <= 0 {
-		limit = a.cfg.MaxMessagesPerConn
-	}
+	limit := a.messageLimit(rt)
 	if s != nil && (s.c.Broken() || s.c.Messages() >= limit) {
-		if !s.c.Broken() {
-			s.c.quitQuietly()
-		} else {
-			_ = s.c.Close()
-		}
-		a.pool.drop(s.key)
+		a.finish(s, limit)
 		s = nil
 	}
 	if s != nil && s.c.attempts > 0 {
 		if err := s.c.Reset(ctx); err != nil {
-			a.finish(s)
+			a.finish(s, limit)
 			s = nil
 		}
 	}
@@ -274,10 +284,14 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		}
 	}
 	relay := s.c.target.String()
-	plan, rep := Plan(needs, s.c.Extensions(), rt.Policy)
+	it = a.refuseUTF8LocalParts(ctx, it, s.c.Extensions(), relay)
+	if len(it.Rcpts) == 0 {
+		return s, nil
+	}
+	plan, rep := Plan(NeedsOf(it.Env, it.Rcpts, scan), s.c.Extensions(), rt.Policy)
 	if rep == nil && plan.Convert {
 		if a.cfg.Converter == nil {
-			rep = &ReplyNoConverter
+			rep = reply(ReplyNoConverter())
 		} else if sc, ok := a.cfg.Converter.(SevenBitConverter); ok && sc.SevenBitOutput() {
 			plan = plan.WithSevenBitOutput()
 		}
@@ -289,7 +303,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	body, err := it.Body()
 	if err != nil {
 		a.log.Error("deliver: opening queued message", "id", it.Env.ID, "err", err)
-		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError, relay, plan.String())
+		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError(), relay, plan.String())
 		return s, nil
 	}
 	replies, err := s.c.Send(ctx, Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}, plan, a.cfg.Converter)
@@ -305,24 +319,45 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		a.report(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String())
 	}
 	if s.c.Broken() {
-		a.finish(s)
+		a.finish(s, limit)
 		return nil, nil
 	}
 	return s, nil
 }
 
-// needs scans a queued message.
-func (a *Agent) needs(it queue.Item) (MessageNeeds, error) {
+// scan reads a queued message's content for its needs.
+func (a *Agent) scan(it queue.Item) (BodyScan, error) {
 	body, err := it.Body()
 	if err != nil {
-		return MessageNeeds{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)
+		return BodyScan{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)
 	}
 	defer body.Close()
 	scan, err := ScanBody(body)
 	if err != nil {
-		return MessageNeeds{}, fmt.Errorf("scanning %s: %w", it.Env.ID, err)
+		return BodyScan{}, fmt.Errorf("scanning %s: %w", it.Env.ID, err)
 	}
-	return NeedsOf(it.Env, it.Rcpts, scan), nil
+	return scan, nil
+}
+
+// refuseUTF8LocalParts fails, at once, the recipients whose local part is
+// not ASCII when the hop lacks SMTPUTF8 and the sender's is ASCII (RFC 6531
+// §3.2: no downgrade of a local part exists), and returns the item with the
+// others, which may still go with A-labelled domains. When the sender's
+// local part is not ASCII the plan refuses the whole message.
+func (a *Agent) refuseUTF8LocalParts(ctx context.Context, it queue.Item, ext smtp.Extensions, relay string) queue.Item {
+	if ext.Has("SMTPUTF8") || !isASCII(it.Env.From.LocalPart) {
+		return it
+	}
+	var keep []int
+	for _, idx := range it.Rcpts {
+		if idx >= 0 && idx < len(it.Env.Rcpts) && !isASCII(it.Env.Rcpts[idx].Addr.LocalPart) {
+			a.report(ctx, it, idx, queue.Failed, ReplyNonASCIIAddress(), relay, "")
+			continue
+		}
+		keep = append(keep, idx)
+	}
+	it.Rcpts = keep
+	return it
 }
 
 // acquire returns a ready session to one of targets, tried in order: an
@@ -339,7 +374,7 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 		for range 3 {
 			c, err := a.pool.get(ctx, key, limit)
 			if err != nil {
-				return nil, ReplyConnectionLost
+				return nil, ReplyConnectionLost()
 			}
 			if c == nil {
 				break
@@ -418,7 +453,7 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 		}
 	case mode == route.TLSRequired:
 		c.quitQuietly()
-		return nil, ReplyTLSNotOffered
+		return nil, ReplyTLSNotOffered()
 	}
 	a.hops.Record(HopInfoOf(c, a.cfg.Now()))
 	if pol.Auth != nil {
@@ -427,7 +462,7 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 		} else if err := c.Auth(ctx, *pol.Auth); err != nil {
 			if errors.Is(err, ErrAuthWithoutTLS) {
 				c.quitQuietly()
-				return nil, ReplyAuthWithoutTLS
+				return nil, ReplyAuthWithoutTLS()
 			}
 			return fail(err)
 		}

@@ -1,9 +1,3 @@
-// Package deliver is Ferry's outbound SMTP client and delivery agent: it
-// resolves a lease's route, opens or reuses a connection to the next hop
-// (EHLO with HELO fallback, STARTTLS, AUTH), builds a transfer plan from
-// what the message needs and what the hop offers, transmits with
-// PIPELINING, DATA or BDAT, and reports every recipient's outcome to the
-// queue. It also keeps the hop-capability cache.
 package deliver
 
 import (

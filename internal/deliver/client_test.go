@@ -271,8 +271,9 @@ func TestManyMessagesOneConnection(t *testing.T) {
 	for i := range 6 {
 		items = append(items, testMessage("M"+string(rune('a'+i)), plainMsg, "x@hop.test"))
 	}
-	a.DeliverLease(context.Background(), lease(items[:3]...))
-	a.DeliverLease(context.Background(), lease(items[3:]...)) // reuses the pooled connection
+	a.DeliverLease(context.Background(), lease(items[:2]...))
+	a.DeliverLease(context.Background(), lease(items[2:4]...)) // reuses the pooled connection, reaching the limit
+	a.DeliverLease(context.Background(), lease(items[4:]...))  // needs a new one
 	for _, it := range items {
 		q.expect(t, it.Env.ID, 0, queue.Sent, "250")
 	}
@@ -478,13 +479,23 @@ func TestSMTPUTF8ALabels(t *testing.T) {
 	it2 := testMessage("U2", plainMsg, "x@bücher.example")
 	it2.Env.SMTPUTF8 = true
 	a.DeliverLease(context.Background(), lease(it, it2))
-	q.expect(t, "U1", 0, queue.Failed, "553 5.6.7")
+	q.expect(t, "U1", 0, queue.Sent, "250") // A-labelled
 	q.expect(t, "U1", 1, queue.Failed, "553 5.6.7")
 	q.expect(t, "U2", 0, queue.Sent, "250")
 	_, _, cmds, _ := hop.snapshot()
-	if !containsPrefix(cmds, "RCPT TO:<x@xn--bcher-kva.example>") {
-		t.Errorf("commands = %q", cmds)
+	if n := strings.Count(strings.Join(cmds, "\n"), "RCPT TO:<x@xn--bcher-kva.example>"); n != 2 {
+		t.Errorf("A-labelled RCPT sent %d times, want 2: %q", n, cmds)
 	}
+	for _, c := range cmds {
+		if hasHigh([]byte(c)) >= 0 {
+			t.Errorf("non-ASCII command %q to a hop without SMTPUTF8", c)
+		}
+	}
+	// A non-ASCII sender local part fails the whole message.
+	it3 := testMessage("U3", plainMsg, "x@hop.test")
+	it3.Env.From.LocalPart = "jörg"
+	a.DeliverLease(context.Background(), lease(it3))
+	q.expect(t, "U3", 0, queue.Failed, "553 5.6.7")
 }
 
 func TestDSNParameters(t *testing.T) {

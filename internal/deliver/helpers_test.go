@@ -59,7 +59,7 @@ func (q *memQueue) Release(*queue.Lease) {
 }
 
 // last returns the latest result of one recipient.
-func (q *memQueue) last(t *testing.T, id string, rcpt int) queue.Result {
+func (q *memQueue) last(t testing.TB, id string, rcpt int) queue.Result {
 	t.Helper()
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -112,7 +112,7 @@ func (s *syncBuffer) String() string {
 }
 
 // testAgent builds an agent whose every domain routes to rt.
-func testAgent(t *testing.T, q Queue, rt route.Route, mod func(*Config)) (*Agent, *syncBuffer) {
+func testAgent(t testing.TB, q Queue, rt route.Route, mod func(*Config)) (*Agent, *syncBuffer) {
 	t.Helper()
 	tab, err := route.NewTable(route.Options{Resolver: noDNS{}}, rt)
 	if err != nil {

@@ -84,32 +84,54 @@ type TransferPlan struct {
 
 // Replies for recipients a plan cannot deliver. Each is final at once,
 // except ReplyRequireTLS, which defers (another MX may offer it).
-var (
-	// ReplyTooBig: the hop's SIZE limit is below the message size
-	// (RFC 1870 §6.1, RFC 3463 X.3.4).
-	ReplyTooBig = smtp.NewReply(552, smtp.EnhTooBigForSystem, "Message size exceeds the next hop's fixed maximum message size")
-	// ReplyConversionRefused: the route's policy forbids the conversion
-	// the hop needs (RFC 6152 §3, RFC 3463 X.6.3).
-	ReplyConversionRefused = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited by policy: next hop does not support the message's content")
-	// ReplyDKIMConversionRefused: conversion would break a DKIM signature
-	// and the route says bounce.
-	ReplyDKIMConversionRefused = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited for DKIM-signed mail by policy")
-	// ReplyNoConverter: conversion is needed and no converter is
-	// configured.
-	ReplyNoConverter = smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but not supported")
-	// ReplyConversionFailed: the converter could not convert losslessly
-	// (RFC 3463 X.6.5).
-	ReplyConversionFailed = smtp.NewReply(554, smtp.EnhConvFailed, "Conversion failed: content cannot be converted losslessly for the next hop")
-	// ReplyNonASCIIAddress: the hop lacks SMTPUTF8 and an address has a
-	// non-ASCII local part (RFC 6531 §3.2, RFC 3463/5248 X.6.7).
-	ReplyNonASCIIAddress = smtp.NewReply(553, smtp.EnhNonASCIIAddress, "Non-ASCII address not permitted: next hop does not support SMTPUTF8")
-	// ReplyUTF8Headers: the hop lacks SMTPUTF8 and the header is UTF-8
-	// (RFC 6531 §3.2, X.6.9 "UTF-8 header message cannot be transferred").
-	ReplyUTF8Headers = smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: next hop does not support SMTPUTF8")
-	// ReplyRequireTLS: the sender asked for REQUIRETLS and the hop does
-	// not offer it (RFC 8689 §5); deferred, failing with 5.7.30 at expiry.
-	ReplyRequireTLS = smtp.NewReply(451, "4.7.30", "REQUIRETLS support required but not offered by the next hop")
-)
+
+// ReplyTooBig returns the reply for this case: the hop's SIZE limit is below the message size
+// (RFC 1870 §6.1, RFC 3463 X.3.4).
+func ReplyTooBig() smtp.Reply {
+	return smtp.NewReply(552, smtp.EnhTooBigForSystem, "Message size exceeds the next hop's fixed maximum message size")
+}
+
+// ReplyConversionRefused returns the reply for this case: the route's policy forbids the conversion
+// the hop needs (RFC 6152 §3, RFC 3463 X.6.3).
+func ReplyConversionRefused() smtp.Reply {
+	return smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited by policy: next hop does not support the message's content")
+}
+
+// ReplyDKIMConversionRefused returns the reply for this case: conversion would break a DKIM signature
+// and the route says bounce.
+func ReplyDKIMConversionRefused() smtp.Reply {
+	return smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but prohibited for DKIM-signed mail by policy")
+}
+
+// ReplyNoConverter returns the reply for this case: conversion is needed and no converter is
+// configured.
+func ReplyNoConverter() smtp.Reply {
+	return smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but not supported")
+}
+
+// ReplyConversionFailed returns the reply for this case: the converter could not convert losslessly
+// (RFC 3463 X.6.5).
+func ReplyConversionFailed() smtp.Reply {
+	return smtp.NewReply(554, smtp.EnhConvFailed, "Conversion failed: content cannot be converted losslessly for the next hop")
+}
+
+// ReplyNonASCIIAddress returns the reply for this case: the hop lacks SMTPUTF8 and an address has a
+// non-ASCII local part (RFC 6531 §3.2, RFC 3463/5248 X.6.7).
+func ReplyNonASCIIAddress() smtp.Reply {
+	return smtp.NewReply(553, smtp.EnhNonASCIIAddress, "Non-ASCII address not permitted: next hop does not support SMTPUTF8")
+}
+
+// ReplyUTF8Headers returns the reply for this case: the hop lacks SMTPUTF8 and the header is UTF-8
+// (RFC 6531 §3.2, X.6.9 "UTF-8 header message cannot be transferred").
+func ReplyUTF8Headers() smtp.Reply {
+	return smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: next hop does not support SMTPUTF8")
+}
+
+// ReplyRequireTLS returns the reply for this case: the sender asked for REQUIRETLS and the hop does
+// not offer it (RFC 8689 §5); deferred, failing with 5.7.30 at expiry.
+func ReplyRequireTLS() smtp.Reply {
+	return smtp.NewReply(451, "4.7.30", "REQUIRETLS support required but not offered by the next hop")
+}
 
 // Plan decides how a message with the given needs goes to a hop offering
 // ext under policy pol. It returns the plan, or a reply for every recipient
@@ -130,7 +152,7 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 	// SIZE: refuse at once what the hop has said it will refuse
 	// (RFC 1870 §6.1); send SIZE= when offered (RFC 1870 §6).
 	if limit := ext.Size(); limit > 0 && needs.Size > limit {
-		return p, reply(ReplyTooBig)
+		return p, reply(ReplyTooBig())
 	}
 	if ext.Has("SIZE") && needs.Size > 0 {
 		p.Size = needs.Size
@@ -139,7 +161,7 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 	// means the session is encrypted.
 	if needs.RequireTLS {
 		if !ext.Has("REQUIRETLS") {
-			return p, reply(ReplyRequireTLS)
+			return p, reply(ReplyRequireTLS())
 		}
 		p.RequireTLS = true
 	}
@@ -150,9 +172,9 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		case ext.Has("SMTPUTF8"):
 			p.SMTPUTF8 = true
 		case needs.UTF8LocalPart:
-			return p, reply(ReplyNonASCIIAddress)
+			return p, reply(ReplyNonASCIIAddress())
 		case needs.UTF8Headers:
-			return p, reply(ReplyUTF8Headers)
+			return p, reply(ReplyUTF8Headers())
 		default:
 			p.ALabels = true
 		}
@@ -167,7 +189,7 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		// Binary leaves become base64; 8-bit text may stay 8-bit when
 		// the hop takes 8BITMIME (RFC 3030 §3).
 		if pol.EightBit == route.Bounce {
-			return p, reply(ReplyConversionRefused)
+			return p, reply(ReplyConversionRefused())
 		}
 		p.Convert = true
 		if needs.EightBit && has8 {
@@ -178,7 +200,7 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		p.Convert = needs.LongLines
 	case needs.EightBit:
 		if pol.EightBit == route.Bounce {
-			return p, reply(ReplyConversionRefused)
+			return p, reply(ReplyConversionRefused())
 		}
 		p.Convert = true
 	default:
@@ -187,7 +209,7 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		p.Convert = needs.LongLines
 	}
 	if p.Convert && needs.DKIMSigned && pol.DKIMSigned == route.Bounce {
-		return p, reply(ReplyDKIMConversionRefused)
+		return p, reply(ReplyDKIMConversionRefused())
 	}
 	if needs.DSN {
 		p.DSN = DSNDropped

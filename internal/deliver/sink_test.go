@@ -16,7 +16,7 @@ import (
 )
 
 // startSink starts a sink next hop and returns it with a route to it.
-func startSink(t *testing.T, opts sink.Options) (*sink.Sink, route.Route) {
+func startSink(t testing.TB, opts sink.Options) (*sink.Sink, route.Route) {
 	t.Helper()
 	s, err := sink.Start(opts)
 	if err != nil {

@@ -51,14 +51,18 @@ type ConversionReport struct {
 	DKIMSigned bool
 }
 
-// Replies Ferry makes up when the hop gave none.
-var (
-	// ReplyConnectionLost: the connection failed mid-transaction; every
-	// recipient not yet accepted is retried (RFC 3463 X.4.2).
-	ReplyConnectionLost = smtp.NewReply(451, smtp.EnhBadConnection, "Lost connection with next hop during the transaction")
-	// ReplyLocalReadError: the stored message could not be read.
-	ReplyLocalReadError = smtp.NewReply(451, smtp.EnhMailSystem, "Local error reading the queued message")
-)
+// Replies Ferry makes up when the hop gave none follow.
+
+// ReplyConnectionLost returns the reply for this case: the connection failed mid-transaction; every
+// recipient not yet accepted is retried (RFC 3463 X.4.2).
+func ReplyConnectionLost() smtp.Reply {
+	return smtp.NewReply(451, smtp.EnhBadConnection, "Lost connection with next hop during the transaction")
+}
+
+// ReplyLocalReadError returns the reply for this case: the stored message could not be read.
+func ReplyLocalReadError() smtp.Reply {
+	return smtp.NewReply(451, smtp.EnhMailSystem, "Local error reading the queued message")
+}
 
 // errEightBitLeak stops a transfer that would put an octet > 127 (or a
 // NUL) on the wire of a hop that did not agree to it (RFC 6152 §3).
@@ -86,12 +90,13 @@ func (e *storeError) Unwrap() error { return e.err }
 func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Converter) ([]smtp.Reply, error) {
 	defer c.watch(ctx)()
 	c.attempts++
+	c.conversion = nil
 	replies := make([]smtp.Reply, len(m.Rcpts))
 	from := m.Env.From
 	if plan.ALabels {
 		var err error
 		if from, err = aLabelPath(from); err != nil {
-			fill(replies, ReplyNonASCIIAddress)
+			fill(replies, ReplyNonASCIIAddress())
 			return replies, nil
 		}
 	}
@@ -104,7 +109,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 		if plan.ALabels {
 			var err error
 			if addr, err = aLabelPath(addr); err != nil {
-				replies[i] = ReplyNonASCIIAddress
+				replies[i] = ReplyNonASCIIAddress()
 				continue
 			}
 		}
@@ -122,26 +127,26 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 	final, ioErr := func() (smtp.Reply, error) {
 		if c.ext.Has("PIPELINING") {
 			if err := c.writeLine(c.timeouts.Mail, mailLine); err != nil {
-				return ReplyConnectionLost, err
+				return ReplyConnectionLost(), err
 			}
 			for _, i := range active {
 				if err := c.writeLine(c.timeouts.Rcpt, rcptLines[i]); err != nil {
-					return ReplyConnectionLost, err
+					return ReplyConnectionLost(), err
 				}
 			}
 			if useData {
 				if err := c.writeLine(c.timeouts.DataInit, "DATA"); err != nil {
-					return ReplyConnectionLost, err
+					return ReplyConnectionLost(), err
 				}
 			}
 			if err := c.flush(c.timeouts.Mail); err != nil {
-				return ReplyConnectionLost, err
+				return ReplyConnectionLost(), err
 			}
 		}
 		pipelined := c.ext.Has("PIPELINING")
 		var err error
 		if mailRep, err = c.step(pipelined, c.timeouts.Mail, mailLine); err != nil {
-			return ReplyConnectionLost, err
+			return ReplyConnectionLost(), err
 		}
 		if mailRep.Code == smtp.CodeServiceNotAvailable {
 			return mailRep, nil
@@ -152,7 +157,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 		accepted := 0
 		for _, i := range active {
 			if rcptReps[i], err = c.step(pipelined, c.timeouts.Rcpt, rcptLines[i]); err != nil {
-				return ReplyConnectionLost, err
+				return ReplyConnectionLost(), err
 			}
 			if rcptReps[i].Code == smtp.CodeServiceNotAvailable {
 				return rcptReps[i], nil
@@ -172,7 +177,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 		}
 		if pipelined || accepted > 0 {
 			if dataRep, err = c.step(pipelined, c.timeouts.DataInit, "DATA"); err != nil {
-				return ReplyConnectionLost, err
+				return ReplyConnectionLost(), err
 			}
 		}
 		if accepted == 0 {
@@ -181,7 +186,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 				// (RFC 2920 §3.1): send an empty message to end
 				// the data phase, and ignore its reply.
 				if _, err := c.cmd(c.timeouts.DataTerm, "."); err != nil {
-					return ReplyConnectionLost, err
+					return ReplyConnectionLost(), err
 				}
 			}
 			return mailRep, nil
@@ -235,11 +240,11 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 		return c.abortContent(err)
 	}
 	if err := dw.Close(); err != nil {
-		return ReplyConnectionLost, c.ioErr(err)
+		return ReplyConnectionLost(), c.ioErr(err)
 	}
 	rep, err := c.readReply(c.timeouts.DataTerm)
 	if err != nil {
-		return ReplyConnectionLost, err
+		return ReplyConnectionLost(), err
 	}
 	return rep, nil
 }
@@ -267,16 +272,16 @@ func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (sm
 			line += " LAST"
 		}
 		if err := c.writeLine(c.timeouts.DataBlock, line); err != nil {
-			return ReplyConnectionLost, err
+			return ReplyConnectionLost(), err
 		}
 		if err := c.conn.SetWriteDeadline(time.Now().Add(c.timeouts.DataBlock)); err != nil {
-			return ReplyConnectionLost, c.ioErr(err)
+			return ReplyConnectionLost(), c.ioErr(err)
 		}
 		if _, err := c.bw.Write(buf[:n]); err != nil {
-			return ReplyConnectionLost, c.ioErr(err)
+			return ReplyConnectionLost(), c.ioErr(err)
 		}
 		if err := c.flush(c.timeouts.DataBlock); err != nil {
-			return ReplyConnectionLost, err
+			return ReplyConnectionLost(), err
 		}
 		timeout := c.timeouts.DataBlock
 		if last {
@@ -284,7 +289,7 @@ func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (sm
 		}
 		rep, err := c.readReply(timeout)
 		if err != nil {
-			return ReplyConnectionLost, err
+			return ReplyConnectionLost(), err
 		}
 		if !rep.Positive() || last {
 			return rep, nil
@@ -302,17 +307,17 @@ func (c *Client) abortContent(err error) (smtp.Reply, error) {
 	var ce *convError
 	switch {
 	case errors.As(err, &se):
-		return ReplyLocalReadError, err
+		return ReplyLocalReadError(), err
 	case errors.As(err, &ce):
 		var enh interface{ Enhanced() string }
 		if errors.As(ce.err, &enh) && enh.Enhanced() == "5.6.9" {
-			return ReplyUTF8Headers, err
+			return ReplyUTF8Headers(), err
 		}
-		return ReplyConversionFailed, err
+		return ReplyConversionFailed(), err
 	case errors.Is(err, errEightBitLeak):
-		return ReplyConversionFailed, err
+		return ReplyConversionFailed(), err
 	}
-	return ReplyConnectionLost, err
+	return ReplyConnectionLost(), err
 }
 
 // content returns the reader of what goes on the wire: the stored body, or

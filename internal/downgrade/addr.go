@@ -5,29 +5,35 @@ import (
 	"strings"
 )
 
-// Address fields (RFC 5322 §3.4) whose display names and comments may
-// carry encoded-words (RFC 2047 §5 rules 2 and 3).
-var addressFields = map[string]bool{
-	"from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true,
-	"resent-from": true, "resent-sender": true, "resent-to": true, "resent-cc": true,
-	"resent-bcc": true, "disposition-notification-to": true, "mail-followup-to": true,
-	"mail-reply-to": true,
+// isAddressField reports the address fields (RFC 5322 §3.4, §3.6.2,
+// §3.6.3, §3.6.6, and common extensions) whose display names and comments
+// may carry encoded-words (RFC 2047 §5 rules 2 and 3).
+func isAddressField(lname string) bool {
+	switch lname {
+	case "from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
+		"resent-to", "resent-cc", "resent-bcc", "disposition-notification-to",
+		"mail-followup-to", "mail-reply-to":
+		return true
+	}
+	return false
 }
 
-// structuredFields are fields whose syntax leaves no room for encoded-words
-// anywhere 8-bit text could sit (RFC 2047 §5: not in addr-specs, message
-// IDs, dates, MIME parameters, trace fields).
-var structuredFields = map[string]bool{
-	"return-path": true, "received": true, "date": true, "resent-date": true,
-	"message-id": true, "resent-message-id": true, "in-reply-to": true, "references": true,
-	"mime-version": true, "content-type": true, "content-transfer-encoding": true,
-	"content-id": true, "content-disposition": true, "content-language": true,
-	"content-location": true, "content-md5": true, "keywords": true, "dkim-signature": true,
-	"arc-seal": true, "arc-message-signature": true, "arc-authentication-results": true,
-	"authentication-results": true, "received-spf": true, "list-id": true,
-	"list-unsubscribe": true, "list-post": true, "list-help": true, "list-subscribe": true,
-	"list-owner": true, "list-archive": true, "original-recipient": true,
-	"final-recipient": true, "original-message-id": true, "autocrypt": true,
+// isStructuredField reports fields whose syntax leaves no room for
+// encoded-words where 8-bit text could sit (RFC 2047 §5: not in
+// addr-specs, message IDs, dates, MIME parameters, trace fields).
+func isStructuredField(lname string) bool {
+	switch lname {
+	case "return-path", "received", "date", "resent-date", "message-id", "resent-message-id",
+		"in-reply-to", "references", "mime-version", "content-type",
+		"content-transfer-encoding", "content-id", "content-disposition", "content-language",
+		"content-location", "content-md5", "keywords", "dkim-signature", "arc-seal",
+		"arc-message-signature", "arc-authentication-results", "authentication-results",
+		"received-spf", "list-id", "list-unsubscribe", "list-post", "list-help",
+		"list-subscribe", "list-owner", "list-archive", "original-recipient",
+		"final-recipient", "original-message-id", "autocrypt":
+		return true
+	}
+	return false
 }
 
 // errAddr8bit reports 8-bit text in an addr-spec.

@@ -18,8 +18,9 @@ type b64Encoder struct {
 
 // encode writes src base64 encoded to w in 76-column lines separated by
 // CRLF. When final is set the output ends in CRLF; otherwise the last line
-// has none (the caller's delimiter line brings it).
-func (e *b64Encoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut int64, err error) {
+// has none (the caller's delimiter line brings it). When whole is not nil
+// it is the entire content and src is not read.
+func (e *b64Encoder) encode(w io.Writer, src io.Reader, whole []byte, final bool) (nIn, nOut int64, err error) {
 	const groups = 1149 // 57 × 1149 = 65493 octets per read
 	if e.in == nil {
 		e.in = make([]byte, b64Group*groups)
@@ -27,7 +28,18 @@ func (e *b64Encoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut i
 	}
 	first := true
 	for {
-		n, rerr := io.ReadFull(src, e.in)
+		in := e.in
+		var n int
+		var rerr error
+		if whole != nil {
+			n = min(len(whole), len(e.in))
+			in, whole = whole[:n], whole[n:]
+			if len(whole) == 0 {
+				rerr = io.EOF
+			}
+		} else {
+			n, rerr = io.ReadFull(src, e.in)
+		}
 		nIn += int64(n)
 		o := 0
 		for k := 0; k < n; k += b64Group {
@@ -37,7 +49,7 @@ func (e *b64Encoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut i
 			}
 			first = false
 			end := min(k+b64Group, n)
-			base64.StdEncoding.Encode(e.out[o:], e.in[k:end])
+			base64.StdEncoding.Encode(e.out[o:], in[k:end])
 			o += base64.StdEncoding.EncodedLen(end - k)
 		}
 		done := rerr != nil

@@ -301,11 +301,18 @@ func (c *converter) leaf(h *header, path string, mt mediaType, noCT bool, label 
 	if err != nil {
 		return d, err
 	}
+	var whole []byte
+	if content.f == nil {
+		whole = content.mem[:len(content.mem):len(content.mem)]
+		if whole == nil {
+			whole = []byte{}
+		}
+	}
 	var nOut int64
 	if newCTE == "base64" {
-		_, nOut, err = c.b64.encode(c.w, r, final)
+		_, nOut, err = c.b64.encode(c.w, r, whole, final)
 	} else {
-		_, nOut, err = c.qp.encode(c.w, r, final)
+		_, nOut, err = c.qp.encode(c.w, r, whole, final)
 	}
 	if err != nil {
 		return d, err

@@ -52,7 +52,7 @@ func (c *converter) encodeField(f *field, part string) error {
 	v := f.value()
 	var nv []byte
 	switch {
-	case addressFields[f.lname]:
+	case isAddressField(f.lname):
 		var err error
 		nv, err = encodeAddressList(v)
 		if errors.Is(err, errAddr8bit) {
@@ -61,7 +61,7 @@ func (c *converter) encodeField(f *field, part string) error {
 		if err != nil {
 			return err
 		}
-	case structuredFields[f.lname] || f.lname == "content-type" || f.lname == "content-disposition":
+	case isStructuredField(f.lname):
 		return needsUTF8(part, "8-bit octet in structured field %q", f.name)
 	default:
 		// Subject, Comments, Content-Description and every optional field

@@ -64,3 +64,38 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestReportSummary(t *testing.T) {
+	r := &Report{
+		Changed: true,
+		Parts: []PartReport{
+			{OldCTE: "8bit", NewCTE: "quoted-printable"}, {OldCTE: "8bit", NewCTE: "quoted-printable"},
+			{OldCTE: "", NewCTE: "base64"},
+		},
+		Headers:    []HeaderReport{{Field: "Subject"}},
+		DKIMSigned: true,
+	}
+	want := "converted 3 parts (8bit→quoted-printable, 7bit→base64), 1 header encoded, DKIM signature invalidated"
+	if got := r.Summary(); got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+	if got := (&Report{}).Summary(); got != "unchanged" {
+		t.Errorf("Summary of no change = %q", got)
+	}
+}
+
+// TestSevenBitUntouched checks that messages with nothing to convert come
+// out byte for byte as they went in.
+func TestSevenBitUntouched(t *testing.T) {
+	for _, name := range []string{"pure-ascii.eml", "seven-bit-multipart.eml"} {
+		in, err := os.ReadFile(filepath.Join("testdata/golden", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		rep, err := Convert(&out, bytes.NewReader(in), Options{})
+		if err != nil || rep.Changed || !bytes.Equal(out.Bytes(), in) {
+			t.Errorf("%s: changed %v, err %v, identical %v", name, rep.Changed, err, bytes.Equal(out.Bytes(), in))
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // Quoted-printable encoding (RFC 2045 §6.7) of our own: the standard
@@ -30,6 +31,15 @@ var qpFast = func() (t [256]bool) {
 	return t
 }()
 
+// qpEscape marks the octets that are escaped wherever they stand: all
+// but the literals, space, tab and CR (which may start a line break).
+var qpEscape = func() (t [256]bool) {
+	for c := range t {
+		t[c] = !qpFast[c] && c != '\r'
+	}
+	return t
+}()
+
 // qpLineMax is the longest encoded line, CRLF excluded (rule 5).
 const qpLineMax = 76
 
@@ -45,8 +55,9 @@ type qpEncoder struct {
 // 126, white space before a line end, and the first character of a line
 // that starts with "." or "From " are escaped. When final is set and the
 // content does not end in CRLF, a soft line break ends the output so that
-// it ends in CRLF.
-func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut int64, err error) {
+// it ends in CRLF. When whole is not nil it is the entire content and src
+// is not read (no copy for a body held in memory).
+func (e *qpEncoder) encode(w io.Writer, src io.Reader, whole []byte, final bool) (nIn, nOut int64, err error) {
 	if e.in == nil {
 		e.in = make([]byte, bufSize)
 		e.out = make([]byte, bufSize*3+256)
@@ -57,7 +68,13 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 	endsCRLF := true // the content so far ends in CRLF (or is empty)
 	eof := false
 	for !eof {
-		n, rerr := io.ReadFull(src, in[carry:])
+		var n int
+		var rerr error
+		if whole != nil {
+			in, n, rerr = whole, len(whole), io.EOF
+		} else {
+			n, rerr = io.ReadFull(src, in[carry:])
+		}
 		nIn += int64(n)
 		n += carry
 		switch {
@@ -89,12 +106,15 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 				end := min(fastLim, i+qpLineMax-2-col)
 				start := i
 				// Eight octets at a time while none is below 0x20, above
-				// 0x7e, or '=' (and no space ends the word before a CR).
+				// 0x7e, or '='. Each word is stored before it is tested
+				// (out has room to spare); only the good octets count.
 				for i+8 <= end {
 					w := binary.LittleEndian.Uint64(in[i:])
+					binary.LittleEndian.PutUint64(out[o+i-start:], w)
 					x, y := w^(lsb*0x7f), w^(lsb*'=')
-					bad := w | ((w - lsb*0x20) &^ w) | ((x - lsb) &^ x) | ((y - lsb) &^ y)
-					if bad&msb != 0 || (in[i+8] == '\r' && in[i+7] == ' ') {
+					// The lowest flagged octet is exact in these tricks.
+					if bad := (w | ((w - lsb*0x20) &^ w) | ((x - lsb) &^ x) | ((y - lsb) &^ y)) & msb; bad != 0 {
+						i += bits.TrailingZeros64(bad) >> 3
 						break
 					}
 					i += 8
@@ -104,13 +124,32 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 					if !qpFast[c] || (c <= ' ' && in[i+1] == '\r') {
 						break
 					}
+					out[o+i-start] = c
 					i++
 				}
-				o += copy(out[o:], in[start:i])
+				if i > start && in[i] == '\r' && in[i-1] == ' ' {
+					i-- // a space before a line end is escaped (rule 3)
+				}
+				o += i - start
 				col += i - start
 				if i >= lim {
 					break
 				}
+			}
+			// Fast path: a run of octets that are always escaped (8-bit
+			// text), while the escapes fit on the line.
+			if qpEscape[in[i]] && col <= qpLineMax-4 {
+				for i < lim && col <= qpLineMax-4 {
+					c := in[i]
+					if !qpEscape[c] {
+						break
+					}
+					out[o], out[o+1], out[o+2] = '=', upperHex[c>>4], upperHex[c&15]
+					o += 3
+					col += 3
+					i++
+				}
+				continue
 			}
 			c := in[i]
 			if c == '\r' && i+1 < n && in[i+1] == '\n' {
@@ -170,7 +209,9 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, final bool) (nIn, nOut in
 			}
 			nOut += int64(o)
 		}
-		carry = copy(in, in[i:n])
+		if !eof {
+			carry = copy(in, in[i:n])
+		}
 	}
 	return nIn, nOut, nil
 }
@@ -211,7 +252,8 @@ func decodeQPLenient(w io.Writer, src *lineSrc, limit int) error {
 		for len(content) > 0 && (content[len(content)-1] == ' ' || content[len(content)-1] == '\t') {
 			content = content[:len(content)-1]
 		}
-		if len(content) > 0 && content[len(content)-1] == '=' && term != nil {
+		// "=" at the end of a line, or of the body, is a soft line break.
+		if len(content) > 0 && content[len(content)-1] == '=' {
 			content, term = content[:len(content)-1], nil
 		}
 		out = out[:0]

@@ -13,7 +13,7 @@ func qpEncode(t testing.TB, in []byte, final bool) []byte {
 	t.Helper()
 	var e qpEncoder
 	var out bytes.Buffer
-	nIn, nOut, err := e.encode(&out, bytes.NewReader(in), final)
+	nIn, nOut, err := e.encode(&out, bytes.NewReader(in), nil, final)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,13 @@ func TestQPEncoderRandom(t *testing.T) {
 				in[j] = alphabet[rng.IntN(len(alphabet))]
 			}
 		}
-		checkQP(t, in, qpEncode(t, in, false))
+		enc := qpEncode(t, in, false)
+		checkQP(t, in, enc)
+		var e qpEncoder
+		var whole bytes.Buffer
+		if _, _, err := e.encode(&whole, nil, in, false); err != nil || !bytes.Equal(whole.Bytes(), enc) {
+			t.Fatalf("encoding from memory differs from encoding from a reader (%v)", err)
+		}
 	}
 }
 
@@ -125,7 +131,7 @@ func TestBase64Encoder(t *testing.T) {
 		}
 		var e b64Encoder
 		var out bytes.Buffer
-		if _, _, err := e.encode(&out, bytes.NewReader(in), false); err != nil {
+		if _, _, err := e.encode(&out, bytes.NewReader(in), nil, false); err != nil {
 			t.Fatal(err)
 		}
 		lines := strings.Split(out.String(), "\r\n")
@@ -170,7 +176,7 @@ func TestDecodeQPLenient(t *testing.T) {
 		{"soft= \t\r\nbreak", "softbreak"},
 		{"trail  \r\nx", "trail\r\nx"},
 		{"stray = sign\r\n", "stray = sign\r\n"},
-		{"end=", "end="},
+		{"end=", "end"},
 		{"lf\nonly\n", "lf\nonly\n"},
 	}
 	for _, tt := range tests {
@@ -181,6 +187,26 @@ func TestDecodeQPLenient(t *testing.T) {
 		}
 		if out.String() != tt.want {
 			t.Errorf("decode(%q) = %q, want %q", tt.in, out.String(), tt.want)
+		}
+	}
+}
+
+// TestQPEncoderWhiteSpaceEverywhere puts a space or tab before a line end,
+// a bare CR and the end of input at every column, so that every fast path
+// boundary meets one.
+func TestQPEncoderWhiteSpaceEverywhere(t *testing.T) {
+	for k := 0; k < 200; k++ {
+		for _, ws := range []string{" ", "\t", "  "} {
+			for _, end := range []string{"\r\n", "\r", "", "\r\nnext\r\n"} {
+				in := []byte(strings.Repeat("abcdefg h", k/9+1)[:k] + ws + end)
+				checkQP(t, in, qpEncode(t, in, false))
+				var e qpEncoder
+				var whole bytes.Buffer
+				if _, _, err := e.encode(&whole, nil, in, false); err != nil {
+					t.Fatal(err)
+				}
+				checkQP(t, in, whole.Bytes())
+			}
 		}
 	}
 }

@@ -1,5 +1,11 @@
 package downgrade
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
 // Options tunes Convert. The zero value is ready to use.
 type Options struct {
 	// MemoryLimit is how many octets of one leaf body are held in memory
@@ -35,7 +41,7 @@ type Report struct {
 	// Parts lists the leaves whose body was re-encoded.
 	Parts []PartReport `json:"parts,omitempty"`
 	// Relabelled lists composite parts whose 8bit or binary label became
-	// 7bit (RFC 2045 §6.4).
+	// 7bit (RFC 2045 §6.4); "" is the top-level entity.
 	Relabelled []string `json:"relabelled,omitempty"`
 	// Headers lists header fields rewritten with RFC 2047 encoded-words.
 	Headers []HeaderReport `json:"headers,omitempty"`
@@ -69,4 +75,47 @@ type HeaderReport struct {
 type Repair struct {
 	Part string `json:"part"`
 	What string `json:"what"`
+}
+
+// Summary returns a one-line account for the mail log, such as
+// "converted 2 parts (8bit→quoted-printable, binary→base64), 1 header encoded".
+func (r *Report) Summary() string {
+	if !r.Changed {
+		return "unchanged"
+	}
+	var parts []string
+	if n := len(r.Parts); n > 0 {
+		kinds := make([]string, 0, n)
+		for _, p := range r.Parts {
+			old := p.OldCTE
+			if old == "" {
+				old = "7bit"
+			}
+			k := old + "→" + p.NewCTE
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("converted %d %s (%s)", n, plural(n, "part"), strings.Join(kinds, ", ")))
+	}
+	if n := len(r.Headers); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s encoded", n, plural(n, "header")))
+	}
+	if n := len(r.Relabelled); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d composite %s relabelled 7bit", n, plural(n, "part")))
+	}
+	if n := len(r.Repairs); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", n, plural(n, "repair")))
+	}
+	if r.DKIMSigned {
+		parts = append(parts, "DKIM signature invalidated")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

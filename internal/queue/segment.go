@@ -108,11 +108,18 @@ func preallocate(f osFile, size int64) error {
 	if err != nil && !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
 		return err
 	}
+	// Flush every few MiB: one large flush at the end would hold up the
+	// committer's fdatasync calls behind it in the file system's journal.
 	zero := make([]byte, 1<<20)
 	for off := int64(0); off < size; off += int64(len(zero)) {
 		n := min(int64(len(zero)), size-off)
 		if _, err := f.WriteAt(zero[:n], off); err != nil {
 			return err
+		}
+		if (off/int64(len(zero)))%4 == 3 {
+			if err := f.Datasync(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

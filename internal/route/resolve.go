@@ -65,20 +65,30 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Replies used for routing failures.
-var (
-	// ReplyNullMX: the domain publishes a null MX and accepts no mail
-	// (RFC 7505 §3, enhanced code from RFC 7505 §4.2).
-	ReplyNullMX = smtp.NewReply(556, "5.1.10", "Recipient address has null MX")
-	// ReplyHostNotFound: neither MX nor address records exist
-	// (RFC 3463 X.4.4 "Unable to route").
-	ReplyHostNotFound = smtp.NewReply(550, "5.4.4", "Host or domain name not found")
-	// ReplyDNSFailure: DNS lookup failed temporarily (RFC 3463 X.4.3).
-	ReplyDNSFailure = smtp.NewReply(451, "4.4.3", "Host or domain name lookup failed temporarily")
-	// ReplyNextHopNotFound: a configured next hop has no address; the
-	// configuration is wrong, so mail waits rather than bounces.
-	ReplyNextHopNotFound = smtp.NewReply(451, "4.4.4", "Configured next hop not found")
-)
+// Replies used for routing failures follow.
+
+// ReplyNullMX returns the reply for this case: the domain publishes a null MX and accepts no mail
+// (RFC 7505 §3, enhanced code from RFC 7505 §4.2).
+func ReplyNullMX() smtp.Reply {
+	return smtp.NewReply(556, "5.1.10", "Recipient address has null MX")
+}
+
+// ReplyHostNotFound returns the reply for this case: neither MX nor address records exist
+// (RFC 3463 X.4.4 "Unable to route").
+func ReplyHostNotFound() smtp.Reply {
+	return smtp.NewReply(550, "5.4.4", "Host or domain name not found")
+}
+
+// ReplyDNSFailure returns the reply for this case: DNS lookup failed temporarily (RFC 3463 X.4.3).
+func ReplyDNSFailure() smtp.Reply {
+	return smtp.NewReply(451, "4.4.3", "Host or domain name lookup failed temporarily")
+}
+
+// ReplyNextHopNotFound returns the reply for this case: a configured next hop has no address; the
+// configuration is wrong, so mail waits rather than bounces.
+func ReplyNextHopNotFound() smtp.Reply {
+	return smtp.NewReply(451, "4.4.4", "Configured next hop not found")
+}
 
 // Resolve returns the addresses to try, in order, for mail to domain over
 // route r. For a direct route it looks up domain's MX records; for a
@@ -121,10 +131,10 @@ func (t *Table) Resolve(ctx context.Context, r Route, domain string) ([]Target, 
 	// defer, so fixing the configuration delivers the mail.
 	var re *Error
 	if errors.As(firstErr, &re) && re.Reply.Permanent() {
-		return nil, &Error{Reply: ReplyNextHopNotFound, Err: firstErr}
+		return nil, &Error{Reply: ReplyNextHopNotFound(), Err: firstErr}
 	}
 	if firstErr == nil {
-		firstErr = &Error{Reply: ReplyNextHopNotFound, Err: errors.New("route has no next hops")}
+		firstErr = &Error{Reply: ReplyNextHopNotFound(), Err: errors.New("route has no next hops")}
 	}
 	return nil, firstErr
 }
@@ -138,13 +148,13 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 		if isNotFound(err) {
 			return t.resolveHost(ctx, name, port)
 		}
-		return nil, &Error{Reply: ReplyDNSFailure, Err: fmt.Errorf("MX lookup for %s: %w", name, err)}
+		return nil, &Error{Reply: ReplyDNSFailure(), Err: fmt.Errorf("MX lookup for %s: %w", name, err)}
 	}
 	if len(mxs) == 0 {
 		return t.resolveHost(ctx, name, port)
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
-		return nil, &Error{Reply: ReplyNullMX, Err: fmt.Errorf("%s publishes a null MX", name)}
+		return nil, &Error{Reply: ReplyNullMX(), Err: fmt.Errorf("%s publishes a null MX", name)}
 	}
 	sorted := make([]*net.MX, 0, len(mxs))
 	for _, mx := range mxs {
@@ -196,12 +206,12 @@ func (t *Table) resolveHost(ctx context.Context, host string, port int) ([]Targe
 	ips, err := t.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, &Error{Reply: ReplyHostNotFound, Err: fmt.Errorf("address lookup for %s: %w", host, err)}
+			return nil, &Error{Reply: ReplyHostNotFound(), Err: fmt.Errorf("address lookup for %s: %w", host, err)}
 		}
-		return nil, &Error{Reply: ReplyDNSFailure, Err: fmt.Errorf("address lookup for %s: %w", host, err)}
+		return nil, &Error{Reply: ReplyDNSFailure(), Err: fmt.Errorf("address lookup for %s: %w", host, err)}
 	}
 	if len(ips) == 0 {
-		return nil, &Error{Reply: ReplyHostNotFound, Err: fmt.Errorf("address lookup for %s: no addresses", host)}
+		return nil, &Error{Reply: ReplyHostNotFound(), Err: fmt.Errorf("address lookup for %s: no addresses", host)}
 	}
 	out := make([]Target, len(ips))
 	for i, ip := range ips {

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +55,6 @@ type BDATReader struct {
 	in     int64 // input octets so far
 	cr     bool  // the previous chunk ended in a CR (text mode only)
 	final  error // the message's failure, if any
-	done   bool  // the LAST chunk has been read
 	raw    []byte
 }
 
@@ -145,7 +145,6 @@ func (c *bdatChunk) read(p []byte) (int, error) {
 			nd = c.transform(p)
 		} else if c.last && !c.flushed {
 			c.flushed = true
-			b.done = true
 			if b.cr && !b.binary {
 				b.cr = false
 				b.bare("CR", b.in-1)
@@ -213,9 +212,16 @@ func (c *bdatChunk) transform(p []byte) int {
 		if room := len(p) - nd - 2; len(seg) > room {
 			seg = seg[:room]
 		}
-		i := 0
-		for i < len(seg) && seg[i] != '\r' && seg[i] != '\n' {
-			i++
+		// i is the first CR or LF in seg, or len(seg).
+		i := bytes.IndexByte(seg, '\r')
+		lfIn := seg
+		if i >= 0 {
+			lfIn = seg[:i]
+		} else {
+			i = len(seg)
+		}
+		if lf := bytes.IndexByte(lfIn, '\n'); lf >= 0 {
+			i = lf
 		}
 		nd += copy(p[nd:], seg[:i])
 		ns += i

@@ -175,3 +175,36 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+func FuzzBDATReader(f *testing.F) {
+	f.Add([]byte("a\r\nb\nc\rd\r"), uint16(3))
+	f.Add([]byte("\r\n\r\n"), uint16(1))
+	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
+		// Cut the input into chunks of split octets (at least 1).
+		n := max(int(split)%(len(in)+1), 1)
+		var chunks []string
+		for s := string(in); ; {
+			k := min(n, len(s))
+			chunks = append(chunks, s[:k])
+			s = s[k:]
+			if s == "" {
+				break
+			}
+		}
+		got, errs, rest := readChunks(t, DataOptions{}, false, chunks...)
+		if rest != "NEXT" || errs[len(errs)-1] != nil {
+			t.Fatalf("text: rest %q, errors %v", rest, errs)
+		}
+		if want := normalizeNewlines(string(in)); got != want {
+			t.Fatalf("text in chunks of %d: %q, want %q", n, got, want)
+		}
+		checkCanonical(t, []byte(got))
+		got, errs, rest = readChunks(t, DataOptions{MaxSize: 5, Bare: BareReject}, true, chunks...)
+		if rest != "NEXT" || len(got) > 5 || !strings.HasPrefix(string(in), got) {
+			t.Fatalf("binary: %q, rest %q, errors %v", got, rest, errs)
+		}
+		if (len(in) > 5) != errors.Is(errs[len(errs)-1], ErrTooLarge) {
+			t.Fatalf("binary: %d octets, errors %v", len(in), errs)
+		}
+	})
+}

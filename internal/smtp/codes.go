@@ -5,6 +5,7 @@ import "strings"
 // Reply codes used by Ferry's server and client (RFC 5321 §4.2.2, §4.2.3
 // unless noted).
 const (
+	CodeHelp                = 214 // Help message (§4.1.1.8)
 	CodeReady               = 220 // <domain> Service ready; also the STARTTLS go-ahead (RFC 3207 §4)
 	CodeClosing             = 221 // <domain> Service closing transmission channel
 	CodeAuthSucceeded       = 235 // Authentication succeeded (RFC 4954 §6)

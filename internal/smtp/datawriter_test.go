@@ -12,6 +12,15 @@ import (
 // canonical returns content as the DATA writer and reader see it: every
 // bare CR or LF becomes CRLF, and non-empty content ends in CRLF.
 func canonical(s string) string {
+	out := normalizeNewlines(s)
+	if out != "" && !strings.HasSuffix(out, "\r\n") {
+		out += "\r\n"
+	}
+	return out
+}
+
+// normalizeNewlines turns every bare CR or LF in s into CRLF.
+func normalizeNewlines(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		switch {
@@ -24,11 +33,7 @@ func canonical(s string) string {
 			b.WriteByte(s[i])
 		}
 	}
-	out := b.String()
-	if out != "" && !strings.HasSuffix(out, "\r\n") {
-		out += "\r\n"
-	}
-	return out
+	return b.String()
 }
 
 func TestDataWriter(t *testing.T) {

@@ -31,6 +31,17 @@ func (ps Params) Has(key string) bool {
 	return ok
 }
 
+// IsASCII reports whether every keyword and value is ASCII. A value that is
+// not may only be used when the client gave SMTPUTF8 (RFC 6531 §3.3).
+func (ps Params) IsASCII() bool {
+	for _, p := range ps {
+		if !isASCII(p.Key) || !isASCII(p.Value) {
+			return false
+		}
+	}
+	return true
+}
+
 // String formats the parameters as sent on the wire, each preceded by a
 // space, e.g. " SIZE=1000 BODY=8BITMIME"; "" when there are none.
 func (ps Params) String() string {

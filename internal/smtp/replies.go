@@ -143,7 +143,7 @@ func ReplyAccessDenied(text string) Reply {
 
 // ReplyHelp answers HELP (214 2.0.0, RFC 5321 §4.1.1.8).
 func ReplyHelp() Reply {
-	return NewReply(214, EnhOK, "See RFC 5321")
+	return NewReply(CodeHelp, EnhOK, "See RFC 5321")
 }
 
 // ReplyFromError returns the reply for a DATA or BDAT reader failure: 552

@@ -161,14 +161,15 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // server sends them only after advertising ENHANCEDSTATUSCODES. A reply
 // without lines is sent as "ddd" or "ddd x.y.z". CR, LF and other control
 // characters in the text are sent as spaces so text can never end a line
-// early.
+// early; an invalid enhanced code is left out, and a code outside 200-599
+// is sent as 451 (a local error) rather than as a broken line.
 func (r Reply) Format(withEnhanced bool) []byte {
 	code := strconv.Itoa(r.Code)
-	if len(code) != 3 {
+	if r.Code < 200 || r.Code > 599 {
 		code = "451" // not a reply code; never send a broken line
 	}
 	enh := ""
-	if withEnhanced && r.Enhanced != "" {
+	if withEnhanced && r.Enhanced.Valid() {
 		enh = string(r.Enhanced)
 	}
 	lines := r.Lines

@@ -92,6 +92,8 @@ func TestReplyFormat(t *testing.T) {
 		{NewReply(250, "", "a", ""), true, "250-a\r\n250\r\n"},
 		{NewReply(550, EnhNotAuthorized, "x\r\n250 injected"), true, "550 5.7.1 x  250 injected\r\n"},
 		{NewReply(7, "", "bad"), false, "451 bad\r\n"},
+		{NewReply(600, "", "bad"), false, "451 bad\r\n"},
+		{NewReply(550, "5.1.1\r\n250 x", "bad"), true, "550 bad\r\n"},
 	}
 	for _, tc := range tests {
 		got := string(tc.r.Format(tc.enhanced))
@@ -154,5 +156,31 @@ func TestReplyFromError(t *testing.T) {
 	r, ok = ReplyFromError(ErrBareNewline)
 	if !ok || r.Code != 550 || r.Enhanced != "5.5.2" {
 		t.Errorf("bare newline: %v %v", r, ok)
+	}
+}
+
+func TestNamedReplies(t *testing.T) {
+	h := "mx.example"
+	for _, r := range []Reply{
+		ReplyGreeting(h), ReplyClosing(), ReplyOK(), ReplySenderOK(), ReplyRecipientOK(),
+		ReplyQueued("Q1"), ReplyStartData(), ReplyCannotVerify(), ReplyUnknownCommand(),
+		ReplyLineTooLong(), ReplyNotImplemented(), ReplySyntax("x"), ReplyBadSequence("x"),
+		ReplyParamNotRecognized("X"), ReplyNonASCIIAddress(), ReplyTooBig(), ReplyTooManyRecipients(),
+		ReplyLoop(), ReplyBareNewline(), ReplyNoValidRecipients(), ReplyStoreFailed(), ReplyStoreFull(),
+		ReplyTimeout(h), ReplyTooManyConnections(h), ReplyTooManyErrors(h), ReplyShuttingDown(h),
+		ReplyAccessDenied("x"), ReplyHelp(), Replyf(550, EnhBadMailbox, "no %s", "user"),
+	} {
+		if r.Code < 200 || r.Code > 599 || len(r.Lines) == 0 {
+			t.Errorf("%v: bad code or no text", r)
+		}
+		if r.Enhanced != "" && r.Enhanced.Class() != r.Class() {
+			t.Errorf("%v: enhanced class does not match the reply code", r)
+		}
+	}
+	if got := ReplyQueued("ABC").String(); got != "250 2.0.0 Ok: queued as ABC" {
+		t.Errorf("ReplyQueued: %q", got)
+	}
+	if got := string(ReplyTimeout(h).Format(true)); got != "421 4.4.2 mx.example Error: timeout exceeded\r\n" {
+		t.Errorf("ReplyTimeout: %q", got)
 	}
 }
