@@ -154,7 +154,6 @@ func fold(name string, v []byte) ([]byte, bool) {
 	out = append(out, name...)
 	out = append(out, ':')
 	lineLen := len(out)
-	content := false // the current line has something besides white space
 	for i := 0; i < len(v); {
 		// A segment is white space followed by a word.
 		j := i
@@ -166,7 +165,10 @@ func fold(name string, v []byte) ([]byte, bool) {
 			k++
 		}
 		seg := v[i:k]
-		if i > 0 && isWSP(seg[0]) && k > j && content && lineLen+len(seg) > 76 {
+		// Break before white space that leads a word, never before
+		// trailing white space (a line of only white space would end the
+		// header section). The first line may hold the name alone.
+		if isWSP(seg[0]) && k > j && lineLen+len(seg) > 76 {
 			out = append(out, crlf...)
 			lineLen = 0
 		}
@@ -174,9 +176,6 @@ func fold(name string, v []byte) ([]byte, bool) {
 		lineLen += len(seg)
 		if lineLen > maxLine {
 			return nil, false
-		}
-		if k > j {
-			content = true
 		}
 		i = k
 	}

@@ -14,8 +14,8 @@ func TestEncodeAddressList(t *testing.T) {
 	}{
 		{" plain@example.org", " plain@example.org", false},
 		{" J\xc3\xb6rg <j@example.org>", " =?utf-8?B?SsO2cmc=?= <j@example.org>", false},
-		{` "M\xc3\xbcller, J\"o" <m@example.org>`, " =?utf-8?Q?M=C3=BCller=2C_J=22o?= <m@example.org>", false},
-		{" a@example.org (B\xc3\xbcro)", " a@example.org (=?utf-8?Q?B=C3=BCro?=)", false},
+		{" \"M\xc3\xbcller, J\\\"o\" <m@example.org>", " =?utf-8?B?TcO8bGxlciwgSiJv?= <m@example.org>", false},
+		{" a@example.org (B\xc3\xbcro)", " a@example.org (=?utf-8?B?QsO8cm8=?=)", false},
 		{" Gr\xc3\xbcppe: a@example.org;", " =?utf-8?Q?Gr=C3=BCppe?=: a@example.org;", false},
 		{" Caf\xe9 <c@example.org>", " =?unknown-8bit?Q?Caf=E9?= <c@example.org>", false},
 		{" j\xc3\xb6rg@example.org", "", true},

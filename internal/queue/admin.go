@@ -250,7 +250,8 @@ func (q *Queue) change(ctx context.Context, id string, mk func(m *msg) [][]byte)
 	return nil
 }
 
-// Hold stops delivery of a message until Unhold.
+// Hold stops delivery of a message until Unhold. A held message does not
+// expire while held; when released past its lifetime it expires at once.
 func (q *Queue) Hold(ctx context.Context, id string) error {
 	return q.change(ctx, id, func(m *msg) [][]byte {
 		if m.held {

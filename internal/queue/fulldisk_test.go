@@ -166,6 +166,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 	cfg := testConfig(dir, nil, nil)
 	cfg.SegmentSize = 128 << 10
 	q := mustOpen(t, cfg)
+	defer func() { q.Close() }() // before the umount; Close is idempotent
 	acked := map[string]int{}
 	var fullErr error
 	for i := range 1000 {
@@ -191,7 +192,6 @@ func TestFullDiskTmpfs(t *testing.T) {
 	}
 	q.Close()
 	q = mustOpen(t, cfg)
-	defer q.Close()
 	for id, seq := range acked {
 		if b := readBodyOf(t, q, id); !bytes.Equal(b, bodyFor(seq, 16<<10)) {
 			t.Fatalf("message %s damaged", id)

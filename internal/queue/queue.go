@@ -252,7 +252,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	q.notify()
 	q.mu.Unlock()
-	q.log.Info("queued", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
+	q.log.Debug("stored", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
 	return env.ID, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -189,7 +190,8 @@ func (q *Queue) backoff(n int) time.Duration {
 // id durably. Sent and Failed are final. Deferred schedules the next attempt
 // after the backoff delay, or fails the recipient with 4.4.7 when the
 // message has outlived its lifetime. When the last recipient becomes final
-// the message is finished (EventFinished, then a done record).
+// the message is finished (EventFinished, then a done record). An outcome
+// reported after the lease was taken back is still recorded.
 func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -248,14 +250,31 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 	return nil
 }
 
-// logResult writes the mail log line of one recipient's outcome.
+// logResult records one recipient's outcome in the log. Delivery already
+// logs sent, deferred and bounced recipients in the mail log with the next
+// hop's reply, so the queue's own line is a debug line, except for expiry,
+// which only the queue knows of.
 func (q *Queue) logResult(m *msg, rcpt int, s stateRec) {
-	event := map[RcptState]string{Sent: "sent", Deferred: "deferred", Failed: "bounced"}[s.State]
+	level, event := slog.LevelDebug, "recorded"
 	if s.Expired {
-		event = "expired"
+		level, event = slog.LevelInfo, "expired"
 	}
-	q.log.Info(event, "id", m.id, "rcpt", rcpt, "hop", m.rcpts[rcpt].hop.name, "relay", s.RemoteMTA,
-		"reply", s.Reply.String(), "attempts", s.Attempts, "delay", time.Duration(timeNano(s.At)-m.arrival))
+	q.log.Log(context.Background(), level, event, "id", m.id, "rcpt", rcpt, "hop", m.rcpts[rcpt].hop.name,
+		"state", stateName(s.State), "relay", s.RemoteMTA, "reply", s.Reply.String(), "attempts", s.Attempts,
+		"delay", time.Duration(timeNano(s.At)-m.arrival))
+}
+
+// stateName names a recipient state in log lines.
+func stateName(st RcptState) string {
+	switch st {
+	case Sent:
+		return "sent"
+	case Deferred:
+		return "deferred"
+	case Failed:
+		return "failed"
+	}
+	return "pending"
 }
 
 // expiryReply is the reply given to a recipient that failed because its
