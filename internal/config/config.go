@@ -112,7 +112,8 @@ type Queue struct {
 
 // Delivery configures the outbound client.
 type Delivery struct {
-	// EHLOName is the name sent in EHLO/HELO; default Hostname.
+	// EHLOName is the name sent in EHLO/HELO; empty means Hostname (see
+	// Config.EHLOName).
 	EHLOName string
 	// Workers is the number of concurrent delivery workers.
 	Workers int
@@ -247,6 +248,16 @@ func DefaultRoute() Route {
 	}
 }
 
+// EHLOName is the name delivery sends in EHLO/HELO: Delivery.EHLOName, or
+// Hostname when that is empty. A route's own EHLOName, when set, overrides
+// it.
+func (c Config) EHLOName() string {
+	if c.Delivery.EHLOName != "" {
+		return c.Delivery.EHLOName
+	}
+	return c.Hostname
+}
+
 // Default returns the built-in configuration: what "ferry serve" runs with
 // when no file is given. Hostname is os.Hostname(), or "localhost" when that
 // fails.
@@ -281,7 +292,6 @@ func Default() Config {
 			SegmentSize:    64 << 20,
 		},
 		Delivery: Delivery{
-			EHLOName:                 host,
 			Workers:                  20,
 			MaxMessagesPerConnection: 100,
 			IdleTimeout:              10 * time.Second,

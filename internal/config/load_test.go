@@ -33,7 +33,8 @@ func TestDefaults(t *testing.T) {
 		{"limits", c.Limits, Limits{1000, 50, 20, 100}},
 		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute}},
 		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20}},
-		{"delivery.ehlo_name", c.Delivery.EHLOName, host},
+		{"delivery.ehlo_name", c.Delivery.EHLOName, ""},
+		{"EHLOName()", c.EHLOName(), host},
 		{"delivery.workers", c.Delivery.Workers, 20},
 		{"delivery.max_messages_per_connection", c.Delivery.MaxMessagesPerConnection, 100},
 		{"delivery.idle_timeout", c.Delivery.IdleTimeout, 10 * time.Second},
@@ -152,7 +153,7 @@ func TestParseFull(t *testing.T) {
 	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute}
 	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20}
 	want.Delivery = Delivery{
-		EHLOName: "relay.example.com", Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
+		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
 		Smarthost:     "[smarthost.example.net]:587, backup.example.net",
 		SmarthostHops: []NextHop{{"smarthost.example.net", 587, true}, {"backup.example.net", 25, false}},
 		Timeouts:      DeliveryTimeouts{5 * time.Second, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute},

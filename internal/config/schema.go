@@ -61,7 +61,6 @@ func checkRouteDomain(s string) (string, error) {
 
 // root decodes the top-level table.
 func (d *decoder) root(raw map[string]any, cfg *Config) {
-	ehloSet := false
 	d.table(raw, "", map[string]field{
 		"hostname": d.strCheck(&cfg.Hostname, wantHost, true, checkHost),
 		"listener": func(v any, path string) {
@@ -82,14 +81,7 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 		"limits":   func(v any, path string) { d.limits(v, path, &cfg.Limits) },
 		"timeouts": func(v any, path string) { d.timeouts(v, path, &cfg.Timeouts) },
 		"queue":    func(v any, path string) { d.queue(v, path, &cfg.Queue) },
-		"delivery": func(v any, path string) {
-			if m, ok := v.(map[string]any); ok {
-				if s, ok := m["ehlo_name"].(string); ok && s != "" {
-					ehloSet = true
-				}
-			}
-			d.delivery(v, path, &cfg.Delivery)
-		},
+		"delivery": func(v any, path string) { d.delivery(v, path, &cfg.Delivery) },
 		"route": func(v any, path string) {
 			ts, ok := d.tables(v, path)
 			if !ok {
@@ -120,9 +112,6 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 	})
 	if cfg.Hostname == "" {
 		cfg.Hostname = Default().Hostname
-	}
-	if !ehloSet {
-		cfg.Delivery.EHLOName = cfg.Hostname
 	}
 	d.crossChecks(cfg)
 }

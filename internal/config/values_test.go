@@ -183,7 +183,7 @@ mail = "1m"
 
 func TestWriteTOMLDefault(t *testing.T) {
 	c := Default()
-	c.Hostname, c.Delivery.EHLOName = "relay.example", "relay.example"
+	c.Hostname = "relay.example"
 	var buf bytes.Buffer
 	if err := c.WriteTOML(&buf); err != nil {
 		t.Fatal(err)

@@ -112,6 +112,9 @@ func (c *converter) scanBody(stack []string, sink io.Writer) (delim, error) {
 // line end (RFC 2046 §5.1.1). n is the length of the line without its line
 // end.
 func matchDelim(line []byte, stack []string) (idx int, closing bool, n int, ok bool) {
+	if len(line) < 2 || line[0] != '-' || line[1] != '-' {
+		return 0, false, 0, false
+	}
 	for k := len(stack) - 1; k >= 0; k-- {
 		b := stack[k]
 		if len(line) < 2+len(b) || string(line[2:2+len(b)]) != b {

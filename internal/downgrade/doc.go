@@ -3,6 +3,17 @@
 // BINARYMIME (RFC 6152 §3, RFC 3030 §3), and tells cheaply whether a message
 // needs that at all.
 //
+// # Use
+//
+// Delivery calls Scan on the queued message to learn what it needs (a
+// cheap byte scan), compares that with the next hop's EHLO keywords, and
+// when the hop lacks 8BITMIME (or BINARYMIME) for what the message holds,
+// streams the message through Convert (or a Converter kept per worker) on
+// the way out. Report.Summary gives the log line; Report.DKIMSigned tells
+// that a signature was invalidated (RFC 6376 §5.3). An *Error says why a
+// message cannot be converted and which enhanced status code to bounce
+// with (Error.Enhanced: 5.6.5 or 5.6.9).
+//
 // # Approach
 //
 // Convert walks the MIME tree as a stream. Header sections are read whole
@@ -45,10 +56,19 @@
 //     line is inserted before it so that it becomes the first body line;
 //   - a header line longer than 998 octets is folded at white space;
 //   - a multipart body that ends without its close-delimiter gets one;
-//   - 8-bit octets, NULs and bare CR/LF in a preamble or epilogue, which
-//     readers ignore (RFC 2046 §5.1.1), are replaced by '?';
+//   - 8-bit octets, NULs and bare CRs in a preamble or epilogue, which
+//     readers ignore (RFC 2046 §5.1.1), are replaced by '?', a bare LF
+//     there becomes CRLF, and lines there are broken at 998 octets;
 //   - base64 with a dangling final character drops that character (it
 //     carries fewer than eight bits).
+//
+// The input is rejected with ErrMalformed when a header field holds a NUL
+// or a bare CR, or has a line over 998 octets with no white space to fold
+// at; when a header section exceeds Options.MaxHeaderBytes; when a
+// multipart body never shows its boundary and is not 7-bit (its content
+// would be lost to readers); when a leaf that is not 7-bit carries an
+// unknown transfer encoding (x-uuencode, say); and when a composite entity
+// that cannot be walked (no boundary, nested too deep) is not 7-bit.
 //
 // On error the output written so far is incomplete and must be discarded.
 package downgrade

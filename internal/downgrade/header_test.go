@@ -117,3 +117,30 @@ func TestParseMediaTypeAndLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchDelim(t *testing.T) {
+	stack := []string{"outer", "in"}
+	tests := []struct {
+		line    string
+		idx     int
+		closing bool
+		n       int
+		ok      bool
+	}{
+		{"--in\r\n", 1, false, 4, true},
+		{"--in--\r\n", 1, true, 6, true},
+		{"--in  \t\r\n", 1, false, 7, true},
+		{"--outer\n", 0, false, 7, true},
+		{"--outer--", 0, true, 9, true},
+		{"--inner\r\n", 0, false, 0, false},
+		{"..in\r\n", 0, false, 0, false},
+		{"--in x\r\n", 0, false, 0, false},
+		{"-in\r\n", 0, false, 0, false},
+	}
+	for _, tt := range tests {
+		idx, closing, n, ok := matchDelim([]byte(tt.line), stack)
+		if ok != tt.ok || (ok && (idx != tt.idx || closing != tt.closing || n != tt.n)) {
+			t.Errorf("%q: got %d %v %d %v", tt.line, idx, closing, n, ok)
+		}
+	}
+}

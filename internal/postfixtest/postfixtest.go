@@ -176,8 +176,19 @@ func (in *Instance) Stop() {
 		}
 		if processAlive(pid) {
 			in.t.Logf("postfixtest: master %d did not stop; killing it", pid)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		// The master leads its own process group (it calls setsid); its
+		// children (smtpd holding the listener, pipe, qmgr) may outlive
+		// it for a moment. End them too, then wait for the port to close.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		for time.Now().Before(deadline.Add(5 * time.Second)) {
+			c, err := net.DialTimeout("tcp", in.addr, time.Second)
+			if err != nil {
+				break
+			}
+			_ = c.Close()
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if err := os.RemoveAll(in.dir); err != nil {

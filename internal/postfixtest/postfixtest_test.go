@@ -197,3 +197,22 @@ func TestStopRemovesInstance(t *testing.T) {
 		t.Errorf("%s still accepts connections after Stop", in.Addr())
 	}
 }
+
+func TestEightBitCapturedExactly(t *testing.T) {
+	in := Start(t, Options{})
+	s := dial(t, in.Addr())
+	s.cmd("EHLO client.test", "250")
+	body := "Subject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln \xff\xfe\r\n"
+	s.cmd("MAIL FROM:<a@client.test> BODY=8BITMIME", "250")
+	s.cmd("RCPT TO:<b@dest.test>", "250")
+	s.cmd("DATA", "354")
+	if _, err := s.conn.Write([]byte(body + ".\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s.expect("250")
+	s.cmd("QUIT", "221")
+	m := in.WaitMessages(1, 20*time.Second)[0]
+	if !bytes.HasSuffix(m.CRLF(), []byte(body)) {
+		t.Errorf("8-bit message changed:\n got %q\nwant suffix %q", m.CRLF(), body)
+	}
+}

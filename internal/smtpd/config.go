@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -52,8 +53,9 @@ type Config struct {
 	// (the Kw constants) switch their extension on; a parameter of an
 	// extension not listed gets 555 5.5.4. SIZE is advertised with
 	// MaxMessageSize ("SIZE n" here sets MaxMessageSize when that is 0).
-	// STARTTLS and AUTH are never advertised until the
-	// server supports them, and REQUIRETLS only on a TLS session
+	// STARTTLS and AUTH listed here are ignored: the server advertises them
+	// itself, after the configured keywords, when TLS and Auth say so (see
+	// those fields). REQUIRETLS is advertised only on a TLS session
 	// (RFC 8689 §4.1). BINARYMIME requires CHUNKING (RFC 3030 §3).
 	Keywords []string
 	// NoESMTP makes the server a plain RFC 821-style server: EHLO is
@@ -93,6 +95,42 @@ type Config struct {
 	// TranscriptDir, when set, is where a transcript of every session is
 	// written as SESSION.log (AUTH data redacted).
 	TranscriptDir string
+
+	// TLS, when set, enables TLS: STARTTLS (RFC 3207) is offered on
+	// plaintext sessions, or every connection starts with a TLS handshake
+	// when ImplicitTLS is set. The server never negotiates below TLS 1.2.
+	// Use CertStore.TLSConfig for certificates that can be reloaded.
+	TLS *tls.Config
+	// ImplicitTLS makes the listener a TLS one (port 465 style, RFC 8314
+	// §3.3): the handshake comes before the greeting and STARTTLS is not
+	// offered.
+	ImplicitTLS bool
+	// RequireTLS refuses MAIL, RCPT, DATA, BDAT and AUTH before STARTTLS
+	// with 530 5.7.0 (RFC 3207 §4).
+	RequireTLS bool
+	// Auth, when set, enables AUTH (RFC 4954) with the PLAIN and LOGIN
+	// mechanisms, checking credentials with it. AUTH is offered only on a
+	// TLS session unless AllowInsecureAuth is set.
+	Auth Authenticator
+	// AllowInsecureAuth offers AUTH on plaintext sessions too, for loopback
+	// set-ups where the channel cannot be observed.
+	AllowInsecureAuth bool
+	// AuthFailureDelay is how long the server waits before answering a
+	// failed authentication. 0 means 1s; negative means no delay.
+	AuthFailureDelay time.Duration
+	// AuthMaxFailures is the number of failed authentications from one
+	// client IP address within AuthLockoutWindow after which AUTH from that
+	// address is refused with 421 4.7.0 until the window has passed.
+	// 0 means 10; negative means no lock-out.
+	AuthMaxFailures int
+	// AuthLockoutWindow is the lock-out window. 0 means 5 minutes.
+	AuthLockoutWindow time.Duration
+	// TrustAuthParam says whether an authenticated user may assert mailbox
+	// as the original submitter in MAIL's AUTH= parameter (RFC 4954 §5).
+	// nil trusts a user only for the mailbox equal to its own name
+	// (compared without regard to case); an untrusted assertion is recorded
+	// as "<>".
+	TrustAuthParam func(user, mailbox string) bool
 }
 
 // DefaultConfig returns the configuration Ferry's listener uses unless told
@@ -111,6 +149,9 @@ func DefaultConfig() Config {
 		Timeouts:               Timeouts{Command: 5 * time.Minute, Data: 3 * time.Minute, Write: 5 * time.Minute},
 		MaxConnections:         10000,
 		MaxConnectionsPerIP:    50,
+		AuthFailureDelay:       time.Second,
+		AuthMaxFailures:        10,
+		AuthLockoutWindow:      5 * time.Minute,
 	}
 }
 
@@ -149,6 +190,23 @@ func (c *Config) Validate() error {
 	if seen[KwBinaryMIME] && !seen[KwChunking] {
 		return fmt.Errorf("smtpd: EHLO keyword BINARYMIME requires CHUNKING (RFC 3030 §3)")
 	}
+	return c.validateSecurity()
+}
+
+// validateSecurity checks the TLS and AUTH settings.
+func (c *Config) validateSecurity() error {
+	if c.TLS == nil && (c.ImplicitTLS || c.RequireTLS) {
+		return fmt.Errorf("smtpd: implicit or required TLS needs a certificate (no TLS configuration)")
+	}
+	if c.TLS != nil && c.TLS.GetCertificate == nil && len(c.TLS.Certificates) == 0 && c.TLS.GetConfigForClient == nil {
+		return fmt.Errorf("smtpd: TLS configuration has no certificate")
+	}
+	if c.Auth != nil && c.TLS == nil && !c.AllowInsecureAuth {
+		return fmt.Errorf("smtpd: AUTH would never be offered: it needs TLS, or allowing insecure AUTH")
+	}
+	if c.AuthLockoutWindow < 0 {
+		return fmt.Errorf("smtpd: negative AUTH lock-out window")
+	}
 	return nil
 }
 
@@ -180,6 +238,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeouts.Write == 0 {
 		c.Timeouts.Write = d.Timeouts.Write
+	}
+	if c.AuthFailureDelay == 0 {
+		c.AuthFailureDelay = d.AuthFailureDelay
+	}
+	if c.AuthMaxFailures == 0 {
+		c.AuthMaxFailures = d.AuthMaxFailures
+	}
+	if c.AuthLockoutWindow == 0 {
+		c.AuthLockoutWindow = d.AuthLockoutWindow
+	}
+	if c.TLS != nil {
+		// RFC 8996 deprecates TLS 1.0 and 1.1; the caller's settings are
+		// copied so that later changes to them have no effect.
+		c.TLS = c.TLS.Clone()
+		c.TLS.MinVersion = max(c.TLS.MinVersion, tls.VersionTLS12)
 	}
 	return c
 }
@@ -221,7 +294,7 @@ func parseKeywords(list []string, maxSize int64) extensions {
 		case KwRequireTLS:
 			e.requireTLS = true
 		case KwStartTLS, KwAuth:
-			continue // not supported yet: never advertised
+			continue // advertised by the session when configured and offered
 		}
 		e.keywords = append(e.keywords, strings.Join(f, " "))
 	}

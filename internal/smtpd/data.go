@@ -166,7 +166,16 @@ func (ss *session) receivedField(env *smtp.Envelope) string {
 	b.WriteString(sanitizeTraceWord(ss.info.Helo))
 	b.WriteString(" (")
 	b.WriteString(addressLiteral(ss.info.Remote))
-	b.WriteString(")\r\n\tby ")
+	b.WriteString(")\r\n\t")
+	if ss.info.TLS {
+		// Like Postfix: the TLS version and cipher as a comment.
+		b.WriteString("(using ")
+		b.WriteString(sanitizeTraceWord(ss.info.TLSVersion))
+		b.WriteString(" with cipher ")
+		b.WriteString(sanitizeTraceWord(ss.info.TLSCipher))
+		b.WriteString(")\r\n\t")
+	}
+	b.WriteString("by ")
 	b.WriteString(ss.srv.cfg.Hostname)
 	b.WriteString(" (Ferry) with ")
 	b.WriteString(env.Client.Protocol)

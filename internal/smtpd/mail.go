@@ -52,6 +52,8 @@ func (ss *session) mailParams(env *smtp.Envelope, params smtp.Params) (smtp.Repl
 			offered = offered && ext.requireTLS && ss.info.TLS
 		case "RET", "ENVID": // RFC 3461 §4.3, §4.4
 			offered = offered && ext.dsn
+		case "AUTH": // RFC 4954 §5
+			offered = offered && ss.authOffered()
 		default:
 			offered = false
 		}
@@ -108,9 +110,44 @@ func (ss *session) mailParams(env *smtp.Envelope, params smtp.Params) (smtp.Repl
 				return replyBadParam("Bad ENVID parameter syntax"), false
 			}
 			env.EnvID = id
+		case "AUTH":
+			a, ok := ss.authParam(p.Value)
+			if !ok {
+				return replyBadParam("Bad AUTH parameter syntax"), false
+			}
+			env.Auth = a
 		}
 	}
 	return smtp.Reply{}, true
+}
+
+// authParam checks MAIL's AUTH= value (RFC 4954 §5): "<>" or an xtext
+// encoded mailbox. It returns what the envelope records: the decoded
+// mailbox when an authenticated user is trusted to assert it, else "<>"
+// ("the server MUST behave as if the AUTH=<> parameter was supplied").
+func (ss *session) authParam(v string) (string, bool) {
+	if v == "<>" {
+		return "<>", true
+	}
+	box, err := smtp.DecodeXtext(v)
+	if err != nil || box == "" {
+		return "", false
+	}
+	if _, err := smtp.ParseAddress(box); err != nil {
+		return "", false
+	}
+	user := ss.info.User
+	if user == "" {
+		return "<>", true
+	}
+	trust := ss.srv.cfg.TrustAuthParam
+	if trust == nil {
+		trust = func(user, box string) bool { return strings.EqualFold(user, box) }
+	}
+	if !trust(user, box) {
+		return "<>", true
+	}
+	return box, true
 }
 
 // cmdRcpt runs RCPT TO (RFC 5321 §4.1.1.3) with its DSN parameters.

@@ -44,6 +44,10 @@ type SessionInfo struct {
 	ESMTP bool
 	// TLS is set when the session runs over TLS.
 	TLS bool
+	// TLSVersion and TLSCipher name the negotiated TLS version and cipher
+	// suite ("TLSv1.3", "TLS_AES_128_GCM_SHA256") on a TLS session.
+	TLSVersion string
+	TLSCipher  string
 	// User is the authenticated user, or "".
 	User string
 }

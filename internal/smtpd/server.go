@@ -29,6 +29,9 @@ type Server struct {
 	policy Policy
 	bufs   bufferPool
 
+	// authLimit counts failed authentications per client address.
+	authLimit *authLimiter
+
 	// ctx is passed to Store.Put; it ends when Shutdown gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -60,6 +63,7 @@ func New(cfg Config, store Store, policy Policy) *Server {
 		ext:           parseKeywords(cfg.Keywords, cfg.MaxMessageSize),
 		store:         store,
 		policy:        policy,
+		authLimit:     newAuthLimiter(cfg.AuthMaxFailures, cfg.AuthLockoutWindow),
 		sessionPrefix: strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36),
 		listeners:     map[net.Listener]struct{}{},
 		conns:         map[*idleConn]struct{}{},
@@ -157,9 +161,13 @@ func (s *Server) admit(c net.Conn) {
 	}()
 }
 
-// refuse sends r instead of the greeting and closes the connection.
+// refuse sends r instead of the greeting and closes the connection. On an
+// implicit TLS listener it just closes: a plaintext reply would not be
+// understood, and a handshake is what an overloaded server cannot afford.
 func (s *Server) refuse(c *idleConn, r smtp.Reply) {
-	c.Write(r.Format(s.ext.enhanced))
+	if !s.cfg.ImplicitTLS {
+		c.Write(r.Format(s.ext.enhanced))
+	}
 	c.Close()
 }
 

@@ -56,6 +56,9 @@ func (s *Server) runSession(c *idleConn) {
 		ss.tr.Close()
 		s.bufs.put(ss.r, ss.w)
 	}()
+	if s.cfg.ImplicitTLS && !ss.handshake() {
+		return // RFC 8314 §3.3: the TLS handshake comes before the greeting
+	}
 	if r := s.policy.Connect(c.RemoteAddr()); r != nil {
 		maillog.Reject(ss.log, ss.info.ID, "CONNECT", *r)
 		ss.send(*r)
@@ -181,6 +184,11 @@ func (ss *session) command(line string) {
 			return
 		}
 	}
+	if ss.tlsRequired(cmd.Verb) {
+		ss.counts.Record(cmd.Verb, false)
+		ss.replyCmd(cmd.Verb, replyTLSRequired())
+		return
+	}
 	var r smtp.Reply
 	switch cmd.Verb {
 	case "EHLO":
@@ -216,7 +224,17 @@ func (ss *session) command(line string) {
 		}
 	case "HELP":
 		r = replyHelp()
-	case "STARTTLS", "AUTH", "EXPN":
+	case "STARTTLS":
+		r = ss.cmdStartTLS(cmd.Arg)
+		if r.Code == smtp.CodeReady {
+			ss.counts.Record(cmd.Verb, true)
+			ss.reply(r)
+			ss.upgrade()
+			return
+		}
+	case "AUTH":
+		r = ss.cmdAuth(cmd.Arg)
+	case "EXPN":
 		r = replyNotImpl()
 	default:
 		ss.counts.Record("unknown", false)
@@ -258,6 +276,12 @@ func (ss *session) cmdHello(arg string, extended bool) smtp.Reply {
 			continue // RFC 8689 §4.1: only offered after STARTTLS
 		}
 		lines = append(lines, k)
+	}
+	if ss.startTLSOffered() {
+		lines = append(lines, KwStartTLS)
+	}
+	if ss.authOffered() {
+		lines = append(lines, authKeyword)
 	}
 	return smtp.NewReply(smtp.CodeOK, "", lines...)
 }

@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestHopReplies: a temporary refusal at any stage of the transaction
+// (including a 421 greeting) is retried until the message is delivered,
+// exactly once; a permanent refusal bounces at once and is not retried
+// (RFC 5321 §4.2.1, §4.5.4.1).
+func TestHopReplies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		rule      string
+		delivered bool
+		refusal   []string // words of the sink's log line for each refusal
+	}{
+		{"421 greeting", "CONNECT:1=421 4.7.0 busy", true, nil},
+		{"451 at MAIL", "MAIL#1:*=451 4.3.0 try later", true, []string{"reject", "stage=MAIL"}},
+		{"451 at DATA", "DATA#1:*=451 4.3.0 try later", true, []string{"reject", "stage=DATA"}},
+		{"451 after the content", "END#1:*=451 4.3.0 try later", true, []string{"not queued"}},
+		{"550 at MAIL", "MAIL:*=550 5.7.1 sender refused", false, []string{"reject", "stage=MAIL"}},
+		{"554 after the content", "END:*=554 5.6.0 content rejected", false, []string{"not queued"}},
+	}
+	content := readTestdata(t, "simple-utf8-french.eml")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := startSink(t, "127.0.0.1:0", "--reply", tc.rule)
+			r := startRelay(t, shortRetry, "", routeAll(h.addr))
+			id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
+			r.waitLog(t, "msg=removed", "id="+id)
+			var caps []capture
+			for _, cp := range h.captures(t) {
+				if cp.sc.From != "<>" {
+					caps = append(caps, cp)
+				}
+			}
+			deferred := len(r.logLines(id, "status=deferred"))
+			bounced := len(r.logLines(id, "status=bounced"))
+			if tc.delivered {
+				if len(caps) != 1 {
+					t.Fatalf("sink holds %d messages, want exactly 1", len(caps))
+				}
+				if rest := checkReceived(t, caps[0].data, id); !bytes.Equal(rest, content) {
+					t.Errorf("arrived changed at offset %d", firstDiff(rest, content))
+				}
+				if deferred != 1 || bounced != 0 {
+					t.Errorf("%d deferred and %d bounced log lines, want 1 and 0", deferred, bounced)
+				}
+			} else {
+				if len(caps) != 0 {
+					t.Errorf("sink holds %d messages, want none", len(caps))
+				}
+				if deferred != 0 || bounced != 1 {
+					t.Errorf("%d deferred and %d bounced log lines, want 0 and 1", deferred, bounced)
+				}
+			}
+			if tc.refusal != nil {
+				want := 1
+				if n := len(h.logLines(tc.refusal...)); n != want {
+					t.Errorf("the hop refused %d times (log lines with %q), want %d", n, tc.refusal, want)
+				}
+			}
+		})
+	}
+}
