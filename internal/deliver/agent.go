@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -288,7 +289,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	if len(it.Rcpts) == 0 {
 		return s, nil
 	}
-	plan, rep := Plan(NeedsOf(it.Env, it.Rcpts, scan), s.c.Extensions(), rt.Policy)
+	plan, rep := Plan(NeedsOf(it.Env, it.Rcpts, scan, it.Size), s.c.Extensions(), rt.Policy)
 	if rep == nil && plan.Convert {
 		if a.cfg.Converter == nil {
 			rep = reply(ReplyNoConverter())
@@ -326,15 +327,15 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 }
 
 // scan reads a queued message's content for its needs.
-func (a *Agent) scan(it queue.Item) (BodyScan, error) {
+func (a *Agent) scan(it queue.Item) (downgrade.Needs, error) {
 	body, err := it.Body()
 	if err != nil {
-		return BodyScan{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)
+		return downgrade.Needs{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)
 	}
 	defer body.Close()
-	scan, err := ScanBody(body)
+	scan, err := downgrade.Scan(body)
 	if err != nil {
-		return BodyScan{}, fmt.Errorf("scanning %s: %w", it.Env.ID, err)
+		return downgrade.Needs{}, fmt.Errorf("scanning %s: %w", it.Env.ID, err)
 	}
 	return scan, nil
 }

@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -9,16 +8,6 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/sink"
 )
-
-func BenchmarkScanBody(b *testing.B) {
-	msg := []byte("Subject: x\r\n\r\n" + strings.Repeat("Gr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln, a line of mail text.\r\n", 1<<15))
-	b.SetBytes(int64(len(msg)))
-	for b.Loop() {
-		if _, err := ScanBody(bytes.NewReader(msg)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 // BenchmarkDeliverSink measures delivery of 4 KiB messages over one reused
 // connection to a sink on loopback.

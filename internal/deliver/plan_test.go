@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -120,40 +121,6 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestScanBody(t *testing.T) {
-	long := strings.Repeat("x", 999)
-	tests := []struct {
-		name string
-		in   string
-		want BodyScan
-	}{
-		{"7bit", "Subject: hi\r\n\r\nhello\r\n", BodyScan{HeaderBytes: 15}},
-		{"8bit body", "Subject: hi\r\n\r\nh\xc3\xa9llo\r\n", BodyScan{EightBit: true, HeaderBytes: 15}},
-		{"8bit header", "Subject: h\xc3\xa9\r\n\r\nhello\r\n", BodyScan{EightBit: true, HeaderUTF8: true, HeaderBytes: 16}},
-		{"NUL", "A: b\r\n\r\nx\x00y\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
-		{"bare LF", "A: b\r\n\r\nx\ny\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
-		{"bare CR", "A: b\r\n\r\nx\ry\r\n", BodyScan{Binary: true, HeaderBytes: 8}},
-		{"trailing CR", "A: b\r\n\r\nx\r", BodyScan{Binary: true, HeaderBytes: 8}},
-		{"998 is fine", "A: b\r\n\r\n" + long[:998] + "\r\n", BodyScan{HeaderBytes: 8}},
-		{"999 is long", "A: b\r\n\r\n" + long + "\r\n", BodyScan{LongLines: true, HeaderBytes: 8}},
-		{"DKIM", "DKIM-Signature: v=1\r\nA: b\r\n\r\nx\r\n", BodyScan{DKIMSigned: true, HeaderBytes: 29}},
-		{"DKIM lower case", "dkim-signature:v=1\r\n\r\nx\r\n", BodyScan{DKIMSigned: true, HeaderBytes: 22}},
-		{"DKIM in body is not a signature", "A: b\r\n\r\nDKIM-Signature: x\r\n", BodyScan{HeaderBytes: 8}},
-		{"folded DKIM is not a field start", "A: b\r\n DKIM-Signature: x\r\n\r\n", BodyScan{HeaderBytes: 28}},
-		{"no body", "A: b\r\n", BodyScan{HeaderBytes: 6}},
-	}
-	for _, tt := range tests {
-		got, err := ScanBody(strings.NewReader(tt.in))
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		tt.want.Size = int64(len(tt.in))
-		if got != tt.want {
-			t.Errorf("%s: ScanBody = %+v, want %+v", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestNeedsOf(t *testing.T) {
 	env := &smtp.Envelope{
 		From: smtp.Path{LocalPart: "a", Domain: "b.example"},
@@ -162,16 +129,16 @@ func TestNeedsOf(t *testing.T) {
 			{Addr: smtp.Path{LocalPart: "jörg", Domain: "c.example"}, Notify: smtp.NotifySuccess},
 		},
 	}
-	n := NeedsOf(env, []int{0}, BodyScan{Size: 10})
+	n := NeedsOf(env, []int{0}, downgrade.Needs{}, 10)
 	if !n.SMTPUTF8 || n.UTF8LocalPart || n.DSN || n.Size != 10 {
 		t.Errorf("rcpt 0: %+v", n)
 	}
-	n = NeedsOf(env, []int{0, 1}, BodyScan{})
+	n = NeedsOf(env, []int{0, 1}, downgrade.Needs{}, 0)
 	if !n.SMTPUTF8 || !n.UTF8LocalPart || !n.DSN || !n.NotifySuccess {
 		t.Errorf("rcpts 0,1: %+v", n)
 	}
 	env.EnvID = "abc"
-	if n := NeedsOf(env, nil, BodyScan{}); !n.DSN || n.SMTPUTF8 {
+	if n := NeedsOf(env, nil, downgrade.Needs{}, 0); !n.DSN || n.SMTPUTF8 {
 		t.Errorf("envid only: %+v", n)
 	}
 }

@@ -1,112 +1,24 @@
 package deliver
 
 import (
-	"bytes"
-	"fmt"
-	"io"
-
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-// maxLine is the longest line SMTP allows, without its CRLF (RFC 5321
-// §4.5.3.1.6).
-const maxLine = 998
-
-// BodyScan is what one pass over stored content found.
-type BodyScan struct {
-	EightBit    bool // an octet > 127 anywhere
-	Binary      bool // a NUL, or a CR or LF that is not part of CRLF
-	LongLines   bool // a line longer than 998 octets
-	HeaderUTF8  bool // an octet > 127 in the header section
-	DKIMSigned  bool // a DKIM-Signature header field (RFC 6376 §3.5)
-	HeaderBytes int64
-	Size        int64
-}
-
-// ScanBody reads a whole message and reports which of Ferry's content
-// needs it has. It reads in one pass with constant memory.
-func ScanBody(r io.Reader) (BodyScan, error) {
-	var s BodyScan
-	buf := make([]byte, 32<<10)
-	inHeader := true
-	lineLen := 0  // octets in the current line so far, excluding CR LF
-	var prev byte // the previous octet
-	var head [16]byte
-	headLen := 0 // octets of the current header line kept in head
-	dkim := []byte("dkim-signature:")
-	for {
-		n, rerr := r.Read(buf)
-		chunk := buf[:n]
-		for _, c := range chunk {
-			if prev == '\r' && c != '\n' {
-				s.Binary = true // bare CR
-			}
-			switch c {
-			case '\n':
-				if prev != '\r' {
-					s.Binary = true // bare LF
-				}
-				if inHeader && lineLen == 0 {
-					inHeader = false
-					s.HeaderBytes = s.Size + 1
-				}
-				lineLen, headLen = 0, 0
-			case '\r':
-				// A CR is counted at the following LF or as bare.
-			default:
-				lineLen++
-				if lineLen > maxLine {
-					s.LongLines = true
-				}
-				if c == 0 {
-					s.Binary = true
-				}
-				if c > 127 {
-					s.EightBit = true
-					if inHeader {
-						s.HeaderUTF8 = true
-					}
-				}
-				if inHeader && headLen < len(head) {
-					head[headLen] = c
-					headLen++
-					if headLen == len(dkim) && bytes.EqualFold(head[:headLen], dkim) {
-						s.DKIMSigned = true
-					}
-				}
-			}
-			prev = c
-			s.Size++
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return s, fmt.Errorf("deliver: scanning message: %w", rerr)
-		}
-	}
-	if prev == '\r' {
-		s.Binary = true
-	}
-	if inHeader {
-		s.HeaderBytes = s.Size
-	}
-	return s, nil
-}
-
-// NeedsOf combines a body scan with the envelope: SMTPUTF8 and non-ASCII
-// addresses of the sender and of the recipients attempted now, DSN
-// parameters, REQUIRETLS and the size.
-func NeedsOf(env *smtp.Envelope, rcpts []int, scan BodyScan) MessageNeeds {
+// NeedsOf combines a content scan (downgrade.Scan of the stored message,
+// size octets long) with the envelope: SMTPUTF8 and non-ASCII addresses of
+// the sender and of the recipients attempted now, DSN parameters,
+// REQUIRETLS and the size.
+func NeedsOf(env *smtp.Envelope, rcpts []int, scan downgrade.Needs, size int64) MessageNeeds {
 	n := MessageNeeds{
 		EightBit:    scan.EightBit,
-		Binary:      scan.Binary,
+		Binary:      scan.NUL || scan.BareCR || scan.BareLF,
 		LongLines:   scan.LongLines,
-		UTF8Headers: scan.HeaderUTF8,
+		UTF8Headers: scan.HeaderEightBit,
 		DKIMSigned:  scan.DKIMSigned,
 		SMTPUTF8:    env.SMTPUTF8,
 		RequireTLS:  env.RequireTLS,
-		Size:        scan.Size,
+		Size:        size,
 		DSN:         env.Ret != smtp.ReturnNone || env.EnvID != "",
 	}
 	check := func(p smtp.Path) {
