@@ -27,6 +27,7 @@ func subcommands() map[string]subcommand {
 		"sink":    {"run a test SMTP server that plays a next hop and captures mail", runSink},
 		"convert": {"convert a message to 7-bit MIME losslessly (a filter)", runConvert},
 		"probe":   {"connect to a next hop and show what it offers and what Ferry would do", runProbe},
+		"passwd":  {"print a user file line (bcrypt or argon2id hash) for SMTP AUTH", runPasswd},
 	}
 }
 

@@ -120,6 +120,9 @@ func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
 		routes = append(routes, r)
 	}
 	for _, cr := range cfg.Routes {
+		if len(cr.NextHops) == 0 {
+			cr.NextHops = cfg.Delivery.SmarthostHops
+		}
 		r, err := routeFromConfig(cr)
 		if err != nil {
 			return nil, err
@@ -134,28 +137,16 @@ func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
 		add(r)
 	}
 	opts := route.Options{}
-	if cfg.Delivery.Smarthost != "" {
-		hops, err := route.ParseNextHops(cfg.Delivery.Smarthost)
-		if err != nil {
-			return nil, fmt.Errorf("delivery.smarthost: %w", err)
-		}
-		if _, ok := index["*"]; !ok {
-			opts.SmartHost = hops
-		}
+	if _, ok := index["*"]; !ok {
+		opts.SmartHost = cfg.Delivery.SmarthostHops
 	}
 	return route.NewTable(opts, routes...)
 }
 
-// routeFromConfig converts one [[route]] table.
+// routeFromConfig converts one [[route]] table; a route without next hops
+// delivers by MX lookup.
 func routeFromConfig(cr config.Route) (route.Route, error) {
-	r := route.Route{Pattern: cr.Domain}
-	if cr.NextHop != "" {
-		hops, err := route.ParseNextHops(cr.NextHop)
-		if err != nil {
-			return r, fmt.Errorf("route %s: %w", cr.Domain, err)
-		}
-		r.Hops = hops
-	}
+	r := route.Route{Pattern: cr.Domain, Hops: cr.NextHops}
 	p := &r.Policy
 	var err error
 	if cr.EightBit != "" {

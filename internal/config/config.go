@@ -8,6 +8,8 @@
 package config
 
 import (
+	"github.com/ferrymta/ferry/internal/route"
+
 	"os"
 	"time"
 )
@@ -122,12 +124,12 @@ type Delivery struct {
 	MaxMessagesPerConnection int
 	// IdleTimeout is how long an idle connection is kept for reuse.
 	IdleTimeout time.Duration
-	// Smarthost is a next-hop spec (see ParseNextHop) used for every domain
+	// Smarthost is a next-hop spec (see route.ParseNextHops) used for every domain
 	// without a route of its own; empty means MX lookup of the recipient
 	// domain.
 	Smarthost string
 	// SmarthostHops is Smarthost parsed; nil when Smarthost is empty.
-	SmarthostHops []NextHop
+	SmarthostHops []route.NextHop
 	// Timeouts are the outbound per-phase timeouts.
 	Timeouts DeliveryTimeouts
 }
@@ -155,11 +157,11 @@ type Route struct {
 	// Domain is "example.com" (that domain), ".example.com" (its
 	// subdomains) or "*" (every domain); lower case, A-labels.
 	Domain string
-	// NextHop is a next-hop spec (see ParseNextHop); empty means
+	// NextHop is a next-hop spec (see route.ParseNextHops); empty means
 	// Delivery.Smarthost, or MX lookup of the recipient domain.
 	NextHop string
 	// NextHops is NextHop parsed; nil when NextHop is empty.
-	NextHops []NextHop
+	NextHops []route.NextHop
 	// EightBit is PolicyConvert or PolicyBounce: what to do with 8-bit
 	// content when the hop lacks 8BITMIME (RFC 6152 §3).
 	EightBit string

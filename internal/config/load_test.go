@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/ferrymta/ferry/internal/route"
+
 	"bytes"
 	"errors"
 	"os"
@@ -155,13 +157,13 @@ func TestParseFull(t *testing.T) {
 	want.Delivery = Delivery{
 		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
 		Smarthost:     "[smarthost.example.net]:587, backup.example.net",
-		SmarthostHops: []NextHop{{"smarthost.example.net", 587, true}, {"backup.example.net", 25, false}},
+		SmarthostHops: []route.NextHop{{Host: "smarthost.example.net", Port: 587, NoMX: true}, {Host: "backup.example.net", Port: 25}},
 		Timeouts:      DeliveryTimeouts{5 * time.Second, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute},
 	}
 	want.Routes = []Route{
 		{
 			Domain: "company.example", NextHop: "[domino.company.example]:25",
-			NextHops: []NextHop{{"domino.company.example", 25, true}},
+			NextHops: []route.NextHop{{Host: "domino.company.example", Port: 25, NoMX: true}},
 			EightBit: "bounce", DKIMSigned: "bounce", TLS: "required",
 			AuthUser: "relay", AuthPasswordFile: "/etc/ferry/relay.pw", EHLOName: "out.example.com",
 			DiscardKeywords: []string{"CHUNKING"}, MaxConnections: 2, MaxMessagesPerConnection: 1,

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/ferrymta/ferry/internal/route"
+
 	"errors"
 	"fmt"
 	"math"
@@ -39,7 +41,7 @@ func checkAdmin(s string) (string, error) {
 }
 
 func checkNextHop(s string) (string, error) {
-	if _, err := ParseNextHop(s); err != nil {
+	if _, err := route.ParseNextHops(s); err != nil {
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner
 		}
@@ -170,7 +172,7 @@ func (d *decoder) delivery(v any, path string, dl *Delivery) {
 			d.strCheck(&dl.Smarthost, wantNextHop, true, checkNextHop)(v, path)
 			dl.SmarthostHops = nil
 			if dl.Smarthost != "" {
-				dl.SmarthostHops, _ = ParseNextHop(dl.Smarthost)
+				dl.SmarthostHops, _ = route.ParseNextHops(dl.Smarthost)
 			}
 		},
 		"timeouts": func(v any, path string) {
@@ -198,7 +200,7 @@ func (d *decoder) route(t map[string]any, path string, r *Route) {
 			d.strCheck(&r.NextHop, wantNextHop, true, checkNextHop)(v, path)
 			r.NextHops = nil
 			if r.NextHop != "" {
-				r.NextHops, _ = ParseNextHop(r.NextHop)
+				r.NextHops, _ = route.ParseNextHops(r.NextHop)
 			}
 		},
 		"eightbit":                    d.enum(&r.EightBit, PolicyConvert, PolicyBounce),

@@ -99,52 +99,6 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
-func TestParseNextHop(t *testing.T) {
-	cases := []struct {
-		in   string
-		want []NextHop
-		err  string
-	}{
-		{"mail.example.com", []NextHop{{"mail.example.com", 25, false}}, ""},
-		{"Mail.Example.com:587", []NextHop{{"mail.example.com", 587, false}}, ""},
-		{"[mail.example.com]", []NextHop{{"mail.example.com", 25, true}}, ""},
-		{"[mail.example.com]:2526", []NextHop{{"mail.example.com", 2526, true}}, ""},
-		{"[127.0.0.1]:2526", []NextHop{{"127.0.0.1", 2526, true}}, ""},
-		{"127.0.0.1:2526", []NextHop{{"127.0.0.1", 2526, true}}, ""},
-		{"[2001:db8::1]:25", []NextHop{{"2001:db8::1", 25, true}}, ""},
-		{"[ipv6:2001:db8::1]", []NextHop{{"2001:db8::1", 25, true}}, ""},
-		{"a.example, [b.example]:26 ,c.example:27", []NextHop{{"a.example", 25, false}, {"b.example", 26, true}, {"c.example", 27, false}}, ""},
-		{"", nil, "empty next hop"},
-		{"a.example,", nil, `next hop "a.example,": empty element in the list`},
-		{"[a.example", nil, `next hop "[a.example": missing ']'`},
-		{"[a.example]x", nil, `next hop "[a.example]x": unexpected "x" after ']'`},
-		{"[a.example]:", nil, `next hop "[a.example]:": empty port`},
-		{"a.example:", nil, `next hop "a.example:": empty port`},
-		{"a.example:0", nil, `next hop "a.example:0": port "0" is not a number from 1 to 65535`},
-		{"a.example:smtp", nil, `next hop "a.example:smtp": port "smtp" is not a number from 1 to 65535`},
-		{"2001:db8::1", nil, `next hop "2001:db8::1": put an IPv6 address in brackets`},
-		{"[fe80::1%eth0]", nil, `next hop "[fe80::1%eth0]": address zones are not supported`},
-		{"a..example", nil, `next hop "a..example": an empty or over-long label`},
-		{"bücher.example", nil, `next hop "bücher.example": non-ASCII characters are not allowed; write internationalised names as A-labels (xn--…)`},
-	}
-	for _, tc := range cases {
-		got, err := ParseNextHop(tc.in)
-		gotErr := ""
-		if err != nil {
-			gotErr = err.Error()
-		}
-		if gotErr != tc.err || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ParseNextHop(%q) = %v, %q; want %v, %q", tc.in, got, gotErr, tc.want, tc.err)
-		}
-		for i, h := range got {
-			back, err := ParseNextHop(h.String())
-			if err != nil || len(back) != 1 || back[0] != got[i] {
-				t.Errorf("ParseNextHop(%q.String()) = %v, %v", h, back, err)
-			}
-		}
-	}
-}
-
 func TestScanLines(t *testing.T) {
 	doc := `# comment
 hostname = "x" # trailing [comment]

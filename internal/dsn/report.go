@@ -138,10 +138,18 @@ func (r Recipient) Status(k Kind) smtp.EnhancedCode {
 		}
 	case Failed:
 		if r.Expired {
-			// X.4.7: delivery time expired (RFC 3463 §3.5), kept
-			// in class 4 as the queue records it; the last reply
-			// goes to Diagnostic-Code.
-			code = smtp.EnhExpired
+			// A TLS failure that outlived the message (a
+			// tls=required route whose hop never offered TLS or
+			// failed the handshake) becomes permanent: 4.7.10 →
+			// 5.7.10, 4.7.5 → 5.7.5 (RFC 5248).
+			// Anything else is X.4.7, delivery time expired (RFC
+			// 3463 §3.5), kept in class 4 as the queue records
+			// it; the last reply goes to Diagnostic-Code.
+			if code == "4.7.10" || code == "4.7.5" {
+				code = code.WithClass(5)
+			} else {
+				code = smtp.EnhExpired
+			}
 		} else if code.Class() != 4 && code.Class() != 5 {
 			code = smtp.EnhOther
 		}
@@ -152,15 +160,12 @@ func (r Recipient) Status(k Kind) smtp.EnhancedCode {
 // mapBasicCode maps a basic reply code to the enhanced code it implies
 // (RFC 3463 §3, RFC 5321 §4.2.2): x.0.0 unless the code says more.
 func mapBasicCode(code int) smtp.EnhancedCode {
+	// Only codes with one meaning are refined: 550, 552 and 553, for
+	// instance, serve for unknown users, policy refusals and full
+	// mailboxes alike, and a wrong guess would mislead the sender.
 	switch code {
 	case 421:
 		return "4.3.2" // service not available: system not accepting messages
-	case 450:
-		return "4.2.0" // mailbox unavailable (busy)
-	case 451:
-		return "4.3.0" // local error in processing
-	case 452:
-		return "4.3.1" // insufficient system storage
 	case 454:
 		return "4.7.0" // TLS not available (RFC 3207 §4)
 	case 500:
@@ -175,10 +180,6 @@ func mapBasicCode(code int) smtp.EnhancedCode {
 		return "5.7.8" // authentication credentials invalid
 	case 551:
 		return "5.1.6" // user not local: mailbox has moved
-	case 552:
-		return "5.2.2" // exceeded storage allocation: mailbox full
-	case 553:
-		return "5.1.3" // mailbox name not allowed: bad address syntax
 	}
 	switch {
 	case code >= 200 && code < 300:

@@ -47,27 +47,29 @@ func writeText(b *bytes.Buffer, r *Report, utf8OK bool, returned returnedPart) {
 			wrap(b, s, "    ", textWidth)
 		}
 		if rc.Reply.Code != 0 {
-			who := "The mail system"
+			who := "Reply:"
 			if h := remoteHost(rc.RemoteMTA); h != "" {
-				who = cleanText(h, utf8OK)
+				who = "Reply (next hop " + cleanText(h, utf8OK) + "):"
 			}
-			wrap(b, who+" said:", "    ", textWidth)
+			wrap(b, who, "    ", textWidth)
 			quoteReply(b, rc.Reply, utf8OK)
 		}
 	}
-	b.WriteString("\r\n")
+	var closing []string
 	switch {
-	case returned.kind == returnNone && returned.note != "":
-		p(returned.note)
-	case returned.kind == returnHeaders && r.Kind == Failed && returned.note != "":
-		p(returned.note)
+	case returned.note != "":
+		closing = append(closing, returned.note)
 	case returned.kind == returnHeaders:
-		p("The headers of your message are attached.")
+		closing = append(closing, "The headers of your message are attached.")
 	case returned.kind == returnFull:
-		p("Your message is attached.")
+		closing = append(closing, "Your message is attached.")
 	}
 	if r.Kind == Failed {
-		p("If you need help, forward this report to your postmaster.")
+		closing = append(closing, "If you need help, forward this report to your postmaster.")
+	}
+	for _, c := range closing {
+		b.WriteString("\r\n")
+		p(c)
 	}
 }
 
@@ -107,19 +109,49 @@ func explain(k Kind, rc Recipient, arrival, now time.Time) string {
 	if k == Failed && rc.Expired {
 		s := "The message could not be delivered for " + age(arrival, now) + ", so the mail system " +
 			"has stopped trying."
-		if rc.Reply.Code != 0 {
-			s += " The last answer from the receiving side is quoted below."
-		} else {
-			s += " No server for this recipient answered during that time."
+		if rc.Reply.Code == 0 {
+			return s + " No server for this recipient answered during that time."
+		}
+		s += " The last answer is quoted below."
+		if e := codeExplanation(rc.Reply.Enhanced); e != "" && e != expiredMarker {
+			s += " " + e
 		}
 		return s
 	}
-	code := rc.Status(k)
-	subjDetail := ""
-	if code.Valid() {
-		subjDetail = string(code[2:])
+	if e := codeExplanation(rc.Status(k)); e != "" {
+		if e == expiredMarker {
+			return "The message could not be delivered for " + age(arrival, now) + "."
+		}
+		if k == Delayed {
+			return "The problem may be temporary. " + e
+		}
+		return e
 	}
-	switch subjDetail {
+	if k == Delayed {
+		if rc.Reply.Code == 0 {
+			return "No server for this recipient could be reached yet."
+		}
+		return "The receiving server has not accepted the message yet; it reported a temporary " +
+			"problem."
+	}
+	if rc.Reply.Code == 0 {
+		return "The message could not be delivered to this recipient."
+	}
+	return "The receiving server refused the message permanently."
+}
+
+// expiredMarker is what codeExplanation returns for X.4.7, whose text needs
+// the message's age.
+const expiredMarker = "\x00expired"
+
+// codeExplanation returns the plain-English meaning of an enhanced status
+// code (RFC 3463, RFC 5248, RFC 7505, RFC 6531, RFC 8689), whatever its
+// class, or "" when there is nothing more specific to say than the reply.
+func codeExplanation(code smtp.EnhancedCode) string {
+	if !code.Valid() {
+		return ""
+	}
+	switch string(code[2:]) {
 	case "1.1":
 		return "The receiving server says this address does not exist. Check it for typing " +
 			"mistakes, or ask the recipient for the right address."
@@ -140,7 +172,7 @@ func explain(k Kind, rc Recipient, arrival, now time.Time) string {
 		return "The message went round in a loop between mail servers and was stopped. This is a " +
 			"configuration problem; please tell your postmaster."
 	case "4.7":
-		return "The message could not be delivered for " + age(arrival, now) + "."
+		return expiredMarker
 	case "6.3":
 		return "The receiving server does not accept 8-bit mail and this route is set not to convert " +
 			"it. Send the message again as 7-bit text (quoted-printable or base64), or ask your " +
@@ -156,6 +188,8 @@ func explain(k Kind, rc Recipient, arrival, now time.Time) string {
 	case "6.9":
 		return "The message has non-ASCII characters in its header where they cannot be encoded, and " +
 			"the receiving server does not support internationalised email (SMTPUTF8)."
+	case "3.1":
+		return "The receiving mail system is short of storage space."
 	case "7.1":
 		return "The receiving server refused the message by its policy. Its answer below may say " +
 			"why; the recipient's mail administrators can tell you more."
@@ -166,17 +200,7 @@ func explain(k Kind, rc Recipient, arrival, now time.Time) string {
 		return "You asked for the message to travel only over verified encrypted connections " +
 			"(REQUIRETLS), and the receiving server cannot guarantee that."
 	}
-	if k == Delayed {
-		if rc.Reply.Code == 0 {
-			return "No server for this recipient could be reached yet."
-		}
-		return "The receiving server has not accepted the message yet; it reported a temporary " +
-			"problem."
-	}
-	if rc.Reply.Code == 0 {
-		return "The message could not be delivered to this recipient."
-	}
-	return "The receiving server refused the message permanently."
+	return ""
 }
 
 // age describes how long ago t0 was at t1, in days when that is a day or

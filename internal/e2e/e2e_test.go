@@ -293,7 +293,10 @@ func seqOf(data []byte) string {
 }
 
 // TestPipeliningOnAndOff: delivery to several recipients works to a hop
-// that offers PIPELINING and to one that does not.
+// that offers PIPELINING and to one that does not. Both sinks hang up on
+// commands sent ahead where RFC 2920 §3.1 forbids it (after EHLO or DATA,
+// or at all without PIPELINING), so pipelining to the second hop, or past
+// DATA to the first, would show as a "stage=PIPELINING" refusal.
 func TestPipeliningOnAndOff(t *testing.T) {
 	t.Parallel()
 	with := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,8BITMIME,SIZE,ENHANCEDSTATUSCODES")
@@ -315,6 +318,9 @@ func TestPipeliningOnAndOff(t *testing.T) {
 		}
 		if !strings.Contains(cp.sc.MailLine, "BODY=8BITMIME") {
 			t.Errorf("%s: MAIL line %q lacks BODY=8BITMIME", tc.domain, cp.sc.MailLine)
+		}
+		for _, l := range tc.h.logLines("stage=PIPELINING") {
+			t.Errorf("%s: the hop saw commands sent ahead: %s", tc.domain, l)
 		}
 	}
 }
@@ -406,5 +412,30 @@ func TestEHLONameFollowsHostname(t *testing.T) {
 	cp := h.waitCaptures(t, 1)[0]
 	if cp.sc.Helo != relayHostname {
 		t.Errorf("EHLO name at the hop is %q, want --hostname %q", cp.sc.Helo, relayHostname)
+	}
+}
+
+// TestRelayDeniedOutsideRelayNetworks: with --relay-network not covering
+// loopback, this client may send only to an --accept-domain; any other
+// recipient gets 554 5.7.1 (RFC 5321 §3.6.2) and nothing reaches the hop
+// for it.
+func TestRelayDeniedOutsideRelayNetworks(t *testing.T) {
+	t.Parallel()
+	h := startSink(t, "127.0.0.1:0")
+	r := startRelayFlags(t, "", "", "--route", routeAll(h.addr),
+		"--relay-network", "192.0.2.0/24", "--accept-domain", "local.example")
+	content := readTestdata(t, "pure-ascii.eml")
+	c := dial(t, r.addr)
+	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
+	rep := c.cmd("RCPT TO:<someone@elsewhere.example>")
+	if rep.code != 554 || !strings.HasPrefix(rep.text(), "5.7.1") {
+		t.Errorf("RCPT to a foreign domain from outside the relay networks: %v, want 554 5.7.1", rep)
+	}
+	c.expect(250, c.cmd("RCPT TO:<user@local.example>"))
+	id := c.expect(250, c.data(content)).text()
+	c.quit()
+	cp := h.waitCaptures(t, 1)[0]
+	if got := cp.sc.Rcpts; len(got) != 1 || got[0].To != "<user@local.example>" {
+		t.Errorf("delivered to %v, want only <user@local.example> (%s)", got, id)
 	}
 }

@@ -324,6 +324,16 @@ type relay struct {
 // and --route flags.
 func startRelay(t *testing.T, configText, spool string, routes ...string) *relay {
 	t.Helper()
+	var flags []string
+	for _, r := range routes {
+		flags = append(flags, "--route", r)
+	}
+	return startRelayFlags(t, configText, spool, flags...)
+}
+
+// startRelayFlags is startRelay with any extra flags.
+func startRelayFlags(t *testing.T, configText, spool string, flags ...string) *relay {
+	t.Helper()
 	if spool == "" {
 		spool = filepath.Join(t.TempDir(), "spool")
 	}
@@ -335,9 +345,7 @@ func startRelay(t *testing.T, configText, spool string, routes ...string) *relay
 		}
 		args = append(args, "--config", file)
 	}
-	for _, r := range routes {
-		args = append(args, "--route", r)
-	}
+	args = append(args, flags...)
 	return &relay{proc: startProc(t, "serve", args...), spool: spool}
 }
 
@@ -347,8 +355,13 @@ func routeAll(addr string) string { return routeTo("*", addr) }
 // routeTo is a --route value sending domain to the hop at addr, with no MX
 // lookup.
 func routeTo(domain, addr string) string {
+	return domain + "=" + literalHop(addr)
+}
+
+// literalHop is the next hop "[ip]:port" (no MX lookup) for addr.
+func literalHop(addr string) string {
 	host, port, _ := net.SplitHostPort(addr)
-	return fmt.Sprintf("%s=[%s]:%s", domain, host, port)
+	return "[" + host + "]:" + port
 }
 
 // freePort returns a loopback address nobody listens on (at the moment).

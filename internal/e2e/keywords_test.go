@@ -107,6 +107,9 @@ func TestEveryKeywordCombination(t *testing.T) {
 				checkSevenBit(t, what, orig, cp)
 			}
 		}
+		for _, l := range h.logLines("stage=PIPELINING") {
+			t.Errorf("hop %s saw commands sent ahead (RFC 2920 §3.1): %s", label, l)
+		}
 		t.Logf("hop %s: %d messages, %d with BDAT", label, len(caps), chunked)
 	}
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +68,71 @@ func TestHopReplies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHopSizeTooSmall: a hop whose SIZE limit is below the message size
+// gets nothing; the recipient fails at once with 552 5.3.4 (RFC 1870 §6.1).
+func TestHopSizeTooSmall(t *testing.T) {
+	t.Parallel()
+	h := startSink(t, "127.0.0.1:0", "--size", "500")
+	r := startRelay(t, shortRetry, "", routeAll(h.addr))
+	content := readTestdata(t, "simple-utf8-french.eml") // 1103 octets
+	id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
+	line := r.waitLog(t, id, "status=bounced")
+	if !strings.Contains(line, "552") || !strings.Contains(line, "5.3.4") {
+		t.Errorf("bounce line %q lacks 552 5.3.4", line)
+	}
+	r.waitLog(t, "msg=removed", "id="+id)
+	if n := len(r.logLines(id, "status=deferred")); n != 0 {
+		t.Errorf("%d deferrals for a message the hop can never take", n)
+	}
+	for _, cp := range h.captures(t) {
+		if cp.sc.From != "<>" {
+			t.Errorf("hop got message %s despite SIZE 500", cp.sc.ID)
+		}
+	}
+}
+
+// TestRoutePolicies: a route with eightbit = "bounce" fails 8-bit mail to
+// a hop without 8BITMIME with 5.6.3 (RFC 3463 §3.7) and still delivers 7-bit
+// mail; a route with discard_keywords = ["8BITMIME"] (Postfix's
+// smtp_discard_ehlo_keywords) converts although the hop offers 8BITMIME.
+func TestRoutePolicies(t *testing.T) {
+	t.Parallel()
+	domino := startSink(t, "127.0.0.1:0", "--keywords", "SIZE,PIPELINING,HELP", "--strict-7bit")
+	full := startSink(t, "127.0.0.1:0", "--strict-7bit")
+	r := startRelay(t, fmt.Sprintf(`%s
+[[route]]
+domain = "bounce.example"
+nexthop = "%s"
+eightbit = "bounce"
+
+[[route]]
+domain = "discard.example"
+nexthop = "%s"
+discard_keywords = ["8BITMIME"]
+`, shortRetry, literalHop(domino.addr), literalHop(full.addr)), "")
+	eight := readTestdata(t, "simple-utf8-french.eml")
+	ascii := readTestdata(t, "pure-ascii.eml")
+
+	idEight := sendOne(t, r.addr, sender, []string{"user@bounce.example"}, eight)
+	idASCII := sendOne(t, r.addr, sender, []string{"user@bounce.example"}, ascii)
+	line := r.waitLog(t, idEight, "status=bounced")
+	if !strings.Contains(line, "5.6.3") {
+		t.Errorf("8-bit bounce line %q lacks 5.6.3", line)
+	}
+	cp := domino.waitCaptures(t, 1)[0]
+	if rest := checkReceived(t, cp.data, idASCII); !bytes.Equal(rest, ascii) {
+		t.Errorf("7-bit message on the bounce route arrived changed")
+	}
+	r.waitLog(t, "msg=removed", "id="+idEight)
+	for _, cp := range domino.captures(t) {
+		if bytes.Contains(cp.data, []byte("Voil")) {
+			t.Errorf("the 8-bit message reached the bounce route's hop as %s", cp.sc.ID)
+		}
+	}
+
+	sendOne(t, r.addr, sender, []string{"user@discard.example"}, eight)
+	cp = full.waitCaptures(t, 1)[0]
+	checkSevenBit(t, "discard 8BITMIME", eight, cp)
 }

@@ -1,62 +1,98 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
-// ParseNextHop parses one next hop: "host", "host:port" (MX lookup on host),
-// "[host]" or "[host]:port" (no MX lookup). An IP address never gets an MX
-// lookup; an IPv6 address must be bracketed. The port defaults to 25.
+// ParseNextHop parses one next hop: "host" or "host:port" (MX lookup on
+// host), "[host]" or "[host]:port" (no MX lookup, the Postfix convention).
+// An IP address never gets an MX lookup; an IPv6 address must be bracketed,
+// optionally with Postfix's "ipv6:" prefix ("[ipv6:2001:db8::1]:25"). The
+// port must be numeric and defaults to 25. Host names are lower-cased and
+// lose a trailing dot.
 func ParseNextHop(s string) (NextHop, error) {
 	s = strings.TrimSpace(s)
+	h, err := parseNextHop(s)
+	if err != nil {
+		return NextHop{}, fmt.Errorf("next hop %q: %w", s, err)
+	}
+	return h, nil
+}
+
+func parseNextHop(s string) (NextHop, error) {
 	if s == "" {
-		return NextHop{}, fmt.Errorf("empty next hop")
+		return NextHop{}, errors.New("empty next hop")
 	}
 	h := NextHop{Port: DefaultPort}
-	rest := s
-	if strings.HasPrefix(rest, "[") {
-		end := strings.IndexByte(rest, ']')
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
 		if end < 0 {
-			return NextHop{}, fmt.Errorf("next hop %q: missing ']'", s)
+			return NextHop{}, errors.New("missing ']'")
 		}
-		h.Host = rest[1:end]
-		h.NoMX = true
-		rest = rest[end+1:]
-		if rest != "" && rest[0] != ':' {
-			return NextHop{}, fmt.Errorf("next hop %q: unexpected %q after ']'", s, rest)
+		host, h.NoMX = s[1:end], true
+		rest := s[end+1:]
+		if rest != "" {
+			if rest[0] != ':' {
+				return NextHop{}, fmt.Errorf("unexpected %q after ']'", rest)
+			}
+			if port = rest[1:]; port == "" {
+				return NextHop{}, errors.New("empty port")
+			}
 		}
-	} else {
-		if strings.Count(rest, ":") > 1 {
-			return NextHop{}, fmt.Errorf("next hop %q: write an IPv6 address in brackets, e.g. [2001:db8::1]:25", s)
+		if len(host) > 5 && strings.EqualFold(host[:5], "ipv6:") {
+			host = host[5:]
 		}
-		host, _, _ := strings.Cut(rest, ":")
-		h.Host = host
-		rest = rest[len(host):]
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
+		if strings.Contains(host, ":") {
+			return NextHop{}, errors.New("write an IPv6 address in brackets, e.g. [2001:db8::1]:25")
+		}
+		if port == "" {
+			return NextHop{}, errors.New("empty port")
+		}
 	}
-	if rest != "" {
-		p, err := strconv.Atoi(rest[1:])
-		if err != nil || p <= 0 || p > 65535 {
-			return NextHop{}, fmt.Errorf("next hop %q: bad port %q", s, rest[1:])
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return NextHop{}, fmt.Errorf("port %q is not a number from 1 to 65535", port)
 		}
 		h.Port = p
 	}
-	if h.Host == "" {
-		return NextHop{}, fmt.Errorf("next hop %q: empty host", s)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return NextHop{}, errors.New("address zones are not supported")
+		}
+		h.Host, h.NoMX = ip.String(), true
+		return h, nil
 	}
-	if _, err := netip.ParseAddr(h.Host); err == nil {
-		h.NoMX = true
-	} else if err := checkDomain(strings.TrimSuffix(h.Host, ".")); err != nil {
-		return NextHop{}, fmt.Errorf("next hop %q: %w", s, err)
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return NextHop{}, errors.New("empty host")
 	}
-	h.Host = strings.TrimSuffix(h.Host, ".")
+	a, err := idna.Lookup.ToASCII(host)
+	if err != nil {
+		return NextHop{}, fmt.Errorf("host name: %w", err)
+	}
+	host = a
+	if err := checkDomain(host); err != nil {
+		return NextHop{}, err
+	}
+	h.Host = host
 	return h, nil
 }
 
 // ParseNextHops parses a comma-separated list of next hops tried in order.
 func ParseNextHops(s string) ([]NextHop, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("empty next hop")
+	}
 	var hops []NextHop
 	for _, part := range strings.Split(s, ",") {
 		h, err := ParseNextHop(part)

@@ -128,8 +128,8 @@ func TestParseRouteFlag(t *testing.T) {
 		{in: "company.example", wantErr: "want PATTERN=NEXTHOP"},
 		{in: "=[x]", wantErr: "empty pattern"},
 		{in: "a.example=[x", wantErr: "missing ']'"},
-		{in: "a.example=x:0", wantErr: "bad port"},
-		{in: "a.example=x:99999", wantErr: "bad port"},
+		{in: "a.example=x:0", wantErr: "is not a number from 1 to 65535"},
+		{in: "a.example=x:99999", wantErr: "is not a number from 1 to 65535"},
 		{in: "a.example=2001:db8::1", wantErr: "IPv6"},
 		{in: "a.example=x;tls=sometimes", wantErr: "not none, may or required"},
 		{in: "a.example=x;colour=blue", wantErr: "unknown option"},
@@ -274,5 +274,53 @@ func TestResolveShuffleDefault(t *testing.T) {
 	}
 	if !seen["a.example"] || !seen["b.example"] {
 		t.Errorf("equal preferences never shuffled in 200 tries: %v", seen)
+	}
+}
+
+// TestParseNextHops checks the next-hop spec syntax shared by routes, the
+// smart host and the --route flag.
+func TestParseNextHops(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []NextHop
+		err  string
+	}{
+		{"mail.example.com", []NextHop{{"mail.example.com", 25, false}}, ""},
+		{"Mail.Example.com:587", []NextHop{{"mail.example.com", 587, false}}, ""},
+		{"[mail.example.com]", []NextHop{{"mail.example.com", 25, true}}, ""},
+		{"[mail.example.com]:2526", []NextHop{{"mail.example.com", 2526, true}}, ""},
+		{"[127.0.0.1]:2526", []NextHop{{"127.0.0.1", 2526, true}}, ""},
+		{"127.0.0.1:2526", []NextHop{{"127.0.0.1", 2526, true}}, ""},
+		{"[2001:db8::1]:25", []NextHop{{"2001:db8::1", 25, true}}, ""},
+		{"[ipv6:2001:db8::1]", []NextHop{{"2001:db8::1", 25, true}}, ""},
+		{"a.example, [b.example]:26 ,c.example:27", []NextHop{{"a.example", 25, false}, {"b.example", 26, true}, {"c.example", 27, false}}, ""},
+		{"", nil, "empty next hop"},
+		{"a.example,", nil, `empty next hop`},
+		{"[a.example", nil, `next hop "[a.example": missing ']'`},
+		{"[a.example]x", nil, `next hop "[a.example]x": unexpected "x" after ']'`},
+		{"[a.example]:", nil, `next hop "[a.example]:": empty port`},
+		{"a.example:", nil, `next hop "a.example:": empty port`},
+		{"a.example:0", nil, `next hop "a.example:0": port "0" is not a number from 1 to 65535`},
+		{"a.example:smtp", nil, `next hop "a.example:smtp": port "smtp" is not a number from 1 to 65535`},
+		{"2001:db8::1", nil, `write an IPv6 address in brackets`},
+		{"[fe80::1%eth0]", nil, `next hop "[fe80::1%eth0]": address zones are not supported`},
+		{"a..example", nil, `next hop "a..example"`},
+		{"bücher.example", []NextHop{{"xn--bcher-kva.example", 25, false}}, ""},
+	}
+	for _, tc := range cases {
+		got, err := ParseNextHops(tc.in)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if !strings.Contains(gotErr, tc.err) || (tc.err == "") != (gotErr == "") || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseNextHop(%q) = %v, %q; want %v, %q", tc.in, got, gotErr, tc.want, tc.err)
+		}
+		for i, h := range got {
+			back, err := ParseNextHops(h.String())
+			if err != nil || len(back) != 1 || back[0] != got[i] {
+				t.Errorf("ParseNextHop(%q.String()) = %v, %v", h, back, err)
+			}
+		}
 	}
 }

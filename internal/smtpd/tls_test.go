@@ -229,7 +229,7 @@ func TestStartTLSPipelinedInjection(t *testing.T) {
 			// command; and the injected EHLO/MAIL left no state behind.
 			c.send("NOOP\r\n")
 			c.expect("250 2.0.0 Ok\r\n")
-			c.send("RCPT TO:<victim@example.org>\r\n")
+			c.send("MAIL FROM:<a@example.com>\r\n")
 			c.expect("503 5.5.1 Error: send HELO/EHLO first\r\n")
 			c.ehlo()
 			c.send("RCPT TO:<victim@example.org>\r\n")
