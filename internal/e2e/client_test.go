@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// clientEHLO is the name the test client gives in EHLO.
+const clientEHLO = "client.test"
+
 // stepTimeout bounds each command-reply exchange of the test client.
 const stepTimeout = 10 * time.Second
 
@@ -51,7 +54,7 @@ func dial(t *testing.T, addr string) *client {
 	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 	t.Cleanup(func() { conn.Close() })
 	c.expect(220, c.read())
-	c.expect(250, c.cmd("EHLO client.test"))
+	c.expect(250, c.cmd("EHLO %s", clientEHLO))
 	return c
 }
 

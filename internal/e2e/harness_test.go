@@ -20,8 +20,14 @@ import (
 // waitLimit bounds every wait in these tests.
 const waitLimit = 20 * time.Second
 
-// ferryBin is the binary built by TestMain.
-var ferryBin string
+// binDir is the directory of the binary TestMain builds: one per test
+// process, so concurrent runs do not share it.
+func binDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("ferry-e2e-%d", os.Getpid()))
+}
+
+// ferryBin is the path of the binary TestMain builds.
+func ferryBin() string { return filepath.Join(binDir(), "ferry") }
 
 // TestMain builds the ferry binary once (with -race when the tests run with
 // it, so a data race inside "ferry serve" fails the test that triggered it).
@@ -30,19 +36,17 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	tmp, err := os.MkdirTemp("", "ferry-e2e-")
-	if err != nil {
+	if err := os.MkdirAll(binDir(), 0o700); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
+	defer os.RemoveAll(binDir())
 	root, err := moduleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	ferryBin = filepath.Join(tmp, "ferry")
-	args := []string{"build", "-o", ferryBin}
+	args := []string{"build", "-o", ferryBin()}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -133,7 +137,7 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{
 		name:   name,
-		cmd:    exec.Command(ferryBin, args...),
+		cmd:    exec.Command(ferryBin(), args...),
 		stdout: &stdoutWatch{addrc: make(chan string, 1)},
 		stderr: &syncBuffer{},
 		done:   make(chan struct{}),

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"strings"
 	"testing"
+	"time"
 )
 
 // entity is one MIME entity of a message, decoded: its header fields (with
@@ -140,12 +141,15 @@ func decodeCTE(cte string, body []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown Content-Transfer-Encoding %q", cte)
 }
 
-// conversionFields may be added or changed by a conversion; every other
-// field must keep its decoded value.
-var conversionFields = map[string]bool{
-	"Content-Transfer-Encoding": true,
-	"Mime-Version":              true,
-	"Content-Type":              true,
+// conversionField reports a field a conversion may add or change (names as
+// net/mail canonicalises them); every other field must keep its decoded
+// value.
+func conversionField(name string) bool {
+	switch name {
+	case "Content-Transfer-Encoding", "Mime-Version", "Content-Type":
+		return true
+	}
+	return false
 }
 
 // sameContent reports every way in which got (the converted message) does
@@ -191,7 +195,7 @@ func sameContent(orig, got []byte) []string {
 			}
 		}
 		for k, vs := range o.fields {
-			if conversionFields[k] {
+			if conversionField(k) {
 				continue
 			}
 			if fmt.Sprint(g.fields[k]) != fmt.Sprint(vs) {
@@ -283,8 +287,23 @@ func checkReceived(t *testing.T, data []byte, id string) []byte {
 		t.Errorf("first field is not Received: %q", clip(field))
 		return data
 	}
-	if !strings.Contains(f, "by "+relayHostname) || !strings.Contains(f, "id "+id) {
+	// RFC 5321 §4.4: from the client's EHLO name and address, by this
+	// host, with the protocol (RFC 3848), id, then "; date-time".
+	if !strings.HasPrefix(f, "Received: from "+clientEHLO+" ([127.0.0.1])") {
+		t.Errorf("Received field %q does not start with the client's EHLO name and address", f)
+	}
+	if !strings.Contains(f, "by "+relayHostname+" ") || !strings.Contains(f, " id "+id) {
 		t.Errorf("Received field %q does not name %q and id %s", f, relayHostname, id)
+	}
+	if !strings.Contains(f, " with ESMTP id ") && !strings.Contains(f, " with UTF8SMTP id ") {
+		t.Errorf("Received field %q: want protocol ESMTP, or UTF8SMTP for SMTPUTF8 mail (RFC 3848, RFC 6531 §3.7.3)", f)
+	}
+	if i := strings.LastIndexByte(f, ';'); i < 0 {
+		t.Errorf("Received field %q has no date", f)
+	} else if d, err := mail.ParseDate(strings.TrimSpace(f[i+1:])); err != nil {
+		t.Errorf("Received field date: %v", err)
+	} else if age := time.Since(d); age < -time.Minute || age > 10*time.Minute {
+		t.Errorf("Received field date %v is %v from now", d, age)
 	}
 	return rest
 }

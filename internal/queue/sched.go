@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -21,6 +22,11 @@ type leaseState struct {
 
 // expiringLease marks a group that is being expired.
 const expiringLease = ^uint64(0)
+
+// retryTogether is how close to due a pending recipient may be to join a
+// lease of its message: recipients deferred in one attempt are recorded
+// moments apart, and should go out again in one transaction.
+const retryTogether = time.Second
 
 // Lease blocks until due work exists for a next hop that has room for
 // another lease, or ctx is done, and returns up to LeaseMaxItems messages
@@ -107,7 +113,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id)}
 		for i := range m.rcpts {
 			r := &m.rcpts[i]
-			if r.hop == h && !r.final() && r.next <= now {
+			if r.hop == h && !r.final() && r.next <= now+int64(retryTogether) {
 				it.Rcpts = append(it.Rcpts, i)
 				it.Attempts = max(it.Attempts, int(r.attempts))
 			}
@@ -174,16 +180,27 @@ func (q *Queue) endLease(ls *leaseState) {
 // backoff returns the delay before the retry that follows attempt number n
 // (1 for the first attempt): RetryInitial doubled per attempt up to
 // RetryMax, spread by Jitter.
-func (q *Queue) backoff(n int) time.Duration {
+func (q *Queue) backoff(n int, seed uint64) time.Duration {
 	d := q.cfg.RetryInitial
 	for i := 1; i < n && d < q.cfg.RetryMax; i++ {
 		d *= 2
 	}
 	d = min(d, q.cfg.RetryMax)
 	if j := q.cfg.Jitter; j > 0 {
-		d = time.Duration(float64(d) * (1 + j*(2*rand.Float64()-1)))
+		// The jitter is drawn from the message and the attempt number, so
+		// every recipient deferred in one attempt gets the same delay and
+		// they are retried together in one transaction.
+		r := rand.New(rand.NewPCG(seed, uint64(n)))
+		d = time.Duration(float64(d) * (1 + j*(2*r.Float64()-1)))
 	}
 	return d
+}
+
+// jitterSeed derives the backoff jitter seed of a message from its ID.
+func jitterSeed(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
 }
 
 // Update records the outcome of one attempt for recipient rcpt of message
@@ -227,7 +244,7 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 			s.Reply = q.expiryReply(m, r.Reply)
 		} else {
 			s.State = Deferred
-			s.Next = time.Unix(0, min(now+int64(q.backoff(s.Attempts)), deadline))
+			s.Next = time.Unix(0, min(now+int64(q.backoff(s.Attempts, jitterSeed(id))), deadline))
 		}
 	default:
 		q.mu.Unlock()

@@ -76,8 +76,8 @@ func TestBackoffJitterBounds(t *testing.T) {
 		base := min(5*time.Minute<<(n-1), time.Hour)
 		lo, hi := time.Duration(float64(base)*0.8), time.Duration(float64(base)*1.2)
 		seen := map[time.Duration]bool{}
-		for range 2000 {
-			d := q.backoff(n)
+		for i := range 2000 {
+			d := q.backoff(n, uint64(i))
 			if d < lo || d > hi {
 				t.Fatalf("backoff(%d) = %v outside [%v, %v]", n, d, lo, hi)
 			}
@@ -85,6 +85,9 @@ func TestBackoffJitterBounds(t *testing.T) {
 		}
 		if len(seen) < 100 {
 			t.Errorf("backoff(%d) took only %d values: no jitter", n, len(seen))
+		}
+		if a, b := q.backoff(n, 42), q.backoff(n, 42); a != b {
+			t.Errorf("backoff(%d) differs for one message and attempt: %v, %v", n, a, b)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/maillog"
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -23,7 +24,10 @@ type session struct {
 	counts maillog.CommandCounts
 	errors int
 	done   bool
-	line   string // the command being answered, for the log
+	// heard is set once the client has sent its first command line;
+	// until then reads wait Timeouts.Greeting rather than Timeouts.Command.
+	heard bool
+	line  string // the command being answered, for the log
 
 	// The current transaction; env is nil outside one.
 	env  *smtp.Envelope
@@ -86,8 +90,13 @@ func (ss *session) loop() {
 			ss.send(replyShutdown(cfg.Hostname))
 			return
 		}
-		ss.conn.setReadTimeout(cfg.Timeouts.Command, ss.env == nil)
+		timeout := cfg.Timeouts.Command
+		if !ss.heard {
+			timeout = cfg.Timeouts.Greeting
+		}
+		ss.conn.setReadTimeout(timeout, ss.env == nil)
 		line, err := readCommandLine(ss.r)
+		ss.heard = ss.heard || err == nil || errors.Is(err, errLineTooLong)
 		switch {
 		case errors.Is(err, errLineTooLong):
 			ss.tr.Client("<command line over 512 octets>")
@@ -147,6 +156,12 @@ func (ss *session) replyCmd(verb string, r smtp.Reply) {
 			attrs = append(attrs, slog.String("from", ss.env.From.String()))
 		}
 		maillog.Reject(ss.log, ss.info.ID, verb, r, attrs...)
+	}
+	if r.Enhanced == smtp.EnhTooManyRcpts {
+		// A recipient overshoot is the client's cue to send the rest in
+		// another transaction (RFC 5321 §4.5.3.1.10), not an error: a
+		// pipelining client meets it many times in one group.
+		return
 	}
 	ss.errors++
 	if ss.errors >= ss.srv.cfg.MaxErrors {
@@ -292,6 +307,7 @@ func (ss *session) resetTransaction() {
 		ss.bdat.abort()
 		ss.bdat = nil
 	}
+	ss.conn.setReadLimit(time.Time{}) // the transfer, if any, is over
 	ss.env = nil
 	ss.tx = nil
 }
