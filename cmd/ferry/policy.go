@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/access"
@@ -18,23 +19,45 @@ type accessPolicy struct {
 	rules *access.Policy
 }
 
-// buildAccess builds the relay policy from the flags (relay networks and
-// accepted domains).
+// buildAccess builds the relay policy from the [relay] section and the
+// flags: --relay-network, given at all, replaces the configured networks;
+// --accept-domain adds to the accepted domains.
 func buildAccess(cfg config.Config, f serveFlags) (smtpd.Policy, error) {
-	var ac access.Config
-	for _, s := range f.relayNets {
-		p, err := access.ParseNetwork(s)
-		if err != nil {
-			return nil, fmt.Errorf("--relay-network %q: %w", s, err)
-		}
-		ac.RelayNetworks = append(ac.RelayNetworks, p)
+	ac, err := accessConfig(cfg, f)
+	if err != nil {
+		return nil, err
 	}
-	ac.AcceptDomains = append(ac.AcceptDomains, f.accept...)
 	rules, err := access.New(ac)
 	if err != nil {
 		return nil, fmt.Errorf("relay access: %w", err)
 	}
 	return accessPolicy{rules: rules}, nil
+}
+
+// accessConfig maps the [relay] section and the flags onto access.Config.
+func accessConfig(cfg config.Config, f serveFlags) (access.Config, error) {
+	r := cfg.Relay
+	ac := access.Config{
+		RelayNetworks: slices.Clone(r.Networks),
+		AcceptDomains: slices.Clone(r.AcceptDomains),
+		SenderRules:   slices.Clone(r.SenderRules),
+		Rate:          access.RateConfig{PerIP: r.PerIP, PerUser: r.PerUser},
+	}
+	if r.Networks != nil && len(r.Networks) == 0 {
+		ac.RelayNetworks = []netip.Prefix{} // "networks = []": no network relays
+	}
+	if len(f.relayNets) > 0 {
+		ac.RelayNetworks = nil
+		for _, s := range f.relayNets {
+			p, err := access.ParseNetwork(s)
+			if err != nil {
+				return ac, fmt.Errorf("--relay-network %q: %w", s, err)
+			}
+			ac.RelayNetworks = append(ac.RelayNetworks, p)
+		}
+	}
+	ac.AcceptDomains = append(ac.AcceptDomains, f.accept...)
+	return ac, nil
 }
 
 // client describes a session to internal/access.

@@ -123,6 +123,18 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	// Each listener's settings, certificate and user file, before anything
+	// starts: a missing file stops "ferry serve" at once.
+	serverConfigs := make([]smtpd.Config, len(cfg.Listeners))
+	var reloaders []reloader
+	for i, l := range cfg.Listeners {
+		sc, rs, err := smtpdConfig(cfg, l, logger)
+		if err != nil {
+			return err
+		}
+		serverConfigs[i] = sc
+		reloaders = append(reloaders, rs...)
+	}
 	if err := os.MkdirAll(cfg.Queue.Spool, 0o700); err != nil {
 		return fmt.Errorf("creating spool: %w", err)
 	}
@@ -140,7 +152,7 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 
 	var servers []*smtpd.Server
 	var listeners []net.Listener
-	for _, l := range cfg.Listeners {
+	for i, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			for _, o := range listeners {
@@ -149,8 +161,13 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 			return fmt.Errorf("listening on %s: %w", l.Address, err)
 		}
 		listeners = append(listeners, ln)
-		servers = append(servers, smtpd.New(smtpdConfig(cfg, l, logger), q, policy))
+		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
 	}
+	// SIGHUP reads the listeners' certificates and user files again; the
+	// rest of the configuration (routes, relay access) needs a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(servers)+1)
@@ -177,10 +194,18 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "grace", shutdownGrace)
-	case runErr = <-errc:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "grace", shutdownGrace)
+			break wait
+		case runErr = <-errc:
+			break wait
+		case <-hup:
+			logger.Info("SIGHUP: reloading certificates and user files")
+			reloadFiles(reloaders, logger)
+		}
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/queue"
@@ -41,8 +42,18 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
 	return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
 }
 
-// smtpdConfig builds one listener's server settings.
-func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) smtpd.Config {
+// reloader is a file a listener reads that SIGHUP reads again: its
+// certificate or its user file.
+type reloader struct {
+	// listener is the listener's address, what the file is ("certificate",
+	// "users file") and file its name, for the log.
+	listener, what, file string
+	reload               func() error
+}
+
+// smtpdConfig builds one listener's server settings, opening its
+// certificate and user file; the reloaders are those files, for SIGHUP.
+func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) (smtpd.Config, []reloader, error) {
 	c := smtpd.DefaultConfig()
 	c.Hostname = cfg.Hostname
 	c.Keywords = l.Keywords
@@ -57,10 +68,48 @@ func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) smtp
 	c.MaxConnectionsPerIP = cfg.Limits.MaxConnectionsPerIP
 	c.MaxErrors = cfg.Limits.MaxErrors
 	c.MaxReceived = cfg.Limits.MaxReceived
+	c.Timeouts.Greeting = cfg.Timeouts.Greeting
 	c.Timeouts.Command = cfg.Timeouts.Command
 	c.Timeouts.Data = cfg.Timeouts.DataBlock
+	c.Timeouts.DataTotal = cfg.Timeouts.DataTotal
 	c.Logger = logger
-	return c
+	var reloaders []reloader
+	if l.TLSCert != "" || l.TLSKey != "" {
+		cs, err := smtpd.NewCertStore(l.TLSCert, l.TLSKey)
+		if err != nil {
+			return c, nil, fmt.Errorf("listener %s: loading tls_cert %s and tls_key %s: %w", l.Address, l.TLSCert, l.TLSKey, err)
+		}
+		c.TLS = cs.TLSConfig()
+		reloaders = append(reloaders, reloader{l.Address, "certificate", l.TLSCert, cs.Reload})
+	}
+	c.RequireTLS = l.RequireTLS
+	c.ImplicitTLS = l.ImplicitTLS
+	c.AllowInsecureAuth = l.AllowInsecureAuth
+	if l.AuthUsersFile != "" {
+		users, err := auth.OpenFile(l.AuthUsersFile)
+		if err != nil {
+			return c, nil, fmt.Errorf("listener %s: loading auth_users_file %s: %w", l.Address, l.AuthUsersFile, err)
+		}
+		c.Auth = users
+		reloaders = append(reloaders, reloader{l.Address, "users file", l.AuthUsersFile, users.Reload})
+	}
+	if err := c.Validate(); err != nil {
+		return c, nil, fmt.Errorf("listener %s: %w", l.Address, err)
+	}
+	return c, reloaders, nil
+}
+
+// reloadFiles reads every listener's certificate and user file again (on
+// SIGHUP) and logs each outcome. A file that fails is reported and the one
+// in force is kept.
+func reloadFiles(rs []reloader, logger *slog.Logger) {
+	for _, r := range rs {
+		if err := r.reload(); err != nil {
+			logger.Error("reload failed; keeping the "+r.what+" in force", "listener", r.listener, "file", r.file, "err", err)
+			continue
+		}
+		logger.Info("reloaded "+r.what+" for listener "+r.listener, "listener", r.listener, "file", r.file)
+	}
 }
 
 // queueConfig builds the queue's settings from [queue].

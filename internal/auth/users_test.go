@@ -185,3 +185,29 @@ func TestFileReload(t *testing.T) {
 		t.Error("missing file opened")
 	}
 }
+
+// TestDocsExample checks the user file example in docs/auth.md: it parses,
+// and its users' password is "example".
+func TestDocsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "auth.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```\n# Ferry SMTP AUTH users")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/auth.md has no user file example")
+	}
+	u, err := ParseUsers("docs/auth.md", strings.NewReader("#"+block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Len() != 2 {
+		t.Fatalf("%d users in the example", u.Len())
+	}
+	for user := range u.hashes {
+		if ok, _ := u.Authenticate(user, "example"); !ok {
+			t.Errorf("example user %q: password refused", user)
+		}
+	}
+}

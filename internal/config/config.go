@@ -8,8 +8,10 @@
 package config
 
 import (
+	"github.com/ferrymta/ferry/internal/access"
 	"github.com/ferrymta/ferry/internal/route"
 
+	"net/netip"
 	"os"
 	"time"
 )
@@ -24,6 +26,8 @@ type Config struct {
 	Listeners []Listener
 	// Limits bound inbound connections and sessions.
 	Limits Limits
+	// Relay says who may relay where (internal/access).
+	Relay Relay
 	// Timeouts are the inbound per-phase timeouts (RFC 5321 §4.5.3.2).
 	Timeouts Timeouts
 	// Queue configures the durable store and the retry schedule.
@@ -57,6 +61,42 @@ type Listener struct {
 	// TranscriptDir, when not empty, receives one transcript file per
 	// connection (AUTH data redacted).
 	TranscriptDir string
+	// TLSCert is the PEM certificate chain file; with TLSKey it enables
+	// STARTTLS (RFC 3207). Empty: no TLS.
+	TLSCert string
+	// TLSKey is the PEM private key file of TLSCert.
+	TLSKey string
+	// RequireTLS refuses MAIL, RCPT, DATA, BDAT and AUTH before STARTTLS
+	// (530 5.7.0, RFC 3207 §4); needs TLSCert.
+	RequireTLS bool
+	// ImplicitTLS starts every connection with the TLS handshake (port 465
+	// style, RFC 8314 §3.3); needs TLSCert.
+	ImplicitTLS bool
+	// AuthUsersFile is the user file (docs/auth.md); it enables AUTH
+	// (RFC 4954). Empty: no AUTH.
+	AuthUsersFile string
+	// AllowInsecureAuth offers AUTH without TLS (loopback set-ups only).
+	AllowInsecureAuth bool
+}
+
+// Relay is the relay access configuration: who may relay to any domain,
+// which domains anyone may send to, sender rules and rate limits
+// (internal/access).
+type Relay struct {
+	// Networks are the client networks allowed to relay to any domain;
+	// default loopback (access.DefaultRelayNetworks). Never nil after
+	// Parse: an empty list means no network may relay, only authenticated
+	// users.
+	Networks []netip.Prefix
+	// AcceptDomains are the domains anyone may send to, normalized
+	// (access.NormalizeDomain); a leading dot stands for the subdomains.
+	AcceptDomains []string
+	// SenderRules restrict the sender domains of matching clients.
+	SenderRules []access.SenderRule
+	// PerIP limits messages per client address; zero: no limit.
+	PerIP access.RateLimit
+	// PerUser limits messages per authenticated user; zero: no limit.
+	PerUser access.RateLimit
 }
 
 // Bare CR/LF policies for Listener.BareNewline (Postfix's
@@ -271,6 +311,7 @@ func Default() Config {
 	return Config{
 		Hostname:  host,
 		Listeners: []Listener{DefaultListener()},
+		Relay:     Relay{Networks: access.DefaultRelayNetworks()},
 		Limits: Limits{
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 50,

@@ -10,8 +10,11 @@ func TestValidationErrors(t *testing.T) {
 		wantDur    = `want a positive duration like "5m", "1h30m" or "5d"`
 		wantNH     = `want a next hop like "host", "host:port", "[host]:port" (no MX lookup) or a comma-separated list of them`
 		wantDom    = `want a domain like "example.com", ".example.com" (its subdomains) or "*" (every domain)`
+		wantNets   = `want a list of networks like "192.0.2.0/24", "2001:db8::/32" or "192.0.2.7"`
+		wantDoms   = `want a list of domains like "example.com" or ".example.com" (its subdomains)`
+		wantRate   = `want a rate like "100/1m" (messages per duration) or "" (no limit)`
 		wantKW     = `want a list of EHLO keywords from 8BITMIME, PIPELINING, SIZE, DSN, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, BINARYMIME, STARTTLS, AUTH, REQUIRETLS`
-		listenerKW = "address, bare_newline, keywords, max_message_size, max_recipients, transcript_dir"
+		listenerKW = "address, allow_insecure_auth, auth_users_file, bare_newline, implicit_tls, keywords, max_message_size, max_recipients, require_tls, tls_cert, tls_key, transcript_dir"
 	)
 	cases := []struct {
 		name, doc, want string
@@ -19,8 +22,8 @@ func TestValidationErrors(t *testing.T) {
 		{"syntax", "hostname = \"x\"\n[limits\n", `ferry.toml:2: TOML syntax: expected '.' or ']' to end table name, but got '\n' instead`},
 		{"syntax duplicate key", "[limits]\nmax_errors = 1\nmax_errors = 2\n", `ferry.toml:3: TOML syntax: Key 'limits.max_errors' has already been defined.`},
 		{"syntax string", "\nhostname = \"relay\n", `ferry.toml:2: TOML syntax: strings cannot contain newlines`},
-		{"unknown top-level key", "\n\nhostnme = \"x\"\n", `ferry.toml:3: hostnme: unknown key (did you mean "hostname"?); want one of: admin, delivery, hostname, limits, listener, log, queue, route, timeouts`},
-		{"unknown table", "[listner]\naddress = \"x\"\n", `ferry.toml:1: listner: unknown key (did you mean "listener"?); want one of: admin, delivery, hostname, limits, listener, log, queue, route, timeouts`},
+		{"unknown top-level key", "\n\nhostnme = \"x\"\n", `ferry.toml:3: hostnme: unknown key (did you mean "hostname"?); want one of: admin, delivery, hostname, limits, listener, log, queue, relay, route, timeouts`},
+		{"unknown table", "[listner]\naddress = \"x\"\n", `ferry.toml:1: listner: unknown key (did you mean "listener"?); want one of: admin, delivery, hostname, limits, listener, log, queue, relay, route, timeouts`},
 		{"unknown listener key", "[[listener]]\naddress = \"127.0.0.1:25\"\nadress = \"x\"\n", `ferry.toml:3: listener.adress: unknown key (did you mean "address"?); want one of: ` + listenerKW},
 		{"unknown key in second listener", "[[listener]]\naddress = \"127.0.0.1:25\"\n\n[[listener]]\naddress = \"127.0.0.1:26\"\nsize = 1\n", `ferry.toml:6: listener.size: unknown key; want one of: ` + listenerKW},
 		{"unknown delivery timeout", "[delivery.timeouts]\nquit = \"1m\"\n", `ferry.toml:2: delivery.timeouts.quit: unknown key; want one of: connect, data_block, data_done, data_init, greeting, mail, rcpt`},
@@ -45,11 +48,41 @@ func TestValidationErrors(t *testing.T) {
 		{"size overflow", "[[listener]]\nmax_message_size = \"99999999999GiB\"\n", `ferry.toml:2: listener.max_message_size: ` + wantSize + `, got "99999999999GiB"`},
 		{"max recipients", "[[listener]]\nmax_recipients = 99\n", `ferry.toml:2: listener.max_recipients: want a whole number of at least 100 (RFC 5321 §4.5.3.1.8), got 99`},
 		{"bare newline", "[[listener]]\nbare_newline = \"strip\"\n", `ferry.toml:2: listener.bare_newline: want "normalize" or "reject", got "strip"`},
+		{"tls cert without key", "[[listener]]\ntls_cert = \"/c.pem\"\n", `ferry.toml:2: listener.tls_cert: want tls_cert and tls_key together, got no tls_key`},
+		{"tls key without cert", "[[listener]]\naddress = \"127.0.0.1:25\"\ntls_key = \"/k.pem\"\n", `ferry.toml:3: listener.tls_key: want tls_cert and tls_key together, got no tls_cert`},
+		{"tls cert type", "[[listener]]\ntls_cert = 1\ntls_key = \"/k.pem\"\n", `ferry.toml:2: listener.tls_cert: want a file or directory path, got 1`},
+		{"require tls without cert", "[[listener]]\nrequire_tls = true\n", `ferry.toml:2: listener.require_tls: want tls_cert and tls_key with require_tls, got no certificate`},
+		{"require tls type", "[[listener]]\nrequire_tls = \"yes\"\n", `ferry.toml:2: listener.require_tls: want true or false, got "yes"`},
+		{"implicit tls without cert", "[[listener]]\naddress = \"127.0.0.1:465\"\nimplicit_tls = true\n", `ferry.toml:3: listener.implicit_tls: want tls_cert and tls_key with implicit_tls, got no certificate`},
+		{"auth without tls", "[[listener]]\nauth_users_file = \"/u.txt\"\nallow_insecure_auth = false\n", `ferry.toml:2: listener.auth_users_file: want tls_cert (AUTH is offered only over TLS) or allow_insecure_auth = true with auth_users_file, got neither`},
+		{"allow insecure auth type", "[[listener]]\nallow_insecure_auth = 1\n", `ferry.toml:2: listener.allow_insecure_auth: want true or false, got 1`},
 		{"transcript dir type", "[[listener]]\ntranscript_dir = false\n", `ferry.toml:2: listener.transcript_dir: want a file or directory path, got false`},
 		{"limits type", "[limits]\nmax_connections = \"1000\"\n", `ferry.toml:2: limits.max_connections: want a whole number of at least 1, got "1000"`},
 		{"limits zero", "[limits]\nmax_received = 0\n", `ferry.toml:2: limits.max_received: want a whole number of at least 1, got 0`},
 		{"per ip over total", "[limits]\nmax_connections = 10\nmax_connections_per_ip = 20\n", `ferry.toml:3: limits.max_connections_per_ip: want at most limits.max_connections (10), got 20`},
 		{"limits not table", "limits = 5\n", `ferry.toml:1: limits: want a table, got 5`},
+		{"relay unknown key", "[relay]\nnetwork = [\"10.0.0.0/8\"]\n", `ferry.toml:2: relay.network: unknown key (did you mean "networks"?); want one of: accept_domains, networks, rate, sender_rule`},
+		{"relay not table", "relay = true\n", `ferry.toml:1: relay: want a table, got true`},
+		{"relay networks type", "[relay]\nnetworks = \"10.0.0.0/8\"\n", `ferry.toml:2: relay.networks: ` + wantNets + `, got "10.0.0.0/8"`},
+		{"relay network element type", "[relay]\nnetworks = [10]\n", `ferry.toml:2: relay.networks: ` + wantNets + `, got 10`},
+		{"relay network host bits", "[relay]\n\nnetworks = [\n  \"127.0.0.0/8\",\n  \"10.1.2.3/8\",\n]\n", `ferry.toml:3: relay.networks: ` + wantNets + `, got "10.1.2.3/8" (host bits set; did you mean 10.0.0.0/8?)`},
+		{"relay network zone", "[relay]\nnetworks = [\"fe80::1%eth0\"]\n", `ferry.toml:2: relay.networks: ` + wantNets + `, got "fe80::1%eth0" (zones are not allowed)`},
+		{"relay network word", "[relay]\nnetworks = [\"localhost\"]\n", `ferry.toml:2: relay.networks: ` + wantNets + `, got "localhost" (want an address or CIDR prefix: ParseAddr("localhost"): unable to parse IP)`},
+		{"accept domain underscore", "[relay]\naccept_domains = [\"ok.example\", \"bad_name.example\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "bad_name.example" (idna: disallowed rune U+005F)`},
+		{"accept domain wildcard", "[relay]\naccept_domains = [\"*.example.com\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "*.example.com" (write ".example.com" to match subdomains)`},
+		{"accept domain literal", "[relay]\naccept_domains = [\"[192.0.2.1]\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "[192.0.2.1]" (access: address literal, not a domain name)`},
+		{"accept domain numeric", "[relay]\naccept_domains = [\"1.2.3.4\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "1.2.3.4" (numeric top-level label)`},
+		{"sender rule nobody", "[relay]\n[[relay.sender_rule]]\ndomains = [\"example.com\"]\n", `ferry.toml:2: relay.sender_rule: want networks or users to say whom the rule applies to, got neither`},
+		{"sender rule no domains", "[[relay.sender_rule]]\nusers = [\"alice\"]\ndomains = []\n", `ferry.toml:3: relay.sender_rule.domains: want at least one sender domain, got none`},
+		{"sender rule unknown key", "[[relay.sender_rule]]\nusers = [\"alice\"]\ndomain = [\"x.example\"]\n", `ferry.toml:3: relay.sender_rule.domain: unknown key (did you mean "domains"?); want one of: domains, networks, users`},
+		{"sender rule user", "[[relay.sender_rule]]\nusers = [\"alice smith\"]\ndomains = [\"x.example\"]\n", `ferry.toml:2: relay.sender_rule.users: want a list of user names (as in the auth_users_file), got "alice smith" (user name "alice smith": no spaces, colons or control characters)`},
+		{"sender rule network", "[[relay.sender_rule]]\nnetworks = [\"10.0.0.0/33\"]\ndomains = [\"x.example\"]\n", `ferry.toml:2: relay.sender_rule.networks: ` + wantNets + `, got "10.0.0.0/33" (want an address or CIDR prefix: netip.ParsePrefix("10.0.0.0/33"): prefix length out of range)`},
+		{"second sender rule", "[[relay.sender_rule]]\nusers = [\"a\"]\ndomains = [\"x.example\"]\n\n[[relay.sender_rule]]\nusers = [\"b\"]\ndomains = [\"x..example\"]\n", `ferry.toml:7: relay.sender_rule.domains: ` + wantDoms + `, got "x..example" (label "": empty label)`},
+		{"rate no slash", "[relay.rate]\nper_ip = \"100\"\n", `ferry.toml:2: relay.rate.per_ip: ` + wantRate + `, got "100" (no '/' between messages and duration)`},
+		{"rate zero", "[relay.rate]\nper_user = \"0/1m\"\n", `ferry.toml:2: relay.rate.per_user: ` + wantRate + `, got "0/1m" ("0" is not a whole number of messages of at least 1)`},
+		{"rate duration", "[relay.rate]\nper_ip = \"100/minute\"\n", `ferry.toml:2: relay.rate.per_ip: ` + wantRate + `, got "100/minute" ("minute" is not a positive duration)`},
+		{"rate zero duration", "[relay.rate]\nper_ip = \"100/0s\"\n", `ferry.toml:2: relay.rate.per_ip: ` + wantRate + `, got "100/0s" ("0s" is not a positive duration)`},
+		{"rate type", "[relay.rate]\nper_ip = 100\n", `ferry.toml:2: relay.rate.per_ip: ` + wantRate + `, got 100`},
 		{"timeout word", "[timeouts]\ncommand = \"five minutes\"\n", `ferry.toml:2: timeouts.command: ` + wantDur + `, got "five minutes"`},
 		{"timeout number", "[timeouts]\ngreeting = 300\n", `ferry.toml:2: timeouts.greeting: ` + wantDur + `, got 300`},
 		{"timeout zero", "[timeouts]\ndata_total = \"0s\"\n", `ferry.toml:2: timeouts.data_total: ` + wantDur + `, got "0s"`},

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"github.com/ferrymta/ferry/internal/access"
 	"github.com/ferrymta/ferry/internal/route"
 
 	"bytes"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,6 +34,9 @@ func TestDefaults(t *testing.T) {
 		{"listener.max_recipients", c.Listeners[0].MaxRecipients, 1000},
 		{"listener.bare_newline", c.Listeners[0].BareNewline, "normalize"},
 		{"listener.transcript_dir", c.Listeners[0].TranscriptDir, ""},
+		{"listener TLS and AUTH", [6]any{c.Listeners[0].TLSCert, c.Listeners[0].TLSKey, c.Listeners[0].RequireTLS,
+			c.Listeners[0].ImplicitTLS, c.Listeners[0].AuthUsersFile, c.Listeners[0].AllowInsecureAuth}, [6]any{"", "", false, false, "", false}},
+		{"relay", c.Relay, Relay{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}},
 		{"limits", c.Limits, Limits{1000, 50, 20, 100}},
 		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute}},
 		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20}},
@@ -72,11 +77,23 @@ max_message_size = "64MiB"
 max_recipients = 100
 bare_newline = "reject"
 transcript_dir = "/var/log/ferry/transcripts"
+tls_cert = "/etc/ferry/cert.pem"
+tls_key = "/etc/ferry/key.pem"
+require_tls = true
+auth_users_file = "/etc/ferry/users.txt"
 
 [[listener]]
 address = "[::1]:587"
 keywords = []
 max_message_size = 0
+auth_users_file = "/etc/ferry/users.txt"
+allow_insecure_auth = true
+
+[[listener]]
+address = "0.0.0.0:465"
+tls_cert = "/etc/ferry/cert.pem"
+tls_key = "/etc/ferry/key.pem"
+implicit_tls = true
 
 [limits]
 max_connections = 10
@@ -89,6 +106,22 @@ greeting = "30s"
 command = "1m"
 data_block = "2m"
 data_total = "1h30m"
+
+[relay]
+networks = ["10.0.0.0/8", "192.0.2.7", "[2001:db8::]/32", "::ffff:172.16.0.0/108"]
+accept_domains = ["Company.Example.", ".company.example", "Bücher.example"]
+
+[[relay.sender_rule]]
+networks = ["10.1.0.0/16"]
+domains = ["company.example"]
+
+[[relay.sender_rule]]
+users = ["alice@company.example", "relay-app"]
+domains = [".company.example", "company.example"]
+
+[relay.rate]
+per_ip = "100/1m"
+per_user = "1000/1d"
 
 [queue]
 spool = "/srv/spool"
@@ -148,8 +181,32 @@ func TestParseFull(t *testing.T) {
 	want := Default()
 	want.Hostname = "relay.example.com"
 	want.Listeners = []Listener{
-		{"0.0.0.0:25", []string{"8BITMIME", "PIPELINING", "SIZE", "STARTTLS"}, 64 << 20, 100, "reject", "/var/log/ferry/transcripts"},
-		{"[::1]:587", nil, 0, 1000, "normalize", ""},
+		{
+			Address: "0.0.0.0:25", Keywords: []string{"8BITMIME", "PIPELINING", "SIZE", "STARTTLS"}, MaxMessageSize: 64 << 20,
+			MaxRecipients: 100, BareNewline: "reject", TranscriptDir: "/var/log/ferry/transcripts",
+			TLSCert: "/etc/ferry/cert.pem", TLSKey: "/etc/ferry/key.pem", RequireTLS: true, AuthUsersFile: "/etc/ferry/users.txt",
+		},
+		{
+			Address: "[::1]:587", Keywords: nil, MaxMessageSize: 0, MaxRecipients: 1000, BareNewline: "normalize",
+			AuthUsersFile: "/etc/ferry/users.txt", AllowInsecureAuth: true,
+		},
+		{
+			Address: "0.0.0.0:465", Keywords: DefaultKeywords(), MaxMessageSize: 50_000_000, MaxRecipients: 1000, BareNewline: "normalize",
+			TLSCert: "/etc/ferry/cert.pem", TLSKey: "/etc/ferry/key.pem", ImplicitTLS: true,
+		},
+	}
+	want.Relay = Relay{
+		Networks: []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+			netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("172.16.0.0/12"),
+		},
+		AcceptDomains: []string{"company.example", ".company.example", "xn--bcher-kva.example"},
+		SenderRules: []access.SenderRule{
+			{Networks: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Domains: []string{"company.example"}},
+			{Users: []string{"alice@company.example", "relay-app"}, Domains: []string{".company.example", "company.example"}},
+		},
+		PerIP:   access.RateLimit{Messages: 100, Interval: time.Minute},
+		PerUser: access.RateLimit{Messages: 1000, Interval: 24 * time.Hour},
 	}
 	want.Limits = Limits{10, 10, 5, 30}
 	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute}
@@ -187,7 +244,14 @@ func TestRoundTrip(t *testing.T) {
 	odd.Listeners[0].TranscriptDir = "C:\\dir with \"quotes\"\t\x01é"
 	odd.Listeners[0].MaxMessageSize = 1234567
 	odd.Timeouts.DataTotal = 90*time.Minute + 1500*time.Millisecond
-	for name, c := range map[string]Config{"default": Default(), "full": full, "odd": odd} {
+	closed := Default() // no network relays; odd rates; a rule by user only
+	closed.Relay.Networks = []netip.Prefix{}
+	closed.Relay.PerIP = access.RateLimit{Messages: 7, Interval: 90*time.Minute + 15*time.Second}
+	closed.Relay.PerUser = access.RateLimit{Messages: 1, Interval: time.Millisecond}
+	closed.Relay.SenderRules = []access.SenderRule{{Users: []string{"ü@example.com"}, Domains: []string{".xn--bcher-kva.example"}}}
+	closed.Listeners[0].AuthUsersFile = "/u"
+	closed.Listeners[0].AllowInsecureAuth = true
+	for name, c := range map[string]Config{"default": Default(), "full": full, "odd": odd, "closed": closed} {
 		var buf bytes.Buffer
 		if err := c.WriteTOML(&buf); err != nil {
 			t.Fatalf("%s: WriteTOML: %v", name, err)

@@ -81,6 +81,7 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 			}
 		},
 		"limits":   func(v any, path string) { d.limits(v, path, &cfg.Limits) },
+		"relay":    func(v any, path string) { d.relay(v, path, &cfg.Relay) },
 		"timeouts": func(v any, path string) { d.timeouts(v, path, &cfg.Timeouts) },
 		"queue":    func(v any, path string) { d.queue(v, path, &cfg.Queue) },
 		"delivery": func(v any, path string) { d.delivery(v, path, &cfg.Delivery) },
@@ -119,13 +120,25 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 }
 
 func (d *decoder) listener(t map[string]any, path string, l *Listener) {
+	errs := len(d.errs)
+	defer func() {
+		if len(d.errs) == errs {
+			d.listenerSecurity(path, *l)
+		}
+	}()
 	d.table(t, path, map[string]field{
-		"address":          d.strCheck(&l.Address, wantListen, false, checkListen),
-		"keywords":         d.keywords(&l.Keywords),
-		"max_message_size": d.size(&l.MaxMessageSize, 0),
-		"max_recipients":   d.integer(&l.MaxRecipients, 100, math.MaxInt32, "a whole number of at least 100 (RFC 5321 §4.5.3.1.8)"),
-		"bare_newline":     d.enum(&l.BareNewline, BareNormalize, BareReject),
-		"transcript_dir":   d.str(&l.TranscriptDir, wantPath),
+		"address":             d.strCheck(&l.Address, wantListen, false, checkListen),
+		"keywords":            d.keywords(&l.Keywords),
+		"max_message_size":    d.size(&l.MaxMessageSize, 0),
+		"max_recipients":      d.integer(&l.MaxRecipients, 100, math.MaxInt32, "a whole number of at least 100 (RFC 5321 §4.5.3.1.8)"),
+		"bare_newline":        d.enum(&l.BareNewline, BareNormalize, BareReject),
+		"transcript_dir":      d.str(&l.TranscriptDir, wantPath),
+		"tls_cert":            d.str(&l.TLSCert, wantPath),
+		"tls_key":             d.str(&l.TLSKey, wantPath),
+		"require_tls":         d.boolean(&l.RequireTLS),
+		"implicit_tls":        d.boolean(&l.ImplicitTLS),
+		"auth_users_file":     d.str(&l.AuthUsersFile, wantPath),
+		"allow_insecure_auth": d.boolean(&l.AllowInsecureAuth),
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,12 @@ func (c Config) WriteTOML(w io.Writer) error {
 		tw.int("max_recipients", l.MaxRecipients)
 		tw.str("bare_newline", l.BareNewline)
 		tw.str("transcript_dir", l.TranscriptDir)
+		tw.str("tls_cert", l.TLSCert)
+		tw.str("tls_key", l.TLSKey)
+		tw.bool("require_tls", l.RequireTLS)
+		tw.bool("implicit_tls", l.ImplicitTLS)
+		tw.str("auth_users_file", l.AuthUsersFile)
+		tw.bool("allow_insecure_auth", l.AllowInsecureAuth)
 	}
 	tw.header("[limits]")
 	tw.int("max_connections", c.Limits.MaxConnections)
@@ -34,6 +41,18 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("command", c.Timeouts.Command)
 	tw.dur("data_block", c.Timeouts.DataBlock)
 	tw.dur("data_total", c.Timeouts.DataTotal)
+	tw.header("[relay]")
+	tw.list("networks", prefixStrings(c.Relay.Networks))
+	tw.list("accept_domains", c.Relay.AcceptDomains)
+	tw.header("[relay.rate]")
+	tw.str("per_ip", FormatRate(c.Relay.PerIP))
+	tw.str("per_user", FormatRate(c.Relay.PerUser))
+	for _, r := range c.Relay.SenderRules {
+		tw.header("[[relay.sender_rule]]")
+		tw.list("networks", prefixStrings(r.Networks))
+		tw.list("users", r.Users)
+		tw.list("domains", r.Domains)
+	}
 	q := c.Queue
 	tw.header("[queue]")
 	tw.str("spool", q.Spool)
@@ -105,6 +124,9 @@ func (t *tomlWriter) header(h string)       { t.line("\n" + h) }
 func (t *tomlWriter) raw(key, v string)     { t.line(key + " = " + v) }
 func (t *tomlWriter) str(key, v string)     { t.raw(key, quote(v)) }
 func (t *tomlWriter) int(key string, v int) { t.raw(key, strconv.Itoa(v)) }
+func (t *tomlWriter) bool(key string, v bool) {
+	t.raw(key, strconv.FormatBool(v))
+}
 func (t *tomlWriter) dur(key string, v time.Duration) {
 	t.raw(key, quote(FormatDuration(v)))
 }
@@ -115,6 +137,15 @@ func (t *tomlWriter) list(key string, vs []string) {
 		q[i] = quote(v)
 	}
 	t.raw(key, "["+strings.Join(q, ", ")+"]")
+}
+
+// prefixStrings formats networks as ParseNetwork reads them back.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // quote formats s as a TOML basic string (TOML 1.0 §String): backslash,

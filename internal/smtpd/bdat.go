@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -64,7 +65,15 @@ func (ss *session) cmdBDAT(arg string) smtp.Reply {
 	}
 	ss.conn.setReadTimeout(ss.srv.cfg.Timeouts.Data, false)
 	if refuse != nil {
-		if _, err := io.CopyN(io.Discard, ss.r, size); err != nil {
+		// A refused chunk is still read, in at most DataTotal.
+		if ss.bdat == nil {
+			ss.conn.setReadLimit(time.Now().Add(ss.srv.cfg.Timeouts.DataTotal))
+		}
+		_, err := io.CopyN(io.Discard, ss.r, size)
+		if ss.bdat == nil {
+			ss.conn.setReadLimit(time.Time{})
+		}
+		if err != nil {
 			ss.readFailed()
 			ss.done = true
 			return smtp.Reply{}
@@ -105,6 +114,9 @@ func (ss *session) startBDAT() {
 		buf:    make([]byte, bufferSize),
 	}
 	ss.tx.Chunked = true
+	// The whole transfer, chunks and the BDAT commands between them, is
+	// bounded (slowloris); resetTransaction lifts the bound.
+	ss.conn.setReadLimit(time.Now().Add(cfg.Timeouts.DataTotal))
 	b.msg = ss.prepareMessage(pr)
 	ctx, env, body, store := ss.putContext(), b.msg.env, b.msg.body, ss.srv.store
 	go func() {

@@ -32,6 +32,10 @@ const (
 // Each is a deadline set before every read or write of that phase, so a
 // client that keeps sending is never cut off, and one that stalls is.
 type Timeouts struct {
+	// Greeting is how long the server waits for the client's first command
+	// after the greeting (and, on an implicit TLS listener, for the TLS
+	// handshake before it). 0 means Command.
+	Greeting time.Duration
 	// Command is how long the server waits for the next command line
 	// (RFC 5321 §4.5.3.2.7: at least 5 minutes).
 	Command time.Duration
@@ -39,6 +43,12 @@ type Timeouts struct {
 	// 354 reply or within a BDAT chunk (the client's "data block" time,
 	// RFC 5321 §4.5.3.2.5: 3 minutes).
 	Data time.Duration
+	// DataTotal bounds one whole DATA transfer, from the 354 reply to the
+	// final dot, or one BDAT transfer, from the first chunk to the end of
+	// the LAST one. Unlike Data it is not renewed by each read, so a
+	// client that sends a byte every few seconds (slowloris) is cut off
+	// with 421 4.4.2 once the transfer has taken DataTotal.
+	DataTotal time.Duration
 	// Write is how long sending one flush of replies may take.
 	Write time.Duration
 }
@@ -133,6 +143,13 @@ type Config struct {
 	TrustAuthParam func(user, mailbox string) bool
 }
 
+// defaultTimeouts are the server's timeouts unless told otherwise: the
+// RFC 5321 §4.5.3.2 minimums, and half an hour for a whole transfer.
+func defaultTimeouts() Timeouts {
+	return Timeouts{Greeting: 5 * time.Minute, Command: 5 * time.Minute, Data: 3 * time.Minute,
+		DataTotal: 30 * time.Minute, Write: 5 * time.Minute}
+}
+
 // DefaultConfig returns the configuration Ferry's listener uses unless told
 // otherwise.
 func DefaultConfig() Config {
@@ -146,7 +163,7 @@ func DefaultConfig() Config {
 		MaxReceived:            100,
 		BareNewline:            smtp.BareNormalize,
 		ForbidUnauthPipelining: true,
-		Timeouts:               Timeouts{Command: 5 * time.Minute, Data: 3 * time.Minute, Write: 5 * time.Minute},
+		Timeouts:               defaultTimeouts(),
 		MaxConnections:         10000,
 		MaxConnectionsPerIP:    50,
 		AuthFailureDelay:       time.Second,
@@ -235,6 +252,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeouts.Data == 0 {
 		c.Timeouts.Data = d.Timeouts.Data
+	}
+	if c.Timeouts.Greeting == 0 {
+		c.Timeouts.Greeting = c.Timeouts.Command
+	}
+	if c.Timeouts.DataTotal == 0 {
+		c.Timeouts.DataTotal = d.Timeouts.DataTotal
 	}
 	if c.Timeouts.Write == 0 {
 		c.Timeouts.Write = d.Timeouts.Write

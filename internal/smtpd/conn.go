@@ -26,6 +26,9 @@ type idleConn struct {
 	mu           sync.Mutex
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	// readLimit, when not zero, is a deadline no read may pass whatever
+	// readTimeout allows: the end of a DATA or BDAT transfer's total time.
+	readLimit time.Time
 	// interruptible is set while the session waits for a command outside a
 	// transaction; Shutdown may then end the wait at once.
 	interruptible bool
@@ -42,7 +45,11 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		c.readErr = errInterrupted
 		return 0, errInterrupted
 	}
-	err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+	deadline := time.Now().Add(c.readTimeout)
+	if !c.readLimit.IsZero() && c.readLimit.Before(deadline) {
+		deadline = c.readLimit
+	}
+	err := c.Conn.SetReadDeadline(deadline)
 	c.mu.Unlock()
 	if err != nil {
 		c.readErr = err
@@ -69,6 +76,14 @@ func (c *idleConn) setReadTimeout(d time.Duration, interruptible bool) {
 	c.mu.Lock()
 	c.readTimeout = d
 	c.interruptible = interruptible
+	c.mu.Unlock()
+}
+
+// setReadLimit sets a deadline that no read may pass, however recent the
+// last one was; the zero Time removes it.
+func (c *idleConn) setReadLimit(t time.Time) {
+	c.mu.Lock()
+	c.readLimit = t
 	c.mu.Unlock()
 }
 

@@ -48,6 +48,9 @@ func (ss *session) cmdData(arg string) smtp.Reply {
 	}
 	cfg := &ss.srv.cfg
 	ss.conn.setReadTimeout(cfg.Timeouts.Data, false)
+	// The whole transfer is bounded too, not only each read (slowloris);
+	// resetTransaction lifts the bound.
+	ss.conn.setReadLimit(time.Now().Add(cfg.Timeouts.DataTotal))
 	content := smtp.NewDataReader(ss.r, smtp.DataOptions{MaxSize: cfg.MaxMessageSize, Bare: cfg.BareNewline})
 	return ss.store(content)
 }

@@ -17,10 +17,15 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte("EHLO x\r\n"))
 	f.Add([]byte("MAIL FROM:<a@b.example> SIZE=10\r\nBDAT 3 LAST\r\nabc"))
 	f.Add([]byte("DATA\r\nx\n.\nMAIL FROM:<e@f>\r\n.\r\nQUIT\r\n"))
+	f.Add([]byte("EHLO x\r\nAUTH LOGIN\r\nYm9i\r\naHVudGVyMg==\r\nMAIL FROM:<a@b.example> AUTH=bob\r\n"))
+	f.Add([]byte("EHLO x\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN AGJvYgBodW50ZXIy\r\nAUTH PLAIN =\r\n"))
 	f.Fuzz(func(t *testing.T, input []byte) {
 		cfg := testConfig()
 		cfg.Timeouts = Timeouts{Command: 2 * time.Second, Data: 2 * time.Second, Write: 2 * time.Second}
 		cfg.MaxMessageSize = 1 << 16
+		cfg.Auth = testUsers{"bob": "hunter2"}
+		cfg.AllowInsecureAuth = true
+		cfg.AuthFailureDelay = -1
 		store := &memStore{}
 		srv := New(cfg, store, nil)
 		cli, conn := net.Pipe()

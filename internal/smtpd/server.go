@@ -132,7 +132,7 @@ func (s *Server) Serve(l net.Listener) error {
 // connection limit is reached.
 func (s *Server) admit(c net.Conn) {
 	ip := remoteIP(c.RemoteAddr())
-	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Command, writeTimeout: s.cfg.Timeouts.Write}
+	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Greeting, writeTimeout: s.cfg.Timeouts.Write}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

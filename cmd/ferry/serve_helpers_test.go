@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writeCert writes a fresh self-signed certificate for 127.0.0.1 and its key
+// to certFile and keyFile, and returns the certificate.
+func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "relay.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"relay.test"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// syncBuffer is a buffer written by one goroutine and read by another.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls b until it contains s, for at most 10 seconds.
+func waitFor(t *testing.T, b *syncBuffer, s string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out := b.String(); strings.Contains(out, s) {
+			return out
+		}
+	}
+	t.Fatalf("no %q within 10s; got:\n%s", s, b.String())
+	return ""
+}
+
+// smtpClient is a minimal client for the serve test.
+type smtpClient struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func (c *smtpClient) cmd(line string) string {
+	c.t.Helper()
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if line != "" {
+		if _, err := io.WriteString(c.conn, line+"\r\n"); err != nil {
+			c.t.Fatalf("send %q: %v", line, err)
+		}
+	}
+	var reply strings.Builder
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("after %q: %v (read %q)", line, err, reply.String())
+		}
+		reply.WriteString(l)
+		if len(l) < 4 || l[3] != '-' {
+			return reply.String()
+		}
+	}
+}
+
+// startTLS runs STARTTLS and returns the certificate the server showed.
+func (c *smtpClient) startTLS(roots *x509.CertPool) *x509.Certificate {
+	c.t.Helper()
+	if r := c.cmd("STARTTLS"); !strings.HasPrefix(r, "220 ") {
+		c.t.Fatalf("STARTTLS: %q", r)
+	}
+	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "relay.test"})
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return tc.ConnectionState().PeerCertificates[0]
+}
+
+func dialSMTP(t *testing.T, addr string) *smtpClient {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &smtpClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	if r := c.cmd(""); !strings.HasPrefix(r, "220 relay.test ") {
+		t.Fatalf("greeting %q", r)
+	}
+	return c
+}
