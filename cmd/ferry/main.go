@@ -28,6 +28,10 @@ func subcommands() map[string]subcommand {
 		"convert": {"convert a message to 7-bit MIME losslessly (a filter)", runConvert},
 		"probe":   {"connect to a next hop and show what it offers and what Ferry would do", runProbe},
 		"passwd":  {"print a user file line (bcrypt or argon2id hash) for SMTP AUTH", runPasswd},
+		"queue":   {"list, show, hold, release, retry, delete or bounce queued messages of a running server", runQueue},
+		"explain": {"say in plain words what Ferry would do with a message for a recipient, and why", runExplain},
+		"log":     {"print a queued message's whole history from the mail log", runLog},
+		"bench":   {"drive an SMTP server with load; count what arrives at a sink", runBench},
 	}
 }
 

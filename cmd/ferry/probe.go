@@ -79,6 +79,10 @@ type probeReport struct {
 	TLS      *probeTLS      `json:"tls,omitempty"`
 	Plans    []probePlan    `json:"plans"`
 	Error    string         `json:"error,omitempty"`
+	// hop is the session as the hop-capability cache would record it,
+	// set once EHLO (and STARTTLS, when tried) succeeded; "ferry explain"
+	// plans with it.
+	hop *deliver.HopInfo
 }
 
 func runProbe(args []string, stdout, stderr io.Writer) int {
@@ -197,6 +201,10 @@ func probe(ctx context.Context, t route.Target, name string, tryTLS bool, roots 
 		if err := c.StartTLS(ctx, cfg); err != nil {
 			rep.TLS.Error = err.Error()
 			rep.Plans = plans(c.Extensions())
+			if !c.Broken() {
+				hi := deliver.HopInfoOf(c, time.Now())
+				rep.hop = &hi
+			}
 			return rep
 		}
 		st, _ := c.TLS()
@@ -226,6 +234,8 @@ func probe(ctx context.Context, t route.Target, name string, tryTLS bool, roots 
 		rep.TLS = &probeTLS{Offered: false}
 	}
 	rep.Plans = plans(c.Extensions())
+	hi := deliver.HopInfoOf(c, time.Now())
+	rep.hop = &hi
 	return rep
 }
 

@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/admin"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/queue"
@@ -119,6 +122,8 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	metrics := admin.NewMetrics()
+	logger = slog.New(metrics.Handler(logger.Handler()))
 	policy, err := buildAccess(cfg, f)
 	if err != nil {
 		return err
@@ -138,13 +143,23 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	if err := os.MkdirAll(cfg.Queue.Spool, 0o700); err != nil {
 		return fmt.Errorf("creating spool: %w", err)
 	}
-	q, err := queue.Open(queueConfig(cfg, logger))
+	reportPut := newPutLater()
+	notifier, err := newNotifier(cfg, logger, reportPut.Put)
+	if err != nil {
+		return fmt.Errorf("delivery status notifications: %w", err)
+	}
+	qc := queueConfig(cfg, logger)
+	qc.OnEvent = notifier.OnEvent
+	q, err := queue.Open(qc)
 	if err != nil {
 		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
 	}
 	defer q.Close()
 
-	agent, err := deliver.NewAgent(q, deliverConfig(cfg, table, logger))
+	reportPut.set(q.Put)
+	dc := deliverConfig(cfg, table, logger)
+	dc.OnRelayed = notifier.Relayed
+	agent, err := deliver.NewAgent(q, dc)
 	if err != nil {
 		return fmt.Errorf("starting delivery: %w", err)
 	}
@@ -171,6 +186,41 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(servers)+1)
+	var serving atomic.Int32
+	var ready atomic.Bool
+	var adminSrv *http.Server
+	if cfg.Admin.Address != "" {
+		aln, err := admin.Listen(cfg.Admin.Address)
+		if err != nil {
+			for _, o := range listeners {
+				o.Close()
+			}
+			return err
+		}
+		h := admin.New(admin.Options{Queue: q, Hops: agent.Hops(), Routes: table, Metrics: metrics, Logger: logger,
+			Spool: cfg.Queue.Spool,
+			Listeners: func() error {
+				if n := int(serving.Load()); n != len(servers) {
+					return fmt.Errorf("%d of %d SMTP listeners up", n, len(servers))
+				}
+				return nil
+			},
+			Ready: func() error {
+				if !ready.Load() {
+					return errors.New("starting or shutting down")
+				}
+				return nil
+			}})
+		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go adminSrv.Serve(aln)
+		addr := admin.ListenerAddr(aln)
+		if err := admin.WriteAddrFile(cfg.Queue.Spool, addr); err != nil {
+			logger.Warn("admin address file", "err", err)
+		}
+		defer admin.RemoveAddrFile(cfg.Queue.Spool)
+		logger.Info("admin API listening", "addr", addr)
+		fmt.Fprintf(stdout, "ferry serve: admin API on %s\n", addr)
+	}
 	deliverCtx, stopDeliver := context.WithCancel(context.Background())
 	defer stopDeliver()
 	wg.Add(1)
@@ -182,8 +232,10 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	}()
 	for i, s := range servers {
 		wg.Add(1)
+		serving.Add(1)
 		go func(s *smtpd.Server, ln net.Listener) {
 			defer wg.Done()
+			defer serving.Add(-1)
 			if err := s.Serve(ln); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
 				errc <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
 			}
@@ -193,6 +245,7 @@ func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Lo
 	}
 	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
 
+	ready.Store(true)
 	var runErr error
 wait:
 	for {
@@ -207,8 +260,12 @@ wait:
 			reloadFiles(reloaders, logger)
 		}
 	}
+	ready.Store(false)
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if adminSrv != nil {
+		defer adminSrv.Shutdown(context.Background())
+	}
 	for _, s := range servers {
 		if err := s.Shutdown(shutCtx); err != nil {
 			logger.Warn("listener shutdown", "err", err)

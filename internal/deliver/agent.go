@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -68,6 +69,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// OnRelayed, when set, is called after recipients that asked for
+	// NOTIFY=SUCCESS were accepted by a next hop without the DSN extension,
+	// so that the sender gets an "Action: relayed" report (RFC 3461
+	// §5.2.2). rcpts are indexes into env.Rcpts; body opens the message.
+	OnRelayed func(env *smtp.Envelope, rcpts []int, remoteMTA string, reply smtp.Reply, body func() (io.ReadCloser, error))
 }
 
 // Replies for connection-level failures. All defer: the hop may be back or
@@ -315,6 +321,20 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	if conv, ok := s.c.LastConversion(); ok {
 		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", it.Env.ID, relay, conv.Summary),
 			"event", "converted", "id", it.Env.ID, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
+	}
+	if plan.RelayedDSN && a.cfg.OnRelayed != nil {
+		// Before the outcomes are recorded: the last one finishes the
+		// message, and the report returns its headers.
+		var relayed []int
+		var relayedReply smtp.Reply
+		for i, idx := range it.Rcpts {
+			if classify(replies[i]) == queue.Sent {
+				relayed, relayedReply = append(relayed, idx), replies[i]
+			}
+		}
+		if len(relayed) > 0 {
+			a.cfg.OnRelayed(it.Env, relayed, relay, relayedReply, it.Body)
+		}
 	}
 	for i, idx := range it.Rcpts {
 		a.report(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String())

@@ -26,6 +26,9 @@ type MessageNeeds struct {
 	UTF8LocalPart bool
 	// UTF8Headers: a header field holds octets > 127.
 	UTF8Headers bool
+	// UTF8HeaderAddress: such octets sit where no RFC 2047 encoded-word
+	// may go (an addr-spec), so no conversion can make the header 7-bit.
+	UTF8HeaderAddress bool
 	// DKIMSigned: the header holds a DKIM-Signature field.
 	DKIMSigned bool
 	// DSN: the envelope has RET, ENVID, NOTIFY or ORCPT parameters.
@@ -127,6 +130,14 @@ func ReplyUTF8Headers() smtp.Reply {
 	return smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: next hop does not support SMTPUTF8")
 }
 
+// ReplyHeaderNeeds8Bit returns the reply for this case: the header has
+// UTF-8 in an address, which only SMTPUTF8 can carry, and the hop offers
+// SMTPUTF8 but not 8BITMIME (which RFC 6531 §3.1 requires alongside it), so
+// the message can neither go as it is nor be converted (RFC 3463 X.6.3).
+func ReplyHeaderNeeds8Bit() smtp.Reply {
+	return smtp.NewReply(554, smtp.EnhConvRequired, "Conversion required but not possible: a header address is UTF-8 and the next hop does not offer 8BITMIME")
+}
+
 // ReplyRequireTLS returns the reply for this case: the sender asked for REQUIRETLS and the hop does
 // not offer it (RFC 8689 §5); deferred, failing with 5.7.30 at expiry.
 func ReplyRequireTLS() smtp.Reply {
@@ -207,6 +218,14 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		// 7-bit content: no BODY= at all; long lines are never legal
 		// on the wire and are always encoded.
 		p.Convert = needs.LongLines
+	}
+	if p.Convert && !p.Allow8Bit && needs.UTF8HeaderAddress {
+		return p, reply(ReplyHeaderNeeds8Bit())
+	}
+	if p.Convert && p.Size > 0 {
+		// SIZE= is an estimate (RFC 1870 §3): declare what base64 would
+		// make of the whole message, 4/3 plus a CRLF per 76 columns.
+		p.Size = p.Size*4/3 + p.Size/57*2
 	}
 	if p.Convert && needs.DKIMSigned && pol.DKIMSigned == route.Bounce {
 		return p, reply(ReplyDKIMConversionRefused())

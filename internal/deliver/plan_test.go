@@ -43,7 +43,10 @@ func TestPlan(t *testing.T) {
 
 		// Row 1: 8BITMIME.
 		{name: "8bit to 8BITMIME hop", needs: MessageNeeds{EightBit: true, Size: 5}, ext: ext("8BITMIME"), want: "body=8BITMIME, DATA"},
-		{name: "8bit to Domino converts", needs: MessageNeeds{EightBit: true, Size: 5}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=5"},
+		{name: "8bit to Domino converts", needs: MessageNeeds{EightBit: true, Size: 5}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=6"},
+		{name: "converted SIZE= estimates base64", needs: MessageNeeds{EightBit: true, Size: 5700}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=7800"},
+		{name: "UTF-8 header address to SMTPUTF8 hop without 8BITMIME", needs: MessageNeeds{EightBit: true, SMTPUTF8: true, UTF8Headers: true, UTF8HeaderAddress: true}, ext: ext("SMTPUTF8"), reply: "554 5.6.3"},
+		{name: "UTF-8 header address to SMTPUTF8 hop with 8BITMIME", needs: MessageNeeds{EightBit: true, SMTPUTF8: true, UTF8Headers: true, UTF8HeaderAddress: true}, ext: ext("SMTPUTF8", "8BITMIME"), want: "body=8BITMIME, DATA, smtputf8"},
 		{name: "8bit to Domino bounce policy", needs: MessageNeeds{EightBit: true}, ext: domino, pol: bounce, reply: "554 5.6.3"},
 		{name: "8bit bounce policy irrelevant with 8BITMIME", needs: MessageNeeds{EightBit: true}, ext: ext("8BITMIME"), pol: bounce, want: "body=8BITMIME, DATA"},
 		{name: "8bit discarded 8BITMIME keyword (not in ext)", needs: MessageNeeds{EightBit: true}, ext: ext("CHUNKING", "BINARYMIME"), want: "body=8BITMIME→7BIT converted, DATA"},

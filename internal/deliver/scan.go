@@ -11,15 +11,16 @@ import (
 // REQUIRETLS and the size.
 func NeedsOf(env *smtp.Envelope, rcpts []int, scan downgrade.Needs, size int64) MessageNeeds {
 	n := MessageNeeds{
-		EightBit:    scan.EightBit,
-		Binary:      scan.NUL || scan.BareCR || scan.BareLF,
-		LongLines:   scan.LongLines,
-		UTF8Headers: scan.HeaderEightBit,
-		DKIMSigned:  scan.DKIMSigned,
-		SMTPUTF8:    env.SMTPUTF8,
-		RequireTLS:  env.RequireTLS,
-		Size:        size,
-		DSN:         env.Ret != smtp.ReturnNone || env.EnvID != "",
+		EightBit:          scan.EightBit,
+		Binary:            scan.NUL || scan.BareCR || scan.BareLF,
+		LongLines:         scan.LongLines,
+		UTF8Headers:       scan.HeaderEightBit,
+		UTF8HeaderAddress: scan.NeedsSMTPUTF8,
+		DKIMSigned:        scan.DKIMSigned,
+		SMTPUTF8:          env.SMTPUTF8,
+		RequireTLS:        env.RequireTLS,
+		Size:              size,
+		DSN:               env.Ret != smtp.ReturnNone || env.EnvID != "",
 	}
 	check := func(p smtp.Path) {
 		if !isASCII(p.LocalPart) {

@@ -139,8 +139,8 @@ func writeStatus(b *bytes.Buffer, r *Report, global bool) {
 		writeField(b, "Final-Recipient", addrField(rc.Addr, global))
 		writeField(b, "Action", r.Kind.String())
 		writeField(b, "Status", string(rc.Status(r.Kind)))
-		if h := remoteHost(rc.RemoteMTA); h != "" {
-			writeField(b, "Remote-MTA", "dns; "+cleanText(h, global))
+		if h := remoteName(rc.RemoteMTA, global); h != "" {
+			writeField(b, "Remote-MTA", "dns; "+h)
 		}
 		if rc.Reply.Code != 0 {
 			writeField(b, "Diagnostic-Code", "smtp; "+replyText(rc.Reply, global))
@@ -224,4 +224,9 @@ func isMessageID(s string) bool {
 		}
 	}
 	return strings.Count(s, "@") == 1
+}
+
+// remoteName returns the next hop's name as the report shows it, or "".
+func remoteName(mta string, utf8OK bool) string {
+	return strings.Join(strings.Fields(cleanText(remoteHost(mta), utf8OK)), "")
 }

@@ -86,7 +86,7 @@ type goldenCase struct {
 func goldenCases() []goldenCase {
 	rep := func(k Kind, env *smtp.Envelope, rcpts ...Recipient) Report {
 		return Report{Kind: k, ReportingMTA: "relay.example.com", Env: env, Rcpts: rcpts, Date: tReport,
-			MessageID: "0K3V9QH6R2ABC." + k.String() + ".1@relay.example.com"}
+			MessageID: reportMessageID(env.ID, k)}
 	}
 	userUnknown := Recipient{Index: 0, Addr: path("bob", "example.org"),
 		Reply: smtp.NewReply(550, "5.1.1", "<bob@example.org>: Recipient address rejected:",
@@ -96,7 +96,8 @@ func goldenCases() []goldenCase {
 		Reply:     smtp.NewReply(554, "5.6.3", "Conversion required and prohibited: next hop lacks 8BITMIME"),
 		RemoteMTA: "domino.legacy.example[203.0.113.9]:25", LastAttempt: tReport.Add(-2 * time.Second)}
 	expired := Recipient{Index: 2, Addr: path("dave", "example.org"), Expired: true,
-		Reply:     smtp.NewReply(451, "4.7.1", "Greylisted, please try again later"),
+		Reply: smtp.NewReply(451, "4.4.7",
+			"Message expired after 5 days; last reply: 451 4.7.1 Greylisted, please try again later"),
 		RemoteMTA: "mx2.example.org[198.51.100.26]:25", LastAttempt: tReport.Add(-25 * time.Minute)}
 	deferred := Recipient{Index: 2, Addr: path("dave", "example.org"),
 		Reply:     smtp.NewReply(452, "", "Mailbox temporarily over quota"),
@@ -148,4 +149,12 @@ func goldenCases() []goldenCase {
 		RemoteMTA: "[198.51.100.30]:25"})
 	cases = append(cases, goldenCase{"failed_no_enhanced_no_body", noEnh, ""})
 	return cases
+}
+
+// reportMessageID is the Message-ID a Notifier gives a report (token "1").
+func reportMessageID(id string, k Kind) string {
+	if k == Failed || k == Delayed {
+		return id + "." + k.String() + "@relay.example.com"
+	}
+	return id + "." + k.String() + ".1@relay.example.com"
 }

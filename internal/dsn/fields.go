@@ -148,26 +148,29 @@ func isAtomText(s string) bool {
 }
 
 // envIDField returns the Original-Envelope-Id value for an ENVID: as given
-// when it is printable ASCII, and as xtext (RFC 3461 §4) otherwise.
+// when it is printable ASCII without white space, and as xtext (RFC 3461
+// §4, the form it had on the MAIL command) otherwise.
 func envIDField(id string) string {
 	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < ' ' || c > '~' {
+		if c := id[i]; c <= ' ' || c > '~' {
 			return smtp.EncodeXtext(id)
 		}
 	}
-	return strings.TrimSpace(id)
+	return id
 }
 
-// writeField writes "Name: value" CRLF, folding at white space so that lines
-// stay within maxLine octets where possible. A run without white space
-// longer than hardLine is broken with inserted folding white space, so no
-// line ever comes near the 998-octet limit. value must be free of CR and LF.
+// writeField writes "Name: value" CRLF, folding at spaces so that lines
+// stay within maxLine octets where possible (RFC 5322 §2.2.3). Every space
+// is kept, so unfolding gives the value back exactly (a quoted local part
+// may hold several in a row), and no folded line is white space only. A run
+// without spaces longer than hardLine is broken with inserted folding white
+// space, so no line comes near the 998-octet limit. value must be free of
+// CR and LF.
 func writeField(b *bytes.Buffer, name, value string) {
-	line := name + ":"
-	col := len(line)
-	b.WriteString(line)
-	words := strings.Fields(value)
-	for _, w := range words {
+	b.WriteString(name)
+	b.WriteByte(':')
+	col := len(name) + 1
+	for _, w := range strings.Split(value, " ") {
 		for len(w) > hardLine {
 			cut := runeCut(w, hardLine)
 			b.WriteString("\r\n ")
@@ -175,7 +178,7 @@ func writeField(b *bytes.Buffer, name, value string) {
 			col = 1 + cut
 			w = w[cut:]
 		}
-		if col+1+len(w) > maxLine && col > len(name)+1 {
+		if w != "" && col+1+len(w) > maxLine && col > len(name)+1 {
 			b.WriteString("\r\n")
 			col = 0
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden reports in testdata/golden")
@@ -37,6 +38,13 @@ func TestGolden(t *testing.T) {
 	for _, c := range goldenCases() {
 		t.Run(c.name, func(t *testing.T) {
 			got := c.build(t)
+			// RFC 5322 §2.1.1: lines SHOULD be at most 78
+			// characters; these inputs allow it everywhere.
+			for i, line := range strings.Split(string(got), "\r\n") {
+				if n := utf8.RuneCountInString(line); n > 78 {
+					t.Errorf("line %d has %d characters: %q", i+1, n, line)
+				}
+			}
 			file := filepath.Join("testdata", "golden", c.name+".eml")
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {

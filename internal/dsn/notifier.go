@@ -19,9 +19,14 @@ import (
 
 // Notifier defaults.
 const (
+	// DefaultDelayWarning is how old a message must be before a
+	// deferral produces a delay report (Postfix's delay_warning_time is
+	// off by default; Sendmail warns after 4 hours).
 	DefaultDelayWarning = 4 * time.Hour
-	DefaultLifetime     = 120 * time.Hour
-	defaultPutTimeout   = time.Minute
+	// DefaultLifetime is the queue's default message lifetime, used for
+	// Will-Retry-Until when NotifierConfig.Lifetime is zero.
+	DefaultLifetime   = 120 * time.Hour
+	defaultPutTimeout = time.Minute
 	// maxWarned bounds the set of messages already warned about; past it,
 	// entries older than the lifetime are dropped.
 	maxWarned = 10000
@@ -60,8 +65,8 @@ type NotifierConfig struct {
 	// Logger receives one "dsn" line per report queued and one
 	// "dsn-suppressed" line per report not sent (default slog.Default()).
 	Logger *slog.Logger
-	// NewToken returns a string unique to each report for its Message-ID
-	// (default: random hex and a counter). Tests fix it.
+	// NewToken returns a string unique to each success report for its
+	// Message-ID (default: random hex and a counter). Tests fix it.
 	NewToken func() string
 }
 
@@ -189,11 +194,18 @@ func (n *Notifier) finished(ev queue.Event) {
 
 // delayed sends the delay report of a message once.
 func (n *Notifier) delayed(ev queue.Event) {
-	if n.cfg.DelayWarning < 0 || ev.Env.From.IsNull() {
-		return // no delay reports at all, or never for a bounce
+	if n.cfg.DelayWarning < 0 {
+		return // delay reports are switched off
 	}
 	now := n.cfg.Clock()
 	if now.Sub(ev.Env.Arrival) < n.cfg.DelayWarning {
+		return
+	}
+	if ev.Env.From.IsNull() {
+		// Never a report about a report (RFC 3461 §6.2); say so once.
+		if n.claimWarning(ev.ID, now) {
+			n.suppressed(ev.ID, Delayed, statusAddrs(ev.Rcpts), "null reverse path")
+		}
 		return
 	}
 	var rcpts []Recipient
@@ -346,13 +358,21 @@ func (n *Notifier) build(r Report, id string, body func() (io.ReadCloser, error)
 	return msg, err
 }
 
-// messageID returns a new report Message-ID (without angle brackets).
+// messageID returns the report's Message-ID (without angle brackets). A
+// message has at most one failure and one delay report, so those are named
+// after the queue ID and kind alone: a report sent again after a crash (an
+// EventFinished delivered again at start, Event.Recovered) then carries the
+// same Message-ID and mail readers show it once. Success reports, which a
+// message may get from several next hops, add a unique token.
 func (n *Notifier) messageID(id string, k Kind) string {
 	var b strings.Builder
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' {
 			b.WriteByte(c)
 		}
+	}
+	if b.Len() > 0 && (k == Failed || k == Delayed) {
+		return fmt.Sprintf("%s.%s@%s", b.String(), k.String(), n.cfg.ReportingMTA)
 	}
 	if b.Len() == 0 {
 		b.WriteString("msg")
@@ -401,17 +421,19 @@ func rcptNotify(env *smtp.Envelope, i int) smtp.Notify {
 	return env.Rcpts[i].Notify
 }
 
-// fromStatus converts a queue recipient status. For an expired recipient the
-// last answered attempt supplies the reply and remote MTA, since the
-// queue's own expiry reply is not what the next hop said.
+// fromStatus converts a queue recipient status. An expired recipient keeps
+// the queue's expiry reply (4.4.7, whose text quotes the last reply), which
+// is the only record of the final attempt's reply; its Remote-MTA and
+// Last-Attempt-Date come from the latest attempt that reached a next hop,
+// since expiry found at lease time is no attempt at all.
 func fromStatus(st queue.RcptStatus) Recipient {
 	rc := Recipient{Index: st.Index, Addr: st.Addr, Reply: st.LastReply, RemoteMTA: st.RemoteMTA,
 		LastAttempt: st.LastAttempt, Expired: st.Expired}
-	if st.Expired {
-		rc.Reply, rc.RemoteMTA, rc.LastAttempt = smtp.Reply{}, "", time.Time{}
+	if st.Expired && len(st.History) > 0 {
+		rc.RemoteMTA, rc.LastAttempt = "", time.Time{}
 		for i := len(st.History) - 1; i >= 0; i-- {
-			if a := st.History[i]; !a.Expired && a.Reply.Code != 0 {
-				rc.Reply, rc.RemoteMTA, rc.LastAttempt = a.Reply, a.RemoteMTA, a.At
+			if a := st.History[i]; a.RemoteMTA != "" {
+				rc.RemoteMTA, rc.LastAttempt = a.RemoteMTA, a.At
 				break
 			}
 		}
@@ -421,6 +443,15 @@ func fromStatus(st queue.RcptStatus) Recipient {
 
 // addrs lists the recipients' addresses.
 func addrs(rcpts []Recipient) []string {
+	s := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		s[i] = r.Addr.Address()
+	}
+	return s
+}
+
+// statusAddrs lists the addresses of queue recipient statuses.
+func statusAddrs(rcpts []queue.RcptStatus) []string {
 	s := make([]string, len(rcpts))
 	for i, r := range rcpts {
 		s[i] = r.Addr.Address()

@@ -1,10 +1,3 @@
-// Package dsn builds Ferry's delivery status notifications: RFC 6522
-// multipart/report messages of report-type delivery-status carrying a short
-// plain-English explanation, an RFC 3464 message/delivery-status part and the
-// returned message (RFC 6533 message/global-delivery-status and
-// message/global for internationalised mail). Build makes one report; the
-// Notifier decides from queue events which reports the NOTIFY rules of RFC
-// 3461 call for and queues them with the null reverse path.
 package dsn
 
 import (
@@ -141,13 +134,14 @@ func (r Recipient) Status(k Kind) smtp.EnhancedCode {
 			// A TLS failure that outlived the message (a
 			// tls=required route whose hop never offered TLS or
 			// failed the handshake) becomes permanent: 4.7.10 →
-			// 5.7.10, 4.7.5 → 5.7.5 (RFC 5248).
-			// Anything else is X.4.7, delivery time expired (RFC
-			// 3463 §3.5), kept in class 4 as the queue records
-			// it; the last reply goes to Diagnostic-Code.
-			if code == "4.7.10" || code == "4.7.5" {
+			// 5.7.10, 4.7.5 → 5.7.5 (RFC 5248); a permanent code
+			// the queue chose stays. Anything else is X.4.7,
+			// delivery time expired (RFC 3463 §3.5), kept in
+			// class 4 as the queue records it.
+			switch {
+			case code == "4.7.10" || code == "4.7.5":
 				code = code.WithClass(5)
-			} else {
+			case r.Reply.Enhanced.Class() != 5:
 				code = smtp.EnhExpired
 			}
 		} else if code.Class() != 4 && code.Class() != 5 {

@@ -1,11 +1,10 @@
 package dsn
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
-	"net/textproto"
+	"net/mail"
 	"strings"
 	"unicode/utf8"
 
@@ -75,12 +74,23 @@ func readReturned(r *Report, original io.Reader, global bool) (returnedPart, err
 	if err != nil {
 		return returnedPart{}, fmt.Errorf("dsn: read original message: %w", err)
 	}
+	if len(data) == 0 {
+		return returnedPart{}, nil // an empty message: nothing to return
+	}
 	complete := int64(len(data)) <= readLimit
-	hdr := headerSection(data, complete)
+	hdr, bodyStart, blank := headerSection(data, complete)
 	p := returnedPart{messageID: originalMessageID(hdr)}
 	if wantFull {
 		if complete && int64(len(data)) <= limit {
-			if full, ok := carriable(data, global, false); ok {
+			whole := data
+			if !blank && bodyStart < len(data) {
+				// A line that is not a header field ends the
+				// header: insert the blank line it lacks, as
+				// the downgrade package repairs it, so that
+				// the returned message parses.
+				whole = append(append(append([]byte(nil), data[:bodyStart]...), '\r', '\n'), data[bodyStart:]...)
+			}
+			if full, ok := carriable(whole, global, false); ok {
 				p.kind, p.data = returnFull, full
 				p.eightBit = hasEightBit(full)
 				return p, nil
@@ -90,8 +100,12 @@ func readReturned(r *Report, original io.Reader, global bool) (returnedPart, err
 			p.note = fmt.Sprintf("Your message was larger than %s, so only its headers are attached.", sizeText(limit))
 		}
 	}
+	if len(hdr) == 0 {
+		p.note = "Your message had no header to attach."
+		return p, nil
+	}
 	h, ok := carriable(hdr, global, true)
-	if !ok || len(h) == 0 {
+	if !ok {
 		p.note = "The headers of your message could not be attached: they are not valid for this kind of report."
 		return p, nil
 	}
@@ -100,31 +114,52 @@ func readReturned(r *Report, original io.Reader, global bool) (returnedPart, err
 	return p, nil
 }
 
-// headerSection returns the header section at the start of msg, ending in
-// the last header line's line end. When msg is incomplete and shows no end
-// of the header, the header is cut at the last line end within
-// maxHeaderReturn octets.
-func headerSection(msg []byte, complete bool) []byte {
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 && i+2 <= maxHeaderReturn {
-		return msg[:i+2]
-	}
-	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 && i+1 <= maxHeaderReturn {
-		return msg[:i+1]
-	}
-	if bytes.HasPrefix(msg, []byte("\r\n")) || bytes.HasPrefix(msg, []byte("\n")) {
-		return nil // an empty header section
-	}
-	h := msg
-	if len(h) > maxHeaderReturn {
-		h, complete = h[:maxHeaderReturn], false
-	}
-	if !complete {
-		if i := bytes.LastIndexByte(h, '\n'); i >= 0 {
-			return h[:i+1]
+// headerSection finds the header section at the start of msg: the lines up
+// to the blank line, or up to the first line that is neither a header field
+// (RFC 5322 §2.2: field name of printable ASCII other than ":", then ":")
+// nor a continuation of one. It returns the section, ending in its last line
+// end, and the offset where the body begins; blank says a blank line ends
+// the section. When msg is incomplete (cut at the read limit) a last line
+// without its line end is left out; the section is also cut at a line end
+// within maxHeaderReturn octets.
+func headerSection(msg []byte, complete bool) (hdr []byte, body int, blank bool) {
+	off := 0
+	for off < len(msg) && off < maxHeaderReturn {
+		nl := bytes.IndexByte(msg[off:], '\n')
+		if nl < 0 {
+			if !complete || !isHeaderLine(msg[off:], off == 0) {
+				return msg[:off], off, false
+			}
+			return msg, len(msg), false
 		}
-		return nil
+		line := bytes.TrimSuffix(msg[off:off+nl], []byte("\r"))
+		if len(line) == 0 {
+			return msg[:off], off + nl + 1, true
+		}
+		if !isHeaderLine(line, off == 0) || off+nl+1 > maxHeaderReturn {
+			return msg[:off], off, false
+		}
+		off += nl + 1
 	}
-	return h
+	return msg[:off], off, false
+}
+
+// isHeaderLine reports whether line (without its line end) is a header
+// field or, unless first, the continuation of one.
+func isHeaderLine(line []byte, first bool) bool {
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		return !first
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return false
+	}
+	for _, c := range line[:colon] {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }
 
 // carriable returns data in a form the report can carry: as it is when it
@@ -211,12 +246,11 @@ func originalMessageID(hdr []byte) string {
 	if len(hdr) == 0 {
 		return ""
 	}
-	tp := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n"))))
-	h, err := tp.ReadMIMEHeader()
-	if err != nil && len(h) == 0 {
+	m, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n")))
+	if err != nil {
 		return ""
 	}
-	id := strings.TrimSpace(h.Get("Message-Id"))
+	id := strings.TrimSpace(m.Header.Get("Message-Id"))
 	if len(id) < 5 || len(id) > 250 || id[0] != '<' || id[len(id)-1] != '>' || !strings.Contains(id, "@") {
 		return ""
 	}

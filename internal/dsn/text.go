@@ -42,14 +42,22 @@ func writeText(b *bytes.Buffer, r *Report, utf8OK bool, returned returnedPart) {
 	}
 	for _, rc := range r.Rcpts {
 		b.WriteString("\r\n")
-		p("<" + cleanText(rc.Addr.Address(), utf8OK) + ">: " + r.Kind.String())
+		// The address stays on one line, even past the usual width:
+		// breaking it (a quoted local part may hold spaces) would
+		// make it impossible to copy.
+		heading := "<" + cleanText(rc.Addr.Address(), utf8OK) + ">: " + r.Kind.String()
+		if len(heading) <= hardLine {
+			b.WriteString(heading + "\r\n")
+		} else {
+			p(heading)
+		}
 		if s := explain(r.Kind, rc, r.Env.Arrival, r.Date); s != "" {
 			wrap(b, s, "    ", textWidth)
 		}
 		if rc.Reply.Code != 0 {
 			who := "Reply:"
-			if h := remoteHost(rc.RemoteMTA); h != "" {
-				who = "Reply (next hop " + cleanText(h, utf8OK) + "):"
+			if h := remoteName(rc.RemoteMTA, utf8OK); h != "" {
+				who = "Reply (next hop " + h + "):"
 			}
 			wrap(b, who, "    ", textWidth)
 			quoteReply(b, rc.Reply, utf8OK)
@@ -237,10 +245,12 @@ func latestRetry(rcpts []Recipient) time.Time {
 }
 
 // wrap writes s word-wrapped to width columns, each line starting with
-// indent. A word longer than the line is written on a line of its own.
+// indent. Runs of spaces inside the text are kept (an address may hold
+// them); a word longer than the line is written on a line of its own and
+// broken at hardLine octets.
 func wrap(b *bytes.Buffer, s, indent string, width int) {
 	col := 0
-	for _, w := range strings.Fields(s) {
+	for _, w := range strings.Split(strings.TrimSpace(s), " ") {
 		for len(w) > hardLine {
 			if col > 0 {
 				b.WriteString("\r\n")
@@ -256,7 +266,7 @@ func wrap(b *bytes.Buffer, s, indent string, width int) {
 		case col == 0:
 			b.WriteString(indent)
 			col = len(indent)
-		case col+1+len(w) > width:
+		case w != "" && col+1+len(w) > width:
 			b.WriteString("\r\n")
 			b.WriteString(indent)
 			col = len(indent)

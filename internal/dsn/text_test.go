@@ -85,6 +85,8 @@ func TestStatus(t *testing.T) {
 		{Failed, smtp.NewReply(451, "4.7.5"), true, "5.7.5"},
 		{Failed, smtp.NewReply(451, "4.7.1"), true, "4.4.7"},
 		{Failed, smtp.Reply{}, true, "4.4.7"},
+		{Failed, smtp.NewReply(550, ""), true, "4.4.7"},
+		{Failed, smtp.NewReply(554, "5.7.10"), true, "5.7.10"},
 		{Failed, smtp.Reply{}, false, "5.0.0"},
 		{Failed, smtp.NewReply(250, "2.0.0"), false, "5.0.0"},
 		{Delayed, smtp.NewReply(450, ""), false, "4.0.0"},

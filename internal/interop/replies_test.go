@@ -1,0 +1,118 @@
+package interop
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/postfixtest"
+)
+
+// TestPostfixRecipientReplies has a real Postfix answer Ferry's RCPT
+// commands with its own 5xx and 4xx replies (from an access table) while
+// accepting the other recipients of the same message (issue 4, "Results
+// per recipient"): the accepted recipient is delivered once, the rejected
+// one ends bounced with Postfix's reply text, the deferred one deferred
+// with its reply, and none of them is delivered twice or lost.
+func TestPostfixRecipientReplies(t *testing.T) {
+	pf := postfixtest.Start(t, postfixtest.Options{ExtraMain: map[string]string{
+		"smtpd_recipient_restrictions": "check_recipient_access inline:{ " +
+			"{ rejected@dest.test = 550 5.1.1 no such user here } " +
+			"{ later@dest.test = 450 4.2.1 mailbox busy, try later } }",
+	}})
+	f := startFerry(t, routeTo(t, "*", pf.Addr()))
+	msg := readTestdata(t, "simple-utf8-french.eml")
+
+	c := dial(t, f.addr)
+	c.expect(250, c.cmd("MAIL FROM:<%s> BODY=8BITMIME", testSender))
+	for _, r := range []string{"ok@dest.test", "rejected@dest.test", "later@dest.test", "ok2@dest.test"} {
+		c.expect(250, c.cmd("RCPT TO:<%s>", r))
+	}
+	c.expect(354, c.cmd("DATA"))
+	c.write(dotStuff(msg))
+	c.expect(250, c.read())
+	c.quit()
+
+	bounced := f.waitLog(t, "to=<rejected@dest.test>", "status=")
+	if !strings.Contains(bounced, "status=bounced") || !containsAll(bounced, []string{"550 5.1.1 <rejected@dest.test>", "no such user here"}) {
+		t.Errorf("rejected recipient: want status=bounced with Postfix's reply, got: %s", bounced)
+	}
+	deferred := f.waitLog(t, "to=<later@dest.test>", "status=")
+	if !strings.Contains(deferred, "status=deferred") || !containsAll(deferred, []string{"450 4.2.1 <later@dest.test>", "mailbox busy, try later"}) {
+		t.Errorf("deferred recipient: want status=deferred with Postfix's reply, got: %s", deferred)
+	}
+	for _, r := range []string{"ok@dest.test", "ok2@dest.test"} {
+		if l := f.waitLog(t, "to=<"+r+">", "status="); !strings.Contains(l, "status=sent") {
+			t.Errorf("%s: want status=sent, got: %s", r, l)
+		}
+	}
+
+	// Postfix delivers once per recipient domain: one capture for both
+	// accepted recipients, with the content as sent.
+	got := waitRecipients(t, pf, 2)
+	var rcpts []string
+	for _, m := range got {
+		rcpts = append(rcpts, m.Recipients...)
+		content, _ := stripTrace(m.CRLF())
+		if string(content) != string(msg) {
+			t.Errorf("content changed on the way:\n%s", content)
+		}
+	}
+	slices.Sort(rcpts)
+	if strings.Join(rcpts, " ") != "ok2@dest.test ok@dest.test" {
+		t.Errorf("Postfix delivered to %q, want ok@dest.test and ok2@dest.test once each", rcpts)
+	}
+	if n := len(f.logLines("to=<rejected@dest.test>", "status=")); n != 1 {
+		t.Errorf("the rejected recipient has %d result lines, want 1 (a 5xx is final)", n)
+	}
+}
+
+// waitRecipients waits until Postfix has captured deliveries to at least n
+// recipients in all (it may deliver several recipients at once, or not),
+// and returns the captures.
+func waitRecipients(t *testing.T, pf *postfixtest.Instance, n int) []postfixtest.Message {
+	t.Helper()
+	deadline := time.Now().Add(captureLimit)
+	for {
+		got := pf.Messages()
+		count := 0
+		for _, m := range got {
+			count += len(m.Recipients)
+		}
+		if count >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix captured %d of %d recipients within %v", count, n, captureLimit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestConvertedMessageTooBigForPostfix: conversion makes a message larger
+// (base64 by a third), so a message that fits a 7-bit hop's SIZE limit as
+// stored may not fit once converted. Postfix (message_size_limit 2600,
+// 8BITMIME discarded) then refuses it after the content with its 552
+// 5.3.4; Ferry must take that as final (bounced, Postfix's reply kept, no
+// retry) and nothing may be delivered. (Ferry declares and checks SIZE=
+// against the stored size, so the refusal comes only after the transfer.)
+func TestConvertedMessageTooBigForPostfix(t *testing.T) {
+	pf := postfixtest.Start(t, postfixtest.Options{
+		DiscardEHLOKeywords: []string{"8bitmime"},
+		ExtraMain:           map[string]string{"message_size_limit": "2600"},
+	})
+	f := startFerry(t, routeTo(t, "*", pf.Addr()))
+	m := testMessage{"html-and-text-cyrillic", readTestdata(t, "html-and-text-cyrillic.eml")}
+	if len(m.data) > 2300 {
+		t.Fatalf("test message of %d octets: too big to fit the limit before conversion", len(m.data))
+	}
+	relayAll(t, f.addr, []testMessage{m})
+	l := f.waitLog(t, "to=<"+m.rcpt(destDomain)+">", "status=")
+	if !containsAll(l, []string{"status=bounced", "552 5.3.4"}) {
+		t.Errorf("want status=bounced with Postfix's 552 5.3.4, got: %s", l)
+	}
+	if n := len(pf.Messages()); n != 0 {
+		t.Errorf("Postfix captured %d messages, want none", n)
+	}
+}
