@@ -41,6 +41,7 @@ type serveFlags struct {
 	routes     stringList
 	relayNets  stringList
 	accept     stringList
+	admin      string
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +55,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&f.routes, "route", "route `DOMAIN=NEXTHOP[,NEXTHOP…]`, e.g. 'company.example=[127.0.0.1]:2526' or '*=[smarthost.example]:587' (repeatable; replaces a configured route for the same domain)")
 	fs.Var(&f.relayNets, "relay-network", "client `CIDR` allowed to relay (repeatable; given at all, replaces the default loopback networks)")
 	fs.Var(&f.accept, "accept-domain", "`domain` anyone may send to (repeatable)")
+	fs.StringVar(&f.admin, "admin", "", "admin API `address` (host:port, port 0 for any, or an absolute Unix socket path; \"off\" disables it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ferry serve [flags]\n\nRuns the relay: SMTP listeners, the durable queue and delivery.\nWith no --config the built-in defaults apply (see docs/config.md).\n\nFlags:")
 		fs.PrintDefaults()
@@ -99,6 +101,13 @@ func loadServeConfig(f serveFlags) (config.Config, error) {
 	}
 	if f.spool != "" {
 		cfg.Queue.Spool = f.spool
+	}
+	switch f.admin {
+	case "":
+	case "off":
+		cfg.Admin.Address = ""
+	default:
+		cfg.Admin.Address = f.admin
 	}
 	if len(f.listen) > 0 {
 		tmpl := config.DefaultListener()

@@ -23,8 +23,8 @@ func TestHopReplies(t *testing.T) {
 		{"451 at MAIL", "MAIL#1:*=451 4.3.0 try later", true, []string{"reject", "stage=MAIL"}},
 		{"451 at DATA", "DATA#1:*=451 4.3.0 try later", true, []string{"reject", "stage=DATA"}},
 		{"451 after the content", "END#1:*=451 4.3.0 try later", true, []string{"not queued"}},
-		{"550 at MAIL", "MAIL:*=550 5.7.1 sender refused", false, []string{"reject", "stage=MAIL"}},
-		{"554 after the content", "END:*=554 5.6.0 content rejected", false, []string{"not queued"}},
+		{"550 at MAIL", "MAIL:" + sender + "=550 5.7.1 sender refused", false, []string{"reject", "stage=MAIL"}},
+		{"554 after the content", "END:user@example.com=554 5.6.0 content rejected", false, []string{"not queued"}},
 	}
 	content := readTestdata(t, "simple-utf8-french.eml")
 	for _, tc := range tests {

@@ -144,7 +144,7 @@ func TestSMTPUTF8ToPostfix(t *testing.T) {
 		c.write(dotStuff(body))
 		c.expect(250, c.read())
 		c.quit()
-		got := pf.WaitMessages(1, captureLimit)
+		got := waitRecipients(t, pf, 1) // the 5.6.7 failure report comes here too
 		if r := got[0].Recipients; len(r) != 1 || r[0] != "user@xn--bcher-kva.test" {
 			t.Errorf("Postfix delivered to %q, want user@xn--bcher-kva.test (A-label)", r)
 		}
@@ -155,7 +155,7 @@ func TestSMTPUTF8ToPostfix(t *testing.T) {
 		if !containsAll(l, []string{"status=bounced", "5.6.7"}) {
 			t.Errorf("UTF-8 local part to a hop without SMTPUTF8: want bounced with 5.6.7, got: %s", l)
 		}
-		if n := len(pf.Messages()); n != 1 {
+		if n := len(originals(pf.Messages())); n != 1 {
 			t.Errorf("Postfix captured %d messages, want 1", n)
 		}
 	})
@@ -190,7 +190,7 @@ func TestSMTPUTF8ToPostfix(t *testing.T) {
 				t.Errorf("Ferry sent %q to a hop without 8BITMIME", m)
 			}
 		}
-		if n := len(pf.Messages()); n != 0 {
+		if n := len(originals(pf.Messages())); n != 0 {
 			t.Errorf("Postfix captured %d messages, want none", n)
 		}
 	})

@@ -142,7 +142,7 @@ type ferry struct {
 // the test ends (dumping its log if the test failed).
 func startFerry(t *testing.T, routes ...string) *ferry {
 	t.Helper()
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", t.TempDir(), "--hostname", "ferry.test"}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", t.TempDir(), "--hostname", "ferry.test", "--admin", "127.0.0.1:0"}
 	for _, r := range routes {
 		args = append(args, "--route", r)
 	}

@@ -75,7 +75,7 @@ func waitRecipients(t *testing.T, pf *postfixtest.Instance, n int) []postfixtest
 	t.Helper()
 	deadline := time.Now().Add(captureLimit)
 	for {
-		got := pf.Messages()
+		got := originals(pf.Messages())
 		count := 0
 		for _, m := range got {
 			count += len(m.Recipients)
@@ -112,7 +112,20 @@ func TestConvertedMessageTooBigForPostfix(t *testing.T) {
 	if !containsAll(l, []string{"status=bounced", "552 5.3.4"}) {
 		t.Errorf("want status=bounced with Postfix's 552 5.3.4, got: %s", l)
 	}
-	if n := len(pf.Messages()); n != 0 {
+	if n := len(originals(pf.Messages())); n != 0 {
 		t.Errorf("Postfix captured %d messages, want none", n)
 	}
+}
+
+// originals leaves out the messages with the null sender: Ferry's delivery
+// status notifications, which reach the same Postfix when every domain is
+// routed there.
+func originals(msgs []postfixtest.Message) []postfixtest.Message {
+	var out []postfixtest.Message
+	for _, m := range msgs {
+		if m.Sender != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
