@@ -152,7 +152,7 @@ one_run() {
 		--deadline "${dl}s" --sink-timeout "$(( dl / 2 ))s" \
 		> "$work/results/${scn}__${srv}__${run}.json" 2> "$work/results/${scn}__${srv}__${run}.err" || true
 	printf 'compare.sh: %-13s %-8s run %d: %s\n' "$scn" "$srv" "$run" \
-		"$(jq -r '"accept \(.accept_rate|floor)/s, e2e \(.sink.end_to_end_rate|floor)/s, cpu \(.cpu.seconds_per_1000_msgs // "-") s/1k, missing \(.sink.missing), dup \(.sink.duplicates)"' \
+		"$(jq -r '"accept \(.accept_rate|floor)/s, e2e \(.sink.end_to_end_rate|floor)/s, cpu \(if .cpu then (.cpu.seconds_per_1000_msgs * 1000 | floor) / 1000 else "-" end) s/1k, missing \(.sink.missing), dup \(.sink.duplicates)"' \
 			"$work/results/${scn}__${srv}__${run}.json" 2>/dev/null || echo failed)" >&2
 	# Let idle next-hop connections of the relays (to this run's sink, now
 	# closed) time out or fail before the next run's sink takes the port.

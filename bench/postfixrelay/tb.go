@@ -53,26 +53,67 @@ func (t *programTB) exit(code int) {
 	os.Exit(code)
 }
 
-func (t *programTB) ArtifactDir() string          { return os.TempDir() }
-func (t *programTB) Attr(key, value string)       { t.Logf("attr %s=%s", key, value) }
-func (t *programTB) Cleanup(f func())             { t.mu.Lock(); t.cleanups = append(t.cleanups, f); t.mu.Unlock() }
-func (t *programTB) Error(args ...any)            { t.Log(args...); t.Fail() }
+// ArtifactDir returns the system temporary directory.
+func (t *programTB) ArtifactDir() string { return os.TempDir() }
+
+// Attr logs the attribute.
+func (t *programTB) Attr(key, value string) { t.Logf("attr %s=%s", key, value) }
+
+// Cleanup registers f to run when the program stops the instance.
+func (t *programTB) Cleanup(f func()) { t.mu.Lock(); t.cleanups = append(t.cleanups, f); t.mu.Unlock() }
+
+// Error logs args and marks the run failed.
+func (t *programTB) Error(args ...any) { t.Log(args...); t.Fail() }
+
+// Errorf logs the formatted message and marks the run failed.
 func (t *programTB) Errorf(f string, args ...any) { t.Logf(f, args...); t.Fail() }
-func (t *programTB) Fail()                        { t.mu.Lock(); t.failed = true; t.mu.Unlock() }
-func (t *programTB) FailNow()                     { t.Fail(); t.exit(exitFatal) }
-func (t *programTB) Failed() bool                 { t.mu.Lock(); defer t.mu.Unlock(); return t.failed }
-func (t *programTB) Fatal(args ...any)            { t.Log(args...); t.FailNow() }
+
+// Fail marks the run failed.
+func (t *programTB) Fail() { t.mu.Lock(); t.failed = true; t.mu.Unlock() }
+
+// FailNow marks the run failed, runs the cleanups and exits.
+func (t *programTB) FailNow() { t.Fail(); t.exit(exitFatal) }
+
+// Failed reports whether the run failed.
+func (t *programTB) Failed() bool { t.mu.Lock(); defer t.mu.Unlock(); return t.failed }
+
+// Fatal logs args, runs the cleanups and exits with status 1.
+func (t *programTB) Fatal(args ...any) { t.Log(args...); t.FailNow() }
+
+// Fatalf logs the formatted message, runs the cleanups and exits with status 1.
 func (t *programTB) Fatalf(f string, args ...any) { t.Logf(f, args...); t.FailNow() }
-func (t *programTB) Helper()                      {}
-func (t *programTB) Log(args ...any)              { fmt.Fprintln(t.log, args...) }
-func (t *programTB) Logf(f string, args ...any)   { fmt.Fprintf(t.log, f+"\n", args...) }
-func (t *programTB) Name() string                 { return "postfixrelay" }
-func (t *programTB) Setenv(key, value string)     { _ = os.Setenv(key, value) }
-func (t *programTB) Chdir(dir string)             { _ = os.Chdir(dir) }
-func (t *programTB) Skip(args ...any)             { t.Log(args...); t.exit(exitSkip) }
-func (t *programTB) SkipNow()                     { t.exit(exitSkip) }
-func (t *programTB) Skipf(f string, args ...any)  { t.Logf(f, args...); t.exit(exitSkip) }
-func (t *programTB) Skipped() bool                { return false }
+
+// Helper does nothing: a program has no test line numbers to adjust.
+func (t *programTB) Helper() {}
+
+// Log writes args to the log.
+func (t *programTB) Log(args ...any) { fmt.Fprintln(t.log, args...) }
+
+// Logf writes the formatted message to the log.
+func (t *programTB) Logf(f string, args ...any) { fmt.Fprintf(t.log, f+"\n", args...) }
+
+// Name returns the program's name.
+func (t *programTB) Name() string { return "postfixrelay" }
+
+// Setenv sets an environment variable for the rest of the program.
+func (t *programTB) Setenv(key, value string) { _ = os.Setenv(key, value) }
+
+// Chdir changes the working directory for the rest of the program.
+func (t *programTB) Chdir(dir string) { _ = os.Chdir(dir) }
+
+// Skip logs args, runs the cleanups and exits with status 3.
+func (t *programTB) Skip(args ...any) { t.Log(args...); t.exit(exitSkip) }
+
+// SkipNow runs the cleanups and exits with status 3.
+func (t *programTB) SkipNow() { t.exit(exitSkip) }
+
+// Skipf logs the formatted message, runs the cleanups and exits with status 3.
+func (t *programTB) Skipf(f string, args ...any) { t.Logf(f, args...); t.exit(exitSkip) }
+
+// Skipped reports false: a skip ends the program.
+func (t *programTB) Skipped() bool { return false }
+
+// TempDir creates a temporary directory removed at the end.
 func (t *programTB) TempDir() string {
 	d, err := os.MkdirTemp("", "postfixrelay-")
 	if err != nil {
@@ -81,5 +122,9 @@ func (t *programTB) TempDir() string {
 	t.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
 }
+
+// Context returns a context canceled when the cleanups start.
 func (t *programTB) Context() context.Context { return t.ctx }
-func (t *programTB) Output() io.Writer        { return t.log }
+
+// Output returns the log writer.
+func (t *programTB) Output() io.Writer { return t.log }

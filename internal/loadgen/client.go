@@ -237,7 +237,7 @@ func (r *run) connection(ctx context.Context, seq int, rec *recorder) {
 	d := net.Dialer{Timeout: r.cfg.IOTimeout}
 	conn, err := d.DialContext(ctx, "tcp", r.cfg.Target)
 	if err != nil {
-		r.fail(errKey(ctx, "connect"))
+		r.fail(r.errKey(ctx, "connect"))
 		return
 	}
 	r.conns.Add(1)
@@ -247,7 +247,7 @@ func (r *run) connection(ctx context.Context, seq int, rec *recorder) {
 	c := &clientConn{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096), r: r}
 	ext, reply, err := c.hello()
 	if err != nil {
-		r.fail(errKey(ctx, "io"))
+		r.fail(r.errKey(ctx, "io"))
 		return
 	}
 	if reply != nil {
@@ -267,9 +267,10 @@ func (r *run) connection(ctx context.Context, seq int, rec *recorder) {
 }
 
 // errKey names a failure without a reply: "deadline" when the run's
-// deadline or cancellation caused it.
-func errKey(ctx context.Context, what string) string {
-	if ctx.Err() != nil {
+// deadline or cancellation caused it (the connection's deadline may fire
+// a moment before the context's timer does).
+func (r *run) errKey(ctx context.Context, what string) string {
+	if ctx.Err() != nil || !time.Now().Before(r.cfg.Deadline) {
 		return "deadline"
 	}
 	return what

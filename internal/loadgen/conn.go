@@ -166,7 +166,7 @@ func (c *clientConn) transaction(ctx context.Context, seq int, ext smtp.Extensio
 // ioFail counts the current message as failed without a reply and ends
 // the connection.
 func (c *clientConn) ioFail(ctx context.Context) bool {
-	c.r.fail(errKey(ctx, "io"))
+	c.r.fail(c.r.errKey(ctx, "io"))
 	return false
 }
 

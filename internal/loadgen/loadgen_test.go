@@ -229,7 +229,9 @@ func TestRunIsBounded(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("run took %v past a 300ms deadline", took)
 	}
-	if res.Accepted != 0 || res.Attempted != 2 || res.Errors["deadline"] != 2 {
+	// The run's deadline and the connection's I/O deadline fire together;
+	// either may be the one that ends a session.
+	if res.Accepted != 0 || res.Attempted != 2 || res.Errors["deadline"]+res.Errors["io"] != 2 {
 		t.Errorf("mute server: attempted %d accepted %d errors %v", res.Attempted, res.Accepted, res.Errors)
 	}
 	if _, err := Run(context.Background(), Config{Target: closed}); err == nil {
