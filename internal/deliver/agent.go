@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/downgrade"
@@ -30,7 +31,8 @@ type Queue interface {
 
 // Config configures an Agent. Zero fields take the defaults named.
 type Config struct {
-	// Routes maps recipient domains to next hops. Required.
+	// Routes maps recipient domains to next hops. Required; SetRoutes
+	// replaces it while the agent runs.
 	Routes *route.Table
 	// HeloName is the EHLO name unless a route sets one; default
 	// "localhost".
@@ -74,6 +76,9 @@ type Config struct {
 	// so that the sender gets an "Action: relayed" report (RFC 3461
 	// §5.2.2). rcpts are indexes into env.Rcpts; body opens the message.
 	OnRelayed func(env *smtp.Envelope, rcpts []int, remoteMTA string, reply smtp.Reply, body func() (io.ReadCloser, error))
+	// Transcript, when set, is asked at every new connection whether to
+	// record the session (see TranscriptFunc).
+	Transcript TranscriptFunc
 }
 
 // Replies for connection-level failures. All defer: the hop may be back or
@@ -99,6 +104,9 @@ type Agent struct {
 	pool *pool
 	hops *HopCache
 	log  *slog.Logger
+	// routes is the routing table in force (Config.Routes, then
+	// SetRoutes).
+	routes atomic.Pointer[route.Table]
 }
 
 // NewAgent returns an agent delivering q's work with cfg.
@@ -143,7 +151,9 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 	if cfg.Hops == nil {
 		cfg.Hops = NewHopCache(cfg.Logger)
 	}
-	return &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger}, nil
+	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger}
+	a.routes.Store(cfg.Routes)
+	return a, nil
 }
 
 // Hops returns the hop-capability cache.
@@ -200,8 +210,9 @@ type session struct {
 // DeliverLease delivers every message of a lease and reports each
 // recipient with Update. It does not Release the lease.
 func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
-	rt := a.cfg.Routes.Lookup(l.Hop)
-	targets, err := a.cfg.Routes.Resolve(ctx, rt, l.Hop)
+	table := a.routes.Load()
+	rt := table.Lookup(l.Hop)
+	targets, err := table.Resolve(ctx, rt, l.Hop)
 	if err != nil {
 		rep := route.ReplyDNSFailure()
 		var re *route.Error
@@ -276,7 +287,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		a.finish(s, limit)
 		s = nil
 	}
-	if s != nil && s.c.attempts > 0 {
+	if s != nil && s.c.NeedsReset() {
 		if err := s.c.Reset(ctx); err != nil {
 			a.finish(s, limit)
 			s = nil
@@ -337,7 +348,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		}
 	}
 	for i, idx := range it.Rcpts {
-		a.report(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String())
+		a.reportVia(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String(), s.c)
 	}
 	if s.c.Broken() {
 		a.finish(s, limit)
@@ -432,6 +443,9 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 		a.log.Info("deliver: connect failed", "relay", t.String(), "err", err)
 		return nil, smtp.NewReply(451, smtp.EnhNoAnswer, "Connection to "+t.String()+" failed: "+shortErr(err))
 	}
+	if a.cfg.Transcript != nil {
+		c.SetTranscript(a.cfg.Transcript(t))
+	}
 	name := pol.EHLOName
 	if name == "" {
 		name = a.cfg.HeloName
@@ -456,7 +470,9 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 			MinVersion:         tls.VersionTLS12,
 			InsecureSkipVerify: mode == route.TLSMay, // RFC 7435: opportunistic, unauthenticated
 		}
-		if err := c.StartTLS(ctx, cfg); err != nil {
+		err := c.StartTLS(ctx, cfg)
+		a.logTLS(c, err)
+		if err != nil {
 			var re *ReplyError
 			if mode == route.TLSRequired {
 				_ = c.Close()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/maillog"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -106,12 +107,21 @@ type Client struct {
 	ext      smtp.Extensions // after the route's discard list
 	preTLS   smtp.Extensions // offered before STARTTLS, when TLS is on
 	tls      *tls.ConnectionState
+	verified bool // the hop's certificate verified for its name
 	authed   bool
 	messages int // messages accepted over this connection
 	attempts int // transactions started
 	broken   bool
+	// dirty is set while a transaction may be open at the hop, so the
+	// next one must start with RSET.
+	dirty bool
 	// conversion is the report of the last transfer's conversion.
 	conversion *ConversionReport
+	// tr records the session when set (SetTranscript); trFull records
+	// content lines; trSecret marks the SASL lines being sent.
+	tr       *maillog.Transcript
+	trFull   bool
+	trSecret bool
 }
 
 // Dial connects to target and reads the greeting. A greeting that is not
@@ -179,6 +189,11 @@ func (c *Client) TLS() (tls.ConnectionState, bool) {
 	}
 	return *c.tls, true
 }
+
+// TLSVerified reports whether the hop's certificate verified against the
+// trusted roots for its host name, also when the route did not require it
+// (opportunistic TLS, RFC 7435).
+func (c *Client) TLSVerified() bool { return c.tls != nil && c.verified }
 
 // LastConversion returns the converter's report for the last transfer,
 // when its content was converted.
@@ -260,12 +275,20 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	c.br.Reset(tc)
 	c.bw.Reset(tc)
 	c.tls = &st
+	c.verified = len(st.VerifiedChains) > 0 || (cfg.InsecureSkipVerify && verifyPeer(st, cfg) == nil)
 	c.preTLS = c.offered
 	c.offered, c.ext, c.esmtp = nil, nil, false
 	return nil
 }
 
-// Reset sends RSET, used before a new transaction on a reused connection.
+// NeedsReset reports whether the last transaction was left open (refused
+// recipients, an aborted transfer), so that RSET must come before the next
+// MAIL. After a completed transaction none is needed, which saves a round
+// trip per message on a reused connection.
+func (c *Client) NeedsReset() bool { return c.dirty }
+
+// Reset sends RSET: before a new transaction after one left open, and to
+// check a pooled connection that sat idle.
 func (c *Client) Reset(ctx context.Context) error {
 	defer c.watch(ctx)()
 	rep, err := c.cmd(c.timeouts.Rset, "RSET")
@@ -276,6 +299,7 @@ func (c *Client) Reset(ctx context.Context) error {
 		c.broken = true
 		return &ReplyError{Command: "RSET", Reply: rep}
 	}
+	c.dirty = false
 	return nil
 }
 
@@ -301,6 +325,7 @@ func (c *Client) quitQuietly() { _ = c.Quit() }
 // Close closes the connection without QUIT.
 func (c *Client) Close() error {
 	c.broken = true
+	c.closeTranscript()
 	return c.conn.Close()
 }
 
@@ -333,6 +358,7 @@ func (c *Client) writeLine(timeout time.Duration, line string) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return c.ioErr(err)
 	}
+	c.transcribeLine(line)
 	if _, err := c.bw.WriteString(line); err != nil {
 		return c.ioErr(err)
 	}
@@ -363,6 +389,7 @@ func (c *Client) readReply(timeout time.Duration) (smtp.Reply, error) {
 	if err != nil {
 		return smtp.Reply{}, c.ioErr(err)
 	}
+	c.tr.Server(rep)
 	if rep.Code == smtp.CodeServiceNotAvailable {
 		c.broken = true
 	}

@@ -263,6 +263,40 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestResetAfterOpenTransaction: a transaction left open at the hop (every
+// recipient refused after MAIL was accepted) is cleared with RSET before the
+// next MAIL on the same connection; a completed one is not.
+func TestResetAfterOpenTransaction(t *testing.T) {
+	hop := newFakeHop(t, "PIPELINING")
+	hop.script = func(verb, arg string, n, conn int) string {
+		if verb == "RCPT" && strings.Contains(arg, "refused@") {
+			return "550 5.1.1 no such user"
+		}
+		return ""
+	}
+	hop.start()
+	q := newMemQueue()
+	a, _ := testAgent(t, q, hop.route(), nil)
+	a.DeliverLease(context.Background(), lease(
+		testMessage("R1", plainMsg, "ok@hop.test"),
+		testMessage("R2", plainMsg, "refused@hop.test"),
+		testMessage("R3", plainMsg, "ok@hop.test"),
+	))
+	q.expect(t, "R1", 0, queue.Sent, "250")
+	q.expect(t, "R2", 0, queue.Failed, "550")
+	q.expect(t, "R3", 0, queue.Sent, "250")
+	_, _, cmds, _ := hop.snapshot()
+	var verbs []string
+	for _, c := range cmds {
+		if v, _, _ := strings.Cut(c, " "); v == "MAIL" || v == "RSET" {
+			verbs = append(verbs, v)
+		}
+	}
+	if got := strings.Join(verbs, ","); got != "MAIL,MAIL,RSET,MAIL" {
+		t.Errorf("MAIL/RSET sequence %s, want MAIL,MAIL,RSET,MAIL", got)
+	}
+}
+
 func TestManyMessagesOneConnection(t *testing.T) {
 	hop := newFakeHop(t, "PIPELINING", "8BITMIME").start()
 	q := newMemQueue()
@@ -291,8 +325,10 @@ func TestManyMessagesOneConnection(t *testing.T) {
 			quits++
 		}
 	}
-	if rsets != 4 {
-		t.Errorf("RSET sent %d times, want 4 (before each reused transaction)", rsets)
+	// RSET only checks the connection taken idle from the pool: after a
+	// completed transaction the hop has reset itself (RFC 5321 §4.1.1.4).
+	if rsets != 1 {
+		t.Errorf("RSET sent %d times, want 1 (the pooled connection's check)", rsets)
 	}
 	// The second connection goes idle and is closed after IdleTimeout.
 	deadline := time.Now().Add(3 * time.Second)

@@ -124,6 +124,14 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 	rcptReps := make([]smtp.Reply, len(m.Rcpts))
 	var mailRep, dataRep smtp.Reply
 	useData := !plan.Chunking
+	// The reply to the end of the content ends the transaction whatever it
+	// says (RFC 5321 §4.1.1.4, RFC 3030 §2); any other way out leaves
+	// state at the hop that RSET must clear before the next MAIL.
+	c.dirty = true
+	ended := func(r smtp.Reply, err error) (smtp.Reply, error) {
+		c.dirty = err != nil
+		return r, err
+	}
 	final, ioErr := func() (smtp.Reply, error) {
 		if c.ext.Has("PIPELINING") {
 			if err := c.writeLine(c.timeouts.Mail, mailLine); err != nil {
@@ -173,7 +181,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 			if accepted == 0 {
 				return mailRep, nil
 			}
-			return c.sendBDAT(m.Body, plan, conv)
+			return ended(c.sendBDAT(m.Body, plan, conv))
 		}
 		if pipelined || accepted > 0 {
 			if dataRep, err = c.step(pipelined, c.timeouts.DataInit, "DATA"); err != nil {
@@ -194,7 +202,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 		if dataRep.Code != smtp.CodeStartMailInput {
 			return dataRep, nil
 		}
-		return c.sendData(m.Body, plan, conv)
+		return ended(c.sendData(m.Body, plan, conv))
 	}()
 	for _, i := range active {
 		switch {
@@ -233,6 +241,9 @@ func (c *Client) step(pipelined bool, timeout time.Duration, line string) (smtp.
 func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
 	src, stop := c.content(body, plan, conv)
 	defer stop()
+	rec := c.recordContent()
+	defer rec.note("not sent")
+	src = teeContent(src, rec)
 	dw := smtp.NewDataWriter(c.blockWriter())
 	// DATA never carries NUL; octets > 127 only when the plan allows.
 	dst := guardWriter{w: dw, deny8: !plan.Allow8Bit}
@@ -242,6 +253,7 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 	if err := dw.Close(); err != nil {
 		return ReplyConnectionLost(), c.ioErr(err)
 	}
+	rec.note("sent")
 	rep, err := c.readReply(c.timeouts.DataTerm)
 	if err != nil {
 		return ReplyConnectionLost(), err
@@ -255,6 +267,8 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
 	src, stop := c.content(body, plan, conv)
 	defer stop()
+	rec := c.recordContent()
+	defer rec.note("not sent")
 	buf := make([]byte, 256<<10)
 	for {
 		n, err := io.ReadFull(src, buf)
@@ -280,12 +294,14 @@ func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (sm
 		if _, err := c.bw.Write(buf[:n]); err != nil {
 			return ReplyConnectionLost(), c.ioErr(err)
 		}
+		_, _ = rec.Write(buf[:n])
 		if err := c.flush(c.timeouts.DataBlock); err != nil {
 			return ReplyConnectionLost(), err
 		}
 		timeout := c.timeouts.DataBlock
 		if last {
 			timeout = c.timeouts.DataTerm
+			rec.note("sent")
 		}
 		rep, err := c.readReply(timeout)
 		if err != nil {
