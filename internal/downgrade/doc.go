@@ -32,9 +32,10 @@
 // and every leaf that is already 7-bit clean. A leaf needs conversion when it
 // holds an octet above 127, a NUL, a bare CR or LF, or a line longer than
 // 998 octets (RFC 5322 §2.1.1), whatever its label claims. Such a leaf is
-// encoded quoted-printable when it is text and at most one octet in six must
-// be escaped (the share at which quoted-printable, three octets per escape,
-// stops being smaller than base64's 4/3 expansion), and base64 otherwise.
+// encoded quoted-printable when it is text and at most one octet in four
+// must be escaped (qpMaxEscapeShare: where quoted-printable, three octets per
+// escape, is at most a fifth larger than base64's 4/3 expansion and keeps
+// the text readable), and base64 otherwise.
 // A leaf already labelled quoted-printable or base64 that is not 7-bit clean
 // is decoded leniently (RFC 2045 §6.7 note 2, §6.8: characters outside the
 // alphabet are ignored) and encoded again. Composite entities are never
