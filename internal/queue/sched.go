@@ -313,6 +313,14 @@ func (q *Queue) expiryReply(m *msg, last smtp.Reply) smtp.Reply {
 	} else {
 		text += "; no delivery attempt was answered"
 	}
+	// A message that waited for security the hop never offered ends with
+	// that security failure made permanent (DESIGN.md §1): 5.7.10 for
+	// STARTTLS a route requires, 5.7.30 for REQUIRETLS (RFC 8689 §5), 5.7.5
+	// for a failed handshake or certificate check.
+	switch last.Enhanced {
+	case "4.7.10", "4.7.30", "4.7.5":
+		return smtp.NewReply(554, last.Enhanced.WithClass(5), text)
+	}
 	return smtp.NewReply(451, "4.4.7", text)
 }
 

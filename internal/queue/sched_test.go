@@ -444,3 +444,30 @@ func TestCloseWakesLease(t *testing.T) {
 		t.Fatalf("Put after Close: %v", err)
 	}
 }
+
+// TestExpiryReplySecurity: a message that waited for STARTTLS or
+// REQUIRETLS the hop never offered fails with the permanent security code
+// (DESIGN.md §1: defer 4.7.x, then bounce 5.7.10 / 5.7.30); any other last
+// reply gives 4.4.7.
+func TestExpiryReplySecurity(t *testing.T) {
+	q := schedQueue(t, t.TempDir(), newFakeClock(), nil)
+	defer q.Close()
+	tests := []struct {
+		last       smtp.Reply
+		code       int
+		enh        smtp.EnhancedCode
+		mentioning string
+	}{
+		{smtp.NewReply(451, "4.7.10", "TLS required by route but next hop does not offer STARTTLS"), 554, "5.7.10", "last reply: 451 4.7.10"},
+		{smtp.NewReply(451, "4.7.30", "REQUIRETLS support required"), 554, "5.7.30", "REQUIRETLS"},
+		{smtp.NewReply(451, "4.7.5", "certificate verification failed"), 554, "5.7.5", "certificate"},
+		{smtp.NewReply(451, "4.3.0", "mailbox busy"), 451, "4.4.7", "mailbox busy"},
+		{smtp.Reply{}, 451, "4.4.7", "no delivery attempt was answered"},
+	}
+	for _, tc := range tests {
+		r := q.expiryReply(&msg{}, tc.last)
+		if r.Code != tc.code || r.Enhanced != tc.enh || !strings.Contains(r.Text(), tc.mentioning) || !strings.Contains(r.Text(), "expired after 5 days") {
+			t.Errorf("expiry after %v: %v", tc.last, r)
+		}
+	}
+}

@@ -110,7 +110,8 @@ func TestReplyFormat(t *testing.T) {
 
 func TestReplyRoundTrip(t *testing.T) {
 	for _, r := range []Reply{
-		ReplyQueued("ABC123"), ReplyTooBig(), ReplyStartData(), ReplyTooManyRecipients(),
+		NewReply(250, EnhOK, "Ok: queued as ABC123"), NewReply(552, EnhTooBigForSystem, "Message size exceeds fixed maximum message size"),
+		NewReply(354, "", "End data with <CR><LF>.<CR><LF>"), NewReply(452, EnhTooManyRcpts, "Too many recipients"),
 		NewEHLOReply("mx.example", "Hello", []string{"SIZE 1000", "8BITMIME"}),
 	} {
 		got, err := ReadReply(bufio.NewReader(bytes.NewReader(r.Format(true))))
@@ -144,43 +145,3 @@ func TestReplyClass(t *testing.T) {
 	}
 }
 
-func TestReplyFromError(t *testing.T) {
-	r, ok := ReplyFromError(io.ErrUnexpectedEOF)
-	if ok {
-		t.Errorf("I/O error mapped to %v", r)
-	}
-	r, ok = ReplyFromError(errors.Join(errors.New("x"), ErrTooLarge))
-	if !ok || r.Code != 552 || r.Enhanced != "5.3.4" {
-		t.Errorf("too large: %v %v", r, ok)
-	}
-	r, ok = ReplyFromError(ErrBareNewline)
-	if !ok || r.Code != 550 || r.Enhanced != "5.5.2" {
-		t.Errorf("bare newline: %v %v", r, ok)
-	}
-}
-
-func TestNamedReplies(t *testing.T) {
-	h := "mx.example"
-	for _, r := range []Reply{
-		ReplyGreeting(h), ReplyClosing(), ReplyOK(), ReplySenderOK(), ReplyRecipientOK(),
-		ReplyQueued("Q1"), ReplyStartData(), ReplyCannotVerify(), ReplyUnknownCommand(),
-		ReplyLineTooLong(), ReplyNotImplemented(), ReplySyntax("x"), ReplyBadSequence("x"),
-		ReplyParamNotRecognized("X"), ReplyNonASCIIAddress(), ReplyTooBig(), ReplyTooManyRecipients(),
-		ReplyLoop(), ReplyBareNewline(), ReplyNoValidRecipients(), ReplyStoreFailed(), ReplyStoreFull(),
-		ReplyTimeout(h), ReplyTooManyConnections(h), ReplyTooManyErrors(h), ReplyShuttingDown(h),
-		ReplyAccessDenied("x"), ReplyHelp(), Replyf(550, EnhBadMailbox, "no %s", "user"),
-	} {
-		if r.Code < 200 || r.Code > 599 || len(r.Lines) == 0 {
-			t.Errorf("%v: bad code or no text", r)
-		}
-		if r.Enhanced != "" && r.Enhanced.Class() != r.Class() {
-			t.Errorf("%v: enhanced class does not match the reply code", r)
-		}
-	}
-	if got := ReplyQueued("ABC").String(); got != "250 2.0.0 Ok: queued as ABC" {
-		t.Errorf("ReplyQueued: %q", got)
-	}
-	if got := string(ReplyTimeout(h).Format(true)); got != "421 4.4.2 mx.example Error: timeout exceeded\r\n" {
-		t.Errorf("ReplyTimeout: %q", got)
-	}
-}
