@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/access"
@@ -14,24 +16,51 @@ import (
 )
 
 // accessPolicy adapts the relay decisions of internal/access to the inbound
-// server's Policy hooks.
+// server's Policy hooks. A reload swaps the rules; sessions see the new
+// ones from their next command on.
 type accessPolicy struct {
-	rules *access.Policy
+	rules atomic.Pointer[access.Policy]
+	// config is what rules were built from, to tell whether a reload
+	// changes them (a new Policy starts its rate limits afresh).
+	config atomic.Pointer[access.Config]
 }
 
 // buildAccess builds the relay policy from the [relay] section and the
 // flags: --relay-network, given at all, replaces the configured networks;
 // --accept-domain adds to the accepted domains.
-func buildAccess(cfg config.Config, f serveFlags) (smtpd.Policy, error) {
-	ac, err := accessConfig(cfg, f)
+func buildAccess(cfg config.Config, f serveFlags) (*accessPolicy, error) {
+	ac, rules, err := newAccessRules(cfg, f)
 	if err != nil {
 		return nil, err
 	}
+	p := &accessPolicy{}
+	p.set(ac, rules)
+	return p, nil
+}
+
+// newAccessRules builds the relay rules from the configuration and flags.
+func newAccessRules(cfg config.Config, f serveFlags) (access.Config, *access.Policy, error) {
+	ac, err := accessConfig(cfg, f)
+	if err != nil {
+		return ac, nil, err
+	}
 	rules, err := access.New(ac)
 	if err != nil {
-		return nil, fmt.Errorf("relay access: %w", err)
+		return ac, nil, fmt.Errorf("relay access: %w", err)
 	}
-	return accessPolicy{rules: rules}, nil
+	return ac, rules, nil
+}
+
+// set puts rules, built from ac, in force.
+func (p *accessPolicy) set(ac access.Config, rules *access.Policy) {
+	p.config.Store(&ac)
+	p.rules.Store(rules)
+}
+
+// changed reports whether ac differs from the configuration in force.
+func (p *accessPolicy) changed(ac access.Config) bool {
+	cur := p.config.Load()
+	return cur == nil || !reflect.DeepEqual(*cur, ac)
 }
 
 // accessConfig maps the [relay] section and the flags onto access.Config.
@@ -77,15 +106,16 @@ func addrString(a net.Addr) string {
 }
 
 // Connect accepts every connection; limits are the server's.
-func (accessPolicy) Connect(net.Addr) *smtp.Reply { return nil }
+func (*accessPolicy) Connect(net.Addr) *smtp.Reply { return nil }
 
 // Mail applies the sender rules and the message rate limits.
-func (p accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtp.Reply {
+func (p *accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtp.Reply {
 	c := client(sess)
-	if d := p.rules.Mail(c, from); !d.Allow {
+	rules := p.rules.Load()
+	if d := rules.Mail(c, from); !d.Allow {
 		return &d.Reply
 	}
-	if d := p.rules.AllowMessage(c, time.Now()); !d.Allow {
+	if d := rules.AllowMessage(c, time.Now()); !d.Allow {
 		return &d.Reply
 	}
 	return nil
@@ -93,12 +123,12 @@ func (p accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params
 
 // Rcpt decides relaying (RFC 5321 §3.6): relay networks and authenticated
 // users may send anywhere, everyone else only to accepted domains.
-func (p accessPolicy) Rcpt(sess smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtp.Reply {
-	if d := p.rules.Rcpt(client(sess), to, 0); !d.Allow {
+func (p *accessPolicy) Rcpt(sess smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtp.Reply {
+	if d := p.rules.Load().Rcpt(client(sess), to, 0); !d.Allow {
 		return &d.Reply
 	}
 	return nil
 }
 
 // Data accepts every transaction that got this far.
-func (accessPolicy) Data(smtpd.SessionInfo, *smtp.Envelope) *smtp.Reply { return nil }
+func (*accessPolicy) Data(smtpd.SessionInfo, *smtp.Envelope) *smtp.Reply { return nil }

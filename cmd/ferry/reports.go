@@ -46,10 +46,16 @@ func newNotifier(cfg config.Config, logger *slog.Logger, put dsn.PutFunc) (*dsn.
 	if warn == 0 {
 		warn = -1 // queue.delay_warning = 0 turns delay reports off
 	}
+	maxReturn := cfg.DSN.MaxReturnSize
+	if maxReturn == 0 {
+		maxReturn = -1 // dsn.max_return_size = 0: return headers only
+	}
 	return dsn.NewNotifier(dsn.NotifierConfig{
-		ReportingMTA: cfg.Hostname,
-		DelayWarning: warn,
-		Lifetime:     cfg.Queue.Lifetime,
-		Logger:       logger,
+		ReportingMTA:  cfg.Hostname,
+		Postmaster:    cfg.DSN.Postmaster,
+		MaxReturnSize: maxReturn,
+		DelayWarning:  warn,
+		Lifetime:      cfg.Queue.Lifetime,
+		Logger:        logger,
 	}, put)
 }

@@ -6,21 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/ferrymta/ferry/internal/admin"
 	"github.com/ferrymta/ferry/internal/config"
-	"github.com/ferrymta/ferry/internal/deliver"
-	"github.com/ferrymta/ferry/internal/queue"
-	"github.com/ferrymta/ferry/internal/smtpd"
 )
 
 // shutdownGrace is how long SIGTERM lets transfers in progress finish.
@@ -71,7 +62,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
 	}
-	logger, closeLog, err := newLogger(cfg.Log, stderr)
+	logger, level, closeLog, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
@@ -79,7 +70,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer closeLog()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, cfg, f, logger, stdout); err != nil {
+	// SIGHUP asks for a reload (see relay.reload).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan chan error)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reloads <- nil:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	env := relayEnv{flags: f, logger: logger, level: level, stdout: stdout, reloads: reloads}
+	if err := serve(ctx, cfg, env); err != nil {
 		logger.Error("ferry serve stopped", "err", err)
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
@@ -122,165 +133,4 @@ func loadServeConfig(f serveFlags) (config.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// serve wires the pipeline: smtpd → queue → deliver, and runs it until ctx
-// ends, then shuts down in the reverse order.
-func serve(ctx context.Context, cfg config.Config, f serveFlags, logger *slog.Logger, stdout io.Writer) error {
-	table, err := buildRoutes(cfg, f.routes)
-	if err != nil {
-		return err
-	}
-	metrics := admin.NewMetrics()
-	logger = slog.New(metrics.Handler(logger.Handler()))
-	policy, err := buildAccess(cfg, f)
-	if err != nil {
-		return err
-	}
-	// Each listener's settings, certificate and user file, before anything
-	// starts: a missing file stops "ferry serve" at once.
-	serverConfigs := make([]smtpd.Config, len(cfg.Listeners))
-	var reloaders []reloader
-	for i, l := range cfg.Listeners {
-		sc, rs, err := smtpdConfig(cfg, l, logger)
-		if err != nil {
-			return err
-		}
-		serverConfigs[i] = sc
-		reloaders = append(reloaders, rs...)
-	}
-	if err := os.MkdirAll(cfg.Queue.Spool, 0o700); err != nil {
-		return fmt.Errorf("creating spool: %w", err)
-	}
-	reportPut := newPutLater()
-	notifier, err := newNotifier(cfg, logger, reportPut.Put)
-	if err != nil {
-		return fmt.Errorf("delivery status notifications: %w", err)
-	}
-	qc := queueConfig(cfg, logger)
-	qc.OnEvent = notifier.OnEvent
-	q, err := queue.Open(qc)
-	if err != nil {
-		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
-	}
-	defer q.Close()
-
-	reportPut.set(q.Put)
-	dc := deliverConfig(cfg, table, logger)
-	dc.OnRelayed = notifier.Relayed
-	agent, err := deliver.NewAgent(q, dc)
-	if err != nil {
-		return fmt.Errorf("starting delivery: %w", err)
-	}
-	defer agent.Close()
-
-	var servers []*smtpd.Server
-	var listeners []net.Listener
-	for i, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Address)
-		if err != nil {
-			for _, o := range listeners {
-				o.Close()
-			}
-			return fmt.Errorf("listening on %s: %w", l.Address, err)
-		}
-		listeners = append(listeners, ln)
-		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
-	}
-	// SIGHUP reads the listeners' certificates and user files again; the
-	// rest of the configuration (routes, relay access) needs a restart.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+1)
-	var serving atomic.Int32
-	var ready atomic.Bool
-	var adminSrv *http.Server
-	if cfg.Admin.Address != "" {
-		aln, err := admin.Listen(cfg.Admin.Address)
-		if err != nil {
-			for _, o := range listeners {
-				o.Close()
-			}
-			return err
-		}
-		h := admin.New(admin.Options{Queue: q, Hops: agent.Hops(), Routes: table, Metrics: metrics, Logger: logger,
-			Spool: cfg.Queue.Spool,
-			Listeners: func() error {
-				if n := int(serving.Load()); n != len(servers) {
-					return fmt.Errorf("%d of %d SMTP listeners up", n, len(servers))
-				}
-				return nil
-			},
-			Ready: func() error {
-				if !ready.Load() {
-					return errors.New("starting or shutting down")
-				}
-				return nil
-			}})
-		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		go adminSrv.Serve(aln)
-		addr := admin.ListenerAddr(aln)
-		if err := admin.WriteAddrFile(cfg.Queue.Spool, addr); err != nil {
-			logger.Warn("admin address file", "err", err)
-		}
-		defer admin.RemoveAddrFile(cfg.Queue.Spool)
-		logger.Info("admin API listening", "addr", addr)
-		fmt.Fprintf(stdout, "ferry serve: admin API on %s\n", addr)
-	}
-	deliverCtx, stopDeliver := context.WithCancel(context.Background())
-	defer stopDeliver()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := agent.Run(deliverCtx); err != nil && !errors.Is(err, context.Canceled) {
-			errc <- fmt.Errorf("delivery: %w", err)
-		}
-	}()
-	for i, s := range servers {
-		wg.Add(1)
-		serving.Add(1)
-		go func(s *smtpd.Server, ln net.Listener) {
-			defer wg.Done()
-			defer serving.Add(-1)
-			if err := s.Serve(ln); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
-				errc <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
-			}
-		}(s, listeners[i])
-		logger.Info("listening", "addr", listeners[i].Addr().String())
-		fmt.Fprintf(stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
-	}
-	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
-
-	ready.Store(true)
-	var runErr error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			logger.Info("shutting down", "grace", shutdownGrace)
-			break wait
-		case runErr = <-errc:
-			break wait
-		case <-hup:
-			logger.Info("SIGHUP: reloading certificates and user files")
-			reloadFiles(reloaders, logger)
-		}
-	}
-	ready.Store(false)
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if adminSrv != nil {
-		defer adminSrv.Shutdown(context.Background())
-	}
-	for _, s := range servers {
-		if err := s.Shutdown(shutCtx); err != nil {
-			logger.Warn("listener shutdown", "err", err)
-		}
-	}
-	stopDeliver()
-	wg.Wait()
-	return runErr
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -271,7 +270,8 @@ func TestServeConfigFile(t *testing.T) {
 
 // TestServeRun runs serve in process: it starts on the configuration file,
 // offers STARTTLS and (after it) AUTH, reloads the certificate and the user
-// file on SIGHUP, and shuts down cleanly when its context ends.
+// file on a reload request (what SIGHUP sends), and shuts down cleanly when
+// its context ends.
 func TestServeRun(t *testing.T) {
 	fx := newServeFixture(t)
 	cfg, err := loadServeConfig(serveFlags{configFile: fx.configFile})
@@ -283,7 +283,10 @@ func TestServeRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, serveFlags{}, logger, &stdout) }()
+	reloads := make(chan chan error)
+	go func() {
+		done <- serve(ctx, cfg, relayEnv{flags: serveFlags{configFile: fx.configFile}, logger: logger, stdout: &stdout, reloads: reloads})
+	}()
 	out := waitFor(t, &stdout, "\n")
 	addr := strings.TrimSpace(strings.TrimPrefix(out, "ferry serve: listening on "))
 	if _, err := netip.ParseAddrPort(addr); err != nil {
@@ -322,9 +325,7 @@ func TestServeRun(t *testing.T) {
 	if err := os.WriteFile(fx.usersFile, []byte("bob:"+hash+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	reloadNow(t, reloads)
 	waitFor(t, &logs, "reloaded users file for listener 127.0.0.1:0")
 	if !strings.Contains(logs.String(), "reloaded certificate for listener 127.0.0.1:0") {
 		t.Fatalf("no certificate reload logged:\n%s", logs.String())
@@ -345,9 +346,7 @@ func TestServeRun(t *testing.T) {
 	if err := os.WriteFile(fx.certFile, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	reloadNow(t, reloads)
 	waitFor(t, &logs, "reload failed; keeping the certificate in force")
 	c = dialSMTP(t, addr)
 	c.cmd("EHLO client.test")
@@ -380,7 +379,7 @@ func TestServeStartupError(t *testing.T) {
 	}
 	os.Remove(fx.certFile)
 	var stdout bytes.Buffer
-	err = serve(context.Background(), cfg, serveFlags{}, discardLogger(), &stdout)
+	err = serve(context.Background(), cfg, relayEnv{logger: discardLogger(), stdout: &stdout})
 	if err == nil || !strings.Contains(err.Error(), "listener 127.0.0.1:0: loading tls_cert "+fx.certFile) {
 		t.Fatalf("serve with a missing certificate: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
@@ -19,27 +20,28 @@ import (
 // This file maps the configuration onto each stage's own Config: every
 // package keeps its own settings type, and only main knows both sides.
 
-// newLogger builds the mail log from the [log] section. The returned
-// function closes a log file.
-func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger builds the mail log from the [log] section. The level is a
+// LevelVar, so that a reload can change it; the returned function closes a
+// log file.
+func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, *slog.LevelVar, func(), error) {
 	w, closeFn := stderr, func() {}
 	if c.File != "" {
 		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
-			return nil, nil, fmt.Errorf("opening log file: %w", err)
+			return nil, nil, nil, fmt.Errorf("opening log file: %w", err)
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	var level slog.Level
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		closeFn()
-		return nil, nil, fmt.Errorf("log level %q: %w", c.Level, err)
+		return nil, nil, nil, fmt.Errorf("log level %q: %w", c.Level, err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
+		return slog.New(slog.NewJSONHandler(w, opts)), level, closeFn, nil
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
+	return slog.New(slog.NewTextHandler(w, opts)), level, closeFn, nil
 }
 
 // reloader is a file a listener reads that SIGHUP reads again: its
@@ -99,19 +101,6 @@ func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) (smt
 	return c, reloaders, nil
 }
 
-// reloadFiles reads every listener's certificate and user file again (on
-// SIGHUP) and logs each outcome. A file that fails is reported and the one
-// in force is kept.
-func reloadFiles(rs []reloader, logger *slog.Logger) {
-	for _, r := range rs {
-		if err := r.reload(); err != nil {
-			logger.Error("reload failed; keeping the "+r.what+" in force", "listener", r.listener, "file", r.file, "err", err)
-			continue
-		}
-		logger.Info("reloaded "+r.what+" for listener "+r.listener, "listener", r.listener, "file", r.file)
-	}
-}
-
 // queueConfig builds the queue's settings from [queue].
 func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	c := queue.DefaultConfig(cfg.Queue.Spool)
@@ -140,13 +129,18 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) d
 	if name == "" {
 		name = cfg.Hostname
 	}
+	idle := d.IdleTimeout
+	if idle == 0 {
+		idle = time.Nanosecond // "0s" closes at once; deliver takes 0 for its default
+	}
 	return deliver.Config{
 		Routes:             table,
 		HeloName:           name,
 		Workers:            d.Workers,
 		MaxConnsPerHop:     cfg.Queue.HopConcurrency,
 		MaxMessagesPerConn: d.MaxMessagesPerConnection,
-		IdleTimeout:        d.IdleTimeout,
+		IdleTimeout:        idle,
+		ShutdownGrace:      shutdownGrace,
 		Timeouts:           t,
 		Converter:          deliver.Downgrader{},
 		Logger:             logger,

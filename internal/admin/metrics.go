@@ -39,6 +39,9 @@ type Metrics struct {
 	dsns            *prometheus.CounterVec
 	dsnSuppressed   *prometheus.CounterVec
 	events          *prometheus.CounterVec
+	commitRequests  prometheus.Histogram
+	commitBytes     prometheus.Counter
+	fsyncSeconds    prometheus.Histogram
 
 	mu sync.Mutex
 	q  *queue.Queue
@@ -92,9 +95,29 @@ func NewMetrics() *Metrics {
 	m.dsns = counterVec("ferry_dsns_total", "Delivery status notifications queued to senders, by kind (failed, delayed, delivered, relayed).", "kind")
 	m.dsnSuppressed = counterVec("ferry_dsns_suppressed_total", "DSNs not sent, by kind and reason.", "kind", "reason")
 	m.events = counterVec("ferry_log_events_total", "Mail-log events by event name and level (named events only).", "event", "level")
+	m.commitRequests = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_queue_commit_batch_requests",
+		Help:    "Queue operations (Puts, recipient updates, …) carried by one group commit: one write and one fdatasync.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 … 1024
+	})
+	m.fsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ferry_queue_fsync_seconds",
+		Help:    "Time one fdatasync of the queue's segment log took.",
+		Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	m.reg.MustRegister(m.commitRequests, m.fsyncSeconds)
+	m.commitBytes = counter("ferry_queue_commit_bytes_total", "Octets written to the queue's segment log by group commits.")
 	m.reg.MustRegister(newQueueCollector(m))
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveCommit records one group commit of the queue; it is meant for
+// queue.Config.OnCommit and only updates a counter and two histograms.
+func (m *Metrics) ObserveCommit(st queue.CommitStats) {
+	m.commitRequests.Observe(float64(st.Requests))
+	m.fsyncSeconds.Observe(st.Sync.Seconds())
+	m.commitBytes.Add(float64(st.Bytes))
 }
 
 // Registry returns the metrics' registry, to serve or to add collectors to.

@@ -21,7 +21,8 @@ import (
 // deliver.Downgrader, whose output is always 7-bit, so a converting plan is
 // adjusted the way delivery adjusts it.
 func (s *server) plans(ctx context.Context, info *queue.MessageInfo) []HopPlan {
-	if s.opts.Routes == nil || s.opts.Hops == nil || info.Env == nil {
+	table := s.routes()
+	if table == nil || s.opts.Hops == nil || info.Env == nil {
 		return nil
 	}
 	byHop := map[string][]int{}
@@ -36,9 +37,9 @@ func (s *server) plans(ctx context.Context, info *queue.MessageInfo) []HopPlan {
 	scan, scanErr := scanBody(info)
 	var out []HopPlan
 	for _, hop := range slices.Sorted(maps.Keys(byHop)) {
-		rt := s.opts.Routes.Lookup(hop)
+		rt := table.Lookup(hop)
 		hp := HopPlan{Hop: hop, Route: rt.String()}
-		switch hi, err := s.cachedHop(ctx, rt, hop); {
+		switch hi, err := s.cachedHop(ctx, table, rt, hop); {
 		case err != nil:
 			hp.Note = "routing failed: " + err.Error()
 		case hi == nil:
@@ -63,8 +64,8 @@ func (s *server) plans(ctx context.Context, info *queue.MessageInfo) []HopPlan {
 
 // cachedHop returns the cache entry of the first target of rt for domain
 // that the cache knows, or nil when none is known.
-func (s *server) cachedHop(ctx context.Context, rt route.Route, domain string) (*deliver.HopInfo, error) {
-	targets, err := s.opts.Routes.Resolve(ctx, rt, domain)
+func (s *server) cachedHop(ctx context.Context, table *route.Table, rt route.Route, domain string) (*deliver.HopInfo, error) {
+	targets, err := table.Resolve(ctx, rt, domain)
 	if err != nil {
 		return nil, err
 	}

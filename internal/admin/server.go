@@ -27,6 +27,13 @@ type Options struct {
 	// Routes is the routing table delivery uses; with Hops it gives
 	// GET /queue/{id} the transfer plan each next hop would get now.
 	Routes *route.Table
+	// RouteTable, when set, returns the routing table in force and takes
+	// precedence over Routes (the table changes on a configuration
+	// reload).
+	RouteTable func() *route.Table
+	// Transcripts serves GET and POST /transcripts; nil: those answer
+	// 404.
+	Transcripts TranscriptSwitch
 	// Metrics serves /metrics; New also registers the queue's gauges with
 	// it. nil: /metrics answers 404.
 	Metrics *Metrics
@@ -71,10 +78,22 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /hops", s.hops)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Transcripts != nil {
+		mux.HandleFunc("GET /transcripts", s.getTranscripts)
+		mux.HandleFunc("POST /transcripts", s.setTranscripts)
+	}
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry(), promhttp.HandlerOpts{}))
 	}
 	return mux
+}
+
+// routes returns the routing table in force, or nil.
+func (s *server) routes() *route.Table {
+	if s.opts.RouteTable != nil {
+		return s.opts.RouteTable()
+	}
+	return s.opts.Routes
 }
 
 // writeJSON writes v with status code.

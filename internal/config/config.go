@@ -41,6 +41,11 @@ type Config struct {
 	Log Log
 	// Admin configures the admin HTTP API.
 	Admin Admin
+	// DSN configures delivery status notifications.
+	DSN DSN
+	// Transcripts selects sessions whose protocol transcript is written
+	// (besides a listener's TranscriptDir).
+	Transcripts Transcripts
 }
 
 // Listener is one inbound SMTP listener.
@@ -350,5 +355,6 @@ func Default() Config {
 		},
 		Log:   Log{Format: "text", Level: "info"},
 		Admin: Admin{Address: "127.0.0.1:8025"},
+		DSN:   DSN{MaxReturnSize: 100 << 10}, // dsn.DefaultMaxReturnSize
 	}
 }

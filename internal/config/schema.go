@@ -107,6 +107,8 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 				"file":   d.str(&cfg.Log.File, wantPath),
 			})
 		},
+		"dsn":         func(v any, path string) { d.dsn(v, path, &cfg.DSN) },
+		"transcripts": func(v any, path string) { d.transcripts(v, path, &cfg.Transcripts) },
 		"admin": func(v any, path string) {
 			d.table(v, path, map[string]field{
 				"address": d.strCheck(&cfg.Admin.Address, `an address like "127.0.0.1:8025", an absolute Unix socket path, or "" (off)`, true, checkAdmin),

@@ -99,6 +99,14 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.str("file", c.Log.File)
 	tw.header("[admin]")
 	tw.str("address", c.Admin.Address)
+	tw.header("[dsn]")
+	tw.str("postmaster", c.DSN.Postmaster)
+	tw.raw("max_return_size", quote(FormatSize(c.DSN.MaxReturnSize)))
+	tw.header("[transcripts]")
+	tw.str("dir", c.Transcripts.Dir)
+	tw.list("clients", prefixStrings(c.Transcripts.Clients))
+	tw.list("next_hops", c.Transcripts.NextHops)
+	tw.bool("full_content", c.Transcripts.FullContent)
 	if tw.err != nil {
 		return fmt.Errorf("write config: %w", tw.err)
 	}

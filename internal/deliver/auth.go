@@ -66,7 +66,9 @@ func (c *Client) Auth(ctx context.Context, cred route.Credentials) error {
 			_, _ = c.cmd(c.timeouts.Auth, "*")
 			return fmt.Errorf("deliver: AUTH %s: %w", mech, nerr)
 		}
+		c.trSecret = true // the response carries the credentials
 		rep, err = c.cmd(c.timeouts.Auth, base64.StdEncoding.EncodeToString(resp))
+		c.trSecret = false
 	}
 	if err != nil {
 		return err

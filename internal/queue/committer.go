@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // request is a group of records that must be written together, in order,
@@ -113,6 +114,15 @@ func (c *committer) run() {
 	}
 }
 
+// commitStats describes the commit of rs, n octets, synced in d.
+func commitStats(rs []*request, n int, d time.Duration) CommitStats {
+	st := CommitStats{Requests: len(rs), Bytes: n, Sync: d}
+	for _, r := range rs {
+		st.Records += len(r.recs)
+	}
+	return st
+}
+
 func finish(rs []*request, err error) {
 	for _, r := range rs {
 		r.err = err
@@ -154,7 +164,11 @@ func (c *committer) commit(batch []*request) {
 		off := c.active.end
 		_, err := c.active.f.WriteAt(c.buf, off)
 		if err == nil {
+			syncStart := time.Now()
 			err = c.active.f.Datasync()
+			if err == nil && c.q.cfg.OnCommit != nil {
+				c.q.cfg.OnCommit(commitStats(batch[start:i], len(c.buf), time.Since(syncStart)))
+			}
 		}
 		if err != nil {
 			c.dirty = max(c.dirty, off+int64(len(c.buf)))

@@ -48,6 +48,25 @@ type Config struct {
 	// OnEvent, when set, learns of delays and finished messages (for DSNs);
 	// see Event.
 	OnEvent func(Event)
+	// OnCommit, when set, is called by the committer after every group
+	// commit that reached stable storage (for metrics). It runs on the
+	// committer's goroutine, between two commits: it must return at once
+	// (update a counter or a histogram, nothing that blocks).
+	OnCommit func(CommitStats)
+}
+
+// CommitStats describes one group commit: one write and one fdatasync
+// covering the records of every request gathered.
+type CommitStats struct {
+	// Requests is the number of requests (one per Put, Update or other
+	// queue operation) the commit carried: the group-commit batch size.
+	Requests int
+	// Records is the number of log records written.
+	Records int
+	// Bytes is the number of octets written.
+	Bytes int
+	// Sync is how long the fdatasync took.
+	Sync time.Duration
 }
 
 // DefaultConfig returns the default configuration for a spool in dir.

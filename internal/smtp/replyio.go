@@ -110,7 +110,27 @@ func splitReplyLine(line []byte) (code int, more bool, text string, err error) {
 	default:
 		return 0, false, "", fmt.Errorf("%w: %q", ErrMalformedReply, truncate(line))
 	}
-	return code, more, string(line[4:]), nil
+	return code, more, replyText(line[4:]), nil
+}
+
+// replyText returns a reply line's text with every control octet (HT
+// included) as a space, the form Format sends it in, so that a reply read,
+// formatted and read again is the same reply: an enhanced code followed by
+// a NUL or HT is then recognised on the first reading as on the second.
+func replyText(b []byte) string {
+	out := []byte(nil)
+	for i, c := range b {
+		if c < 32 || c == 127 {
+			if out == nil {
+				out = append([]byte(nil), b...)
+			}
+			out[i] = ' '
+		}
+	}
+	if out == nil {
+		return string(b)
+	}
+	return string(out)
 }
 
 // stripEnhanced moves a leading enhanced status code from the reply's lines

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +106,12 @@ type Config struct {
 	// TranscriptDir, when set, is where a transcript of every session is
 	// written as SESSION.log (AUTH data redacted).
 	TranscriptDir string
+	// TranscriptFor, when set, decides at each new connection whether its
+	// session is recorded: it returns the directory for SESSION.log ("":
+	// none) and whether message content is recorded line by line
+	// (otherwise only its size is noted). It takes precedence over
+	// TranscriptDir and may change its answers while the server runs.
+	TranscriptFor func(remote net.Addr) (dir string, fullContent bool)
 
 	// TLS, when set, enables TLS: STARTTLS (RFC 3207) is offered on
 	// plaintext sessions, or every connection starts with a TLS handshake

@@ -70,6 +70,9 @@ type pendingMessage struct {
 	env  *smtp.Envelope
 	ld   *loopDetector
 	body *trackingReader
+	// lines records the content in a full-content transcript; nil
+	// otherwise. Content drained after the store gave up is not recorded.
+	lines *contentLines
 }
 
 // prepareMessage completes the envelope (queue ID, arrival, client) and
@@ -85,12 +88,13 @@ func (ss *session) prepareMessage(content io.Reader) *pendingMessage {
 		TLS:      ss.info.TLS,
 		Protocol: ss.protocol(env.SMTPUTF8),
 	}
+	content, lines := ss.transcribeContent(content)
 	ld := &loopDetector{r: content, max: ss.srv.cfg.MaxReceived}
 	var body io.Reader = ld
 	if !ss.srv.cfg.OmitReceived {
 		body = io.MultiReader(strings.NewReader(ss.receivedField(env)), ld)
 	}
-	return &pendingMessage{env: env, ld: ld, body: &trackingReader{r: body}}
+	return &pendingMessage{env: env, ld: ld, body: &trackingReader{r: body}, lines: lines}
 }
 
 // finishMessage turns the store's result into the final reply and ends the
@@ -113,6 +117,7 @@ func (ss *session) finishMessage(m *pendingMessage, id string, err error, drain 
 			err = derr
 		}
 	}
+	m.lines.flush()
 	ss.tr.Note(fmt.Sprintf("<message content, %d octets stored>", tr.n))
 	if ss.conn.readErr != nil {
 		// The connection failed mid-content: nothing more can be said in step.

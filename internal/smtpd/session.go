@@ -20,6 +20,8 @@ type session struct {
 	info SessionInfo
 	log  *slog.Logger
 	tr   *maillog.Transcript
+	// trFull records message content in tr line by line.
+	trFull bool
 
 	counts maillog.CommandCounts
 	errors int
@@ -45,13 +47,7 @@ func (s *Server) runSession(c *idleConn) {
 		info: SessionInfo{ID: s.newSessionID(), Remote: c.RemoteAddr()},
 		log:  s.cfg.Logger,
 	}
-	if s.cfg.TranscriptDir != "" {
-		tr, err := maillog.OpenTranscript(s.cfg.TranscriptDir, ss.info.ID)
-		if err != nil && ss.log != nil {
-			ss.log.Warn("transcript", slog.String("session", ss.info.ID), slog.String("error", err.Error()))
-		}
-		ss.tr = tr
-	}
+	ss.openTranscript()
 	maillog.Connect(ss.log, ss.info.ID, c.RemoteAddr().String())
 	defer func() {
 		ss.resetTransaction()

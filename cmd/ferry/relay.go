@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/admin"
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtpd"
+)
+
+// relayEnv is what serve needs besides the configuration.
+type relayEnv struct {
+	// flags are the command line's; they override the file, also after a
+	// reload.
+	flags  serveFlags
+	logger *slog.Logger
+	// level is the log level a reload changes; nil: the level is fixed.
+	level  *slog.LevelVar
+	stdout io.Writer
+	// reloads carries reload requests (SIGHUP); a request's channel, when
+	// not nil, receives the outcome.
+	reloads <-chan chan error
+}
+
+// serve wires the pipeline: smtpd → queue → deliver, and runs it until ctx
+// ends, then shuts down in the reverse order. Each request on env.reloads
+// reloads the configuration (relay.reload).
+func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
+	logger := env.logger
+	f := env.flags
+	table, err := buildRoutes(cfg, f.routes)
+	if err != nil {
+		return err
+	}
+	metrics := admin.NewMetrics()
+	logger = slog.New(metrics.Handler(logger.Handler()))
+	policy, err := buildAccess(cfg, f)
+	if err != nil {
+		return err
+	}
+	transcripts, err := newTranscriptSwitch(cfg, logger)
+	if err != nil {
+		return err
+	}
+	// Each listener's settings, certificate and user file, before anything
+	// starts: a missing file stops "ferry serve" at once.
+	serverConfigs := make([]smtpd.Config, len(cfg.Listeners))
+	var reloaders []reloader
+	for i, l := range cfg.Listeners {
+		sc, rs, err := smtpdConfig(cfg, l, logger)
+		if err != nil {
+			return err
+		}
+		sc.TranscriptFor = transcripts.forListener(i)
+		serverConfigs[i] = sc
+		reloaders = append(reloaders, rs...)
+	}
+	if err := os.MkdirAll(cfg.Queue.Spool, 0o700); err != nil {
+		return fmt.Errorf("creating spool: %w", err)
+	}
+	reportPut := newPutLater()
+	notifier, err := newNotifier(cfg, logger, reportPut.Put)
+	if err != nil {
+		return fmt.Errorf("delivery status notifications: %w", err)
+	}
+	qc := queueConfig(cfg, logger)
+	qc.OnEvent = notifier.OnEvent
+	qc.OnCommit = metrics.ObserveCommit
+	q, err := queue.Open(qc)
+	if err != nil {
+		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
+	}
+	defer q.Close()
+
+	reportPut.set(q.Put)
+	dc := deliverConfig(cfg, table, logger)
+	dc.OnRelayed = notifier.Relayed
+	dc.Transcript = transcripts.outbound
+	agent, err := deliver.NewAgent(q, dc)
+	if err != nil {
+		return fmt.Errorf("starting delivery: %w", err)
+	}
+	defer agent.Close()
+	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
+		transcripts: transcripts, reloaders: reloaders}
+
+	var servers []*smtpd.Server
+	var listeners []net.Listener
+	for i, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			for _, o := range listeners {
+				o.Close()
+			}
+			return fmt.Errorf("listening on %s: %w", l.Address, err)
+		}
+		listeners = append(listeners, ln)
+		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(servers)+1)
+	var serving atomic.Int32
+	var ready atomic.Bool
+	var adminSrv *http.Server
+	if cfg.Admin.Address != "" {
+		aln, err := admin.Listen(cfg.Admin.Address)
+		if err != nil {
+			for _, o := range listeners {
+				o.Close()
+			}
+			return err
+		}
+		h := admin.New(admin.Options{Queue: q, Hops: agent.Hops(), RouteTable: agent.Routes, Metrics: metrics, Logger: logger,
+			Spool:       cfg.Queue.Spool,
+			Transcripts: transcripts,
+			Listeners: func() error {
+				if n := int(serving.Load()); n != len(servers) {
+					return fmt.Errorf("%d of %d SMTP listeners up", n, len(servers))
+				}
+				return nil
+			},
+			Ready: func() error {
+				if !ready.Load() {
+					return errors.New("starting or shutting down")
+				}
+				return nil
+			}})
+		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go adminSrv.Serve(aln)
+		addr := admin.ListenerAddr(aln)
+		if err := admin.WriteAddrFile(cfg.Queue.Spool, addr); err != nil {
+			logger.Warn("admin address file", "err", err)
+		}
+		defer admin.RemoveAddrFile(cfg.Queue.Spool)
+		logger.Info("admin API listening", "addr", addr)
+		fmt.Fprintf(env.stdout, "ferry serve: admin API on %s\n", addr)
+	}
+	deliverCtx, stopDeliver := context.WithCancel(context.Background())
+	defer stopDeliver()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := agent.Run(deliverCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("delivery: %w", err)
+		}
+	}()
+	for i, s := range servers {
+		wg.Add(1)
+		serving.Add(1)
+		go func(s *smtpd.Server, ln net.Listener) {
+			defer wg.Done()
+			defer serving.Add(-1)
+			if err := s.Serve(ln); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
+				errc <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
+			}
+		}(s, listeners[i])
+		logger.Info("listening", "addr", listeners[i].Addr().String())
+		fmt.Fprintf(env.stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
+	}
+	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
+
+	ready.Store(true)
+	var runErr error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "grace", shutdownGrace)
+			break wait
+		case runErr = <-errc:
+			break wait
+		case done := <-env.reloads:
+			err := live.reload()
+			if done != nil {
+				done <- err
+			}
+		}
+	}
+	ready.Store(false)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if adminSrv != nil {
+		defer adminSrv.Shutdown(context.Background())
+	}
+	// Delivery and the listeners wind down together, each within the
+	// grace time: no new leases, no new sessions, transfers in progress
+	// finish. Messages accepted meanwhile are safe in the queue.
+	stopDeliver()
+	for _, s := range servers {
+		if err := s.Shutdown(shutCtx); err != nil {
+			logger.Warn("listener shutdown", "err", err)
+		}
+	}
+	wg.Wait()
+	return runErr
+}

@@ -1,0 +1,380 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// randomLine returns a line of 1 to 200 random octets other than CR and LF
+// whose first octet is above 127, so it is never a command.
+func randomLine(rng *rand.Rand) string {
+	b := make([]byte, 1+rng.IntN(200))
+	for i := range b {
+		for b[i] == 0 || b[i] == '\r' || b[i] == '\n' {
+			b[i] = byte(rng.IntN(256))
+		}
+	}
+	b[0] |= 0x80
+	return string(b)
+}
+
+// garbageLines: 30 lines of random octets in one write get 500 5.5.2 each
+// until the 20th error, then 421 4.7.0 and the connection closes.
+func garbageLines(addr, src string, deadline time.Time, rng *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if err := c.greet(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i := 0; i < 30; i++ {
+		b.WriteString(randomLine(rng) + "\r\n")
+	}
+	if err := c.send(b.String()); err != nil {
+		return err
+	}
+	return tooManyErrors(c, 20)
+}
+
+// tooManyErrors reads n replies of 500 5.5.2, then 421 4.7.0, then the end
+// of the connection.
+func tooManyErrors(c *rawConn, n int) error {
+	for i := 0; i < n; i++ {
+		if _, err := c.expect(500, "5.5.2"); err != nil {
+			return fmt.Errorf("error reply %d: %w", i+1, err)
+		}
+	}
+	if _, err := c.expect(421, "4.7.0"); err != nil {
+		return fmt.Errorf("after %d errors: %w", n, err)
+	}
+	return c.expectClosed(0)
+}
+
+// nulOctets: command lines holding a NUL are refused with 500 5.5.2, one
+// by one, and the session still works afterwards.
+func nulOctets(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if _, err := c.expect(220, ""); err != nil {
+		return err
+	}
+	for _, line := range []string{"EHLO a\x00b", "\x00\x00\x00\x00", "NOOP\x00"} {
+		if err := c.cmd(line, 500, "5.5.2"); err != nil {
+			return err
+		}
+	}
+	if err := c.cmd("EHLO hostile.test", 250, ""); err != nil {
+		return err
+	}
+	for _, line := range []string{"MAIL FROM:<a\x00b@example.com>", "\x00MAIL FROM:<a@example.com>"} {
+		if err := c.cmd(line, 500, "5.5.2"); err != nil {
+			return err
+		}
+	}
+	if err := c.cmd("MAIL FROM:<nul@hostile.test>", 250, ""); err != nil {
+		return err
+	}
+	if err := c.cmd("RCPT TO:<user@example.com\x00>", 500, "5.5.2"); err != nil {
+		return err
+	}
+	return c.cmd("QUIT", 221, "")
+}
+
+// longLines: a 100 KB command line gets 500 5.5.2, at any stage, and the
+// session goes on.
+func longLines(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if _, err := c.expect(220, ""); err != nil {
+		return err
+	}
+	long := strings.Repeat("a", 100<<10)
+	if err := c.cmd("EHLO "+long, 500, "5.5.2"); err != nil {
+		return err
+	}
+	if err := c.cmd("EHLO hostile.test", 250, ""); err != nil {
+		return err
+	}
+	if err := c.cmd("NOOP "+long, 500, "5.5.2"); err != nil {
+		return err
+	}
+	if err := c.cmd("MAIL FROM:<"+long+"@example.com>", 500, "5.5.2"); err != nil {
+		return err
+	}
+	if err := c.cmd("NOOP", 250, ""); err != nil {
+		return err
+	}
+	return c.cmd("QUIT", 221, "")
+}
+
+// binaryBeforeEHLO: 64 KB of random octets sent before the greeting is
+// even read; Ferry still greets, refuses each line, and hangs up with 421
+// 4.7.0 after 20 errors.
+func binaryBeforeEHLO(addr, src string, deadline time.Time, rng *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	var b strings.Builder
+	for b.Len() < 64<<10 {
+		b.WriteString(randomLine(rng) + "\n")
+	}
+	// The server stops reading after the 421; the rest may not fit in
+	// the socket buffers, so write in the background.
+	go c.send(b.String())
+	if _, err := c.expect(220, ""); err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	return tooManyErrors(c, 20)
+}
+
+// tlsOnPlainPort: a TLS ClientHello, before and after the greeting, is
+// refused line by line as no command (500 5.5.2); QUIT still ends the
+// session.
+func tlsOnPlainPort(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	hello, err := clientHello()
+	if err != nil {
+		return err
+	}
+	lines := strings.Count(string(hello), "\n") + 1
+	for _, early := range []bool{true, false} {
+		c, err := dialFrom(src, addr, deadline)
+		if err != nil {
+			return err
+		}
+		defer c.conn.Close()
+		if early {
+			if err := c.send(string(hello)); err != nil {
+				return err
+			}
+		}
+		if _, err := c.expect(220, ""); err != nil {
+			return fmt.Errorf("greeting: %w", err)
+		}
+		if !early {
+			if err := c.send(string(hello)); err != nil {
+				return err
+			}
+		}
+		if err := c.send("\r\nQUIT\r\n"); err != nil {
+			return err
+		}
+		if err := afterClientHello(c, lines, early); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// afterClientHello reads the replies to the ClientHello's lines and QUIT:
+// 500 5.5.2 for each line, then 221. A line that happens to parse as a
+// command, coming ahead of the replies before PIPELINING was offered,
+// ends the session with 554 5.5.0 instead.
+func afterClientHello(c *rawConn, lines int, early bool) error {
+	for i := 0; i <= lines; i++ {
+		rep, err := c.readReply()
+		switch {
+		case err != nil:
+			return fmt.Errorf("reply %d after a ClientHello of %d lines (early %v): %w", i+1, lines, early, err)
+		case rep.code == 221:
+			return nil
+		case rep.code == 554 && strings.HasPrefix(rep.text(), "5.5.0"):
+			return c.expectClosed(0)
+		case rep.code != 500 || !strings.HasPrefix(rep.text(), "5.5.2"):
+			return fmt.Errorf("ClientHello line %d of %d (early %v): got %v, want 500 5.5.2", i+1, lines, early, rep)
+		}
+	}
+	return fmt.Errorf("more replies than ClientHello lines (%d) and QUIT", lines)
+}
+
+// noopFlood: 10,000 NOOPs in one write after EHLO (PIPELINING offered)
+// get 10,000 replies 250, read while still writing.
+func noopFlood(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if err := c.greet(); err != nil {
+		return err
+	}
+	const n = 10000
+	werr := make(chan error, 1)
+	go func() { werr <- c.send(strings.Repeat("NOOP\r\n", n)) }()
+	for i := 0; i < n; i++ {
+		if _, err := c.expect(250, "2.0.0"); err != nil {
+			return fmt.Errorf("NOOP %d of %d: %w", i+1, n, err)
+		}
+	}
+	if err := <-werr; err != nil {
+		return err
+	}
+	return c.cmd("QUIT", 221, "")
+}
+
+// noopFloodBeforeEHLO: commands pipelined before EHLO, when PIPELINING
+// has not been offered, end the session with 554 5.5.0 (Postfix's
+// smtpd_forbid_unauth_pipelining).
+func noopFloodBeforeEHLO(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if _, err := c.expect(220, ""); err != nil {
+		return err
+	}
+	go c.send(strings.Repeat("NOOP\r\n", 10000))
+	if _, err := c.expect(554, "5.5.0"); err != nil {
+		return err
+	}
+	return c.expectClosed(0)
+}
+
+// halfOpen: clients that never read. Half of them say nothing, the others
+// send EHLO and 10,000 NOOPs; all are cut off by the idle timeouts (3 s
+// here), the last thing sent being 421 4.4.2.
+func halfOpen(addr, src string, deadline time.Time, rng *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	silent := rng.IntN(2) == 0
+	if !silent {
+		if err := c.send("EHLO hostile.test\r\n"); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // EHLO must end a group (RFC 2920 §3.1)
+		if err := c.send(strings.Repeat("NOOP\r\n", 10000)); err != nil {
+			return err
+		}
+	}
+	// Do not read until well past the timeout.
+	time.Sleep(4 * time.Second)
+	var last reply
+	for {
+		rep, err := c.readReply()
+		if err != nil {
+			if last.code == 421 && strings.HasPrefix(last.text(), "4.4.2") {
+				return nil // read the 421, then the end of the connection
+			}
+			return fmt.Errorf("silent %v: last reply %v before %v; want 421 4.4.2 and the end", silent, last, err)
+		}
+		last = rep
+	}
+}
+
+// contentWithoutData: message lines sent after RCPT without DATA are each
+// an unknown command (500 5.5.2); nothing is queued.
+func contentWithoutData(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if err := c.greet(); err != nil {
+		return err
+	}
+	if err := c.cmd("MAIL FROM:<nodata@hostile.test>", 250, ""); err != nil {
+		return err
+	}
+	if err := c.cmd("RCPT TO:<user@example.com>", 250, ""); err != nil {
+		return err
+	}
+	lines := []string{"From: <nodata@hostile.test>", "Subject: no DATA", "", "body", "."}
+	if err := c.send(strings.Join(lines, "\r\n") + "\r\n"); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if _, err := c.expect(500, "5.5.2"); err != nil {
+			return fmt.Errorf("content line %q without DATA: %w", l, err)
+		}
+	}
+	// The transaction is still open but holds no content: RSET drops it.
+	if err := c.cmd("RSET", 250, ""); err != nil {
+		return err
+	}
+	return c.cmd("QUIT", 221, "")
+}
+
+// recipientOvershoot: 300 pipelined RCPTs against max_recipients = 100 get
+// 100 replies 250 and 200 replies 452 4.5.3, which are not session errors
+// (no 421 although far more than max_errors).
+func recipientOvershoot(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	c, err := dialFrom(src, addr, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if err := c.greet(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<many@hostile.test>\r\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, "RCPT TO:<r%03d@example.com>\r\n", i)
+	}
+	if err := c.send(b.String()); err != nil {
+		return err
+	}
+	if _, err := c.expect(250, "2.1.0"); err != nil {
+		return err
+	}
+	for i := 0; i < 300; i++ {
+		code, enh := 250, "2.1.5"
+		if i >= 100 {
+			code, enh = 452, "4.5.3"
+		}
+		if _, err := c.expect(code, enh); err != nil {
+			return fmt.Errorf("RCPT %d: %w", i+1, err)
+		}
+	}
+	if err := c.cmd("RSET", 250, ""); err != nil {
+		return err
+	}
+	return c.cmd("QUIT", 221, "")
+}
+
+// perIPLimit: 55 connections from one address; the first 50 are greeted,
+// the rest get 421 4.7.0 and are closed.
+func perIPLimit(addr, src string, deadline time.Time, _ *rand.Rand) error {
+	var conns []*rawConn
+	defer func() {
+		for _, c := range conns {
+			c.conn.Close()
+		}
+	}()
+	for i := 0; i < 55; i++ {
+		c, err := dialFrom(src, addr, deadline)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		code, enh := 220, ""
+		if i >= 50 {
+			code, enh = 421, "4.7.0"
+		}
+		if _, err := c.expect(code, enh); err != nil {
+			return fmt.Errorf("connection %d: %w", i+1, err)
+		}
+		if i >= 50 {
+			if err := c.expectClosed(0); err != nil {
+				return fmt.Errorf("connection %d: %w", i+1, err)
+			}
+		}
+	}
+	return nil
+}
