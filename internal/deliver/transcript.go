@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 
@@ -14,10 +13,6 @@ import (
 // whether message content is recorded line by line (otherwise only its
 // size is noted). The Client closes the transcript with the connection.
 type TranscriptFunc func(target route.Target) (tr *maillog.Transcript, fullContent bool)
-
-// maxTranscriptLine is where a content line without a line break is cut
-// in a full-content transcript, so a binary body cannot grow the buffer.
-const maxTranscriptLine = 8 << 10
 
 // SetTranscript makes the client record its session from now on in tr
 // (nil: none), starting with the greeting already read; full records
@@ -54,42 +49,31 @@ func (c *Client) closeTranscript() {
 // contentRecorder notes message content in the transcript: its size, and
 // with full content each line (as sent before dot-stuffing).
 type contentRecorder struct {
-	tr      *maillog.Transcript
-	full    bool
-	n       int64
-	pending []byte
-	noted   bool
+	tr    *maillog.Transcript
+	lines *maillog.ContentLines
+	noted bool
 }
 
 // recordContent returns the recorder for one message's content; it is a
 // no-op when the session has no transcript.
 func (c *Client) recordContent() *contentRecorder {
-	return &contentRecorder{tr: c.tr, full: c.trFull}
+	r := &contentRecorder{tr: c.tr}
+	if c.tr != nil {
+		if c.trFull {
+			r.lines = c.tr.ContentLines()
+		} else {
+			r.lines = (*maillog.Transcript)(nil).ContentLines() // counts only
+		}
+	}
+	return r
 }
 
-// Write takes content octets in order; it never fails.
+// Write records content octets in order; it never fails.
 func (r *contentRecorder) Write(p []byte) (int, error) {
-	if r.tr == nil {
+	if r.lines == nil {
 		return len(p), nil
 	}
-	r.n += int64(len(p))
-	if !r.full {
-		return len(p), nil
-	}
-	r.pending = append(r.pending, p...)
-	for {
-		i := bytes.IndexByte(r.pending, '\n')
-		if i < 0 {
-			break
-		}
-		r.tr.Client(string(bytes.TrimSuffix(r.pending[:i], []byte("\r"))))
-		r.pending = r.pending[i+1:]
-	}
-	if len(r.pending) > maxTranscriptLine {
-		r.tr.Client(string(r.pending))
-		r.pending = r.pending[:0]
-	}
-	return len(p), nil
+	return r.lines.Write(p)
 }
 
 // note ends the content: a last partial line, then the size; only the
@@ -99,11 +83,8 @@ func (r *contentRecorder) note(what string) {
 		return
 	}
 	r.noted = true
-	if len(r.pending) > 0 {
-		r.tr.Client(string(r.pending))
-		r.pending = nil
-	}
-	r.tr.Note(fmt.Sprintf("<message content, %d octets %s>", r.n, what))
+	r.lines.Flush()
+	r.tr.Note(fmt.Sprintf("<message content, %d octets %s>", r.lines.Octets(), what))
 }
 
 // teeContent returns src recording what is read from it in rec.

@@ -144,4 +144,3 @@ func TestReplyClass(t *testing.T) {
 		t.Errorf("WithClass(3) = %q", got)
 	}
 }
-

@@ -72,7 +72,7 @@ type pendingMessage struct {
 	body *trackingReader
 	// lines records the content in a full-content transcript; nil
 	// otherwise. Content drained after the store gave up is not recorded.
-	lines *contentLines
+	lines *maillog.ContentLines
 }
 
 // prepareMessage completes the envelope (queue ID, arrival, client) and
@@ -117,7 +117,9 @@ func (ss *session) finishMessage(m *pendingMessage, id string, err error, drain 
 			err = derr
 		}
 	}
-	m.lines.flush()
+	if m.lines != nil {
+		m.lines.Flush()
+	}
 	ss.tr.Note(fmt.Sprintf("<message content, %d octets stored>", tr.n))
 	if ss.conn.readErr != nil {
 		// The connection failed mid-content: nothing more can be said in step.
