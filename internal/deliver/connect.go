@@ -1,0 +1,140 @@
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// This file holds connection set-up for the Agent: taking an idle pooled
+// connection or opening a new one (greeting, EHLO, STARTTLS, AUTH).
+
+// acquire returns a ready session to one of targets, tried in order: an
+// idle pooled connection or a new one. On failure it returns nil and the
+// reply of the last failure.
+func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Target) (*session, smtp.Reply) {
+	limit := rt.Policy.MaxConnections
+	if limit <= 0 {
+		limit = a.cfg.MaxConnsPerHop
+	}
+	last := smtp.NewReply(451, smtp.EnhNoAnswer, "No next hop address to connect to")
+	for _, t := range targets {
+		key := t.Addr() + "|" + t.Host + "|" + rt.Pattern
+		for range 3 {
+			c, err := a.pool.get(ctx, key, limit)
+			if err != nil {
+				return nil, ReplyConnectionLost()
+			}
+			if c == nil {
+				break
+			}
+			if err := c.Reset(ctx); err == nil {
+				return &session{c: c, key: key}, smtp.Reply{}
+			}
+			_ = c.Close()
+			a.pool.drop(key)
+		}
+		c, rep := a.open(ctx, t, rt.Policy, rt.Policy.TLS)
+		if c != nil {
+			return &session{c: c, key: key}, smtp.Reply{}
+		}
+		a.pool.drop(key)
+		last = rep
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+// open connects to t and sets the session up: EHLO (or HELO), STARTTLS as
+// the policy says, EHLO again, AUTH. It records the hop in the cache. On
+// failure it returns nil and the reply the recipients get.
+func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode route.TLSMode) (*Client, smtp.Reply) {
+	c, err := Dial(ctx, t, a.cfg.Timeouts, a.cfg.Dial)
+	if err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			return nil, re.Reply
+		}
+		a.log.Info("deliver: connect failed", "relay", t.String(), "err", err)
+		return nil, smtp.NewReply(451, smtp.EnhNoAnswer, "Connection to "+t.String()+" failed: "+shortErr(err))
+	}
+	if a.cfg.Transcript != nil {
+		c.SetTranscript(a.cfg.Transcript(t))
+	}
+	name := pol.EHLOName
+	if name == "" {
+		name = a.cfg.HeloName
+	}
+	fail := func(err error) (*Client, smtp.Reply) {
+		_ = c.Close()
+		var re *ReplyError
+		if errors.As(err, &re) {
+			return nil, re.Reply
+		}
+		return nil, smtp.NewReply(451, smtp.EnhBadConnection, "Session with "+t.String()+" failed: "+shortErr(err))
+	}
+	if err := c.Hello(ctx, name, pol.DiscardKeywords); err != nil {
+		return fail(err)
+	}
+	switch {
+	case mode == route.TLSNone:
+	case c.Extensions().Has("STARTTLS"):
+		cfg := &tls.Config{
+			ServerName:         t.Host,
+			RootCAs:            a.cfg.RootCAs,
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: mode == route.TLSMay, // RFC 7435: opportunistic, unauthenticated
+		}
+		err := c.StartTLS(ctx, cfg)
+		a.logTLS(c, err)
+		if err != nil {
+			var re *ReplyError
+			if mode == route.TLSRequired {
+				_ = c.Close()
+				return nil, smtp.NewReply(451, "4.7.5", "TLS with "+t.String()+" failed: "+shortErr(err))
+			}
+			if errors.As(err, &re) && !c.Broken() {
+				break // a refused STARTTLS leaves the plain session usable
+			}
+			_ = c.Close()
+			a.log.Info("deliver: TLS failed, retrying without TLS", "relay", t.String(), "err", err)
+			return a.open(ctx, t, pol, route.TLSNone)
+		}
+		if err := c.Hello(ctx, name, pol.DiscardKeywords); err != nil {
+			return fail(err)
+		}
+	case mode == route.TLSRequired:
+		c.quitQuietly()
+		return nil, ReplyTLSNotOffered()
+	}
+	a.hops.Record(HopInfoOf(c, a.cfg.Now()))
+	if pol.Auth != nil {
+		if !c.Extensions().Has("AUTH") {
+			a.log.Warn("deliver: credentials configured but next hop offers no AUTH", "relay", t.String())
+		} else if err := c.Auth(ctx, *pol.Auth); err != nil {
+			if errors.Is(err, ErrAuthWithoutTLS) {
+				c.quitQuietly()
+				return nil, ReplyAuthWithoutTLS()
+			}
+			return fail(err)
+		}
+	}
+	return c, smtp.Reply{}
+}
+
+// shortErr returns the last part of a wrapped error, e.g.
+// "connection refused".
+func shortErr(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
