@@ -129,8 +129,14 @@ func (ss *session) send(r smtp.Reply) {
 
 // reply queues r for sending.
 func (ss *session) reply(r smtp.Reply) {
+	// Enhanced status codes are in effect once the client said EHLO and was
+	// offered ENHANCEDSTATUSCODES (RFC 2034 §3), not after HELO.
+	enhanced := ss.srv.ext.enhanced && (ss.info.ESMTP || ss.info.Helo == "")
+	if !enhanced {
+		r.Enhanced = ""
+	}
 	ss.tr.Server(r)
-	ss.w.Write(r.Format(ss.srv.ext.enhanced))
+	ss.w.Write(r.Format(enhanced))
 }
 
 // replyCmd sends the reply to a command, counting and logging negative

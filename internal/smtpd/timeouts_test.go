@@ -33,7 +33,7 @@ func TestGreetingTimeout(t *testing.T) {
 		c.expectPrefix("250 ")
 		c.expectSilence(700 * time.Millisecond) // past Greeting, within Command
 		c.send("NOOP\r\n")
-		c.expect("250 2.0.0 Ok\r\n")
+		c.expect("250 Ok\r\n") // no enhanced codes after HELO (RFC 2034 §3)
 	})
 }
 
