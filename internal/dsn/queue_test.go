@@ -165,3 +165,38 @@ func TestThroughQueue(t *testing.T) {
 }
 
 func r(k Kind) string { return k.subject() }
+
+// TestDelayReportCoversAllDeferred: when several recipients of a message
+// are deferred, the one delay report lists every one of them (one report
+// per message per kind, covering all recipients of that kind), not only
+// the recipient whose deferral crossed the warning time.
+func TestDelayReportCoversAllDeferred(t *testing.T) {
+	f := newQueueFixture(t)
+	env := &smtp.Envelope{From: path("alice", "example.net"), Arrival: tArrival,
+		Rcpts: []smtp.Recipient{{Addr: path("bob", "example.org")}, {Addr: path("carol", "example.org")}, {Addr: path("dave", "example.org")}}}
+	if _, err := f.q.Put(context.Background(), env, strings.NewReader(originalASCII)); err != nil {
+		t.Fatal(err)
+	}
+	f.deliverOnce(t, "example.org", func(p smtp.Path) queue.Result {
+		if p.LocalPart == "dave" {
+			return queue.Result{State: queue.Sent, Reply: reply250, RemoteMTA: "mx.example.org[192.0.2.1]:25", At: f.clock()}
+		}
+		return queue.Result{State: queue.Deferred, Reply: reply451, RemoteMTA: "mx.example.org[192.0.2.1]:25", At: f.clock()}
+	})
+	reports := f.reportsIn(t)
+	if len(reports) != 1 {
+		t.Fatalf("%d reports, want one delay report", len(reports))
+	}
+	_, rcpts, err := parseStatus(mustParse(t, reports[0].body).parts[1].body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rc := range rcpts {
+		got = append(got, rc.Get("Final-Recipient")+" "+rc.Get("Action"))
+	}
+	want := "rfc822; bob@example.org delayed|rfc822; carol@example.org delayed"
+	if strings.Join(got, "|") != want {
+		t.Errorf("delay report covers %q, want %q", strings.Join(got, "|"), want)
+	}
+}

@@ -362,7 +362,9 @@ func (q *Queue) finishMessage(m *msg, recovered bool) {
 	q.log.Info("removed", "id", m.id)
 }
 
-// emitDelayed delivers EventDelayed for recipient rcpt of m.
+// emitDelayed delivers EventDelayed after recipient rcpt of m was
+// deferred, with every recipient's state so that one delay report can
+// cover all the deferred ones (RFC 3464 §2.3).
 func (q *Queue) emitDelayed(m *msg, rcpt int) {
 	q.mu.Lock()
 	if q.msgs[m.id] != m {
@@ -375,7 +377,7 @@ func (q *Queue) emitDelayed(m *msg, rcpt int) {
 		q.log.Error("queue: cannot read delayed message for its report", "id", m.id, "err", err)
 		return
 	}
-	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts[rcpt : rcpt+1], Body: info.Body})
+	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Rcpt: rcpt})
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -29,9 +29,12 @@ type Event struct {
 	Kind EventKind
 	ID   string
 	Env  *smtp.Envelope
-	// Rcpts holds the deferred recipient (EventDelayed) or every
-	// recipient (EventFinished), with last replies.
+	// Rcpts holds every recipient with its state and last reply; for
+	// EventDelayed the deferred ones have state Deferred.
 	Rcpts []RcptStatus
+	// Rcpt is, for EventDelayed, the index of the recipient whose
+	// deferral caused the event.
+	Rcpt int
 	// Body opens the stored body; valid until OnEvent returns.
 	Body func() (io.ReadCloser, error)
 	// Recovered is set when the event is delivered again at Open because

@@ -38,6 +38,10 @@ type msg struct {
 	finishing bool
 	// pending counts records submitted but not yet applied.
 	pending int32
+	// delayRcpt is the recipient (+1) whose deferral during a lease still
+	// owes an EventDelayed, sent when the lease ends so that the event sees
+	// every recipient of that attempt; 0 when none is owed.
+	delayRcpt int32
 	rcpts   []rcpt
 	groups  []*group
 	hist    []loc // state, hold, unhold and retry records, in log order

@@ -153,10 +153,36 @@ func (q *Queue) reapLeases(now int64) int64 {
 // at once. Releasing a lease that was taken back is harmless.
 func (q *Queue) Release(l *Lease) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	var delayed []*msg
 	if ls := q.leases[l.id]; ls != nil {
+		for _, g := range ls.groups {
+			if g.lease == ls.id && g.m.delayRcpt > 0 {
+				delayed = append(delayed, g.m)
+			}
+		}
 		q.endLease(ls)
 	}
+	rcpts := make([]int, len(delayed))
+	for i, m := range delayed {
+		rcpts[i] = int(m.delayRcpt) - 1
+		m.delayRcpt = 0
+	}
+	q.mu.Unlock()
+	// Delay events wait for the end of the attempt, so that each sees the
+	// outcome of every recipient tried in it.
+	for i, m := range delayed {
+		q.emitDelayed(m, rcpts[i])
+	}
+}
+
+// leased reports whether a group of m is out on a lease. Callers hold q.mu.
+func (m *msg) leased() bool {
+	for _, g := range m.groups {
+		if g.lease != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // endLease returns a lease's groups to the schedule. Unreported recipients
@@ -259,7 +285,15 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 	}
 	q.logResult(m, rcpt, s)
 	if s.State == Deferred && q.cfg.OnEvent != nil {
-		q.emitDelayed(m, rcpt)
+		q.mu.Lock()
+		leased := m.leased()
+		if leased {
+			m.delayRcpt = int32(rcpt) + 1
+		}
+		q.mu.Unlock()
+		if !leased {
+			q.emitDelayed(m, rcpt)
+		}
 	}
 	if fin {
 		q.finishMessage(m, false)
