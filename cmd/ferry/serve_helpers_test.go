@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,9 +14,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // writeCert writes a fresh self-signed certificate for 127.0.0.1 and its key
@@ -60,22 +60,7 @@ func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.Certi
 }
 
 // syncBuffer is a buffer written by one goroutine and read by another.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testrelay.SyncBuffer
 
 // waitFor polls b until it contains s, for at most 10 seconds.
 func waitFor(t *testing.T, b *syncBuffer, s string) string {

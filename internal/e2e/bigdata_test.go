@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // bigDataSize is how much content TestHugeDataRefusedWhileStreaming sends:
@@ -30,7 +32,7 @@ func bigDataSize() int64 {
 // multiplies every allocation (5-10× by its documentation), hence the
 // larger bound when the binary is built with -race.
 func maxRSSGrowth() int64 {
-	if raceEnabled {
+	if testrelay.RaceEnabled() {
 		return 192 << 20
 	}
 	return 64 << 20
@@ -104,19 +106,19 @@ func TestHugeDataRefusedWhileStreaming(t *testing.T) {
 	t.Parallel()
 	size := bigDataSize()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "[[listener]]\naddress = \"127.0.0.1:2525\"\nmax_message_size = \"10MB\"\n", "", routeAll(h.addr))
-	pid := r.cmd.Process.Pid
-	c := dial(t, r.addr)
-	if !strings.Contains(c.cmd("EHLO %s", clientEHLO).text(), "SIZE 10000000") {
+	r := startRelay(t, "[[listener]]\naddress = \"127.0.0.1:2525\"\nmax_message_size = \"10MB\"\n", "", routeAll(h.Addr))
+	pid := r.Cmd.Process.Pid
+	c := testrelay.Dial(t, r.Addr)
+	if !strings.Contains(c.Cmd("EHLO %s", testrelay.ClientEHLO).Text(), "SIZE 10000000") {
 		t.Errorf("EHLO reply does not offer SIZE 10000000")
 	}
 	before, err := procStatus(pid, "VmRSS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
-	c.expect(250, c.cmd("RCPT TO:<user@example.com>"))
-	c.expect(354, c.cmd("DATA"))
+	c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+	c.Expect(250, c.Cmd("RCPT TO:<user@example.com>"))
+	c.Expect(354, c.Cmd("DATA"))
 
 	// Sample the RSS during the transfer too, in case VmHWM is missing.
 	var mu sync.Mutex
@@ -142,18 +144,18 @@ func TestHugeDataRefusedWhileStreaming(t *testing.T) {
 	}()
 	start := time.Now()
 	limit := 5 * time.Minute
-	c.conn.SetWriteDeadline(start.Add(limit))
-	n, err := io.Copy(c.conn, newLineSource(size))
+	c.Conn.SetWriteDeadline(start.Add(limit))
+	n, err := io.Copy(c.Conn, newLineSource(size))
 	if err != nil {
 		close(stop)
 		t.Fatalf("after %d of %d octets (%v): %v", n, size, time.Since(start), err)
 	}
-	c.write([]byte(".\r\n"))
-	rep := c.read()
+	c.Write([]byte(".\r\n"))
+	rep := c.Read()
 	elapsed := time.Since(start)
 	close(stop)
 	<-sampled
-	if rep.code != 552 || !strings.HasPrefix(rep.text(), "5.3.4") {
+	if rep.Code != 552 || !strings.HasPrefix(rep.Text(), "5.3.4") {
 		t.Errorf("%d octets over a 10 MB limit: %v, want 552 5.3.4", n, rep)
 	}
 	hwm, err := procStatus(pid, "VmHWM")
@@ -170,8 +172,8 @@ func TestHugeDataRefusedWhileStreaming(t *testing.T) {
 	}
 	// The session is in step: a small message still passes.
 	content := []byte("Subject: small\r\n\r\nafter the huge one\r\n")
-	id := c.send(sender, []string{"user@example.com"}, "", content)
-	c.quit()
+	id := c.SendID(sender, []string{"user@example.com"}, "", content)
+	c.Quit()
 	cp := h.waitCaptures(t, 1)
 	if len(cp) != 1 || !bytes.HasSuffix(checkReceived(t, cp[0].data, id), content) {
 		t.Errorf("hop holds %d messages; want just the small one", len(cp))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestBareNewlinesAndSmuggling: content with a bare LF or bare CR next to a
@@ -16,7 +18,7 @@ import (
 func TestBareNewlinesAndSmuggling(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "", "", routeAll(h.addr))
+	r := startRelay(t, "", "", routeAll(h.Addr))
 	smuggled := "MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n"
 	variants := []struct{ name, sep string }{
 		{"LF . CRLF", "\n.\r\n"},
@@ -24,23 +26,23 @@ func TestBareNewlinesAndSmuggling(t *testing.T) {
 		{"CRLF . LF", "\r\n.\n"},
 		{"LF . LF", "\n.\n"},
 	}
-	c := dial(t, r.addr)
+	c := testrelay.Dial(t, r.Addr)
 	for i, v := range variants {
 		content := fmt.Sprintf("From: <%s>\r\nSubject: bare newline %d\r\nX-E2E-Seq: %d\r\n\r\nfirst line%s%s", sender, i, i, v.sep, smuggled)
-		c.send(sender, []string{"user@example.com"}, "", []byte(content))
+		c.SendID(sender, []string{"user@example.com"}, "", []byte(content))
 	}
-	c.quit()
-	waitFor(t, fmt.Sprintf("%d messages at the hop", len(variants)), func() bool { return h.count(t) >= len(variants) })
+	c.Quit()
+	testrelay.WaitFor(t, fmt.Sprintf("%d messages at the hop", len(variants)), func() bool { return h.count(t) >= len(variants) })
 	caps := h.captures(t)
 	got := map[string]bool{}
 	for _, cp := range caps {
 		if cp.sc.From != "<"+sender+">" || len(cp.sc.Rcpts) != 1 || cp.sc.Rcpts[0].To != "<user@example.com>" {
-			t.Errorf("smuggled transaction reached the hop: from %s to %v: %q", cp.sc.From, cp.sc.Rcpts, clip(cp.data))
+			t.Errorf("smuggled transaction reached the hop: from %s to %v: %q", cp.sc.From, cp.sc.Rcpts, testrelay.Clip(cp.data))
 			continue
 		}
 		seq := seqOf(cp.data)
 		got[seq] = true
-		for _, p := range wireProblems(cp.data) {
+		for _, p := range testrelay.Problems7Bit(cp.data) {
 			if strings.Contains(p, "bare") {
 				t.Errorf("message %s: %s", seq, p)
 			}
@@ -58,7 +60,7 @@ func TestBareNewlinesAndSmuggling(t *testing.T) {
 	if len(caps) != len(variants) {
 		t.Errorf("hop holds %d messages, want %d", len(caps), len(variants))
 	}
-	for _, l := range h.logLines("reject") {
+	for _, l := range h.LogLines("reject") {
 		t.Errorf("the hop refused something: %s", l)
 	}
 }
@@ -85,15 +87,15 @@ func TestLargeMessage(t *testing.T) {
 	t.Parallel()
 	full := startSink(t, "127.0.0.1:0")
 	domino := startSink(t, "127.0.0.1:0", "--keywords", "SIZE,PIPELINING,HELP", "--strict-7bit")
-	r := startRelay(t, "", "", routeTo("full.example", full.addr), routeTo("domino.example", domino.addr))
+	r := startRelay(t, "", "", routeTo("full.example", full.Addr), routeTo("domino.example", domino.Addr))
 	content := largeMessage(36000)
-	c := dial(t, r.addr)
-	idFull := c.send(sender, []string{"user@full.example"}, "BODY=8BITMIME", content)
-	c.send(sender, []string{"user@domino.example"}, "BODY=8BITMIME", content)
-	c.quit()
+	c := testrelay.Dial(t, r.Addr)
+	idFull := c.SendID(sender, []string{"user@full.example"}, "BODY=8BITMIME", content)
+	c.SendID(sender, []string{"user@domino.example"}, "BODY=8BITMIME", content)
+	c.Quit()
 	cp := full.waitCaptures(t, 1)[0]
 	if rest := checkReceived(t, cp.data, idFull); !bytes.Equal(rest, content) {
-		t.Errorf("%d-octet message arrived changed (%d octets, first difference at %d)", len(content), len(rest), firstDiff(rest, content))
+		t.Errorf("%d-octet message arrived changed (%d octets, first difference at %d)", len(content), len(rest), testrelay.FirstDiff(rest, content))
 	}
 	cp = domino.waitCaptures(t, 1)[0]
 	checkSevenBit(t, fmt.Sprintf("%d-octet message", len(content)), content, cp)
@@ -108,10 +110,10 @@ func TestSMTPUTF8(t *testing.T) {
 	ascii := startSink(t, "127.0.0.1:0", "--keywords", "8BITMIME,PIPELINING,SIZE,ENHANCEDSTATUSCODES")
 	utf8 := startSink(t, "127.0.0.1:0")
 	r := startRelay(t, shortRetry, "",
-		routeTo("bücher.example", ascii.addr), routeTo("example.com", ascii.addr), routeTo("*", utf8.addr))
-	content := readTestdata(t, "simple-utf8-french.eml")
+		routeTo("bücher.example", ascii.Addr), routeTo("example.com", ascii.Addr), routeTo("*", utf8.Addr))
+	content := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
 
-	idDomain := sendUTF8(t, r.addr, "user@bücher.example", content)
+	idDomain := sendUTF8(t, r.Addr, "user@bücher.example", content)
 	cp := ascii.waitCaptures(t, 1)[0]
 	if got := cp.sc.Rcpts; len(got) != 1 || got[0].To != "<user@xn--bcher-kva.example>" {
 		t.Errorf("UTF-8 domain arrived as %v, want <user@xn--bcher-kva.example>", got)
@@ -120,18 +122,18 @@ func TestSMTPUTF8(t *testing.T) {
 		t.Errorf("MAIL line %q asks for SMTPUTF8 at a hop that did not offer it", cp.sc.MailLine)
 	}
 	if rest := checkReceived(t, cp.data, idDomain); !bytes.Equal(rest, content) {
-		t.Errorf("content arrived changed at offset %d", firstDiff(rest, content))
+		t.Errorf("content arrived changed at offset %d", testrelay.FirstDiff(rest, content))
 	}
 
-	idLocal := sendUTF8(t, r.addr, "jörg@example.com", content)
-	line := r.waitLog(t, idLocal, "status=")
+	idLocal := sendUTF8(t, r.Addr, "jörg@example.com", content)
+	line := r.WaitLog(t, idLocal, "status=")
 	if !strings.Contains(line, "status=bounced") || !strings.Contains(line, "5.6.7") {
 		t.Errorf("UTF-8 local part to a hop without SMTPUTF8: %s; want status=bounced with 5.6.7", line)
 	}
 
 	// The 5.6.7 failure report to the sender also arrives at this hop.
-	sendUTF8(t, r.addr, "jörg@bücher.other", content)
-	waitFor(t, "the SMTPUTF8 message", func() bool { return len(nonReports(utf8.captures(t))) >= 1 })
+	sendUTF8(t, r.Addr, "jörg@bücher.other", content)
+	testrelay.WaitFor(t, "the SMTPUTF8 message", func() bool { return len(nonReports(utf8.captures(t))) >= 1 })
 	cp = nonReports(utf8.captures(t))[0]
 	if got := cp.sc.Rcpts; len(got) != 1 || got[0].To != "<jörg@bücher.other>" {
 		t.Errorf("at the SMTPUTF8 hop the recipient is %v, want <jörg@bücher.other>", got)
@@ -147,9 +149,9 @@ func TestSMTPUTF8(t *testing.T) {
 // sendUTF8 sends content with SMTPUTF8 to one recipient.
 func sendUTF8(t *testing.T, addr, rcpt string, content []byte) string {
 	t.Helper()
-	c := dial(t, addr)
-	id := c.send(sender, []string{rcpt}, "BODY=8BITMIME SMTPUTF8", content)
-	c.quit()
+	c := testrelay.Dial(t, addr)
+	id := c.SendID(sender, []string{rcpt}, "BODY=8BITMIME SMTPUTF8", content)
+	c.Quit()
 	return id
 }
 
@@ -160,15 +162,15 @@ func sendUTF8(t *testing.T, addr, rcpt string, content []byte) string {
 func TestUndeclared8Bit(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--keywords", "SIZE,PIPELINING,HELP", "--strict-7bit")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	content := readTestdata(t, "html-and-text-cyrillic.eml")
-	c := dial(t, r.addr)
-	id := c.send(sender, []string{"user@example.com"}, "", content)
-	c.quit()
-	waitFor(t, "the message at the 7-bit hop", func() bool {
-		return h.count(t) >= 1 || len(r.logLines(id, "status=bounced")) > 0
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "html-and-text-cyrillic.eml")
+	c := testrelay.Dial(t, r.Addr)
+	id := c.SendID(sender, []string{"user@example.com"}, "", content)
+	c.Quit()
+	testrelay.WaitFor(t, "the message at the 7-bit hop", func() bool {
+		return h.count(t) >= 1 || len(r.LogLines(id, "status=bounced")) > 0
 	})
-	for _, l := range r.logLines(id, "status=bounced") {
+	for _, l := range r.LogLines(id, "status=bounced") {
 		t.Fatalf("bounced instead of converted: %s", l)
 	}
 	checkSevenBit(t, "undeclared 8-bit", content, h.captures(t)[0])

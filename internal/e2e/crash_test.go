@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestCrashWhileDelivering: 50 messages wait for a hop that is down; the
@@ -27,31 +29,31 @@ hop_concurrency = 2
 `
 	addr := freePort(t)
 	r1 := startRelay(t, cfg, "", routeAll(addr))
-	base := readTestdata(t, "forwarded-message.eml")
-	c := dial(t, r1.addr)
+	base := testrelay.ReadTestdata(t, "forwarded-message.eml")
+	c := testrelay.Dial(t, r1.Addr)
 	for i := 0; i < n; i++ {
-		c.send(sender, []string{"user@example.com"}, "BODY=8BITMIME", numbered(base, i))
+		c.SendID(sender, []string{"user@example.com"}, "BODY=8BITMIME", numbered(base, i))
 	}
-	c.quit()
+	c.Quit()
 
 	h := startSink(t, addr, "--reply", "RCPT#10:*=451 4.3.0 slow down")
-	deadline := time.Now().Add(waitLimit)
+	deadline := time.Now().Add(testrelay.WaitLimit)
 	for h.count(t) < 5 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no message reached the hop within %v", waitLimit)
+			t.Fatalf("no message reached the hop within %v", testrelay.WaitLimit)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	r1.kill(t, syscall.SIGKILL)
+	r1.Kill(t, syscall.SIGKILL)
 	atKill := h.count(t)
-	sentLogged := len(r1.logLines("status=sent"))
+	sentLogged := len(r1.LogLines("status=sent"))
 	t.Logf("SIGKILL with %d of %d messages at the hop (%d status=sent lines logged)", atKill, n, sentLogged)
 	if atKill >= n {
 		t.Fatalf("all %d messages arrived before the kill: the crash was not exercised", n)
 	}
 
 	r2 := startRelay(t, cfg, r1.spool, routeAll(addr))
-	recovered := r2.waitLog(t, "queue recovered")
+	recovered := r2.WaitLog(t, "queue recovered")
 	// "messages=N" counts the messages the restarted relay found on disk.
 	recoveredMsgs := -1
 	if m := regexp.MustCompile(` messages=(\d+)`).FindStringSubmatch(recovered); m != nil {
@@ -60,7 +62,7 @@ hop_concurrency = 2
 	t.Logf("restart: %s", recovered)
 
 	seqs := map[string]int{}
-	waitFor(t, fmt.Sprintf("all %d messages at the hop after the restart", n), func() bool {
+	testrelay.WaitFor(t, fmt.Sprintf("all %d messages at the hop after the restart", n), func() bool {
 		seqs = map[string]int{}
 		for _, cp := range h.captures(t) {
 			seqs[seqOf(cp.data)]++
@@ -69,8 +71,8 @@ hop_concurrency = 2
 	})
 	if recoveredMsgs >= 0 {
 		// Let the restarted relay finish, so the duplicate count is final.
-		waitFor(t, fmt.Sprintf("%d recovered messages removed from the queue", recoveredMsgs), func() bool {
-			return len(r2.logLines("msg=removed")) >= recoveredMsgs
+		testrelay.WaitFor(t, fmt.Sprintf("%d recovered messages removed from the queue", recoveredMsgs), func() bool {
+			return len(r2.LogLines("msg=removed")) >= recoveredMsgs
 		})
 		seqs = map[string]int{}
 		for _, cp := range h.captures(t) {

@@ -10,20 +10,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // dsnSession sends one message with raw MAIL and RCPT lines (so that DSN
 // parameters can be given) and returns its queue ID.
 func dsnSession(t *testing.T, addr, mailLine string, rcptLines []string, content []byte) string {
 	t.Helper()
-	c := dial(t, addr)
-	c.expect(250, c.cmd("%s", mailLine))
+	c := testrelay.Dial(t, addr)
+	c.Expect(250, c.Cmd("%s", mailLine))
 	for _, l := range rcptLines {
-		c.expect(250, c.cmd("%s", l))
+		c.Expect(250, c.Cmd("%s", l))
 	}
-	r := c.expect(250, c.data(content))
-	c.quit()
-	_, id, _ := strings.Cut(r.text(), "queued as ")
+	r := c.Expect(250, c.Data(content))
+	c.Quit()
+	_, id, _ := strings.Cut(r.Text(), "queued as ")
 	return strings.Fields(id)[0]
 }
 
@@ -107,9 +109,9 @@ func parseReport(t *testing.T, data []byte) parsedReport {
 func TestFailureReport(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT:*@bad.example=550 5.1.1 no such user here")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	content := readTestdata(t, "pure-ascii.eml")
-	id := dsnSession(t, r.addr, "MAIL FROM:<"+sender+"> ENVID=QQ314159",
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	id := dsnSession(t, r.Addr, "MAIL FROM:<"+sender+"> ENVID=QQ314159",
 		[]string{"RCPT TO:<good@example.com>", "RCPT TO:<nobody@bad.example> ORCPT=rfc822;nobody@bad.example"}, content)
 	caps := h.waitCaptures(t, 2)
 	reports := reportsAt(t, h)
@@ -144,7 +146,7 @@ func TestFailureReport(t *testing.T) {
 	if !strings.HasPrefix(p.returned, "message/rfc822") || !bytes.Contains(p.third, []byte("Subject:")) {
 		t.Errorf("returned part %q does not hold the message", p.returned)
 	}
-	if len(caps) != 2 || len(r.logLines(id, "status=sent")) != 1 {
+	if len(caps) != 2 || len(r.LogLines(id, "status=sent")) != 1 {
 		t.Errorf("the good recipient was not delivered exactly once")
 	}
 }
@@ -155,15 +157,15 @@ func TestFailureReport(t *testing.T) {
 func TestReportSuppressed(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT:*@bad.example=550 5.1.1 no such user")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	content := readTestdata(t, "pure-ascii.eml")
-	never := dsnSession(t, r.addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<a@bad.example> NOTIFY=NEVER"}, content)
-	null := dsnSession(t, r.addr, "MAIL FROM:<>", []string{"RCPT TO:<b@bad.example>"}, content)
-	hdrs := dsnSession(t, r.addr, "MAIL FROM:<"+sender+"> RET=HDRS", []string{"RCPT TO:<c@bad.example> NOTIFY=FAILURE"}, content)
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	never := dsnSession(t, r.Addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<a@bad.example> NOTIFY=NEVER"}, content)
+	null := dsnSession(t, r.Addr, "MAIL FROM:<>", []string{"RCPT TO:<b@bad.example>"}, content)
+	hdrs := dsnSession(t, r.Addr, "MAIL FROM:<"+sender+"> RET=HDRS", []string{"RCPT TO:<c@bad.example> NOTIFY=FAILURE"}, content)
 	for _, id := range []string{never, null, hdrs} {
-		r.waitLog(t, "msg=removed", "id="+id)
+		r.WaitLog(t, "msg=removed", "id="+id)
 	}
-	waitFor(t, "the RET=HDRS report", func() bool { return len(reportsAt(t, h)) >= 1 })
+	testrelay.WaitFor(t, "the RET=HDRS report", func() bool { return len(reportsAt(t, h)) >= 1 })
 	time.Sleep(500 * time.Millisecond) // let any wrongly generated report arrive
 	reports := reportsAt(t, h)
 	if len(reports) != 1 {
@@ -184,12 +186,12 @@ func TestReportSuppressed(t *testing.T) {
 // from Ferry.
 func TestRelayedReport(t *testing.T) {
 	t.Parallel()
-	content := readTestdata(t, "pure-ascii.eml")
+	content := testrelay.ReadTestdata(t, "pure-ascii.eml")
 	t.Run("hop without DSN", func(t *testing.T) {
 		t.Parallel()
 		h := startSink(t, "127.0.0.1:0", "--keywords", "8BITMIME,PIPELINING,SIZE,ENHANCEDSTATUSCODES")
-		r := startRelay(t, shortRetry, "", routeAll(h.addr))
-		dsnSession(t, r.addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE"}, content)
+		r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+		dsnSession(t, r.Addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE"}, content)
 		h.waitCaptures(t, 2)
 		reports := reportsAt(t, h)
 		if len(reports) != 1 {
@@ -203,10 +205,10 @@ func TestRelayedReport(t *testing.T) {
 	t.Run("hop with DSN", func(t *testing.T) {
 		t.Parallel()
 		h := startSink(t, "127.0.0.1:0")
-		r := startRelay(t, shortRetry, "", routeAll(h.addr))
-		id := dsnSession(t, r.addr, "MAIL FROM:<"+sender+"> RET=HDRS ENVID=abc+2Bdef",
+		r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+		id := dsnSession(t, r.Addr, "MAIL FROM:<"+sender+"> RET=HDRS ENVID=abc+2Bdef",
 			[]string{"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Bob+40example.com"}, content)
-		r.waitLog(t, "msg=removed", "id="+id)
+		r.WaitLog(t, "msg=removed", "id="+id)
 		caps := h.captures(t)
 		if len(caps) != 1 {
 			t.Fatalf("%d messages at the sink, want the message only", len(caps))
@@ -233,10 +235,10 @@ func TestDelayReport(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT:*@slow.example=451 4.3.0 try later")
 	cfg := shortRetry + "delay_warning = \"1s\"\n"
-	r := startRelay(t, cfg, "", routeAll(h.addr))
-	id := dsnSession(t, r.addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<x@slow.example>"}, readTestdata(t, "pure-ascii.eml"))
-	waitFor(t, "a delay report", func() bool { return len(reportsAt(t, h)) >= 1 })
-	waitFor(t, "three more attempts", func() bool { return len(r.logLines(id, "status=deferred")) >= 4 })
+	r := startRelay(t, cfg, "", routeAll(h.Addr))
+	id := dsnSession(t, r.Addr, "MAIL FROM:<"+sender+">", []string{"RCPT TO:<x@slow.example>"}, testrelay.ReadTestdata(t, "pure-ascii.eml"))
+	testrelay.WaitFor(t, "a delay report", func() bool { return len(reportsAt(t, h)) >= 1 })
+	testrelay.WaitFor(t, "three more attempts", func() bool { return len(r.LogLines(id, "status=deferred")) >= 4 })
 	reports := reportsAt(t, h)
 	if len(reports) != 1 {
 		t.Fatalf("%d reports, want exactly 1 delay report", len(reports))

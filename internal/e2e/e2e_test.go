@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 const sender = "tester@example.net"
@@ -16,42 +18,42 @@ const sender = "tester@example.net"
 func TestPassThroughByteIdentical(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "", "", routeAll(h.addr))
+	r := startRelay(t, "", "", routeAll(h.Addr))
 	names := testMessages(t)
 	var sent []string
 	ids := map[string]string{} // queue ID → file
-	c := dial(t, r.addr)
+	c := testrelay.Dial(t, r.Addr)
 	for _, name := range names {
 		if name == "long-line-latin1.eml" {
 			continue // a line over 998 octets must be converted (TestLongLineConverted)
 		}
-		content := readTestdata(t, name)
-		id := c.send(sender, []string{"postmaster@legacy.example"}, bodyParam(content), content)
+		content := testrelay.ReadTestdata(t, name)
+		id := c.SendID(sender, []string{"postmaster@legacy.example"}, testrelay.BodyParam(content), content)
 		ids[id] = name
 		sent = append(sent, name)
 	}
-	c.quit()
+	c.Quit()
 	caps := h.waitCaptures(t, len(sent))
 	if len(caps) != len(sent) {
 		t.Errorf("sink holds %d messages, want %d", len(caps), len(sent))
 	}
 	seen := map[string]bool{}
 	for _, cp := range caps {
-		field, _ := stripFirstField(cp.data)
+		field, _ := testrelay.StripFirstField(cp.data)
 		id := queueIDFromReceived(string(field))
 		name, ok := ids[id]
 		if !ok {
-			t.Errorf("capture %s: Received field %q names no queue ID we got", cp.sc.ID, clip(field))
+			t.Errorf("capture %s: Received field %q names no queue ID we got", cp.sc.ID, testrelay.Clip(field))
 			continue
 		}
 		seen[id] = true
-		orig := readTestdata(t, name)
+		orig := testrelay.ReadTestdata(t, name)
 		rest := checkReceived(t, cp.data, id)
 		if !bytes.Equal(rest, orig) {
 			t.Errorf("%s: arrived changed (%d octets, want %d; first difference at offset %d)\n got: %q\nwant: %q",
-				name, len(rest), len(orig), firstDiff(rest, orig), clip(rest[firstDiff(rest, orig):]), clip(orig[firstDiff(rest, orig):]))
+				name, len(rest), len(orig), testrelay.FirstDiff(rest, orig), testrelay.Clip(rest[testrelay.FirstDiff(rest, orig):]), testrelay.Clip(orig[testrelay.FirstDiff(rest, orig):]))
 		}
-		eight := bodyParam(orig) != ""
+		eight := testrelay.BodyParam(orig) != ""
 		if claims := strings.Contains(strings.ToUpper(cp.sc.MailLine), "BODY=8BITMIME"); claims != eight {
 			t.Errorf("%s: MAIL line %q; 8-bit body: %v", name, cp.sc.MailLine, eight)
 		}
@@ -77,14 +79,14 @@ func queueIDFromReceived(field string) string {
 // original's octets.
 func checkSevenBit(t *testing.T, name string, orig []byte, cp capture) {
 	t.Helper()
-	if p := wireProblems(cp.data); len(p) > 0 {
+	if p := testrelay.Problems7Bit(cp.data); len(p) > 0 {
 		t.Errorf("%s: not valid 7-bit content: %s", name, strings.Join(p, "; "))
 	}
 	if strings.Contains(strings.ToUpper(cp.sc.MailLine), "8BITMIME") {
 		t.Errorf("%s: MAIL line %q claims 8BITMIME to a hop that did not offer it", name, cp.sc.MailLine)
 	}
-	_, rest := stripFirstField(cp.data)
-	if d := sameContent(orig, rest); len(d) > 0 {
+	_, rest := testrelay.StripFirstField(cp.data)
+	if d := testrelay.DiffDecoded(orig, rest); len(d) > 0 {
 		t.Errorf("%s: converted content does not decode to the original:\n  %s", name, strings.Join(d, "\n  "))
 	}
 }
@@ -95,34 +97,34 @@ func checkSevenBit(t *testing.T, name string, orig []byte, cp capture) {
 func TestDominoSevenBitHop(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--keywords", "SIZE,PIPELINING,HELP", "--strict-7bit")
-	r := startRelay(t, "", "", routeAll(h.addr))
+	r := startRelay(t, "", "", routeAll(h.Addr))
 	names := testMessages(t)
 	byMsgID := map[string]string{}
-	c := dial(t, r.addr)
+	c := testrelay.Dial(t, r.Addr)
 	for _, name := range names {
-		content := readTestdata(t, name)
-		id := c.send(sender, []string{"postmaster@legacy.example"}, bodyParam(content), content)
+		content := testrelay.ReadTestdata(t, name)
+		id := c.SendID(sender, []string{"postmaster@legacy.example"}, testrelay.BodyParam(content), content)
 		byMsgID[messageID(t, content)] = name
 		t.Logf("%s queued as %s", name, id)
 	}
-	c.quit()
-	waitFor(t, fmt.Sprintf("%d messages at the 7-bit hop", len(names)), func() bool {
-		return h.count(t) >= len(names) || len(r.logLines("status=bounced")) > 0
+	c.Quit()
+	testrelay.WaitFor(t, fmt.Sprintf("%d messages at the 7-bit hop", len(names)), func() bool {
+		return h.count(t) >= len(names) || len(r.LogLines("status=bounced")) > 0
 	})
-	for _, l := range r.logLines("status=bounced") {
+	for _, l := range r.LogLines("status=bounced") {
 		t.Errorf("bounced instead of converted: %s", l)
 	}
 	caps := h.captures(t)
 	got := map[string]bool{}
 	for _, cp := range caps {
-		_, rest := stripFirstField(cp.data)
+		_, rest := testrelay.StripFirstField(cp.data)
 		name, ok := byMsgID[messageID(t, rest)]
 		if !ok {
 			t.Errorf("capture %s has an unknown Message-ID", cp.sc.ID)
 			continue
 		}
 		got[name] = true
-		checkSevenBit(t, name, readTestdata(t, name), cp)
+		checkSevenBit(t, name, testrelay.ReadTestdata(t, name), cp)
 	}
 	for _, name := range names {
 		if !got[name] {
@@ -145,7 +147,7 @@ func messageID(t *testing.T, content []byte) string {
 			return strings.TrimSpace(v)
 		}
 	}
-	t.Fatalf("no Message-ID in %q", clip(content))
+	t.Fatalf("no Message-ID in %q", testrelay.Clip(content))
 	return ""
 }
 
@@ -155,17 +157,17 @@ func messageID(t *testing.T, content []byte) string {
 func TestLongLineConvertedFor8BitHop(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	orig := readTestdata(t, "long-line-latin1.eml")
-	sendOne(t, r.addr, sender, []string{"postmaster@legacy.example"}, orig)
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	orig := testrelay.ReadTestdata(t, "long-line-latin1.eml")
+	testrelay.SendOne(t, r.Addr, sender, []string{"postmaster@legacy.example"}, orig)
 	cp := h.waitCaptures(t, 1)[0]
-	_, rest := stripFirstField(cp.data)
+	_, rest := testrelay.StripFirstField(cp.data)
 	for i, l := range bytes.Split(rest, []byte("\r\n")) {
 		if len(l) > 998 {
 			t.Errorf("line %d has %d octets, over 998", i+1, len(l))
 		}
 	}
-	if d := sameContent(orig, rest); len(d) > 0 {
+	if d := testrelay.DiffDecoded(orig, rest); len(d) > 0 {
 		t.Errorf("content does not decode to the original:\n  %s", strings.Join(d, "\n  "))
 	}
 }
@@ -175,20 +177,20 @@ func TestLongLineConvertedFor8BitHop(t *testing.T) {
 func TestDeferThenDeliver(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT#1:*=451 4.3.0 try later")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	content := readTestdata(t, "simple-utf8-french.eml")
-	id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
-	r.waitLog(t, id, "status=deferred", "451")
-	r.waitLog(t, id, "status=sent")
-	r.waitLog(t, "msg=removed", "id="+id)
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, content)
+	r.WaitLog(t, id, "status=deferred", "451")
+	r.WaitLog(t, id, "status=sent")
+	r.WaitLog(t, "msg=removed", "id="+id)
 	caps := h.captures(t)
 	if len(caps) != 1 {
 		t.Fatalf("sink holds %d messages, want exactly 1", len(caps))
 	}
 	if rest := checkReceived(t, caps[0].data, id); !bytes.Equal(rest, content) {
-		t.Errorf("arrived changed at offset %d", firstDiff(rest, content))
+		t.Errorf("arrived changed at offset %d", testrelay.FirstDiff(rest, content))
 	}
-	if n := len(r.logLines(id, "status=sent")); n != 1 {
+	if n := len(r.LogLines(id, "status=sent")); n != 1 {
 		t.Errorf("%d status=sent lines, want 1", n)
 	}
 }
@@ -199,12 +201,12 @@ func TestDeferThenDeliver(t *testing.T) {
 func TestPermanentFailureNotRetried(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT:*@bad.example=550 5.1.1 no such user")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	content := readTestdata(t, "pure-ascii.eml")
-	id := sendOne(t, r.addr, sender, []string{"good@example.com", "nobody@bad.example"}, content)
-	r.waitLog(t, id, "nobody@bad.example", "status=bounced", "550")
-	r.waitLog(t, id, "good@example.com", "status=sent")
-	r.waitLog(t, "msg=removed", "id="+id)
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"good@example.com", "nobody@bad.example"}, content)
+	r.WaitLog(t, id, "nobody@bad.example", "status=bounced", "550")
+	r.WaitLog(t, id, "good@example.com", "status=sent")
+	r.WaitLog(t, "msg=removed", "id="+id)
 	var mine []capture
 	for _, cp := range h.captures(t) {
 		if cp.sc.From == "<>" {
@@ -219,12 +221,12 @@ func TestPermanentFailureNotRetried(t *testing.T) {
 	if got := mine[0].sc.Rcpts; len(got) != 1 || got[0].To != "<good@example.com>" {
 		t.Errorf("delivered to %v, want only <good@example.com>", got)
 	}
-	if n := len(r.logLines(id, "nobody@bad.example", "status=deferred")); n != 0 {
+	if n := len(r.LogLines(id, "nobody@bad.example", "status=deferred")); n != 0 {
 		t.Errorf("the 550 recipient was deferred %d times", n)
 	}
 	// The sink logs every refusal it gives: exactly one RCPT for the bad
 	// recipient, whatever the transaction.
-	if tries := h.logLines("reject", "stage=RCPT", "nobody@bad.example"); len(tries) != 1 {
+	if tries := h.LogLines("reject", "stage=RCPT", "nobody@bad.example"); len(tries) != 1 {
 		t.Errorf("the hop refused RCPT TO:<nobody@bad.example> %d times, want 1: %q", len(tries), tries)
 	}
 }
@@ -235,13 +237,13 @@ func TestHopDownThenUp(t *testing.T) {
 	t.Parallel()
 	addr := freePort(t)
 	r := startRelay(t, shortRetry, "", routeAll(addr))
-	content := readTestdata(t, "html-and-text-cyrillic.eml")
-	id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
-	r.waitLog(t, id, "status=deferred")
+	content := testrelay.ReadTestdata(t, "html-and-text-cyrillic.eml")
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, content)
+	r.WaitLog(t, id, "status=deferred")
 	h := startSink(t, addr)
 	cp := h.waitCaptures(t, 1)[0]
 	if rest := checkReceived(t, cp.data, id); !bytes.Equal(rest, content) {
-		t.Errorf("arrived changed at offset %d", firstDiff(rest, content))
+		t.Errorf("arrived changed at offset %d", testrelay.FirstDiff(rest, content))
 	}
 }
 
@@ -251,13 +253,13 @@ func TestManyMessagesOneConnection(t *testing.T) {
 	t.Parallel()
 	const n = 20
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	base := readTestdata(t, "pure-ascii.eml")
-	c := dial(t, r.addr)
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	base := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	c := testrelay.Dial(t, r.Addr)
 	for i := 0; i < n; i++ {
-		c.send(sender, []string{"user@example.com"}, "", numbered(base, i))
+		c.SendID(sender, []string{"user@example.com"}, "", numbered(base, i))
 	}
-	c.quit()
+	c.Quit()
 	caps := h.waitCaptures(t, n)
 	seqs := map[string]int{}
 	ports := map[string]bool{}
@@ -301,17 +303,17 @@ func TestPipeliningOnAndOff(t *testing.T) {
 	t.Parallel()
 	with := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,8BITMIME,SIZE,ENHANCEDSTATUSCODES")
 	without := startSink(t, "127.0.0.1:0", "--keywords", "8BITMIME,SIZE,ENHANCEDSTATUSCODES")
-	r := startRelay(t, "", "", routeTo("pipe.example", with.addr), routeTo("nopipe.example", without.addr))
-	content := readTestdata(t, "simple-utf8-french.eml")
+	r := startRelay(t, "", "", routeTo("pipe.example", with.Addr), routeTo("nopipe.example", without.Addr))
+	content := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
 	for _, tc := range []struct {
 		domain string
 		h      *hop
 	}{{"pipe.example", with}, {"nopipe.example", without}} {
 		rcpts := []string{"a@" + tc.domain, "b@" + tc.domain, "c@" + tc.domain}
-		id := sendOne(t, r.addr, sender, rcpts, content)
+		id := testrelay.SendOne(t, r.Addr, sender, rcpts, content)
 		cp := tc.h.waitCaptures(t, 1)[0]
 		if rest := checkReceived(t, cp.data, id); !bytes.Equal(rest, content) {
-			t.Errorf("%s: arrived changed at offset %d", tc.domain, firstDiff(rest, content))
+			t.Errorf("%s: arrived changed at offset %d", tc.domain, testrelay.FirstDiff(rest, content))
 		}
 		if len(cp.sc.Rcpts) != 3 {
 			t.Errorf("%s: %d recipients in one transaction (%v), want 3", tc.domain, len(cp.sc.Rcpts), cp.sc.Rcpts)
@@ -319,7 +321,7 @@ func TestPipeliningOnAndOff(t *testing.T) {
 		if !strings.Contains(cp.sc.MailLine, "BODY=8BITMIME") {
 			t.Errorf("%s: MAIL line %q lacks BODY=8BITMIME", tc.domain, cp.sc.MailLine)
 		}
-		for _, l := range tc.h.logLines("stage=PIPELINING") {
+		for _, l := range tc.h.LogLines("stage=PIPELINING") {
 			t.Errorf("%s: the hop saw commands sent ahead: %s", tc.domain, l)
 		}
 	}
@@ -330,16 +332,16 @@ func TestPipeliningOnAndOff(t *testing.T) {
 func TestHeloOnlyHop(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--no-esmtp", "--strict-7bit")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	ascii := readTestdata(t, "pure-ascii.eml")
-	eight := readTestdata(t, "simple-utf8-french.eml")
-	idASCII := sendOne(t, r.addr, sender, []string{"user@example.com"}, ascii)
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	ascii := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	eight := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
+	idASCII := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, ascii)
 	caps := h.waitCaptures(t, 1)
-	idEight := sendOne(t, r.addr, sender, []string{"user@example.com"}, eight)
-	waitFor(t, "the 8-bit message at the HELO-only hop", func() bool {
-		return h.count(t) >= 2 || len(r.logLines(idEight, "status=bounced")) > 0
+	idEight := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, eight)
+	testrelay.WaitFor(t, "the 8-bit message at the HELO-only hop", func() bool {
+		return h.count(t) >= 2 || len(r.LogLines(idEight, "status=bounced")) > 0
 	})
-	for _, l := range r.logLines(idEight, "status=bounced") {
+	for _, l := range r.LogLines(idEight, "status=bounced") {
 		t.Fatalf("bounced instead of converted: %s", l)
 	}
 	caps = h.captures(t)
@@ -350,11 +352,11 @@ func TestHeloOnlyHop(t *testing.T) {
 		if strings.Contains(cp.sc.MailLine, "=") {
 			t.Errorf("capture %s: MAIL line %q has ESMTP parameters after HELO", cp.sc.ID, cp.sc.MailLine)
 		}
-		field, _ := stripFirstField(cp.data)
+		field, _ := testrelay.StripFirstField(cp.data)
 		switch queueIDFromReceived(string(field)) {
 		case idASCII:
 			if rest := checkReceived(t, cp.data, idASCII); !bytes.Equal(rest, ascii) {
-				t.Errorf("7-bit message arrived changed at offset %d", firstDiff(rest, ascii))
+				t.Errorf("7-bit message arrived changed at offset %d", testrelay.FirstDiff(rest, ascii))
 			}
 		case idEight:
 			checkSevenBit(t, "simple-utf8-french.eml", eight, cp)
@@ -374,25 +376,25 @@ func TestMessageSizeLimit(t *testing.T) {
 [[listener]]
 address = "127.0.0.1:2525"
 max_message_size = 10000
-`, "", routeAll(h.addr))
+`, "", routeAll(h.Addr))
 	big := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), 300)...)
-	c := dial(t, r.addr)
-	rep := c.cmd("MAIL FROM:<%s> SIZE=%d", sender, len(big))
-	if rep.code != 552 || !strings.HasPrefix(rep.text(), "5.3.4") {
+	c := testrelay.Dial(t, r.Addr)
+	rep := c.Cmd("MAIL FROM:<%s> SIZE=%d", sender, len(big))
+	if rep.Code != 552 || !strings.HasPrefix(rep.Text(), "5.3.4") {
 		t.Errorf("MAIL with SIZE=%d over a 10000 limit: %v, want 552 5.3.4", len(big), rep)
 	}
-	c.expect(250, c.cmd("RSET"))
-	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
-	c.expect(250, c.cmd("RCPT TO:<user@example.com>"))
-	rep = c.data(big)
-	if rep.code != 552 || !strings.HasPrefix(rep.text(), "5.3.4") {
+	c.Expect(250, c.Cmd("RSET"))
+	c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+	c.Expect(250, c.Cmd("RCPT TO:<user@example.com>"))
+	rep = c.Data(big)
+	if rep.Code != 552 || !strings.HasPrefix(rep.Text(), "5.3.4") {
 		t.Errorf("%d octets of content over a 10000 limit: %v, want 552 5.3.4", len(big), rep)
 	}
-	small := readTestdata(t, "pure-ascii.eml")
-	id := c.send(sender, []string{"user@example.com"}, "", small)
-	c.quit()
+	small := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	id := c.SendID(sender, []string{"user@example.com"}, "", small)
+	c.Quit()
 	caps := h.waitCaptures(t, 1)
-	r.waitLog(t, "msg=removed", "id="+id)
+	r.WaitLog(t, "msg=removed", "id="+id)
 	if caps = h.captures(t); len(caps) != 1 {
 		t.Fatalf("sink holds %d messages, want only the small one", len(caps))
 	}
@@ -407,8 +409,8 @@ max_message_size = 10000
 func TestEHLONameFollowsHostname(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	sendOne(t, r.addr, sender, []string{"user@example.com"}, readTestdata(t, "pure-ascii.eml"))
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, testrelay.ReadTestdata(t, "pure-ascii.eml"))
 	cp := h.waitCaptures(t, 1)[0]
 	if cp.sc.Helo != relayHostname {
 		t.Errorf("EHLO name at the hop is %q, want --hostname %q", cp.sc.Helo, relayHostname)
@@ -422,18 +424,18 @@ func TestEHLONameFollowsHostname(t *testing.T) {
 func TestRelayDeniedOutsideRelayNetworks(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelayFlags(t, "", "", "--route", routeAll(h.addr),
+	r := startRelayFlags(t, "", "", "--route", routeAll(h.Addr),
 		"--relay-network", "192.0.2.0/24", "--accept-domain", "local.example")
-	content := readTestdata(t, "pure-ascii.eml")
-	c := dial(t, r.addr)
-	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
-	rep := c.cmd("RCPT TO:<someone@elsewhere.example>")
-	if rep.code != 554 || !strings.HasPrefix(rep.text(), "5.7.1") {
+	content := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	c := testrelay.Dial(t, r.Addr)
+	c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+	rep := c.Cmd("RCPT TO:<someone@elsewhere.example>")
+	if rep.Code != 554 || !strings.HasPrefix(rep.Text(), "5.7.1") {
 		t.Errorf("RCPT to a foreign domain from outside the relay networks: %v, want 554 5.7.1", rep)
 	}
-	c.expect(250, c.cmd("RCPT TO:<user@local.example>"))
-	id := c.expect(250, c.data(content)).text()
-	c.quit()
+	c.Expect(250, c.Cmd("RCPT TO:<user@local.example>"))
+	id := c.Expect(250, c.Data(content)).Text()
+	c.Quit()
 	cp := h.waitCaptures(t, 1)[0]
 	if got := cp.sc.Rcpts; len(got) != 1 || got[0].To != "<user@local.example>" {
 		t.Errorf("delivered to %v, want only <user@local.example> (%s)", got, id)

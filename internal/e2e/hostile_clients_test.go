@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // randomLine returns a line of 1 to 200 random octets other than CR and LF
@@ -66,26 +68,17 @@ func nulOctets(addr, src string, deadline time.Time, _ *rand.Rand) error {
 	if _, err := c.expect(220, ""); err != nil {
 		return err
 	}
-	for _, line := range []string{"EHLO a\x00b", "\x00\x00\x00\x00", "NOOP\x00"} {
-		if err := c.cmd(line, 500, "5.5.2"); err != nil {
-			return err
-		}
-	}
-	if err := c.cmd("EHLO hostile.test", 250, ""); err != nil {
-		return err
-	}
-	for _, line := range []string{"MAIL FROM:<a\x00b@example.com>", "\x00MAIL FROM:<a@example.com>"} {
-		if err := c.cmd(line, 500, "5.5.2"); err != nil {
-			return err
-		}
-	}
-	if err := c.cmd("MAIL FROM:<nul@hostile.test>", 250, ""); err != nil {
-		return err
-	}
-	if err := c.cmd("RCPT TO:<user@example.com\x00>", 500, "5.5.2"); err != nil {
-		return err
-	}
-	return c.cmd("QUIT", 221, "")
+	return c.run(
+		step{"EHLO a\x00b", 500, "5.5.2"},
+		step{"\x00\x00\x00\x00", 500, "5.5.2"},
+		step{"NOOP\x00", 500, "5.5.2"},
+		step{"EHLO hostile.test", 250, ""},
+		step{"MAIL FROM:<a\x00b@example.com>", 500, "5.5.2"},
+		step{"\x00MAIL FROM:<a@example.com>", 500, "5.5.2"},
+		step{"MAIL FROM:<nul@hostile.test>", 250, ""},
+		step{"RCPT TO:<user@example.com\x00>", 500, "5.5.2"},
+		step{"QUIT", 221, ""},
+	)
 }
 
 // longLines: a 100 KB command line gets 500 5.5.2, at any stage, and the
@@ -100,22 +93,14 @@ func longLines(addr, src string, deadline time.Time, _ *rand.Rand) error {
 		return err
 	}
 	long := strings.Repeat("a", 100<<10)
-	if err := c.cmd("EHLO "+long, 500, "5.5.2"); err != nil {
-		return err
-	}
-	if err := c.cmd("EHLO hostile.test", 250, ""); err != nil {
-		return err
-	}
-	if err := c.cmd("NOOP "+long, 500, "5.5.2"); err != nil {
-		return err
-	}
-	if err := c.cmd("MAIL FROM:<"+long+"@example.com>", 500, "5.5.2"); err != nil {
-		return err
-	}
-	if err := c.cmd("NOOP", 250, ""); err != nil {
-		return err
-	}
-	return c.cmd("QUIT", 221, "")
+	return c.run(
+		step{"EHLO " + long, 500, "5.5.2"},
+		step{"EHLO hostile.test", 250, ""},
+		step{"NOOP " + long, 500, "5.5.2"},
+		step{"MAIL FROM:<" + long + "@example.com>", 500, "5.5.2"},
+		step{"NOOP", 250, ""},
+		step{"QUIT", 221, ""},
+	)
 }
 
 // binaryBeforeEHLO: 64 KB of random octets sent before the greeting is
@@ -188,11 +173,11 @@ func afterClientHello(c *rawConn, lines int, early bool) error {
 		switch {
 		case err != nil:
 			return fmt.Errorf("reply %d after a ClientHello of %d lines (early %v): %w", i+1, lines, early, err)
-		case rep.code == 221:
+		case rep.Code == 221:
 			return nil
-		case rep.code == 554 && strings.HasPrefix(rep.text(), "5.5.0"):
+		case rep.Code == 554 && strings.HasPrefix(rep.Text(), "5.5.0"):
 			return c.expectClosed(0)
-		case rep.code != 500 || !strings.HasPrefix(rep.text(), "5.5.2"):
+		case rep.Code != 500 || !strings.HasPrefix(rep.Text(), "5.5.2"):
 			return fmt.Errorf("ClientHello line %d of %d (early %v): got %v, want 500 5.5.2", i+1, lines, early, rep)
 		}
 	}
@@ -264,11 +249,11 @@ func halfOpen(addr, src string, deadline time.Time, rng *rand.Rand) error {
 	}
 	// Do not read until well past the timeout.
 	time.Sleep(4 * time.Second)
-	var last reply
+	var last testrelay.Reply
 	for {
 		rep, err := c.readReply()
 		if err != nil {
-			if last.code == 421 && strings.HasPrefix(last.text(), "4.4.2") {
+			if last.Code == 421 && strings.HasPrefix(last.Text(), "4.4.2") {
 				return nil // read the 421, then the end of the connection
 			}
 			return fmt.Errorf("silent %v: last reply %v before %v; want 421 4.4.2 and the end", silent, last, err)
@@ -288,10 +273,7 @@ func contentWithoutData(addr, src string, deadline time.Time, _ *rand.Rand) erro
 	if err := c.greet(); err != nil {
 		return err
 	}
-	if err := c.cmd("MAIL FROM:<nodata@hostile.test>", 250, ""); err != nil {
-		return err
-	}
-	if err := c.cmd("RCPT TO:<user@example.com>", 250, ""); err != nil {
+	if err := c.run(step{"MAIL FROM:<nodata@hostile.test>", 250, ""}, step{"RCPT TO:<user@example.com>", 250, ""}); err != nil {
 		return err
 	}
 	lines := []string{"From: <nodata@hostile.test>", "Subject: no DATA", "", "body", "."}
@@ -304,10 +286,7 @@ func contentWithoutData(addr, src string, deadline time.Time, _ *rand.Rand) erro
 		}
 	}
 	// The transaction is still open but holds no content: RSET drops it.
-	if err := c.cmd("RSET", 250, ""); err != nil {
-		return err
-	}
-	return c.cmd("QUIT", 221, "")
+	return c.run(step{"RSET", 250, ""}, step{"QUIT", 221, ""})
 }
 
 // recipientOvershoot: 300 pipelined RCPTs against max_recipients = 100 get
@@ -342,10 +321,7 @@ func recipientOvershoot(addr, src string, deadline time.Time, _ *rand.Rand) erro
 			return fmt.Errorf("RCPT %d: %w", i+1, err)
 		}
 	}
-	if err := c.cmd("RSET", 250, ""); err != nil {
-		return err
-	}
-	return c.cmd("QUIT", 221, "")
+	return c.run(step{"RSET", 250, ""}, step{"QUIT", 221, ""})
 }
 
 // perIPLimit: 55 connections from one address; the first 50 are greeted,

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // hostileConfig gives the relay short idle timeouts, so silent and
@@ -72,11 +74,11 @@ func TestHostileClients(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", seed)
 	h := startSink(t, "127.0.0.1:0")
-	r := startRelay(t, hostileConfig, "", routeAll(h.addr))
+	r := startRelay(t, hostileConfig, "", routeAll(h.Addr))
 
 	stop := make(chan struct{})
 	goodDone := make(chan []string)
-	go func() { goodDone <- goodClient(t, r.addr, stop, deadline) }()
+	go func() { goodDone <- goodClient(t, r.Addr, stop, deadline) }()
 
 	var wg sync.WaitGroup
 	for ci, hc := range hostileCases() {
@@ -86,7 +88,7 @@ func TestHostileClients(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				if err := hc.run(r.addr, hc.src, deadline, rng); err != nil {
+				if err := hc.run(r.Addr, hc.src, deadline, rng); err != nil {
 					t.Errorf("%s #%d (after %v): %v", hc.name, i, time.Since(t0).Round(time.Millisecond), err)
 				}
 			}()
@@ -98,15 +100,15 @@ func TestHostileClients(t *testing.T) {
 	ids := <-goodDone
 
 	select {
-	case <-r.done:
-		t.Fatalf("ferry serve exited during the hostile clients: %v", r.cmd.ProcessState)
+	case <-r.Done():
+		t.Fatalf("ferry serve exited during the hostile clients: %v", r.Cmd.ProcessState)
 	default:
 	}
 	if len(ids) < int(hostileTime/(200*time.Millisecond)) {
 		t.Errorf("the good client sent only %d messages in %v", len(ids), hostileTime)
 	}
 	for _, id := range ids {
-		r.waitLog(t, "msg=removed", "id="+id)
+		r.WaitLog(t, "msg=removed", "id="+id)
 	}
 	caps := h.waitCaptures(t, len(ids))
 	seqs := map[string]int{}
@@ -123,7 +125,7 @@ func TestHostileClients(t *testing.T) {
 		}
 	}
 	// Still up and serving after all of it.
-	sendOne(t, r.addr, sender, []string{"after@example.com"}, []byte("Subject: after\r\n\r\nstill here\r\n"))
+	testrelay.SendOne(t, r.Addr, sender, []string{"after@example.com"}, []byte("Subject: after\r\n\r\nstill here\r\n"))
 	elapsed := time.Since(start)
 	t.Logf("hostile clients done in %v; %d good messages delivered; whole test %v",
 		hostileTime.Round(time.Millisecond), len(ids), elapsed.Round(time.Millisecond))
@@ -168,13 +170,11 @@ func goodMessage(addr string, seq int, deadline time.Time) (string, error) {
 	if err := c.greet(); err != nil {
 		return "", err
 	}
-	if err := c.cmd("MAIL FROM:<"+sender+">", 250, "2.1.0"); err != nil {
-		return "", err
-	}
-	if err := c.cmd("RCPT TO:<good@example.com>", 250, "2.1.5"); err != nil {
-		return "", err
-	}
-	if err := c.cmd("DATA", 354, ""); err != nil {
+	if err := c.run(
+		step{"MAIL FROM:<" + sender + ">", 250, "2.1.0"},
+		step{"RCPT TO:<good@example.com>", 250, "2.1.5"},
+		step{"DATA", 354, ""},
+	); err != nil {
 		return "", err
 	}
 	content := fmt.Sprintf("From: <%s>\r\nSubject: good %d\r\nX-E2E-Seq: %d\r\n\r\nserved while under attack\r\n.\r\n", sender, seq, seq)
@@ -185,7 +185,7 @@ func goodMessage(addr string, seq int, deadline time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("content: %w", err)
 	}
-	_, id, _ := strings.Cut(rep.text(), "queued as ")
+	_, id, _ := strings.Cut(rep.Text(), "queued as ")
 	if f := strings.Fields(id); len(f) > 0 {
 		id = f[0]
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestEveryKeywordCombination sends every test message to one strict 7-bit
@@ -32,26 +34,26 @@ func TestEveryKeywordCombination(t *testing.T) {
 	var routes []string
 	for i, kw := range combos {
 		hops[i] = startSink(t, "127.0.0.1:0", "--keywords", strings.Join(kw, ","), "--strict-7bit")
-		routes = append(routes, routeTo(fmt.Sprintf("kw%d.example", i), hops[i].addr))
+		routes = append(routes, routeTo(fmt.Sprintf("kw%d.example", i), hops[i].Addr))
 	}
 	r := startRelay(t, "", "", routes...)
 	names := testMessages(t)
-	c := dial(t, r.addr)
+	c := testrelay.Dial(t, r.Addr)
 	for i := range combos {
 		for _, name := range names {
-			content := readTestdata(t, name)
-			c.send(sender, []string{fmt.Sprintf("user@kw%d.example", i)}, bodyParam(content), content)
+			content := testrelay.ReadTestdata(t, name)
+			c.SendID(sender, []string{fmt.Sprintf("user@kw%d.example", i)}, testrelay.BodyParam(content), content)
 		}
 	}
-	c.quit()
+	c.Quit()
 
 	for i, kw := range combos {
 		h := hops[i]
 		label := "[" + strings.Join(kw, ",") + "]"
-		waitFor(t, fmt.Sprintf("%d messages at hop %s", len(names), label), func() bool {
-			return h.count(t) >= len(names) || len(r.logLines(fmt.Sprintf("kw%d.example", i), "status=bounced")) > 0
+		testrelay.WaitFor(t, fmt.Sprintf("%d messages at hop %s", len(names), label), func() bool {
+			return h.count(t) >= len(names) || len(r.LogLines(fmt.Sprintf("kw%d.example", i), "status=bounced")) > 0
 		})
-		for _, l := range r.logLines(fmt.Sprintf("kw%d.example", i), "status=bounced") {
+		for _, l := range r.LogLines(fmt.Sprintf("kw%d.example", i), "status=bounced") {
 			t.Errorf("hop %s: bounced: %s", label, l)
 		}
 		has := map[string]bool{}
@@ -60,7 +62,7 @@ func TestEveryKeywordCombination(t *testing.T) {
 		}
 		byMsgID := map[string]string{}
 		for _, name := range names {
-			byMsgID[messageID(t, readTestdata(t, name))] = name
+			byMsgID[messageID(t, testrelay.ReadTestdata(t, name))] = name
 		}
 		caps := h.captures(t)
 		if len(caps) != len(names) {
@@ -68,13 +70,13 @@ func TestEveryKeywordCombination(t *testing.T) {
 		}
 		chunked := 0
 		for _, cp := range caps {
-			_, rest := stripFirstField(cp.data)
+			_, rest := testrelay.StripFirstField(cp.data)
 			name, ok := byMsgID[messageID(t, rest)]
 			if !ok {
 				t.Errorf("hop %s: capture %s has an unknown Message-ID", label, cp.sc.ID)
 				continue
 			}
-			orig := readTestdata(t, name)
+			orig := testrelay.ReadTestdata(t, name)
 			what := label + " " + name
 			mail := strings.ToUpper(cp.sc.MailLine)
 			if strings.Contains(mail, " SIZE=") != has["SIZE"] {
@@ -89,9 +91,9 @@ func TestEveryKeywordCombination(t *testing.T) {
 			switch {
 			case has["8BITMIME"] && name != "long-line-latin1.eml":
 				if !bytes.Equal(rest, orig) {
-					t.Errorf("%s: arrived changed at offset %d", what, firstDiff(rest, orig))
+					t.Errorf("%s: arrived changed at offset %d", what, testrelay.FirstDiff(rest, orig))
 				}
-				if eight := bodyParam(orig) != ""; strings.Contains(mail, "BODY=8BITMIME") != eight {
+				if eight := testrelay.BodyParam(orig) != ""; strings.Contains(mail, "BODY=8BITMIME") != eight {
 					t.Errorf("%s: MAIL line %q for an 8-bit body: %v", what, cp.sc.MailLine, eight)
 				}
 			case has["8BITMIME"]:
@@ -100,14 +102,14 @@ func TestEveryKeywordCombination(t *testing.T) {
 						t.Errorf("%s: line %d has %d octets", what, j+1, len(l))
 					}
 				}
-				if d := sameContent(orig, rest); len(d) > 0 {
+				if d := testrelay.DiffDecoded(orig, rest); len(d) > 0 {
 					t.Errorf("%s: does not decode to the original:\n  %s", what, strings.Join(d, "\n  "))
 				}
 			default:
 				checkSevenBit(t, what, orig, cp)
 			}
 		}
-		for _, l := range h.logLines("stage=PIPELINING") {
+		for _, l := range h.LogLines("stage=PIPELINING") {
 			t.Errorf("hop %s saw commands sent ahead (RFC 2920 §3.1): %s", label, l)
 		}
 		t.Logf("hop %s: %d messages, %d with BDAT", label, len(caps), chunked)

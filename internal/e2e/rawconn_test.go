@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // rawConn is a connection for hostile clients: every method returns an
@@ -24,7 +26,7 @@ type rawConn struct {
 // 127.0.0.0/8, so each hostile client has its own per-IP limits) with
 // every read and write bounded by deadline.
 func dialFrom(src, addr string, deadline time.Time) (*rawConn, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: stepTimeout}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: testrelay.StepTimeout}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s from %s: %w", addr, src, err)
@@ -45,8 +47,8 @@ func (c *rawConn) send(s string) error {
 }
 
 // readReply reads one reply; enhanced code and text stay in lines.
-func (c *rawConn) readReply() (reply, error) {
-	var r reply
+func (c *rawConn) readReply() (testrelay.Reply, error) {
+	var r testrelay.Reply
 	for n := 0; n < 100; n++ {
 		line, err := c.r.ReadString('\n')
 		if err != nil {
@@ -60,15 +62,15 @@ func (c *rawConn) readReply() (reply, error) {
 		if err != nil || code < 200 || code > 599 {
 			return r, fmt.Errorf("reply line %q has no reply code", line)
 		}
-		if n > 0 && code != r.code {
-			return r, fmt.Errorf("reply line %q inside a %d reply", line, r.code)
+		if n > 0 && code != r.Code {
+			return r, fmt.Errorf("reply line %q inside a %d reply", line, r.Code)
 		}
-		r.code = code
+		r.Code = code
 		if len(line) == 3 {
-			r.lines = append(r.lines, "")
+			r.Lines = append(r.Lines, "")
 			return r, nil
 		}
-		r.lines = append(r.lines, line[4:])
+		r.Lines = append(r.Lines, line[4:])
 		if line[3] == ' ' {
 			return r, nil
 		}
@@ -81,12 +83,12 @@ func (c *rawConn) readReply() (reply, error) {
 
 // expect reads one reply and checks its code and the start of its text
 // (the enhanced code, say "5.5.2"; "" for any).
-func (c *rawConn) expect(code int, prefix string) (reply, error) {
+func (c *rawConn) expect(code int, prefix string) (testrelay.Reply, error) {
 	r, err := c.readReply()
 	if err != nil {
 		return r, err
 	}
-	if r.code != code || !strings.HasPrefix(r.text(), prefix) {
+	if r.Code != code || !strings.HasPrefix(r.Text(), prefix) {
 		return r, fmt.Errorf("got %v, want %d %s", r, code, prefix)
 	}
 	return r, nil
@@ -99,6 +101,25 @@ func (c *rawConn) cmd(line string, code int, prefix string) error {
 	}
 	if _, err := c.expect(code, prefix); err != nil {
 		return fmt.Errorf("%.40q: %w", line, err)
+	}
+	return nil
+}
+
+// step is one command of a scripted session and the reply it must get:
+// its code and the start of its text (the enhanced code; "" for any).
+type step struct {
+	line   string
+	code   int
+	prefix string
+}
+
+// run sends each step's command in turn and checks its reply as cmd does,
+// stopping at the first failure.
+func (c *rawConn) run(steps ...step) error {
+	for _, s := range steps {
+		if err := c.cmd(s.line, s.code, s.prefix); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -139,7 +160,7 @@ func clientHello() ([]byte, error) {
 	defer a.Close()
 	defer b.Close()
 	go tls.Client(a, &tls.Config{ServerName: "relay.test", MinVersion: tls.VersionTLS12}).Handshake()
-	b.SetReadDeadline(time.Now().Add(stepTimeout))
+	b.SetReadDeadline(time.Now().Add(testrelay.StepTimeout))
 	buf := make([]byte, 8<<10)
 	n, err := b.Read(buf)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestPartialDeferral: in one transaction the hop defers one recipient and
@@ -16,9 +18,9 @@ import (
 func TestPartialDeferral(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--reply", "RCPT#1:later@*=451 4.2.1 mailbox busy")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	id := sendOne(t, r.addr, sender, []string{"later@example.com", "now@example.com"}, readTestdata(t, "pure-ascii.eml"))
-	r.waitLog(t, "msg=removed", "id="+id)
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"later@example.com", "now@example.com"}, testrelay.ReadTestdata(t, "pure-ascii.eml"))
+	r.WaitLog(t, "msg=removed", "id="+id)
 	got := map[string]int{}
 	var txs []string
 	for _, cp := range h.captures(t) {
@@ -48,13 +50,13 @@ func TestTooManyRecipientsSplit(t *testing.T) {
 	t.Parallel()
 	const n = 150
 	h := startSink(t, "127.0.0.1:0", "--max-recipients", "100")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
 	var rcpts []string
 	for i := 0; i < n; i++ {
 		rcpts = append(rcpts, fmt.Sprintf("u%03d@example.com", i))
 	}
-	id := sendOne(t, r.addr, sender, rcpts, readTestdata(t, "pure-ascii.eml"))
-	r.waitLog(t, "msg=removed", "id="+id)
+	id := testrelay.SendOne(t, r.Addr, sender, rcpts, testrelay.ReadTestdata(t, "pure-ascii.eml"))
+	r.WaitLog(t, "msg=removed", "id="+id)
 	got := map[string]int{}
 	caps := h.captures(t)
 	for _, cp := range caps {
@@ -79,10 +81,10 @@ func TestTooManyRecipientsSplit(t *testing.T) {
 	if len(missing) > 0 || len(twice) > 0 {
 		t.Errorf("missing %d %v, more than once %d %v", len(missing), missing, len(twice), twice)
 	}
-	if b := r.logLines(id, "status=bounced"); len(b) > 0 {
+	if b := r.LogLines(id, "status=bounced"); len(b) > 0 {
 		t.Errorf("%d recipients bounced, e.g. %s", len(b), b[0])
 	}
-	if l := h.logLines("reject", "too many errors"); len(l) > 0 {
+	if l := h.LogLines("reject", "too many errors"); len(l) > 0 {
 		t.Errorf("the hop hung up on Ferry with 421 after its own 452 replies (smtpd MaxErrors counts 452 4.5.3): %s", l[0])
 	}
 	if len(caps) > 3 {
@@ -97,13 +99,13 @@ func TestDeferredRecipientsStayTogether(t *testing.T) {
 	t.Parallel()
 	const n = 30
 	h := startSink(t, "127.0.0.1:0", "--reply", "CONNECT:1=421 4.7.0 busy")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
 	var rcpts []string
 	for i := 0; i < n; i++ {
 		rcpts = append(rcpts, fmt.Sprintf("u%02d@example.com", i))
 	}
-	id := sendOne(t, r.addr, sender, rcpts, readTestdata(t, "pure-ascii.eml"))
-	r.waitLog(t, "msg=removed", "id="+id)
+	id := testrelay.SendOne(t, r.Addr, sender, rcpts, testrelay.ReadTestdata(t, "pure-ascii.eml"))
+	r.WaitLog(t, "msg=removed", "id="+id)
 	caps := h.captures(t)
 	total := 0
 	for _, cp := range caps {
@@ -127,22 +129,22 @@ func TestMaxMessagesPerConnection(t *testing.T) {
 	r := startRelay(t, `
 [delivery]
 max_messages_per_connection = 3
-`, "", routeAll(h.addr))
-	base := readTestdata(t, "pure-ascii.eml")
-	c := dial(t, r.addr)
+`, "", routeAll(h.Addr))
+	base := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	c := testrelay.Dial(t, r.Addr)
 	for i := 0; i < n; i++ {
-		c.send(sender, []string{"user@example.com"}, "", numbered(base, i))
+		c.SendID(sender, []string{"user@example.com"}, "", numbered(base, i))
 	}
-	c.quit()
+	c.Quit()
 	h.waitCaptures(t, n)
 	// The sink logs "queued session=S id=ID" per message, just after it
 	// saves the capture; S names the connection.
-	waitFor(t, fmt.Sprintf("%d queued lines in the sink's log", n), func() bool {
-		return len(h.logLines("msg=queued")) >= n
+	testrelay.WaitFor(t, fmt.Sprintf("%d queued lines in the sink's log", n), func() bool {
+		return len(h.LogLines("msg=queued")) >= n
 	})
 	perSession := map[string]int{}
 	re := regexp.MustCompile(`msg=queued session=(\S+) `)
-	for _, l := range h.logLines("msg=queued") {
+	for _, l := range h.LogLines("msg=queued") {
 		if m := re.FindStringSubmatch(l); m != nil {
 			perSession[m[1]]++
 		}
@@ -171,25 +173,25 @@ func TestGracefulRestart(t *testing.T) {
 	const n = 10
 	addr := freePort(t)
 	r1 := startRelay(t, shortRetry, "", routeAll(addr))
-	base := readTestdata(t, "pure-ascii.eml")
-	c := dial(t, r1.addr)
+	base := testrelay.ReadTestdata(t, "pure-ascii.eml")
+	c := testrelay.Dial(t, r1.Addr)
 	for i := 0; i < n; i++ {
-		c.send(sender, []string{"user@example.com"}, "", numbered(base, i))
+		c.SendID(sender, []string{"user@example.com"}, "", numbered(base, i))
 	}
-	c.quit()
-	r1.waitLog(t, "status=deferred")
+	c.Quit()
+	r1.WaitLog(t, "status=deferred")
 	start := time.Now()
-	r1.kill(t, syscall.SIGTERM)
-	if !r1.cmd.ProcessState.Success() {
-		t.Errorf("ferry serve after SIGTERM: %v, want exit status 0", r1.cmd.ProcessState)
+	r1.Kill(t, syscall.SIGTERM)
+	if !r1.Cmd.ProcessState.Success() {
+		t.Errorf("ferry serve after SIGTERM: %v, want exit status 0", r1.Cmd.ProcessState)
 	}
 	t.Logf("SIGTERM to exit: %v", time.Since(start).Round(time.Millisecond))
 
 	h := startSink(t, addr)
 	r2 := startRelay(t, shortRetry, r1.spool, routeAll(addr))
-	r2.waitLog(t, "queue recovered", fmt.Sprintf(" messages=%d ", n))
-	waitFor(t, fmt.Sprintf("%d messages removed after the restart", n), func() bool {
-		return len(r2.logLines("msg=removed")) >= n
+	r2.WaitLog(t, "queue recovered", fmt.Sprintf(" messages=%d ", n))
+	testrelay.WaitFor(t, fmt.Sprintf("%d messages removed after the restart", n), func() bool {
+		return len(r2.LogLines("msg=removed")) >= n
 	})
 	seqs := map[string]int{}
 	for _, cp := range h.captures(t) {
@@ -217,23 +219,23 @@ func TestInboundRecipientOvershoot(t *testing.T) {
 [[listener]]
 address = "127.0.0.1:2525"
 max_recipients = 100
-`, "", routeAll(h.addr))
-	c := dial(t, r.addr)
+`, "", routeAll(h.Addr))
+	c := testrelay.Dial(t, r.Addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>\r\n", sender)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, "RCPT TO:<u%03d@example.com>\r\n", i)
 	}
 	b.WriteString("DATA\r\n")
-	c.write([]byte(b.String()))
-	c.expect(250, c.read())
+	c.Write([]byte(b.String()))
+	c.Expect(250, c.Read())
 	accepted, over := 0, 0
 	for i := 0; i < n; i++ {
-		rep := c.read()
+		rep := c.Read()
 		switch {
-		case rep.code == 250:
+		case rep.Code == 250:
 			accepted++
-		case rep.code == 452:
+		case rep.Code == 452:
 			over++
 		default:
 			t.Fatalf("reply to RCPT %d: %v (after %d accepted, %d told 452)", i+1, rep, accepted, over)
@@ -242,10 +244,10 @@ max_recipients = 100
 	if accepted != 100 || over != n-100 {
 		t.Errorf("%d recipients accepted and %d told 452, want 100 and %d", accepted, over, n-100)
 	}
-	c.expect(354, c.read())
-	c.write(dotStuff(readTestdata(t, "pure-ascii.eml")))
-	c.expect(250, c.read())
-	c.quit()
+	c.Expect(354, c.Read())
+	c.Write(testrelay.DotStuff(testrelay.ReadTestdata(t, "pure-ascii.eml")))
+	c.Expect(250, c.Read())
+	c.Quit()
 	cp := h.waitCaptures(t, 1)
 	if got := len(cp[0].sc.Rcpts); got != 100 {
 		t.Errorf("hop got %d recipients, want 100", got)

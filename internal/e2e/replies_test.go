@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestHopReplies: a temporary refusal at any stage of the transaction
@@ -26,28 +28,28 @@ func TestHopReplies(t *testing.T) {
 		{"550 at MAIL", "MAIL:" + sender + "=550 5.7.1 sender refused", false, []string{"reject", "stage=MAIL"}},
 		{"554 after the content", "END:user@example.com=554 5.6.0 content rejected", false, []string{"not queued"}},
 	}
-	content := readTestdata(t, "simple-utf8-french.eml")
+	content := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := startSink(t, "127.0.0.1:0", "--reply", tc.rule)
-			r := startRelay(t, shortRetry, "", routeAll(h.addr))
-			id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
-			r.waitLog(t, "msg=removed", "id="+id)
+			r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+			id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, content)
+			r.WaitLog(t, "msg=removed", "id="+id)
 			var caps []capture
 			for _, cp := range h.captures(t) {
 				if cp.sc.From != "<>" {
 					caps = append(caps, cp)
 				}
 			}
-			deferred := len(r.logLines(id, "status=deferred"))
-			bounced := len(r.logLines(id, "status=bounced"))
+			deferred := len(r.LogLines(id, "status=deferred"))
+			bounced := len(r.LogLines(id, "status=bounced"))
 			if tc.delivered {
 				if len(caps) != 1 {
 					t.Fatalf("sink holds %d messages, want exactly 1", len(caps))
 				}
 				if rest := checkReceived(t, caps[0].data, id); !bytes.Equal(rest, content) {
-					t.Errorf("arrived changed at offset %d", firstDiff(rest, content))
+					t.Errorf("arrived changed at offset %d", testrelay.FirstDiff(rest, content))
 				}
 				if deferred != 1 || bounced != 0 {
 					t.Errorf("%d deferred and %d bounced log lines, want 1 and 0", deferred, bounced)
@@ -62,7 +64,7 @@ func TestHopReplies(t *testing.T) {
 			}
 			if tc.refusal != nil {
 				want := 1
-				if n := len(h.logLines(tc.refusal...)); n != want {
+				if n := len(h.LogLines(tc.refusal...)); n != want {
 					t.Errorf("the hop refused %d times (log lines with %q), want %d", n, tc.refusal, want)
 				}
 			}
@@ -75,15 +77,15 @@ func TestHopReplies(t *testing.T) {
 func TestHopSizeTooSmall(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--size", "500")
-	r := startRelay(t, shortRetry, "", routeAll(h.addr))
-	content := readTestdata(t, "simple-utf8-french.eml") // 1103 octets
-	id := sendOne(t, r.addr, sender, []string{"user@example.com"}, content)
-	line := r.waitLog(t, id, "status=bounced")
+	r := startRelay(t, shortRetry, "", routeAll(h.Addr))
+	content := testrelay.ReadTestdata(t, "simple-utf8-french.eml") // 1103 octets
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, content)
+	line := r.WaitLog(t, id, "status=bounced")
 	if !strings.Contains(line, "552") || !strings.Contains(line, "5.3.4") {
 		t.Errorf("bounce line %q lacks 552 5.3.4", line)
 	}
-	r.waitLog(t, "msg=removed", "id="+id)
-	if n := len(r.logLines(id, "status=deferred")); n != 0 {
+	r.WaitLog(t, "msg=removed", "id="+id)
+	if n := len(r.LogLines(id, "status=deferred")); n != 0 {
 		t.Errorf("%d deferrals for a message the hop can never take", n)
 	}
 	for _, cp := range h.captures(t) {
@@ -111,13 +113,13 @@ eightbit = "bounce"
 domain = "discard.example"
 nexthop = "%s"
 discard_keywords = ["8BITMIME"]
-`, shortRetry, literalHop(domino.addr), literalHop(full.addr)), "")
-	eight := readTestdata(t, "simple-utf8-french.eml")
-	ascii := readTestdata(t, "pure-ascii.eml")
+`, shortRetry, literalHop(domino.Addr), literalHop(full.Addr)), "")
+	eight := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
+	ascii := testrelay.ReadTestdata(t, "pure-ascii.eml")
 
-	idEight := sendOne(t, r.addr, sender, []string{"user@bounce.example"}, eight)
-	idASCII := sendOne(t, r.addr, sender, []string{"user@bounce.example"}, ascii)
-	line := r.waitLog(t, idEight, "status=bounced")
+	idEight := testrelay.SendOne(t, r.Addr, sender, []string{"user@bounce.example"}, eight)
+	idASCII := testrelay.SendOne(t, r.Addr, sender, []string{"user@bounce.example"}, ascii)
+	line := r.WaitLog(t, idEight, "status=bounced")
 	if !strings.Contains(line, "5.6.3") {
 		t.Errorf("8-bit bounce line %q lacks 5.6.3", line)
 	}
@@ -125,14 +127,14 @@ discard_keywords = ["8BITMIME"]
 	if rest := checkReceived(t, cp.data, idASCII); !bytes.Equal(rest, ascii) {
 		t.Errorf("7-bit message on the bounce route arrived changed")
 	}
-	r.waitLog(t, "msg=removed", "id="+idEight)
+	r.WaitLog(t, "msg=removed", "id="+idEight)
 	for _, cp := range domino.captures(t) {
 		if bytes.Contains(cp.data, []byte("Voil")) {
 			t.Errorf("the 8-bit message reached the bounce route's hop as %s", cp.sc.ID)
 		}
 	}
 
-	sendOne(t, r.addr, sender, []string{"user@discard.example"}, eight)
+	testrelay.SendOne(t, r.Addr, sender, []string{"user@discard.example"}, eight)
 	cp = full.waitCaptures(t, 1)[0]
 	checkSevenBit(t, "discard 8BITMIME", eight, cp)
 }

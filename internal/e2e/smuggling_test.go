@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // smuggledCommands is what an attacker hides after a fake end of data: a
@@ -79,14 +81,14 @@ func TestSmugglingSequences(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			h := startSink(t, "127.0.0.1:0", "--bare-newline", "reject")
-			r := startRelay(t, m.config, "", routeAll(h.addr))
+			r := startRelay(t, m.config, "", routeAll(h.Addr))
 			start := time.Now()
 			ids := make([]string, len(cases))
 			t.Run("send", func(t *testing.T) {
 				for i, tc := range cases {
 					t.Run(tc.name, func(t *testing.T) {
 						t.Parallel()
-						ids[i] = sendSmuggling(t, r.addr, i, tc, m.reject)
+						ids[i] = sendSmuggling(t, r.Addr, i, tc, m.reject)
 					})
 				}
 			})
@@ -97,14 +99,14 @@ func TestSmugglingSequences(t *testing.T) {
 			if !m.reject {
 				want = len(cases)
 				for _, id := range ids {
-					r.waitLog(t, "msg=removed", "id="+id)
+					r.WaitLog(t, "msg=removed", "id="+id)
 				}
 			}
 			caps := settledCaptures(t, h, want)
 			perCase := map[string][]capture{}
 			for _, cp := range caps {
 				if strings.Contains(cp.sc.From, "evil") || bytes.HasPrefix(cp.data, []byte("smuggled")) {
-					t.Errorf("smuggled message reached the hop: from %s to %v: %q", cp.sc.From, cp.sc.Rcpts, clip(cp.data))
+					t.Errorf("smuggled message reached the hop: from %s to %v: %q", cp.sc.From, cp.sc.Rcpts, testrelay.Clip(cp.data))
 					continue
 				}
 				if cp.sc.From != "<"+sender+">" || len(cp.sc.Rcpts) != 1 {
@@ -141,32 +143,32 @@ func caseRcpt(i int) string { return fmt.Sprintf("case%02d@example.com", i) }
 // Ferry itself saw exactly one end of data. It returns the queue ID.
 func sendSmuggling(t *testing.T, addr string, i int, tc smugglingCase, reject bool) string {
 	t.Helper()
-	c := dial(t, addr)
-	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
-	c.expect(250, c.cmd("RCPT TO:<%s>", caseRcpt(i)))
-	c.expect(354, c.cmd("DATA"))
+	c := testrelay.Dial(t, addr)
+	c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+	c.Expect(250, c.Cmd("RCPT TO:<%s>", caseRcpt(i)))
+	c.Expect(354, c.Cmd("DATA"))
 	head := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: smuggling %s\r\n\r\nfirst line", sender, caseRcpt(i), tc.name)
 	tail := smuggledCommands + ".\r\n"
 	if tc.split {
-		c.write([]byte(head))
+		c.Write([]byte(head))
 		for j := 0; j < len(tc.seq); j++ {
 			time.Sleep(5 * time.Millisecond) // let each octet arrive alone
-			c.write([]byte{tc.seq[j]})
+			c.Write([]byte{tc.seq[j]})
 		}
 		time.Sleep(5 * time.Millisecond)
-		c.write([]byte(tail))
+		c.Write([]byte(tail))
 	} else {
-		c.write([]byte(head + tc.seq + tail))
+		c.Write([]byte(head + tc.seq + tail))
 	}
-	rep := c.read()
+	rep := c.Read()
 	id := ""
 	if reject {
-		if rep.code != 550 || !strings.HasPrefix(rep.text(), "5.5.2") {
+		if rep.Code != 550 || !strings.HasPrefix(rep.Text(), "5.5.2") {
 			t.Errorf("content with %q under bare_newline = reject: %v, want 550 5.5.2", tc.seq, rep)
 		}
 	} else {
-		c.expect(250, rep)
-		_, after, ok := strings.Cut(rep.text(), "queued as ")
+		c.Expect(250, rep)
+		_, after, ok := strings.Cut(rep.Text(), "queued as ")
 		if !ok || len(strings.Fields(after)) == 0 {
 			t.Fatalf("250 without a queue ID: %v", rep)
 		}
@@ -174,7 +176,7 @@ func sendSmuggling(t *testing.T, addr string, i int, tc smugglingCase, reject bo
 	}
 	// Had Ferry taken the sequence for the end of data, the smuggled
 	// commands would have their own replies queued ahead of QUIT's.
-	if rep := c.cmd("QUIT"); rep.code != 221 {
+	if rep := c.Cmd("QUIT"); rep.Code != 221 {
 		t.Errorf("after the content Ferry answered %v, want only the 221 to QUIT", rep)
 	}
 	return id
@@ -193,7 +195,7 @@ func checkSmuggledBody(t *testing.T, tc smugglingCase, data []byte) {
 	}
 	_, body, ok := bytes.Cut(data, []byte("\r\n\r\n"))
 	if !ok {
-		t.Errorf("%s: no header/body separator: %q", tc.name, clip(data))
+		t.Errorf("%s: no header/body separator: %q", tc.name, testrelay.Clip(data))
 		return
 	}
 	if !bytes.HasPrefix(body, []byte("first line")) || !bytes.HasSuffix(body, []byte("\r\n"+smuggledCommands)) {
@@ -231,22 +233,22 @@ func settledCaptures(t *testing.T, h *hop, want int) []capture {
 func TestEndOfDataSplitAcrossWrites(t *testing.T) {
 	t.Parallel()
 	h := startSink(t, "127.0.0.1:0", "--bare-newline", "reject")
-	r := startRelay(t, "", "", routeAll(h.addr))
-	c := dial(t, r.addr)
-	c.expect(250, c.cmd("MAIL FROM:<%s>", sender))
-	c.expect(250, c.cmd("RCPT TO:<split@example.com>"))
-	c.expect(354, c.cmd("DATA"))
-	c.write([]byte("Subject: split end\r\n\r\nfirst line\r\n.\r"))
+	r := startRelay(t, "", "", routeAll(h.Addr))
+	c := testrelay.Dial(t, r.Addr)
+	c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+	c.Expect(250, c.Cmd("RCPT TO:<split@example.com>"))
+	c.Expect(354, c.Cmd("DATA"))
+	c.Write([]byte("Subject: split end\r\n\r\nfirst line\r\n.\r"))
 	time.Sleep(20 * time.Millisecond)
-	c.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if n, err := c.r.Peek(1); err == nil {
+	c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := c.R.Peek(1); err == nil {
 		t.Fatalf("Ferry replied %q before the LF of the end of data arrived", n)
 	}
-	c.write([]byte("\n"))
-	rep := c.expect(250, c.read())
-	c.quit()
+	c.Write([]byte("\n"))
+	rep := c.Expect(250, c.Read())
+	c.Quit()
 	cp := h.waitCaptures(t, 1)[0]
-	_, id, _ := strings.Cut(rep.text(), "queued as ")
+	_, id, _ := strings.Cut(rep.Text(), "queued as ")
 	rest := checkReceived(t, cp.data, strings.Fields(id)[0])
 	if want := "Subject: split end\r\n\r\nfirst line\r\n"; string(rest) != want {
 		t.Errorf("hop received %q, want %q", rest, want)

@@ -8,15 +8,16 @@ import (
 	"testing"
 
 	"github.com/ferrymta/ferry/internal/postfixtest"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // sendBDAT runs one transaction with the content in BDAT chunks of at
 // most chunk octets (RFC 3030 §2), with the given MAIL parameters, and
 // returns the reply to the last chunk.
-func (c *client) sendBDAT(from, rcpt, params string, content []byte, chunk int) reply {
-	c.t.Helper()
-	c.expect(250, c.cmd("MAIL FROM:<%s> %s", from, params))
-	c.expect(250, c.cmd("RCPT TO:<%s>", rcpt))
+func sendBDAT(t *testing.T, c *testrelay.Client, from, rcpt, params string, content []byte, chunk int) testrelay.Reply {
+	t.Helper()
+	c.Expect(250, c.Cmd("MAIL FROM:<%s> %s", from, params))
+	c.Expect(250, c.Cmd("RCPT TO:<%s>", rcpt))
 	for n := 0; n < 10000; n++ {
 		size := min(chunk, len(content))
 		last := size == len(content)
@@ -24,15 +25,15 @@ func (c *client) sendBDAT(from, rcpt, params string, content []byte, chunk int) 
 		if last {
 			cmd += " LAST"
 		}
-		c.write(append([]byte(cmd+"\r\n"), content[:size]...))
-		r := c.expect(250, c.read())
+		c.Write(append([]byte(cmd+"\r\n"), content[:size]...))
+		r := c.Expect(250, c.Read())
 		content = content[size:]
 		if last {
 			return r
 		}
 	}
-	c.t.Fatal("more than 10000 BDAT chunks")
-	return reply{}
+	t.Fatal("more than 10000 BDAT chunks")
+	return testrelay.Reply{}
 }
 
 // binaryMessage is a multipart message with a 7-bit text part and a binary
@@ -76,26 +77,26 @@ func TestBinaryToPostfix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pf := postfixtest.Start(t, postfixtest.Options{DiscardEHLOKeywords: tc.discard, ExtraMain: debugPeer})
 			f := startFerry(t, routeTo(t, "*", pf.Addr()))
-			c := dial(t, f.addr)
-			if !strings.Contains(strings.Join(c.ehlo.lines, " "), "BINARYMIME") {
-				t.Fatalf("Ferry does not offer BINARYMIME: %v", c.ehlo)
+			c := testrelay.Dial(t, f.Addr)
+			if !strings.Contains(strings.Join(c.EHLO.Lines, " "), "BINARYMIME") {
+				t.Fatalf("Ferry does not offer BINARYMIME: %v", c.EHLO)
 			}
-			c.sendBDAT(testSender, "bin@dest.test", "BODY=BINARYMIME", msg, 64<<10)
-			c.quit()
+			sendBDAT(t, c, testSender, "bin@dest.test", "BODY=BINARYMIME", msg, 64<<10)
+			c.Quit()
 			got := pf.WaitMessages(1, captureLimit)
 			data := got[0].CRLF()
-			check7Bit(t, "binary", data)
-			content, _ := stripTrace(data)
-			checkSameDecoded(t, "binary", msg, content)
-			es, err := decodeEntities(content)
-			if err != nil || len(es) != 3 || !bytes.Equal(es[2].body, blob) {
+			testrelay.Check7Bit(t, "binary", data)
+			content, _ := testrelay.StripTrace(data)
+			testrelay.CheckSameDecoded(t, "binary", msg, content)
+			es, err := testrelay.DecodeEntities(content)
+			if err != nil || len(es) != 3 || !bytes.Equal(es[2].Body, blob) {
 				t.Errorf("the attachment does not decode to the original %d octets (err %v)", len(blob), err)
 			}
 			mail := mailFromFor(pf.Log(), "bin@dest.test")
 			if strings.Contains(strings.ToUpper(mail), "BODY=") {
 				t.Errorf("Postfix received %q for converted, 7-bit content; want no BODY=", mail)
 			}
-			line := f.waitLog(t, "to=<bin@dest.test>", "status=")
+			line := f.WaitLog(t, "to=<bin@dest.test>", "status=")
 			if !containsAll(line, []string{"status=sent", "converted"}) {
 				t.Errorf("Ferry's delivery log: %s", line)
 			}
@@ -115,43 +116,34 @@ func TestSMTPUTF8ToPostfix(t *testing.T) {
 	t.Run("offered", func(t *testing.T) {
 		pf := postfixtest.Start(t, postfixtest.Options{})
 		f := startFerry(t, routeTo(t, "*", pf.Addr()))
-		c := dial(t, f.addr)
-		c.expect(250, c.cmd("MAIL FROM:<%s> SMTPUTF8", testSender))
-		c.expect(250, c.cmd("RCPT TO:<josé@bücher.test>"))
-		c.expect(354, c.cmd("DATA"))
-		c.write(dotStuff(body))
-		c.expect(250, c.read())
-		c.quit()
+		c := testrelay.Dial(t, f.Addr)
+		c.Send(testSender, []string{"josé@bücher.test"}, "SMTPUTF8", body)
+		c.Quit()
 		got := pf.WaitMessages(1, captureLimit)
 		if r := got[0].Recipients; len(r) != 1 || r[0] != "josé@bücher.test" {
 			t.Errorf("Postfix delivered to %q, want josé@bücher.test", r)
 		}
-		if content, _ := stripTrace(got[0].CRLF()); !bytes.Equal(content, body) {
+		if content, _ := testrelay.StripTrace(got[0].CRLF()); !bytes.Equal(content, body) {
 			t.Errorf("content changed:\n%s", content)
 		}
-		if l := f.waitLog(t, "status="); !containsAll(l, []string{"status=sent", "smtputf8"}) {
+		if l := f.WaitLog(t, "status="); !containsAll(l, []string{"status=sent", "smtputf8"}) {
 			t.Errorf("Ferry's delivery log: %s", l)
 		}
 	})
 	t.Run("discarded", func(t *testing.T) {
 		pf := postfixtest.Start(t, postfixtest.Options{DiscardEHLOKeywords: []string{"smtputf8"}})
 		f := startFerry(t, routeTo(t, "*", pf.Addr()))
-		c := dial(t, f.addr)
-		c.expect(250, c.cmd("MAIL FROM:<%s> SMTPUTF8", testSender))
-		c.expect(250, c.cmd("RCPT TO:<user@bücher.test>"))
-		c.expect(250, c.cmd("RCPT TO:<josé@dest.test>"))
-		c.expect(354, c.cmd("DATA"))
-		c.write(dotStuff(body))
-		c.expect(250, c.read())
-		c.quit()
+		c := testrelay.Dial(t, f.Addr)
+		c.Send(testSender, []string{"user@bücher.test", "josé@dest.test"}, "SMTPUTF8", body)
+		c.Quit()
 		got := waitRecipients(t, pf, 1) // the 5.6.7 failure report comes here too
 		if r := got[0].Recipients; len(r) != 1 || r[0] != "user@xn--bcher-kva.test" {
 			t.Errorf("Postfix delivered to %q, want user@xn--bcher-kva.test (A-label)", r)
 		}
-		if content, _ := stripTrace(got[0].CRLF()); !bytes.Equal(content, body) {
+		if content, _ := testrelay.StripTrace(got[0].CRLF()); !bytes.Equal(content, body) {
 			t.Errorf("content changed:\n%s", content)
 		}
-		l := f.waitLog(t, "to=<josé@dest.test>", "status=")
+		l := f.WaitLog(t, "to=<josé@dest.test>", "status=")
 		if !containsAll(l, []string{"status=bounced", "5.6.7"}) {
 			t.Errorf("UTF-8 local part to a hop without SMTPUTF8: want bounced with 5.6.7, got: %s", l)
 		}
@@ -171,14 +163,10 @@ func TestSMTPUTF8ToPostfix(t *testing.T) {
 		f := startFerry(t, routeTo(t, "*", pf.Addr()))
 		utf8Header := []byte("From: José <josé@example.net>\r\nTo: <user@dest.test>\r\nSubject: déjà\r\n" +
 			"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nVoilà.\r\n")
-		c := dial(t, f.addr)
-		c.expect(250, c.cmd("MAIL FROM:<%s> SMTPUTF8 BODY=8BITMIME", testSender))
-		c.expect(250, c.cmd("RCPT TO:<user@dest.test>"))
-		c.expect(354, c.cmd("DATA"))
-		c.write(dotStuff(utf8Header))
-		c.expect(250, c.read())
-		c.quit()
-		l := f.waitLog(t, "to=<user@dest.test>", "status=")
+		c := testrelay.Dial(t, f.Addr)
+		c.Send(testSender, []string{"user@dest.test"}, "SMTPUTF8 BODY=8BITMIME", utf8Header)
+		c.Quit()
+		l := f.WaitLog(t, "to=<user@dest.test>", "status=")
 		if !containsAll(l, []string{"status=bounced", " 5.6."}) {
 			t.Errorf("want a bounce with 5.6.x, got: %s", l)
 		}

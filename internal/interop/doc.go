@@ -8,5 +8,7 @@
 // is not installed or the tests do not run as root.
 //
 // The package has no code of its own; everything is in the _test.go files,
-// and the test messages are under testdata/.
+// and the test messages are under testdata/. The SMTP test client, the
+// process harness and the content checkers it shares with internal/e2e
+// live in internal/testrelay.
 package interop

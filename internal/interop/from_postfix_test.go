@@ -9,6 +9,7 @@ import (
 	"github.com/ferrymta/ferry/internal/postfixtest"
 	"github.com/ferrymta/ferry/internal/sink"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // startSink runs an in-process sink (a next hop for Ferry) and closes it
@@ -66,7 +67,7 @@ func TestPostfixToFerry(t *testing.T) {
 		Strict7Bit: true,
 	})
 	f := startFerry(t, routeTo(t, "plain.test", plain.Addr()), routeTo(t, "domino.test", domino.Addr()))
-	pf := postfixtest.Start(t, postfixtest.Options{Mode: postfixtest.ModeRelay, RelayHost: f.addr})
+	pf := postfixtest.Start(t, postfixtest.Options{Mode: postfixtest.ModeRelay, RelayHost: f.Addr})
 
 	all := loadMessages(t)
 	var msgs []testMessage
@@ -74,20 +75,20 @@ func TestPostfixToFerry(t *testing.T) {
 		// Postfix's smtp client folds lines over smtp_line_length_limit
 		// (998) itself, so a long-line message does not reach Ferry as
 		// it was sent; it is tested Ferry → Postfix instead.
-		if longestLine(m.data) <= maxLine {
+		if testrelay.LongestLine(m.data) <= testrelay.MaxLine {
 			msgs = append(msgs, m)
 		}
 	}
 	var eightBit []testMessage
-	c := dial(t, pf.Addr())
+	c := testrelay.Dial(t, pf.Addr())
 	for _, m := range msgs {
-		c.send(testSender, m.rcpt("plain.test"), m.data)
-		if has8Bit(m.data) {
-			c.send(testSender, m.rcpt("domino.test"), m.data)
+		c.Send(testSender, []string{m.rcpt("plain.test")}, testrelay.BodyParam(m.data), m.data)
+		if testrelay.Has8Bit(m.data) {
+			c.Send(testSender, []string{m.rcpt("domino.test")}, testrelay.BodyParam(m.data), m.data)
 			eightBit = append(eightBit, m)
 		}
 	}
-	c.quit()
+	c.Quit()
 
 	got := waitSink(t, plain, len(msgs))
 	for _, m := range msgs {
@@ -100,18 +101,18 @@ func TestPostfixToFerry(t *testing.T) {
 		if from := g.Envelope.From.Address(); from != testSender {
 			t.Errorf("%s: envelope sender %q, want %q", m.name, from, testSender)
 		}
-		content, received := stripTrace(g.Data)
+		content, received := testrelay.StripTrace(g.Data)
 		if received < 2 {
-			t.Errorf("%s: %d Received fields, want Postfix's and Ferry's:\n%s", m.name, received, clip(g.Data))
+			t.Errorf("%s: %d Received fields, want Postfix's and Ferry's:\n%s", m.name, received, testrelay.Clip(g.Data))
 		}
 		if !bytes.Equal(content, m.data) {
 			t.Errorf("%s: content changed on the way Postfix → Ferry → sink\ngot:\n%s\nwant:\n%s", m.name, content, m.data)
 		}
-		if want := has8Bit(m.data); want != strings.Contains(strings.ToUpper(g.MailLine), "BODY=8BITMIME") {
+		if want := testrelay.Has8Bit(m.data); want != strings.Contains(strings.ToUpper(g.MailLine), "BODY=8BITMIME") {
 			t.Errorf("%s: Ferry sent %q for content with 8-bit octets: %v", m.name, g.MailLine, want)
 		}
 		if !strings.Contains(string(g.Data), "by ferry.test") {
-			t.Errorf("%s: no Received field of Ferry's (\"by ferry.test\"):\n%s", m.name, clip(g.Data))
+			t.Errorf("%s: no Received field of Ferry's (\"by ferry.test\"):\n%s", m.name, testrelay.Clip(g.Data))
 		}
 	}
 
@@ -126,10 +127,10 @@ func TestPostfixToFerry(t *testing.T) {
 		if strings.Contains(strings.ToUpper(g.MailLine), "BODY=8BITMIME") {
 			t.Errorf("%s: Ferry sent %q to a hop without 8BITMIME", m.name, g.MailLine)
 		}
-		check7Bit(t, m.name, g.Data)
-		content, _ := stripTrace(g.Data)
-		checkSameDecoded(t, m.name, m.data, content)
-		line := f.waitLog(t, "to=<"+rcpt+">", "status=sent")
+		testrelay.Check7Bit(t, m.name, g.Data)
+		content, _ := testrelay.StripTrace(g.Data)
+		testrelay.CheckSameDecoded(t, m.name, m.data, content)
+		line := f.WaitLog(t, "to=<"+rcpt+">", "status=sent")
 		if !strings.Contains(line, "→7BIT converted") {
 			t.Errorf("%s: Ferry's delivery log does not show the conversion: %s", m.name, line)
 		}
@@ -148,16 +149,16 @@ func TestPostfixToFerry(t *testing.T) {
 func TestPostfixToFerryDSNParameters(t *testing.T) {
 	plain := startSink(t, sink.Options{Hostname: "plain.sink.test"})
 	f := startFerry(t, routeTo(t, "*", plain.Addr()))
-	pf := postfixtest.Start(t, postfixtest.Options{Mode: postfixtest.ModeRelay, RelayHost: f.addr})
-	msg := readTestdata(t, "pure-ascii.eml")
+	pf := postfixtest.Start(t, postfixtest.Options{Mode: postfixtest.ModeRelay, RelayHost: f.Addr})
+	msg := testrelay.ReadTestdata(t, "pure-ascii.eml")
 
-	c := dial(t, pf.Addr())
-	c.expect(250, c.cmd("MAIL FROM:<%s> RET=HDRS ENVID=interop+2Bdsn-1", testSender))
-	c.expect(250, c.cmd("RCPT TO:<dsn@plain.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;original+2Brcpt@plain.test"))
-	c.expect(354, c.cmd("DATA"))
-	c.write(dotStuff(msg))
-	c.expect(250, c.read())
-	c.quit()
+	c := testrelay.Dial(t, pf.Addr())
+	c.Expect(250, c.Cmd("MAIL FROM:<%s> RET=HDRS ENVID=interop+2Bdsn-1", testSender))
+	c.Expect(250, c.Cmd("RCPT TO:<dsn@plain.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;original+2Brcpt@plain.test"))
+	c.Expect(354, c.Cmd("DATA"))
+	c.Write(testrelay.DotStuff(msg))
+	c.Expect(250, c.Read())
+	c.Quit()
 
 	got := waitSink(t, plain, 1)
 	g, ok := got["dsn@plain.test"]
@@ -172,7 +173,7 @@ func TestPostfixToFerryDSNParameters(t *testing.T) {
 	if r.Notify != smtp.NotifySuccess|smtp.NotifyDelay || r.ORcpt != "rfc822;original+rcpt@plain.test" {
 		t.Errorf("RCPT parameters arrived as NOTIFY=%v ORCPT=%q (lines %q), want NOTIFY=SUCCESS,DELAY ORCPT=rfc822;original+rcpt@plain.test", r.Notify, r.ORcpt, g.RcptLines)
 	}
-	if content, _ := stripTrace(g.Data); !bytes.Equal(content, msg) {
+	if content, _ := testrelay.StripTrace(g.Data); !bytes.Equal(content, msg) {
 		t.Errorf("content changed:\n%s", content)
 	}
 }

@@ -62,7 +62,7 @@ func TestProbePostfix(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, errOut, code := runFerry(t, "probe", "--ehlo", "probe.test", "--timeout", "15s", tc.pf.Addr())
+			out, errOut, code := ferry().Run(t, "probe", "--ehlo", "probe.test", "--timeout", "15s", tc.pf.Addr())
 			if code != 0 {
 				t.Fatalf("ferry probe %s: exit %d\nstdout:\n%s\nstderr:\n%s", tc.pf.Addr(), code, out, errOut)
 			}
@@ -110,7 +110,7 @@ func TestProbePostfix(t *testing.T) {
 				t.Errorf("plan for an 8-bit message: %q", plan)
 			}
 
-			js, errOut, code := runFerry(t, "probe", "--json", "--ehlo", "probe.test", "--timeout", "15s", tc.pf.Addr())
+			js, errOut, code := ferry().Run(t, "probe", "--json", "--ehlo", "probe.test", "--timeout", "15s", tc.pf.Addr())
 			if code != 0 {
 				t.Fatalf("ferry probe --json: exit %d\n%s\n%s", code, js, errOut)
 			}

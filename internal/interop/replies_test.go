@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/postfixtest"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestPostfixRecipientReplies has a real Postfix answer Ferry's RCPT
@@ -22,28 +23,28 @@ func TestPostfixRecipientReplies(t *testing.T) {
 			"{ later@dest.test = 450 4.2.1 mailbox busy, try later } }",
 	}})
 	f := startFerry(t, routeTo(t, "*", pf.Addr()))
-	msg := readTestdata(t, "simple-utf8-french.eml")
+	msg := testrelay.ReadTestdata(t, "simple-utf8-french.eml")
 
-	c := dial(t, f.addr)
-	c.expect(250, c.cmd("MAIL FROM:<%s> BODY=8BITMIME", testSender))
+	c := testrelay.Dial(t, f.Addr)
+	c.Expect(250, c.Cmd("MAIL FROM:<%s> BODY=8BITMIME", testSender))
 	for _, r := range []string{"ok@dest.test", "rejected@dest.test", "later@dest.test", "ok2@dest.test"} {
-		c.expect(250, c.cmd("RCPT TO:<%s>", r))
+		c.Expect(250, c.Cmd("RCPT TO:<%s>", r))
 	}
-	c.expect(354, c.cmd("DATA"))
-	c.write(dotStuff(msg))
-	c.expect(250, c.read())
-	c.quit()
+	c.Expect(354, c.Cmd("DATA"))
+	c.Write(testrelay.DotStuff(msg))
+	c.Expect(250, c.Read())
+	c.Quit()
 
-	bounced := f.waitLog(t, "to=<rejected@dest.test>", "status=")
+	bounced := f.WaitLog(t, "to=<rejected@dest.test>", "status=")
 	if !strings.Contains(bounced, "status=bounced") || !containsAll(bounced, []string{"550 5.1.1 <rejected@dest.test>", "no such user here"}) {
 		t.Errorf("rejected recipient: want status=bounced with Postfix's reply, got: %s", bounced)
 	}
-	deferred := f.waitLog(t, "to=<later@dest.test>", "status=")
+	deferred := f.WaitLog(t, "to=<later@dest.test>", "status=")
 	if !strings.Contains(deferred, "status=deferred") || !containsAll(deferred, []string{"450 4.2.1 <later@dest.test>", "mailbox busy, try later"}) {
 		t.Errorf("deferred recipient: want status=deferred with Postfix's reply, got: %s", deferred)
 	}
 	for _, r := range []string{"ok@dest.test", "ok2@dest.test"} {
-		if l := f.waitLog(t, "to=<"+r+">", "status="); !strings.Contains(l, "status=sent") {
+		if l := f.WaitLog(t, "to=<"+r+">", "status="); !strings.Contains(l, "status=sent") {
 			t.Errorf("%s: want status=sent, got: %s", r, l)
 		}
 	}
@@ -54,7 +55,7 @@ func TestPostfixRecipientReplies(t *testing.T) {
 	var rcpts []string
 	for _, m := range got {
 		rcpts = append(rcpts, m.Recipients...)
-		content, _ := stripTrace(m.CRLF())
+		content, _ := testrelay.StripTrace(m.CRLF())
 		if string(content) != string(msg) {
 			t.Errorf("content changed on the way:\n%s", content)
 		}
@@ -63,7 +64,7 @@ func TestPostfixRecipientReplies(t *testing.T) {
 	if strings.Join(rcpts, " ") != "ok2@dest.test ok@dest.test" {
 		t.Errorf("Postfix delivered to %q, want ok@dest.test and ok2@dest.test once each", rcpts)
 	}
-	if n := len(f.logLines("to=<rejected@dest.test>", "status=")); n != 1 {
+	if n := len(f.LogLines("to=<rejected@dest.test>", "status=")); n != 1 {
 		t.Errorf("the rejected recipient has %d result lines, want 1 (a 5xx is final)", n)
 	}
 }
@@ -103,12 +104,12 @@ func TestConvertedMessageTooBigForPostfix(t *testing.T) {
 		ExtraMain:           map[string]string{"message_size_limit": "2600"},
 	})
 	f := startFerry(t, routeTo(t, "*", pf.Addr()))
-	m := testMessage{"html-and-text-cyrillic", readTestdata(t, "html-and-text-cyrillic.eml")}
+	m := testMessage{"html-and-text-cyrillic", testrelay.ReadTestdata(t, "html-and-text-cyrillic.eml")}
 	if len(m.data) > 2300 {
 		t.Fatalf("test message of %d octets: too big to fit the limit before conversion", len(m.data))
 	}
-	relayAll(t, f.addr, []testMessage{m})
-	l := f.waitLog(t, "to=<"+m.rcpt(destDomain)+">", "status=")
+	relayAll(t, f.Addr, []testMessage{m})
+	l := f.WaitLog(t, "to=<"+m.rcpt(destDomain)+">", "status=")
 	if !containsAll(l, []string{"status=bounced", "552 5.3.4"}) {
 		t.Errorf("want status=bounced with Postfix's 552 5.3.4, got: %s", l)
 	}

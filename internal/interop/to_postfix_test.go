@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/postfixtest"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // captureLimit bounds the wait for Postfix to capture what Ferry relayed.
@@ -42,11 +43,11 @@ func routeTo(t *testing.T, domain, addr string) string {
 // to its own recipient in destDomain.
 func relayAll(t *testing.T, addr string, msgs []testMessage) {
 	t.Helper()
-	c := dial(t, addr)
+	c := testrelay.Dial(t, addr)
 	for _, m := range msgs {
-		c.send(testSender, m.rcpt(destDomain), m.data)
+		c.Send(testSender, []string{m.rcpt(destDomain)}, testrelay.BodyParam(m.data), m.data)
 	}
-	c.quit()
+	c.Quit()
 }
 
 // byRecipient indexes captured messages by their single recipient.
@@ -127,7 +128,7 @@ func TestFerryToPostfix(t *testing.T) {
 	f := startFerry(t, routeTo(t, "*", pf.Addr()))
 	msgs := loadMessages(t)
 	begin := time.Now()
-	relayAll(t, f.addr, msgs)
+	relayAll(t, f.Addr, msgs)
 	got := byRecipient(t, pf.WaitMessages(len(msgs), captureLimit))
 	t.Logf("%d messages relayed to Postfix in %v", len(msgs), time.Since(begin).Round(time.Millisecond))
 	log := pf.Log()
@@ -141,30 +142,30 @@ func TestFerryToPostfix(t *testing.T) {
 		if c.Sender != testSender {
 			t.Errorf("%s: envelope sender %q, want %q", m.name, c.Sender, testSender)
 		}
-		content, received := stripTrace(c.CRLF())
+		content, received := testrelay.StripTrace(c.CRLF())
 		if received < 2 {
 			t.Errorf("%s: %d Received fields, want Postfix's and Ferry's", m.name, received)
 		}
-		if longestLine(m.data) <= maxLine {
+		if testrelay.LongestLine(m.data) <= testrelay.MaxLine {
 			if !bytes.Equal(content, m.data) {
 				t.Errorf("%s: content changed on the way\ngot:\n%s\nwant:\n%s", m.name, content, m.data)
 			}
 		} else {
-			checkSameDecoded(t, m.name, m.data, content)
-			checkLines(t, m.name, content)
+			testrelay.CheckSameDecoded(t, m.name, m.data, content)
+			testrelay.CheckLines(t, m.name, content)
 		}
 		mail := mailFromFor(log, rcpt)
 		switch {
 		case mail == "":
 			t.Errorf("%s: Postfix's log has no MAIL command for %s (is debug_peer logging on?)", m.name, rcpt)
-		case has8Bit(content) != strings.Contains(strings.ToUpper(mail), "BODY=8BITMIME"):
+		case testrelay.Has8Bit(content) != strings.Contains(strings.ToUpper(mail), "BODY=8BITMIME"):
 			// RFC 6152 §2: BODY=8BITMIME for 8-bit content; never
 			// claimed for 7-bit content (DESIGN.md §2, issue 4).
-			t.Errorf("%s: Postfix received %q for content with 8-bit octets: %v", m.name, mail, has8Bit(content))
+			t.Errorf("%s: Postfix received %q for content with 8-bit octets: %v", m.name, mail, testrelay.Has8Bit(content))
 		}
-		line := f.waitLog(t, "to=<"+rcpt+">", "status=sent")
-		if converted := strings.Contains(line, "converted"); converted != (longestLine(m.data) > maxLine) {
-			t.Errorf("%s: conversion logged: %v, want it only for lines over %d octets: %s", m.name, converted, maxLine, line)
+		line := f.WaitLog(t, "to=<"+rcpt+">", "status=sent")
+		if converted := strings.Contains(line, "converted"); converted != (testrelay.LongestLine(m.data) > testrelay.MaxLine) {
+			t.Errorf("%s: conversion logged: %v, want it only for lines over %d octets: %s", m.name, converted, testrelay.MaxLine, line)
 		}
 	}
 }
@@ -179,18 +180,18 @@ func TestFerryToPostfix(t *testing.T) {
 func TestFerryToPostfixWithout8BITMIME(t *testing.T) {
 	pf := postfixtest.Start(t, postfixtest.Options{DiscardEHLOKeywords: []string{"8bitmime"}, ExtraMain: debugPeer})
 	// The premise: this Postfix does not offer 8BITMIME.
-	probe := dial(t, pf.Addr())
-	for _, l := range probe.ehlo.lines {
+	probe := testrelay.Dial(t, pf.Addr())
+	for _, l := range probe.EHLO.Lines {
 		if strings.EqualFold(strings.Fields(l + " x")[0], "8BITMIME") {
-			t.Fatalf("Postfix still offers 8BITMIME: %v", probe.ehlo)
+			t.Fatalf("Postfix still offers 8BITMIME: %v", probe.EHLO)
 		}
 	}
-	probe.quit()
+	probe.Quit()
 
 	f := startFerry(t, routeTo(t, "*", pf.Addr()))
 	msgs := loadMessages(t)
 	begin := time.Now()
-	relayAll(t, f.addr, msgs)
+	relayAll(t, f.Addr, msgs)
 	got := byRecipient(t, pf.WaitMessages(len(msgs), captureLimit))
 	t.Logf("%d messages relayed to a 7-bit Postfix in %v", len(msgs), time.Since(begin).Round(time.Millisecond))
 	for _, m := range msgs {
@@ -201,23 +202,23 @@ func TestFerryToPostfixWithout8BITMIME(t *testing.T) {
 			continue
 		}
 		data := c.CRLF()
-		check7Bit(t, m.name, data)
-		content, _ := stripTrace(data)
-		checkSameDecoded(t, m.name, m.data, content)
-		if !has8Bit(m.data) && longestLine(m.data) <= maxLine && !bytes.Equal(content, m.data) {
+		testrelay.Check7Bit(t, m.name, data)
+		content, _ := testrelay.StripTrace(data)
+		testrelay.CheckSameDecoded(t, m.name, m.data, content)
+		if !testrelay.Has8Bit(m.data) && testrelay.LongestLine(m.data) <= testrelay.MaxLine && !bytes.Equal(content, m.data) {
 			t.Errorf("%s: a 7-bit message was changed\ngot:\n%s\nwant:\n%s", m.name, content, m.data)
 		}
-		line := f.waitLog(t, "to=<"+rcpt+">", "status=")
+		line := f.WaitLog(t, "to=<"+rcpt+">", "status=")
 		if !strings.Contains(line, "status=sent") {
 			t.Errorf("%s: Ferry's delivery log: %s", m.name, line)
 		}
-		if has8Bit(m.data) && !strings.Contains(line, "→7BIT converted") {
+		if testrelay.Has8Bit(m.data) && !strings.Contains(line, "→7BIT converted") {
 			t.Errorf("%s: Ferry's delivery log does not show the conversion (want \"→7BIT converted\"): %s", m.name, line)
 		}
 		// Every conversion has its own log line, keyed by queue ID
 		// (issue 5, "Log and count every conversion").
-		if id := queueID(line); has8Bit(m.data) && len(f.logLines(id+": converted for ")) != 1 {
-			t.Errorf("%s: want one \"%s: converted for …\" line in Ferry's log, got %q", m.name, id, f.logLines(id+": converted"))
+		if id := queueID(line); testrelay.Has8Bit(m.data) && len(f.LogLines(id+": converted for ")) != 1 {
+			t.Errorf("%s: want one \"%s: converted for …\" line in Ferry's log, got %q", m.name, id, f.LogLines(id+": converted"))
 		}
 	}
 
