@@ -107,7 +107,7 @@ max_connections_per_ip = 20000
 file = "$work/ferry.log"
 EOF
 "$work/ferry" serve --config "$work/ferry.toml" --listen "127.0.0.1:$ferry_port" --spool "$work/spool" \
-	--route "*=[127.0.0.1]:$sink_port" > "$work/ferry.out" 2> "$work/ferry.err" &
+	--route "*=[127.0.0.1]:$sink_port" --admin off > "$work/ferry.out" 2> "$work/ferry.err" &
 ferry_pid=$!
 
 mkfifo "$work/relay.stdin"
