@@ -45,6 +45,15 @@ type Config struct {
 	// CopyForwardBatch bounds the messages copied forward per collection
 	// step.
 	CopyForwardBatch int
+	// MaxBufferedBytes bounds the message content that Put calls hold in
+	// memory at once (a message is read whole before it is written); a Put
+	// that would exceed it waits up to MemoryWait for others to finish,
+	// then fails with ErrBusy. One message larger than the bound is still
+	// received when it is alone.
+	MaxBufferedBytes int64
+	// MemoryWait is how long a Put waits for memory under
+	// MaxBufferedBytes.
+	MemoryWait time.Duration
 	// OnEvent, when set, learns of delays and finished messages (for DSNs);
 	// see Event.
 	OnEvent func(Event)
@@ -87,6 +96,8 @@ func DefaultConfig(dir string) Config {
 		GCInterval:       time.Second,
 		CopyForwardLag:   4,
 		CopyForwardBatch: 256,
+		MaxBufferedBytes: 512 << 20,
+		MemoryWait:       time.Minute,
 	}
 }
 
@@ -127,6 +138,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HopConcurrency <= 0 {
 		c.HopConcurrency = d.HopConcurrency
+	}
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = d.MaxBufferedBytes
+	}
+	if c.MemoryWait <= 0 {
+		c.MemoryWait = d.MemoryWait
 	}
 	if c.LeaseMaxItems <= 0 {
 		c.LeaseMaxItems = d.LeaseMaxItems

@@ -48,6 +48,8 @@ type Queue struct {
 	stats     Stats
 
 	c *committer
+	// mem bounds the message content held in memory by Put calls.
+	mem *memBudget
 
 	idMu   sync.Mutex
 	idLast uint64
@@ -90,6 +92,7 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		wake:   make(chan struct{}),
 		idRand: rand.Uint64() & 0xff,
 		gcCh:   make(chan struct{}, 1),
+		mem:    newMemBudget(cfg.MaxBufferedBytes),
 		stop:   make(chan struct{}),
 	}
 	unfinished, err := q.recover()
@@ -215,10 +218,11 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	// Read the body first, whatever happens next: the server's DATA
 	// reader must always reach its end.
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
-	rec, err := readBody(rec, body)
+	rec, held, err := q.readBody(ctx, rec, body)
 	if err != nil {
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
+	defer q.mem.release(held)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -254,26 +258,6 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	q.mu.Unlock()
 	q.log.Debug("stored", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
 	return env.ID, nil
-}
-
-// readBody appends all of body to b, bounded by the record size limit.
-func readBody(b []byte, body io.Reader) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if len(b) > maxPayload {
-			return nil, ErrTooLarge
-		}
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 }
 
 // pathString formats a path for logs.

@@ -1,0 +1,114 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// ErrBusy is returned by Put when the messages being received at once
+// hold all the memory Config.MaxBufferedBytes allows and none freed it in
+// time; the server answers with a temporary failure, and the client tries
+// again later.
+var ErrBusy = errors.New("queue: too much message content being received at once")
+
+// memBudget bounds the octets that Put calls hold in memory at once, so
+// that many large transfers cannot exhaust memory (a server must accept
+// mail for its domains from anyone). A caller that waits too long gives up.
+type memBudget struct {
+	mu    sync.Mutex
+	total int64
+	held  int64
+	freed chan struct{} // closed and replaced when octets are released
+}
+
+func newMemBudget(total int64) *memBudget {
+	return &memBudget{total: total, freed: make(chan struct{})}
+}
+
+// acquire takes n octets, waiting until they are free or wait has passed.
+// A request larger than the whole budget is granted when nothing else is
+// held, so that one message up to the size limit can always be received.
+func (b *memBudget) acquire(ctx context.Context, n int64, wait time.Duration) error {
+	var deadline <-chan time.Time
+	for {
+		b.mu.Lock()
+		if b.held+n <= b.total || b.held == 0 {
+			b.held += n
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-freed:
+		case <-deadline:
+			return ErrBusy
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release returns n octets to the budget.
+func (b *memBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.held -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// readBody appends body to b, growing b within the budget. It returns the
+// record and the octets it holds from the budget (to release once the
+// record is written), or an error; on every path the body has been read to
+// its end, so that the server's DATA reader stays in step.
+func (q *Queue) readBody(ctx context.Context, b []byte, body io.Reader) ([]byte, int64, error) {
+	held := int64(cap(b))
+	if err := q.mem.acquire(ctx, held, q.cfg.MemoryWait); err != nil {
+		return nil, 0, drainAfter(body, err)
+	}
+	for {
+		if len(b) == cap(b) {
+			grown := append(b, 0)[:len(b)]
+			more := int64(cap(grown)) - held
+			if err := q.mem.acquire(ctx, more, q.cfg.MemoryWait); err != nil {
+				q.mem.release(held)
+				return nil, 0, drainAfter(body, err)
+			}
+			b, held = grown, held+more
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxPayload {
+			q.mem.release(held)
+			return nil, 0, drainAfter(body, ErrTooLarge)
+		}
+		if err == io.EOF {
+			return b, held, nil
+		}
+		if err != nil {
+			q.mem.release(held)
+			return nil, 0, err
+		}
+	}
+}
+
+// drainAfter reads body to its end and returns err, or the read error.
+func drainAfter(body io.Reader, err error) error {
+	if _, derr := io.Copy(io.Discard, body); derr != nil {
+		return fmt.Errorf("%w (then reading the rest: %v)", err, derr)
+	}
+	return err
+}
