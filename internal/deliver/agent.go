@@ -26,6 +26,10 @@ type Queue interface {
 	Update(ctx context.Context, id string, rcpt int, r queue.Result) error
 	// Release ends a lease; unreported recipients become due again.
 	Release(l *queue.Lease)
+	// Renew extends a lease before each message, so that a long delivery
+	// is not taken back and delivered twice; false means it was taken
+	// back already.
+	Renew(l *queue.Lease) bool
 }
 
 // Config configures an Agent. Zero fields take the defaults named.
@@ -234,6 +238,10 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	for _, it := range l.Items {
 		if ctx.Err() != nil {
 			return // unreported recipients return to the queue on Release
+		}
+		if !a.q.Renew(l) {
+			a.log.Warn("deliver: lease taken back; leaving its remaining messages to the queue", "hop", l.Hop)
+			return
 		}
 		if down != nil {
 			// The hop is unreachable now: defer the rest of the lease

@@ -590,3 +590,27 @@ func TestUnreachableHopDefersLease(t *testing.T) {
 		t.Errorf("dialled %d times for one unreachable hop", dials)
 	}
 }
+
+// TestLeaseTakenBack: when the queue has taken a lease back (Renew fails),
+// the worker stops before the next message, which may be leased to another
+// worker already: nothing is delivered twice.
+func TestLeaseTakenBack(t *testing.T) {
+	hop := newFakeHop(t, "PIPELINING").start()
+	q := newMemQueue()
+	q.renewals = 1
+	a, _ := testAgent(t, q, hop.route(), nil)
+	a.DeliverLease(context.Background(), lease(
+		testMessage("L1", plainMsg, "a@hop.test"),
+		testMessage("L2", plainMsg, "b@hop.test"),
+	))
+	q.expect(t, "L1", 0, queue.Sent, "250")
+	if _, msgs, _, _ := hop.snapshot(); len(msgs) != 1 {
+		t.Errorf("%d messages delivered, want 1 (the second was taken back)", len(msgs))
+	}
+	q.mu.Lock()
+	_, got := q.results["L2"]
+	q.mu.Unlock()
+	if got {
+		t.Error("L2 was reported, though its lease was taken back")
+	}
+}

@@ -25,6 +25,10 @@ type memQueue struct {
 	leases   []*queue.Lease
 	results  map[string]map[int][]queue.Result
 	released int
+	// renewals, when positive, is how many Renew calls succeed; after
+	// that the queue has taken the lease back. Zero: every one succeeds.
+	renewals int
+	renewed  int
 }
 
 func newMemQueue(leases ...*queue.Lease) *memQueue {
@@ -50,6 +54,14 @@ func (q *memQueue) Update(_ context.Context, id string, rcpt int, r queue.Result
 	}
 	q.results[id][rcpt] = append(q.results[id][rcpt], r)
 	return nil
+}
+
+// Renew keeps the lease until renewals run out.
+func (q *memQueue) Renew(*queue.Lease) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.renewed++
+	return q.renewals == 0 || q.renewed <= q.renewals
 }
 
 func (q *memQueue) Release(*queue.Lease) {

@@ -149,6 +149,22 @@ func (q *Queue) reapLeases(now int64) int64 {
 	return next
 }
 
+// Renew extends a lease by the lease timeout from now, for a worker whose
+// deliveries take long (a slow hop, many messages). It reports false when
+// the lease was already taken back: its work may be leased to another
+// worker, and the caller must stop delivering it.
+func (q *Queue) Renew(l *Lease) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ls := q.leases[l.id]
+	if ls == nil {
+		return false
+	}
+	ls.expires = q.now() + int64(q.cfg.LeaseTimeout)
+	l.Expires = time.Unix(0, ls.expires)
+	return true
+}
+
 // Release ends a lease. Recipients not reported with Update are due again
 // at once. Releasing a lease that was taken back is harmless.
 func (q *Queue) Release(l *Lease) {

@@ -471,3 +471,28 @@ func TestExpiryReplySecurity(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseRenew: a renewed lease is not taken back at its first expiry;
+// Renew of a lease already taken back reports false.
+func TestLeaseRenew(t *testing.T) {
+	clock := newFakeClock()
+	q := schedQueue(t, t.TempDir(), clock, func(c *Config) { c.LeaseTimeout = 10 * time.Minute })
+	defer q.Close()
+	putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	clock.Add(8 * time.Minute)
+	if !q.Renew(l) {
+		t.Fatal("Renew of a live lease failed")
+	}
+	if want := clock.Now().Add(10 * time.Minute); !l.Expires.Equal(want) {
+		t.Errorf("Expires = %v, want %v", l.Expires, want)
+	}
+	clock.Add(8 * time.Minute) // past the first expiry, within the renewed one
+	noLease(t, q)
+	clock.Add(3 * time.Minute) // past the renewed expiry
+	l2 := mustLease(t, q)
+	if q.Renew(l) {
+		t.Error("Renew of a lease taken back succeeded")
+	}
+	q.Release(l2)
+}
