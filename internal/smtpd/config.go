@@ -103,6 +103,10 @@ type Config struct {
 	MaxConnectionsPerIP int
 	// Logger receives the mail log events; nil discards them.
 	Logger *slog.Logger
+	// Postmaster, when set, is the address "RCPT TO:<Postmaster>" without
+	// a domain is delivered to (RFC 5321 §4.1.1.3); when null such mail
+	// keeps the bare "Postmaster" recipient and follows the "*" route.
+	Postmaster smtp.Path
 	// TranscriptDir, when set, is where a transcript of every session is
 	// written as SESSION.log (AUTH data redacted).
 	TranscriptDir string

@@ -191,6 +191,12 @@ func (ss *session) cmdRcpt(line, arg string) smtp.Reply {
 	if r := ss.srv.policy.Rcpt(ss.info, to, params); r != nil {
 		return *r
 	}
+	if to.Domain == "" && !ss.srv.cfg.Postmaster.IsNull() {
+		// "<Postmaster>" without a domain must be accepted (RFC 5321
+		// §4.1.1.3); a relay without local mailboxes hands it to the
+		// configured postmaster.
+		rcpt.Addr = ss.srv.cfg.Postmaster
+	}
 	ss.env.Rcpts = append(ss.env.Rcpts, rcpt)
 	ss.tx.RcptLines = append(ss.tx.RcptLines, line)
 	return replyRcptOK()
