@@ -85,7 +85,10 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	defer q.Close()
 
 	reportPut.set(q.Put)
-	dc := deliverConfig(cfg, table, logger)
+	dc, err := deliverConfig(cfg, table, logger)
+	if err != nil {
+		return err
+	}
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
 	agent, err := deliver.NewAgent(q, dc)

@@ -50,6 +50,10 @@ Scripted replies (--reply, repeatable, tried in order, first match wins):
 
 Enhanced codes are sent only when ENHANCEDSTATUSCODES is among the keywords.
 
+With --tls-cert and --tls-key the sink offers STARTTLS (RFC 3207, TLS 1.2 at
+least) after the keywords; the sidecar's "tls" says whether a message came
+over TLS.
+
 Flags:
 `
 
@@ -99,6 +103,8 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.BoolVar(&opts.LenientPipelining, "lenient-pipelining", false, "accept commands sent ahead where RFC 2920 forbids it")
 	fs.StringVar(&opts.Dir, "out", "", "`directory` for ID.eml and ID.json captures (created if missing; empty: log only)")
 	fs.StringVar(&opts.TranscriptDir, "transcripts", "", "`directory` for per-session transcripts")
+	fs.StringVar(&opts.TLSCert, "tls-cert", "", "PEM certificate chain `file`; with --tls-key the sink offers STARTTLS")
+	fs.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,9 +115,17 @@ func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	return c
 }
 
-// deliverConfig builds the delivery agent's settings from [delivery].
-func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) deliver.Config {
+// deliverConfig builds the delivery agent's settings from [delivery],
+// reading tls_ca_file when one is set.
+func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) (deliver.Config, error) {
 	d := cfg.Delivery
+	var roots *x509.CertPool
+	if d.TLSCAFile != "" {
+		var err error
+		if roots, err = loadCAFile(d.TLSCAFile); err != nil {
+			return deliver.Config{}, fmt.Errorf("delivery.tls_ca_file: %w", err)
+		}
+	}
 	t := deliver.DefaultTimeouts()
 	t.Connect = d.Timeouts.Connect
 	t.Greeting = d.Timeouts.Greeting
@@ -144,7 +153,23 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) d
 		Timeouts:           t,
 		Converter:          deliver.Downgrader{},
 		Logger:             logger,
+		RootCAs:            roots,
+	}, nil
+}
+
+// loadCAFile reads a PEM file of CA certificates into a pool; a file that
+// holds no certificate is an error, so that a wrong file is not silently
+// an empty trust store.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA file: %w", err)
 	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return pool, nil
 }
 
 // buildRoutes builds the routing table from [[route]], the smart host and

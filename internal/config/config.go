@@ -175,6 +175,10 @@ type Delivery struct {
 	Smarthost string
 	// SmarthostHops is Smarthost parsed; nil when Smarthost is empty.
 	SmarthostHops []route.NextHop
+	// TLSCAFile is a PEM file of CA certificates that routes with tls =
+	// "required" verify next hops' certificates against; empty means the
+	// system roots.
+	TLSCAFile string
 	// Timeouts are the outbound per-phase timeouts.
 	Timeouts DeliveryTimeouts
 }

@@ -97,6 +97,7 @@ func TestValidationErrors(t *testing.T) {
 		{"ehlo name", "[delivery]\nehlo_name = \"-bad\"\n", `ferry.toml:2: delivery.ehlo_name: want a host name like "relay.example.com", got "-bad" (a label starts or ends with '-')`},
 		{"smarthost port", "[delivery]\nsmarthost = \"[mail.example.com]:smtp\"\n", `ferry.toml:2: delivery.smarthost: ` + wantNH + `, got "[mail.example.com]:smtp" (port "smtp" is not a number from 1 to 65535)`},
 		{"smarthost bracket", "[delivery]\nsmarthost = \"[mail.example.com:25\"\n", `ferry.toml:2: delivery.smarthost: ` + wantNH + `, got "[mail.example.com:25" (missing ']')`},
+		{"tls ca file type", "[delivery]\ntls_ca_file = [\"/ca.pem\"]\n", `ferry.toml:2: delivery.tls_ca_file: want a file or directory path, got an array`},
 		{"delivery timeout", "[delivery.timeouts]\nconnect = \"30\"\n", `ferry.toml:2: delivery.timeouts.connect: ` + wantDur + `, got "30"`},
 		{"route without domain", "[[route]]\nnexthop = \"[10.0.0.1]:25\"\n", `ferry.toml:1: route: missing domain; ` + wantDom},
 		{"route domain", "[[route]]\ndomain = \"*.example.com\"\n", `ferry.toml:2: route.domain: ` + wantDom + `, got "*.example.com" ("*" is not allowed; use letters, digits, '-' and A-labels (xn--…))`},

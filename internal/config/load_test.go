@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		{"delivery.max_messages_per_connection", c.Delivery.MaxMessagesPerConnection, 100},
 		{"delivery.idle_timeout", c.Delivery.IdleTimeout, 10 * time.Second},
 		{"delivery.smarthost", c.Delivery.Smarthost, ""},
+		{"delivery.tls_ca_file", c.Delivery.TLSCAFile, ""},
 		{"delivery.timeouts", c.Delivery.Timeouts, DeliveryTimeouts{30 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute, 2 * time.Minute, 3 * time.Minute, 10 * time.Minute}},
 		{"routes", len(c.Routes), 0},
 		{"log", c.Log, Log{"text", "info", ""}},
@@ -138,6 +139,7 @@ workers = 4
 max_messages_per_connection = 7
 idle_timeout = "0s"
 smarthost = "[smarthost.example.net]:587, backup.example.net"
+tls_ca_file = "/etc/ferry/ca.pem"
 
 [delivery.timeouts]
 connect = "5s"
@@ -215,6 +217,7 @@ func TestParseFull(t *testing.T) {
 		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
 		Smarthost:     "[smarthost.example.net]:587, backup.example.net",
 		SmarthostHops: []route.NextHop{{Host: "smarthost.example.net", Port: 587, NoMX: true}, {Host: "backup.example.net", Port: 25}},
+		TLSCAFile:     "/etc/ferry/ca.pem",
 		Timeouts:      DeliveryTimeouts{5 * time.Second, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute},
 	}
 	want.Routes = []Route{

@@ -190,6 +190,7 @@ func (d *decoder) delivery(v any, path string, dl *Delivery) {
 				dl.SmarthostHops, _ = route.ParseNextHops(dl.Smarthost)
 			}
 		},
+		"tls_ca_file": d.str(&dl.TLSCAFile, wantPath),
 		"timeouts": func(v any, path string) {
 			t := &dl.Timeouts
 			d.table(v, path, map[string]field{

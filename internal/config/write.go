@@ -70,6 +70,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.int("max_messages_per_connection", dl.MaxMessagesPerConnection)
 	tw.dur("idle_timeout", dl.IdleTimeout)
 	tw.str("smarthost", dl.Smarthost)
+	tw.str("tls_ca_file", dl.TLSCAFile)
 	t := dl.Timeouts
 	tw.header("[delivery.timeouts]")
 	tw.dur("connect", t.Connect)

@@ -60,6 +60,11 @@ type Options struct {
 	Dir string
 	// TranscriptDir, when set, receives a transcript of each session.
 	TranscriptDir string
+	// TLSCert is a PEM certificate chain file; with TLSKey the sink offers
+	// STARTTLS (RFC 3207), as a next hop with TLS does. Empty: no TLS.
+	TLSCert string
+	// TLSKey is the PEM private key file of TLSCert.
+	TLSKey string
 	// Logger receives smtpd's mail log; nil discards it.
 	Logger *slog.Logger
 }
@@ -122,6 +127,16 @@ func Start(opts Options) (*Sink, error) {
 	cfg.MaxConnections, cfg.MaxConnectionsPerIP = 0, 0
 	cfg.TranscriptDir = opts.TranscriptDir
 	cfg.Logger = opts.Logger
+	if opts.TLSCert != "" || opts.TLSKey != "" {
+		if opts.TLSCert == "" || opts.TLSKey == "" {
+			return nil, errors.New("sink: want a TLS certificate and key together, got only one")
+		}
+		cs, err := smtpd.NewCertStore(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("sink: loading TLS certificate %s and key %s: %w", opts.TLSCert, opts.TLSKey, err)
+		}
+		cfg.TLS = cs.TLSConfig()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
