@@ -76,6 +76,13 @@ func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) (smt
 	c.Timeouts.Data = cfg.Timeouts.DataBlock
 	c.Timeouts.DataTotal = cfg.Timeouts.DataTotal
 	c.Logger = logger
+	if cfg.DSN.Postmaster != "" {
+		pm, err := smtp.ParseAddress(cfg.DSN.Postmaster)
+		if err != nil {
+			return c, nil, fmt.Errorf("dsn.postmaster %q: %w", cfg.DSN.Postmaster, err)
+		}
+		c.Postmaster = pm
+	}
 	var reloaders []reloader
 	if l.TLSCert != "" || l.TLSKey != "" {
 		cs, err := smtpd.NewCertStore(l.TLSCert, l.TLSKey)

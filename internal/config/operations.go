@@ -14,8 +14,9 @@ import (
 type DSN struct {
 	// Postmaster, when set, is the address ("local@domain") that gets
 	// failure reports about messages with the null reverse path (reports
-	// that could not be delivered themselves). Empty: those are logged
-	// and dropped.
+	// that could not be delivered themselves), and mail to "<Postmaster>"
+	// without a domain (RFC 5321 §4.1.1.3). Empty: those reports are
+	// logged and dropped.
 	Postmaster string
 	// MaxReturnSize caps the size of a message returned in full in a
 	// failure report (RET=FULL, RFC 3461 §4.3); a larger message is
