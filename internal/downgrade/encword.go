@@ -154,6 +154,9 @@ func fold(name string, v []byte) ([]byte, bool) {
 	out = append(out, name...)
 	out = append(out, ':')
 	lineLen := len(out)
+	if lineLen > maxLine {
+		return nil, false // a field name no fold can shorten
+	}
 	for i := 0; i < len(v); {
 		// A segment is white space followed by a word.
 		j := i
