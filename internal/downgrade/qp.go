@@ -219,7 +219,7 @@ func (e *qpEncoder) encode(w io.Writer, src io.Reader, whole []byte, final bool)
 // decodeQPLenient writes the octets a tolerant reader takes from a
 // quoted-printable body that is not valid 7-bit (RFC 2045 §6.7): "=XX"
 // (either case) is the octet, "=" before a line end is a soft break,
-// white space before a line end is dropped, anything else, including
+// white space (and a CR) before a line end is dropped, anything else, including
 // octets above 127 and a stray "=", stands for itself.
 func decodeQPLenient(w io.Writer, src *lineSrc, limit int) error {
 	var line, out []byte
@@ -248,8 +248,10 @@ func decodeQPLenient(w io.Writer, src *lineSrc, limit int) error {
 			content, term = line[:len(line)-1], line[len(line)-1:]
 		}
 		// Trailing white space was added in transit (rule 3), also on a
-		// last line without a line end.
-		for len(content) > 0 && (content[len(content)-1] == ' ' || content[len(content)-1] == '\t') {
+		// last line without a line end; a CR there is dropped with it, as
+		// readers do (the standard library's among them), since a bare CR
+		// cannot be quoted-printable content.
+		for len(content) > 0 && (content[len(content)-1] == ' ' || content[len(content)-1] == '\t' || content[len(content)-1] == '\r') {
 			content = content[:len(content)-1]
 		}
 		// "=" at the end of a line, or of the body, is a soft line break.
