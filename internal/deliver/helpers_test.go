@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // memQueue is an in-memory Queue: leases handed out in order, results
@@ -105,23 +105,8 @@ func testMessage(id, body string, rcpts ...string) queue.Item {
 	}}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written and read from different goroutines.
+type syncBuffer = testrelay.SyncBuffer
 
 // testAgent builds an agent whose every domain routes to rt.
 func testAgent(t testing.TB, q Queue, rt route.Route, mod func(*Config)) (*Agent, *syncBuffer) {

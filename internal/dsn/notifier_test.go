@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // putRecord is one call of the fake PutFunc.
@@ -52,23 +53,8 @@ func (f *fakePut) all() []putRecord {
 	return append([]putRecord(nil), f.puts...)
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written and read from different goroutines.
+type syncBuffer = testrelay.SyncBuffer
 
 // notifierFixture is a Notifier with a fake clock, PutFunc and log.
 type notifierFixture struct {

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // openTransaction sends EHLO, MAIL and one RCPT and checks the replies.
@@ -302,20 +301,5 @@ func TestTranscriptAndLog(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output written and read from different goroutines.
+type syncBuffer = testrelay.SyncBuffer
