@@ -41,7 +41,7 @@ func newServeFixture(t *testing.T) serveFixture {
 		keyFile:    filepath.Join(dir, "key.pem"),
 		usersFile:  filepath.Join(dir, "users.txt"),
 	}
-	f.cert = writeCert(t, f.certFile, f.keyFile, 1)
+	f.cert = writeCert(t, f.certFile, f.keyFile)
 	hash, err := auth.HashBcrypt("secret", 4) // bcrypt's lowest cost: fast tests
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +316,7 @@ func TestServeRun(t *testing.T) {
 	c.cmd("QUIT")
 
 	// SIGHUP: a new certificate and a new user are taken up.
-	newCert := writeCert(t, fx.certFile, fx.keyFile, 2)
+	newCert := writeCert(t, fx.certFile, fx.keyFile)
 	roots.AddCert(newCert)
 	hash, err := auth.HashBcrypt("other", 4)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 func TestDeliverConfigCAFile(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	cert := writeCert(t, caFile, filepath.Join(dir, "key.pem"), 1)
+	cert := writeCert(t, caFile, filepath.Join(dir, "key.pem"))
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -3,15 +3,10 @@ package deliver
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"strconv"
@@ -21,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // fakeHop is a scripted SMTP server on 127.0.0.1 that plays a next hop:
@@ -268,41 +264,12 @@ func (h *fakeHop) snapshot() (raw []byte, msgs [][]byte, cmds []string, conns in
 	return bytes.Clone(h.raw.Bytes()), append([][]byte(nil), h.messages...), append([]string(nil), h.commands...), h.conns
 }
 
-// testCerts makes a CA and a server certificate for 127.0.0.1 at test
-// time; nothing is committed.
+// testCerts makes a certificate for hop.test and 127.0.0.1 at test time
+// and a pool that trusts it.
 func testCerts(t *testing.T) (server tls.Certificate, roots *x509.CertPool) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Ferry test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hop.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"hop.test"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(ca)
-	return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}, roots
+	c := testrelay.NewTestCert(t, "hop.test", "hop.test")
+	return c.TLS, c.Roots
 }
 
 // hasHigh reports the offset of the first octet > 127, or -1.

@@ -2,91 +2,35 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
-// tlsFiles are a test CA and a server certificate it signed, for
-// 127.0.0.1 and "localhost", made at test time (no key is committed).
+// tlsFiles are a server certificate for 127.0.0.1 and "localhost", its key,
+// and the CA file that trusts it, made at test time (no key is committed).
 type tlsFiles struct {
 	caFile, certFile, keyFile string
 }
 
-// newTLSFiles writes a CA certificate and a server certificate with its
-// key into a fresh directory.
+// newTLSFiles writes a certificate for 127.0.0.1 and "localhost" with its
+// key into a fresh directory; being its own CA, the certificate is also
+// the CA file.
 func newTLSFiles(t *testing.T) tlsFiles {
 	t.Helper()
 	dir := t.TempDir()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Ferry test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testrelay.NewTestCert(t, "localhost", "localhost")
 	f := tlsFiles{
 		caFile:   filepath.Join(dir, "ca.pem"),
 		certFile: filepath.Join(dir, "cert.pem"),
 		keyFile:  filepath.Join(dir, "key.pem"),
 	}
-	for file, block := range map[string]*pem.Block{
-		f.caFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		f.certFile: {Type: "CERTIFICATE", Bytes: der},
-		f.keyFile:  {Type: "PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	c.WriteFiles(t, f.certFile, f.keyFile)
+	if err := os.WriteFile(f.caFile, c.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	return f
 }
