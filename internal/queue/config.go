@@ -113,52 +113,33 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = d.Clock
 	}
-	if c.RetryInitial <= 0 {
-		c.RetryInitial = d.RetryInitial
-	}
-	if c.RetryMax <= 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.Jitter == 0 {
+	switch {
+	case c.Jitter == 0:
 		c.Jitter = d.Jitter
-	} else if c.Jitter < 0 {
+	case c.Jitter < 0:
 		c.Jitter = 0
-	}
-	if c.Jitter > 1 {
+	case c.Jitter > 1:
 		c.Jitter = 1
 	}
-	if c.Lifetime <= 0 {
-		c.Lifetime = d.Lifetime
-	}
-	if c.BounceLifetime <= 0 {
-		c.BounceLifetime = d.BounceLifetime
-	}
-	if c.LeaseTimeout <= 0 {
-		c.LeaseTimeout = d.LeaseTimeout
-	}
-	if c.HopConcurrency <= 0 {
-		c.HopConcurrency = d.HopConcurrency
-	}
-	if c.MaxBufferedBytes <= 0 {
-		c.MaxBufferedBytes = d.MaxBufferedBytes
-	}
-	if c.MemoryWait <= 0 {
-		c.MemoryWait = d.MemoryWait
-	}
-	if c.LeaseMaxItems <= 0 {
-		c.LeaseMaxItems = d.LeaseMaxItems
-	}
-	if c.SegmentSize <= 0 {
-		c.SegmentSize = d.SegmentSize
-	}
-	if c.GCInterval <= 0 {
-		c.GCInterval = d.GCInterval
-	}
-	if c.CopyForwardLag <= 0 {
-		c.CopyForwardLag = d.CopyForwardLag
-	}
-	if c.CopyForwardBatch <= 0 {
-		c.CopyForwardBatch = d.CopyForwardBatch
-	}
+	orDefault(&c.RetryInitial, d.RetryInitial)
+	orDefault(&c.RetryMax, d.RetryMax)
+	orDefault(&c.Lifetime, d.Lifetime)
+	orDefault(&c.BounceLifetime, d.BounceLifetime)
+	orDefault(&c.LeaseTimeout, d.LeaseTimeout)
+	orDefault(&c.HopConcurrency, d.HopConcurrency)
+	orDefault(&c.MaxBufferedBytes, d.MaxBufferedBytes)
+	orDefault(&c.MemoryWait, d.MemoryWait)
+	orDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
+	orDefault(&c.SegmentSize, d.SegmentSize)
+	orDefault(&c.GCInterval, d.GCInterval)
+	orDefault(&c.CopyForwardLag, d.CopyForwardLag)
+	orDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
 	return c, nil
+}
+
+// orDefault sets *v to def when *v is zero or negative.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
