@@ -1,12 +1,9 @@
 package smtpd
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -344,19 +341,7 @@ func TestAuthRedacted(t *testing.T) {
 	c.send("QUIT\r\n")
 	c.expectPrefix("221 ")
 	c.expectClosed()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil { // every session has ended and logged
-		t.Fatal(err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
-	if err != nil || len(files) != 1 {
-		t.Fatalf("transcripts %v, %v", files, err)
-	}
-	tr, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := onlyTranscript(t, srv, dir)
 	if n := strings.Count(string(tr), "C: <redacted>\n"); n != 4 {
 		t.Errorf("%d redacted continuation lines, want 4:\n%s", n, tr)
 	}

@@ -270,19 +270,7 @@ func TestTranscriptAndLog(t *testing.T) {
 	c.send("hello\r\n.\r\nQUIT\r\n")
 	c.expect("250 2.0.0 Ok: queued as ID1\r\n221 2.0.0 Bye\r\n")
 	c.expectClosed()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil { // every session has ended and logged
-		t.Fatal(err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
-	if err != nil || len(files) != 1 {
-		t.Fatalf("transcripts %v, %v", files, err)
-	}
-	tr, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := onlyTranscript(t, srv, dir)
 	for _, want := range []string{" S: 220 mx.test ESMTP Ferry\n", " C: MAIL FROM:<a@example.com>\n", " S: 250-PIPELINING\n",
 		" C: AUTH PLAIN <redacted>\n", " *: <message content, ", " S: 250 2.0.0 Ok: queued as ID1\n", " C: QUIT\n"} {
 		if !strings.Contains(string(tr), want) {
@@ -303,3 +291,23 @@ func TestTranscriptAndLog(t *testing.T) {
 
 // syncBuffer collects log output written and read from different goroutines.
 type syncBuffer = testrelay.SyncBuffer
+
+// onlyTranscript shuts srv down, so that every session has ended and
+// written its transcript, and returns the one transcript file in dir.
+func onlyTranscript(t *testing.T, srv *Server, dir string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("transcripts %v, %v", files, err)
+	}
+	tr, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
