@@ -7,8 +7,19 @@ import (
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-// envVersion is the version octet that starts an encoded envelope.
-const envVersion = 1
+// envVersion is the version octet that starts an encoded envelope. Version
+// 2 adds the extension trailer (see envExt); version 1 records are still
+// read.
+const envVersion = 2
+
+// Envelope extension tags. An extension is a (tag, octet string) pair in the
+// trailer that follows the recipients; a reader skips the tags it does not
+// know, so later versions can add fields without a new envelope version.
+// Each new per-message field gets its own tag here, documented in
+// docs/queue-format.md.
+const (
+	envExtEnd = 0 // reserved: never written
+)
 
 // Envelope flag bits.
 const (
@@ -51,13 +62,49 @@ func encodeEnvelope(b []byte, env *smtp.Envelope) []byte {
 		b = append(b, byte(r.Notify))
 		b = appendString(b, r.ORcpt)
 	}
+	return appendEnvExt(b, env)
+}
+
+// appendEnvExt appends the extension trailer of env: the number of
+// extensions, then each as a tag and an octet string.
+func appendEnvExt(b []byte, env *smtp.Envelope) []byte {
+	var ext []envExt
+	b = binary.AppendUvarint(b, uint64(len(ext)))
+	for _, x := range ext {
+		b = binary.AppendUvarint(b, x.tag)
+		b = appendString(b, string(x.val))
+	}
 	return b
+}
+
+// envExt is one extension of the envelope trailer.
+type envExt struct {
+	tag uint64
+	val []byte
+}
+
+// decodeEnvExt reads the extension trailer into env, skipping unknown tags.
+func decodeEnvExt(d *decoder, env *smtp.Envelope) {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		tag := d.uvarint()
+		val := d.str()
+		switch tag {
+		default:
+			_ = val // a later version's field: skipped
+		}
+	}
 }
 
 // decodeEnvelope decodes an envelope written by encodeEnvelope.
 func decodeEnvelope(id string, p []byte) (*smtp.Envelope, error) {
 	d := decoder{b: p}
-	if v := d.byte1(); v != envVersion {
+	v := d.byte1()
+	if v != 1 && v != envVersion {
 		return nil, fmt.Errorf("%w: envelope version %d", errCorrupt, v)
 	}
 	flags := d.byte1()
@@ -89,6 +136,9 @@ func decodeEnvelope(id string, p []byte) (*smtp.Envelope, error) {
 		r.Notify = smtp.Notify(d.byte1())
 		r.ORcpt = d.str()
 		env.Rcpts = append(env.Rcpts, r)
+	}
+	if v >= 2 {
+		decodeEnvExt(&d, env)
 	}
 	if d.err != nil {
 		return nil, d.err
