@@ -9,7 +9,6 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferrymta/ferry/internal/testrelay"
 )
@@ -165,8 +164,16 @@ func TestReportSuppressed(t *testing.T) {
 	for _, id := range []string{never, null, hdrs} {
 		r.WaitLog(t, "msg=removed", "id="+id)
 	}
+	// The notifier logs its decision on each message: a report queued
+	// ("dsn") or none ("dsn-suppressed"). Once all three are logged, every
+	// report there will ever be is in the queue.
+	r.WaitLog(t, "msg=dsn-suppressed", "id="+never)
+	r.WaitLog(t, "msg=dsn-suppressed", "id="+null)
+	r.WaitLog(t, "msg=dsn ", "id="+hdrs)
+	if queued := r.LogLines("msg=dsn "); len(queued) != 1 {
+		t.Fatalf("%d reports queued, want only the RET=HDRS one:\n%s", len(queued), strings.Join(queued, "\n"))
+	}
 	testrelay.WaitFor(t, "the RET=HDRS report", func() bool { return len(reportsAt(t, h)) >= 1 })
-	time.Sleep(500 * time.Millisecond) // let any wrongly generated report arrive
 	reports := reportsAt(t, h)
 	if len(reports) != 1 {
 		t.Fatalf("%d reports, want only the RET=HDRS one", len(reports))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/maillog"
 	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
@@ -228,38 +229,60 @@ func noopFloodBeforeEHLO(addr, src string, deadline time.Time, _ *rand.Rand) err
 	return c.expectClosed(0)
 }
 
-// halfOpen: clients that never read. Half of them say nothing, the others
-// send EHLO and 10,000 NOOPs; all are cut off by the idle timeouts (3 s
-// here), the last thing sent being 421 4.4.2.
-func halfOpen(addr, src string, deadline time.Time, rng *rand.Rand) error {
-	c, err := dialFrom(src, addr, deadline)
-	if err != nil {
-		return err
-	}
-	defer c.conn.Close()
-	silent := rng.IntN(2) == 0
-	if !silent {
-		if err := c.send("EHLO hostile.test\r\n"); err != nil {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond) // EHLO must end a group (RFC 2920 §3.1)
-		if err := c.send(strings.Repeat("NOOP\r\n", 10000)); err != nil {
-			return err
-		}
-	}
-	// Do not read until well past the timeout.
-	time.Sleep(4 * time.Second)
-	var last testrelay.Reply
-	for {
-		rep, err := c.readReply()
+// halfOpen returns the half-open case for the relay r: clients that stop
+// reading. Half of them say nothing, the others send EHLO (and read its
+// reply, as EHLO must end a pipelined group, RFC 2920 §3.1) and then
+// 10,000 NOOPs without reading. All are cut off by the idle timeouts (3 s
+// here), the last thing sent being 421 4.4.2. The client reads only once
+// the relay has logged the end of its session, so nothing depends on how
+// long the timeout takes to fire on a busy machine.
+func halfOpen(r *relay) func(addr, src string, deadline time.Time, rng *rand.Rand) error {
+	return func(addr, src string, deadline time.Time, rng *rand.Rand) error {
+		c, err := dialFrom(src, addr, deadline)
 		if err != nil {
-			if last.Code == 421 && strings.HasPrefix(last.Text(), "4.4.2") {
-				return nil // read the 421, then the end of the connection
-			}
-			return fmt.Errorf("silent %v: last reply %v before %v; want 421 4.4.2 and the end", silent, last, err)
+			return err
 		}
-		last = rep
+		defer c.conn.Close()
+		silent := rng.IntN(2) == 0
+		if !silent {
+			if err := c.greet(); err != nil {
+				return err
+			}
+			if err := c.send(strings.Repeat("NOOP\r\n", 10000)); err != nil {
+				return err
+			}
+		}
+		if err := waitSessionEnd(r, c.conn.LocalAddr().String(), deadline); err != nil {
+			return fmt.Errorf("silent %v: %w", silent, err)
+		}
+		var last testrelay.Reply
+		for {
+			rep, err := c.readReply()
+			if err != nil {
+				if last.Code == 421 && strings.HasPrefix(last.Text(), "4.4.2") {
+					return nil // read the 421, then the end of the connection
+				}
+				return fmt.Errorf("silent %v: last reply %v before %v; want 421 4.4.2 and the end", silent, last, err)
+			}
+			last = rep
+		}
 	}
+}
+
+// waitSessionEnd waits until r logs the end of the session from the client
+// address local ("ip:port"), or deadline passes.
+func waitSessionEnd(r *relay, local string, deadline time.Time) error {
+	for len(r.LogLines("msg="+maillog.EventDisconnect, "client="+local)) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no disconnect logged for %s", local)
+		}
+		select {
+		case <-r.Done():
+			return fmt.Errorf("ferry serve exited before the session of %s ended", local)
+		case <-time.After(10 * time.Millisecond): // poll the log
+		}
+	}
+	return nil
 }
 
 // contentWithoutData: message lines sent after RCPT without DATA are each
@@ -325,7 +348,9 @@ func recipientOvershoot(addr, src string, deadline time.Time, _ *rand.Rand) erro
 }
 
 // perIPLimit: 55 connections from one address; the first 50 are greeted,
-// the rest get 421 4.7.0 and are closed.
+// the rest get 421 4.7.0 and are closed. It runs against a relay whose
+// idle timeouts are far longer than any setup can take, so no greeted
+// connection is cut off (freeing its slot) before the 51st is opened.
 func perIPLimit(addr, src string, deadline time.Time, _ *rand.Rand) error {
 	var conns []*rawConn
 	defer func() {

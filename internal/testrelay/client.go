@@ -15,7 +15,7 @@ import (
 const ClientEHLO = "client.test"
 
 // StepTimeout bounds each command-reply exchange of the test client.
-const StepTimeout = 10 * time.Second
+const StepTimeout = 60 * time.Second
 
 // maxReplyLines bounds the lines of one reply the client reads.
 const maxReplyLines = 100

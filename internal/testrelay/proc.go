@@ -17,11 +17,12 @@ import (
 )
 
 // WaitLimit bounds every wait of these helpers: for a process to listen
-// or exit, for a log line, for a condition.
-const WaitLimit = 20 * time.Second
+// or exit, for a log line, for a condition. It is generous: CI runs on a
+// busy 2-core machine, and only a failing test ever waits this long.
+const WaitLimit = 90 * time.Second
 
 // stopGrace is how long a graceful stop may take before SIGKILL.
-const stopGrace = 10 * time.Second
+const stopGrace = 30 * time.Second
 
 // dumpTail is how much of a process's stderr a failed test logs.
 const dumpTail = 64 << 10
