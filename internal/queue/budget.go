@@ -22,7 +22,9 @@ type memBudget struct {
 	mu    sync.Mutex
 	total int64
 	held  int64
-	freed chan struct{} // closed and replaced when octets are released
+	// waiting counts the callers waiting for octets to be freed.
+	waiting int
+	freed   chan struct{} // closed and replaced when octets are released
 }
 
 func newMemBudget(total int64) *memBudget {
@@ -42,18 +44,26 @@ func (b *memBudget) acquire(ctx context.Context, n int64, wait time.Duration) er
 			return nil
 		}
 		freed := b.freed
+		b.waiting++
 		b.mu.Unlock()
 		if deadline == nil {
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			deadline = t.C
 		}
+		var err error
 		select {
 		case <-freed:
 		case <-deadline:
-			return ErrBusy
+			err = ErrBusy
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,8 +20,12 @@ func TestMemBudget(t *testing.T) {
 		t.Fatalf("over the budget: %v, want ErrBusy", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.acquire(ctx, 50, 5*time.Second) }()
-	time.Sleep(20 * time.Millisecond)
+	go func() { done <- b.acquire(ctx, 50, time.Minute) }()
+	waitCond(t, "the second acquire to wait", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.waiting == 1
+	})
 	b.release(60)
 	if err := <-done; err != nil {
 		t.Fatalf("after a release: %v", err)
@@ -45,6 +50,8 @@ func TestMemBudget(t *testing.T) {
 type slowBody struct {
 	first   string
 	release chan struct{}
+	blocked chan struct{} // closed when Read has returned first and waits
+	once    sync.Once
 }
 
 func (s *slowBody) Read(p []byte) (int, error) {
@@ -53,6 +60,7 @@ func (s *slowBody) Read(p []byte) (int, error) {
 		s.first = s.first[n:]
 		return n, nil
 	}
+	s.once.Do(func() { close(s.blocked) })
 	<-s.release
 	return 0, io.EOF
 }
@@ -66,13 +74,13 @@ func TestPutMemoryBound(t *testing.T) {
 		c.MemoryWait = 100 * time.Millisecond
 	})
 	defer q.Close()
-	big := &slowBody{first: strings.Repeat("x", 60<<10), release: make(chan struct{})}
+	big := &slowBody{first: strings.Repeat("x", 60<<10), release: make(chan struct{}), blocked: make(chan struct{})}
 	firstDone := make(chan error, 1)
 	go func() {
 		_, err := q.Put(context.Background(), testEnv("a@example.org", "b@example.com"), big)
 		firstDone <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // the first Put holds most of the budget
+	<-big.blocked // the first Put holds most of the budget
 	second := strings.NewReader("Subject: x\r\n\r\n" + strings.Repeat("y", 32<<10))
 	_, err := q.Put(context.Background(), testEnv("c@example.org", "d@example.com"), second)
 	if !errors.Is(err, ErrBusy) {

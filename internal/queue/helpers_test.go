@@ -142,3 +142,17 @@ func leaseCtx(q *Queue, d time.Duration) (*Lease, error) {
 	defer cancel()
 	return q.Lease(ctx)
 }
+
+// waitCond polls cond until it holds, failing the test after a minute (a
+// bound only a failing test reaches, even on a busy machine); what names
+// the awaited condition.
+func waitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval, not a wait for an outcome
+	}
+}

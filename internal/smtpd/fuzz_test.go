@@ -51,7 +51,7 @@ func FuzzSession(f *testing.F) {
 		}()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(clientWait):
 			t.Fatal("session did not end after the client closed")
 		}
 		<-drained

@@ -62,11 +62,16 @@ func (m *memStore) messages() []storedMessage {
 	return append([]storedMessage(nil), m.msgs...)
 }
 
+// clientWait bounds each read and write of the test client and each
+// server-side idle timeout tests do not set themselves: generous, as CI
+// runs on a busy machine; only a failing test waits this long.
+const clientWait = time.Minute
+
 // testConfig is the configuration transcripts are written against.
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Hostname = "mx.test"
-	cfg.Timeouts = Timeouts{Command: 5 * time.Second, Data: 5 * time.Second, Write: 5 * time.Second}
+	cfg.Timeouts = Timeouts{Command: clientWait, Data: clientWait, Write: clientWait}
 	return cfg
 }
 
@@ -81,7 +86,7 @@ func startServer(t *testing.T, cfg Config, store Store, policy Policy) (*Server,
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), clientWait)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -102,7 +107,7 @@ type client struct {
 
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, clientWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +118,7 @@ func dial(t *testing.T, addr string) *client {
 // send writes raw octets in one write.
 func (c *client) send(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetWriteDeadline(time.Now().Add(clientWait))
 	if _, err := io.WriteString(c.conn, s); err != nil {
 		c.t.Fatalf("send %q: %v", s, err)
 	}
@@ -122,7 +127,7 @@ func (c *client) send(s string) {
 // expect reads exactly len(want) octets and compares them.
 func (c *client) expect(want string) {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(clientWait))
 	got := make([]byte, len(want))
 	n, err := io.ReadFull(c.r, got)
 	if err != nil || string(got) != want {
@@ -133,7 +138,7 @@ func (c *client) expect(want string) {
 // expectPrefix reads one reply line and checks its start.
 func (c *client) expectPrefix(prefix string) string {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(clientWait))
 	line, err := c.r.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, prefix) {
 		c.t.Fatalf("read: got %q (err %v), want prefix %q", line, err, prefix)
@@ -144,7 +149,7 @@ func (c *client) expectPrefix(prefix string) string {
 // expectClosed checks the server closes the connection with nothing more.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(clientWait))
 	b, err := c.r.ReadByte()
 	if err == nil {
 		rest, _ := c.r.Peek(c.r.Buffered())

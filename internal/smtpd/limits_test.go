@@ -146,7 +146,7 @@ func TestReplyOnlyAfterPut(t *testing.T) {
 	c.send("x\r\n.\r\n")
 	select {
 	case <-entered:
-	case <-time.After(5 * time.Second):
+	case <-time.After(clientWait):
 		t.Fatal("Put not called")
 	}
 	c.expectSilence(100 * time.Millisecond)
@@ -241,7 +241,7 @@ func waitAdmitted(t *testing.T, addr string) {
 	t.Helper()
 	for i := 0; i < 100; i++ {
 		c := dial(t, addr)
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.conn.SetReadDeadline(time.Now().Add(clientWait))
 		line, err := c.r.ReadString('\n')
 		c.conn.Close()
 		if err == nil && strings.HasPrefix(line, "220 ") {
@@ -296,7 +296,7 @@ type syncBuffer = testrelay.SyncBuffer
 // written its transcript, and returns the one transcript file in dir.
 func onlyTranscript(t *testing.T, srv *Server, dir string) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

@@ -162,7 +162,7 @@ func TestShutdown(t *testing.T) {
 		busy.send("Subject: in flight\r\n\r\n")
 		done := make(chan error, 1)
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), clientWait)
 			defer cancel()
 			done <- srv.Shutdown(ctx)
 		}()

@@ -66,7 +66,7 @@ func (c *client) startTLS(pool *x509.CertPool) tls.ConnectionState {
 func (c *client) handshake(pool *x509.CertPool) tls.ConnectionState {
 	c.t.Helper()
 	tc := tls.Client(c.conn, clientTLS(pool))
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.SetDeadline(time.Now().Add(clientWait))
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatalf("TLS handshake: %v", err)
 	}
@@ -303,7 +303,7 @@ func TestTLSMinimumVersion(t *testing.T) {
 	cfg := clientTLS(ts.pool)
 	cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	tc := tls.Client(c.conn, cfg)
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.SetDeadline(time.Now().Add(clientWait))
 	if err := tc.Handshake(); err == nil {
 		t.Fatal("TLS 1.1 handshake succeeded")
 	}

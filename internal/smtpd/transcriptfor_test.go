@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // TestTranscriptFor checks the per-connection transcript decision: a
@@ -58,7 +57,7 @@ func TestTranscriptFor(t *testing.T) {
 	session("off")
 	session("summary")
 	session("full")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil { // every transcript is closed
 		t.Fatal(err)
