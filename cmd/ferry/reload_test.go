@@ -20,13 +20,13 @@ func reloadNow(t *testing.T, reloads chan chan error) error {
 	done := make(chan error, 1)
 	select {
 	case reloads <- done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("serve took no reload request within 10s")
 	}
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("reload did not finish within 10s")
 	}
 	return nil
@@ -63,7 +63,7 @@ func startServe(t *testing.T, configFile string) *runningServe {
 			if err != nil {
 				t.Errorf("serve: %v", err)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(waitLimit):
 			t.Error("serve did not stop within 15s")
 		}
 	})

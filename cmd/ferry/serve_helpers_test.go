@@ -25,15 +25,15 @@ func writeCert(t *testing.T, certFile, keyFile string) *x509.Certificate {
 // syncBuffer is a buffer written by one goroutine and read by another.
 type syncBuffer = testrelay.SyncBuffer
 
-// waitFor polls b until it contains s, for at most 10 seconds.
+// waitFor polls b until it contains s, for at most waitLimit.
 func waitFor(t *testing.T, b *syncBuffer, s string) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if out := b.String(); strings.Contains(out, s) {
 			return out
 		}
 	}
-	t.Fatalf("no %q within 10s; got:\n%s", s, b.String())
+	t.Fatalf("no %q within %v; got:\n%s", s, waitLimit, b.String())
 	return ""
 }
 
@@ -92,3 +92,7 @@ func dialSMTP(t *testing.T, addr string) *smtpClient {
 	}
 	return c
 }
+
+// waitLimit bounds every wait of these tests for an event: generous, as
+// CI runs on a busy machine; only a failing test waits this long.
+const waitLimit = testrelay.WaitLimit

@@ -361,7 +361,7 @@ func TestServeRun(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve: %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("serve did not return within 15s of cancellation")
 	}
 	if !strings.Contains(logs.String(), "shutting down") {

@@ -77,7 +77,7 @@ func TestServeSIGHUPProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ferry serve after SIGTERM: %v\n%s", err, stderr.String())
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatalf("ferry serve still running 20s after SIGTERM\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "shutting down") {

@@ -79,7 +79,7 @@ func TestSinkCommand(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("ferry sink did not stop")
 	}
 }

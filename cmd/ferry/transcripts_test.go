@@ -32,7 +32,7 @@ func transcriptFiles(t *testing.T, dir string) map[string]string {
 func waitTranscripts(t *testing.T, dir string, n int) map[string]string {
 	t.Helper()
 	var got map[string]string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		got = transcriptFiles(t, dir)
 		done := 0
 		for _, s := range got {

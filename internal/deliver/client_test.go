@@ -254,8 +254,8 @@ func TestTimeout(t *testing.T) {
 	start := time.Now()
 	a.DeliverLease(context.Background(), lease(testMessage("T1", plainMsg, "a@hop.test")))
 	q.expect(t, "T1", 0, queue.Deferred, "451 4.4.2")
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("MAIL timeout of 200ms took %v", d)
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("MAIL timeout of 200ms fired after %v", d)
 	}
 }
 
@@ -327,7 +327,7 @@ func TestManyMessagesOneConnection(t *testing.T) {
 		t.Errorf("RSET sent %d times, want 1 (the pooled connection's check)", rsets)
 	}
 	// The second connection goes idle and is closed after IdleTimeout.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(time.Minute) // generous: only a failing test waits
 	for quits < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		_, _, cmds, _ = hop.snapshot()

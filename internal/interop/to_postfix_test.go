@@ -12,7 +12,7 @@ import (
 )
 
 // captureLimit bounds the wait for Postfix to capture what Ferry relayed.
-const captureLimit = 30 * time.Second
+const captureLimit = 90 * time.Second
 
 const (
 	testSender = "tester@example.net"

