@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-		"path/filepath"
+	"path/filepath"
 	"strings"
 	"testing"
 
