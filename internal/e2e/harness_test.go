@@ -144,17 +144,9 @@ func literalHop(addr string) string {
 	return "[" + host + "]:" + port
 }
 
-// freePort returns a loopback address nobody listens on (at the moment).
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// freePort returns a loopback address nobody listens on, outside the range
+// the kernel hands out for port 0 (see testrelay.FreePort).
+func freePort(t *testing.T) string { return testrelay.FreePort(t) }
 
 // testMessages lists the .eml files under testdata.
 func testMessages(t *testing.T) []string {
