@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 )
 
@@ -32,10 +33,18 @@ func subcommands() map[string]subcommand {
 		"explain": {"say in plain words what Ferry would do with a message for a recipient, and why", runExplain},
 		"log":     {"print a queued message's whole history from the mail log", runLog},
 		"bench":   {"drive an SMTP server with load; count what arrives at a sink", runBench},
+		"sendmail": {"read a message on stdin and submit it to the local ferry serve (sendmail-compatible)", func(args []string, stdout, stderr io.Writer) int {
+			return runSendmail(args, os.Stdin, stdout, stderr)
+		}},
 	}
 }
 
 func main() {
+	// Called through a link named "sendmail" (as cron, PHP's mail() and
+	// scripts call /usr/sbin/sendmail), the binary is "ferry sendmail".
+	if filepath.Base(os.Args[0]) == "sendmail" {
+		os.Exit(runSendmail(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -345,19 +345,31 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // stdout, stderr and exit code.
 func (b Binary) Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return b.RunWith(t, "", nil, args...)
+}
+
+// RunWith is Run with stdin as the process's standard input and, when
+// program is not "", the executable program (a link to b.Path, say, for
+// a binary that acts on the name it is called by) instead of b.Path.
+func (b Binary) RunWith(t testing.TB, program string, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	if program == "" {
+		program = b.Path
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, b.Path, args...)
+	cmd := exec.CommandContext(ctx, program, args...)
 	cmd.Env = env()
+	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("ferry %s: still running after %v", strings.Join(args, " "), WaitLimit)
+		t.Fatalf("%s %s: still running after %v", program, strings.Join(args, " "), WaitLimit)
 	}
 	code = cmd.ProcessState.ExitCode()
 	if err != nil && code < 0 {
-		t.Fatalf("ferry %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("%s %s: %v", program, strings.Join(args, " "), err)
 	}
 	return out.String(), errb.String(), code
 }
