@@ -62,12 +62,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
 	}
-	logger, level, closeLog, err := newLogger(cfg.Log, stderr)
+	logger, level, logOut, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
 	}
-	defer closeLog()
+	defer logOut.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// SIGHUP asks for a reload (see relay.reload).
@@ -79,6 +79,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		for {
 			select {
 			case <-hup:
+				reopenLog(logOut, logger) // logrotate renamed the file
 				select {
 				case reloads <- nil:
 				case <-ctx.Done():

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/x509"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -20,30 +19,6 @@ import (
 
 // This file maps the configuration onto each stage's own Config: every
 // package keeps its own settings type, and only main knows both sides.
-
-// newLogger builds the mail log from the [log] section. The level is a
-// LevelVar, so that a reload can change it; the returned function closes a
-// log file.
-func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, *slog.LevelVar, func(), error) {
-	w, closeFn := stderr, func() {}
-	if c.File != "" {
-		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("opening log file: %w", err)
-		}
-		w, closeFn = f, func() { f.Close() }
-	}
-	level := new(slog.LevelVar)
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		closeFn()
-		return nil, nil, nil, fmt.Errorf("log level %q: %w", c.Level, err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), level, closeFn, nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), level, closeFn, nil
-}
 
 // reloader is a file a listener reads that SIGHUP reads again: its
 // certificate or its user file.
