@@ -80,7 +80,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	qc.OnCommit = metrics.ObserveCommit
 	q, err := queue.Open(qc)
 	if err != nil {
-		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
+		return err // the queue names itself and the spool
 	}
 	defer q.Close()
 

@@ -123,3 +123,22 @@ func TestNewValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestNewErrorPrefixOnce: a bad entry is reported with the field it is in
+// and the package prefix once ("access: accept_domains[0] …: access: bad
+// domain" was the old text).
+func TestNewErrorPrefixOnce(t *testing.T) {
+	for _, cfg := range []Config{
+		{AcceptDomains: []string{"*.example.com"}},
+		{AcceptDomains: []string{"bad domain!"}},
+		{SenderRules: []SenderRule{{Users: []string{"u"}, Domains: []string{"-x-.example"}}}},
+	} {
+		_, err := New(cfg)
+		if err == nil {
+			t.Fatalf("New(%+v) accepted a bad entry", cfg)
+		}
+		if n := strings.Count(err.Error(), "access:"); n != 1 {
+			t.Errorf("error %q carries \"access:\" %d times, want once", err, n)
+		}
+	}
+}

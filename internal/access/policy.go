@@ -110,11 +110,11 @@ func New(cfg Config) (*Policy, error) {
 	}
 	relay, err := newNetSet("relay_networks", relayNets)
 	if err != nil {
-		return nil, fmt.Errorf("access: %w", err)
+		return nil, err // names the field and carries "access: bad …" once
 	}
 	accept, err := newDomainSet("accept_domains", cfg.AcceptDomains)
 	if err != nil {
-		return nil, fmt.Errorf("access: %w", err)
+		return nil, err // names the field and carries "access: bad …" once
 	}
 	if cfg.MaxRecipients < 0 {
 		return nil, fmt.Errorf("access: max_recipients %d: must not be negative", cfg.MaxRecipients)
@@ -130,11 +130,11 @@ func New(cfg Config) (*Policy, error) {
 		}
 		nets, err := newNetSet(what+".networks", r.Networks)
 		if err != nil {
-			return nil, fmt.Errorf("access: %w", err)
+			return nil, err // names the field and carries "access: bad …" once
 		}
 		doms, err := newDomainSet(what+".domains", r.Domains)
 		if err != nil {
-			return nil, fmt.Errorf("access: %w", err)
+			return nil, err // names the field and carries "access: bad …" once
 		}
 		users := make(map[string]struct{}, len(r.Users))
 		for j, u := range r.Users {

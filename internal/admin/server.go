@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"os"
 	"time"
 
@@ -118,7 +119,15 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
 	}
-	writeJSON(w, code, ErrorBody{Error: err.Error()})
+	writeJSON(w, code, ErrorBody{Error: operatorText(err)})
+}
+
+// operatorText is err's message for the operator: without the queue
+// package's "queue: " prefix, which the client would print after its own
+// ("ferry queue: queue: no such message").
+func operatorText(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "queue: ")
+	return strings.ReplaceAll(msg, ": queue: ", ": ")
 }
 
 // errBadRequest marks errors in the request itself.

@@ -220,6 +220,11 @@ func TestQueueOperations(t *testing.T) {
 	wantStatus(t, err, http.StatusConflict)
 	_, err = cl.Act(ctx, "ZZZZZZZZ", "hold")
 	wantStatus(t, err, http.StatusNotFound)
+	// The message is for the operator, after "ferry queue: ": no package
+	// prefix of its own to double it.
+	if msg := err.Error(); strings.Contains(msg, "queue:") || !strings.Contains(msg, "no such message") {
+		t.Errorf("error text %q, want \"no such message …\" without a \"queue:\" prefix", msg)
+	}
 
 	for _, want := range []string{
 		"msg=admin id=" + a + " action=hold",

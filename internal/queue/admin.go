@@ -242,7 +242,7 @@ func (q *Queue) change(ctx context.Context, id string, mk func(m *msg) [][]byte)
 	q.mu.Unlock()
 	fin, err := q.applyCommitted(m, req)
 	if err != nil {
-		return fmt.Errorf("queue: update %s: %w", id, err)
+		return wrapf(err, "update %s", id)
 	}
 	if fin {
 		q.finishMessage(m, false)

@@ -86,6 +86,9 @@ func TestPutMemoryBound(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("second Put: %v, want ErrBusy", err)
 	}
+	if n := strings.Count(err.Error(), "queue:"); n != 1 {
+		t.Errorf("error %q carries the package prefix %d times, want once", err, n)
+	}
 	if second.Len() != 0 {
 		t.Errorf("the refused body was not read to its end (%d octets left)", second.Len())
 	}

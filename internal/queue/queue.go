@@ -220,7 +220,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
 	rec, held, err := q.readBody(ctx, rec, body)
 	if err != nil {
-		return "", fmt.Errorf("queue: read message body: %w", err)
+		return "", wrapf(err, "read message body")
 	}
 	defer q.mem.release(held)
 	if err := ctx.Err(); err != nil {
@@ -246,7 +246,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	q.mu.Unlock()
 	<-req.done
 	if req.err != nil {
-		return "", fmt.Errorf("queue: store message %s: %w", env.ID, req.err)
+		return "", wrapf(req.err, "store message %s", env.ID)
 	}
 	q.mu.Lock()
 	m := q.newMsg(env, loc{req.seg, req.offs[0]}, len(rec), bodyOff)
@@ -368,7 +368,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	}
 	if r.pos >= r.n {
 		if r.crc != r.want {
-			return 0, fmt.Errorf("queue: body of record at %s:%d: %w (CRC mismatch)", r.l.seg.path, r.l.off, errCorrupt)
+			return 0, wrapf(errCorrupt, "body of record at %s:%d (CRC mismatch)", r.l.seg.path, r.l.off)
 		}
 		return 0, io.EOF
 	}

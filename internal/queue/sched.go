@@ -297,7 +297,7 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 	q.mu.Unlock()
 	fin, err := q.applyCommitted(m, req)
 	if err != nil {
-		return fmt.Errorf("queue: record result for %s: %w", id, err)
+		return wrapf(err, "record result for %s", id)
 	}
 	q.logResult(m, rcpt, s)
 	if s.State == Deferred && q.cfg.OnEvent != nil {
