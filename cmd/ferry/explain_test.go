@@ -50,7 +50,7 @@ func TestExplainWithout8BitMIME(t *testing.T) {
 	hop = strings.Replace(hop, "]", "", 1)
 	for _, want := range []string{
 		"Route:     company.test=[127.0.0.1]:", "(eightbit=convert, dkim_signed=convert, tls=may)",
-		"Next hop:  " + hop + " (127.0.0.1[127.0.0.1]:",
+		"Next hop:  " + hop + " ([127.0.0.1]:",
 		"Offers:    HELP PIPELINING SIZE 10240000",
 		"Needs:     8BITMIME",
 		"part 1.1   text/plain               8bit → quoted-printable",
@@ -115,7 +115,7 @@ func TestExplainWith8BitMIME(t *testing.T) {
 func TestExplainCachedAndQueued(t *testing.T) {
 	f := newAdminFixture(t)
 	seen := time.Now().Add(-3 * time.Minute)
-	f.hops.Record(deliver.HopInfo{Hop: "127.0.0.1:2526", Relay: "127.0.0.1[127.0.0.1]:2526", ESMTP: true,
+	f.hops.Record(deliver.HopInfo{Hop: "127.0.0.1:2526", Relay: "[127.0.0.1]:2526", ESMTP: true,
 		Keywords: smtp.Extensions{"SIZE": "10240000", "PIPELINING": ""}, Seen: seen})
 	id := f.put(t, cliEightBit, "alice@x.test", "bob@domino.test")
 	code, out, errOut := ferry("explain", "--admin", f.addr, "--cached", "--route", "domino.test=[127.0.0.1]:2526", id[:len(id)-1])

@@ -157,7 +157,7 @@ func TestQueueCommands(t *testing.T) {
 	if code, _, errOut = ferry("queue", "--admin", f.addr, "retry", a, "--all"); code != 2 {
 		t.Errorf("retry with IDs and --all = %d %s", code, errOut)
 	}
-	if code, out, errOut = ferry("queue", "--admin", f.addr, "delete", b, "NOSUCHID"); code != 1 || out != b+": deleted\n" || !strings.Contains(errOut, "NOSUCHID: queue: no such message") {
+	if code, out, errOut = ferry("queue", "--admin", f.addr, "delete", b, "NOSUCHID"); code != 1 || out != b+": deleted\n" || !strings.Contains(errOut, "NOSUCHID: no such message") {
 		t.Errorf("delete = %d %q %q", code, out, errOut)
 	}
 	if _, err := f.q.Show(b); err == nil {

@@ -81,7 +81,7 @@ next_hops = ["127.0.0.1"]
 			t.Errorf("inbound transcript lacks %q:\n%s", want, inbound)
 		}
 	}
-	for _, want := range []string{"*: connected to 127.0.0.1[127.0.0.1]:", "S: 220 sink.test", "C: EHLO relay.test", "octets sent>", "C: QUIT"} {
+	for _, want := range []string{"*: connected to [127.0.0.1]:", "S: 220 sink.test", "C: EHLO relay.test", "octets sent>", "C: QUIT"} {
 		if !strings.Contains(outbound, want) {
 			t.Errorf("outbound transcript lacks %q:\n%s", want, outbound)
 		}

@@ -41,9 +41,15 @@ func (t Target) Addr() string { return net.JoinHostPort(t.IP.String(), strconv.I
 // connection pool.
 func (t Target) HopKey() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
 
-// String formats the target as Postfix writes a relay: "host[ip]:port".
+// String formats the target as Postfix writes a relay, "host[ip]:port",
+// with the address once ("[ip]:port") when the host is the address itself
+// (an IP next hop or an address literal such as "[127.0.0.1]").
 func (t Target) String() string {
-	return t.Host + "[" + t.IP.String() + "]:" + strconv.Itoa(t.Port)
+	ip := t.IP.String()
+	if host := strings.TrimSuffix(strings.TrimPrefix(t.Host, "["), "]"); host == ip || strings.EqualFold(host, "IPv6:"+ip) {
+		return "[" + ip + "]:" + strconv.Itoa(t.Port)
+	}
+	return t.Host + "[" + ip + "]:" + strconv.Itoa(t.Port)
 }
 
 // Error is a routing failure with the SMTP reply the recipients get:

@@ -219,12 +219,12 @@ func TestResolve(t *testing.T) {
 		{domain: "nothing.example", wantReply: "550 5.4.4"},
 		{domain: "deadmx.example", wantReply: "550 5.4.4"},
 		{domain: "tempfail.example", wantReply: "451 4.4.3"},
-		{domain: "[192.0.2.9]", want: "[192.0.2.9][192.0.2.9]:25", wantCalls: []string{}},
+		{domain: "[192.0.2.9]", want: "[192.0.2.9]:25", wantCalls: []string{}},
 		{domain: "bracket.example", want: "relay.example[192.0.2.77]:2525", wantCalls: []string{"A relay.example"}},
 		{domain: "mx.example", want: "mx.relay.example[192.0.2.78]:2526", wantCalls: []string{"MX relay.example", "A mx.relay.example"}},
 		{domain: "list.example", want: "backup.example[192.0.2.88]:25"},
 		{domain: "broken.example", wantReply: "451 4.4.4"},
-		{domain: "literal.example", want: "192.0.2.200[192.0.2.200]:2500", wantCalls: []string{}},
+		{domain: "literal.example", want: "[192.0.2.200]:2500", wantCalls: []string{}},
 	}
 	for _, tt := range tests {
 		res.calls = res.calls[:0]
@@ -279,6 +279,26 @@ func TestResolveShuffleDefault(t *testing.T) {
 
 // TestParseNextHops checks the next-hop spec syntax shared by routes, the
 // smart host and the --route flag.
+// TestTargetString: a relay is "host[ip]:port", with the address once when
+// the host is the address ("[127.0.0.1][127.0.0.1]:25" was the old text
+// for an address literal).
+func TestTargetString(t *testing.T) {
+	for _, tc := range []struct {
+		host, ip string
+		want     string
+	}{
+		{"mx.example.com", "192.0.2.1", "mx.example.com[192.0.2.1]:25"},
+		{"[127.0.0.1]", "127.0.0.1", "[127.0.0.1]:25"},
+		{"127.0.0.1", "127.0.0.1", "[127.0.0.1]:25"},
+		{"[IPv6:2001:db8::1]", "2001:db8::1", "[2001:db8::1]:25"},
+	} {
+		tg := Target{Host: tc.host, IP: netip.MustParseAddr(tc.ip), Port: 25}
+		if got := tg.String(); got != tc.want {
+			t.Errorf("Target{%s, %s}.String() = %q, want %q", tc.host, tc.ip, got, tc.want)
+		}
+	}
+}
+
 func TestParseNextHops(t *testing.T) {
 	cases := []struct {
 		in   string
