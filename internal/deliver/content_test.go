@@ -64,6 +64,12 @@ func TestEightBitToSevenBitHop(t *testing.T) {
 			a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = tt.conv })
 			a.DeliverLease(context.Background(), lease(testMessage("8B", eightBitMsg, "x@hop.test")))
 			q.expect(t, "8B", 0, tt.state, tt.reply)
+			// Ferry's own decision (before MAIL) is not the hop's word: no
+			// Remote-MTA for the report (RFC 3464 §2.3.5).
+			own := tt.name == "no converter" || tt.name == "route says bounce"
+			if r := q.last(t, "8B", 0); own != (r.RemoteMTA == "") {
+				t.Errorf("RemoteMTA = %q for %s", r.RemoteMTA, tt.name)
+			}
 			raw, msgs, cmds, _ := hop.snapshot()
 			if i := hasHigh(raw); i >= 0 {
 				t.Fatalf("octet > 127 sent at offset %d: %q", i, raw[max(0, i-20):min(len(raw), i+20)])

@@ -67,8 +67,11 @@ func (a *Agent) reportVia(ctx context.Context, it queue.Item, idx int, state que
 	}
 	line += ", status=" + status + " (" + rep.String() + ")"
 	a.log.Info(line, append(attrs, "plan", plan, "status", status, "reply", rep.String())...)
+	// The remote MTA is recorded only when the reply is the hop's (a
+	// Remote-MTA field names who said it, RFC 3464 §2.3.5); a refusal of
+	// Ferry's own (the plan, a local error) comes without c.
 	remote := relay
-	if remote == "none" {
+	if remote == "none" || c == nil {
 		remote = ""
 	}
 	err := a.q.Update(ctx, env.ID, idx, queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now})
