@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +176,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		fmt.Fprintf(env.stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
 	}
 	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
+	warnShortHostname(cfg.Hostname, logger)
 
 	ready.Store(true)
 	var runErr error
@@ -209,4 +212,16 @@ wait:
 	}
 	wg.Wait()
 	return runErr
+}
+
+// warnShortHostname warns at start about a host name without a dot: Ferry
+// says it in EHLO, the 220 greeting, Received: fields, Message-IDs and
+// reports, and RFC 5321 §4.1.1.1 wants a fully qualified domain name there
+// (many servers refuse "EHLO vm"), as Postfix's myhostname does.
+func warnShortHostname(hostname string, logger *slog.Logger) {
+	if strings.Contains(strings.Trim(hostname, "."), ".") {
+		return
+	}
+	logger.Warn("hostname "+strconv.Quote(hostname)+" is not a fully qualified domain name; next hops may refuse its EHLO: set hostname in the configuration (or --hostname)",
+		"hostname", hostname)
 }
