@@ -47,6 +47,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		return err
 	}
 	metrics := admin.NewMetrics()
+	metrics.SetBuildInfo(version)
 	logger = slog.New(metrics.Handler(logger.Handler()))
 	policy, err := buildAccess(cfg, f)
 	if err != nil {

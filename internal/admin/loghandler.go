@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -133,15 +134,14 @@ const (
 
 // namedEvents are the events ferry_log_events_total counts; other lines
 // (whose messages may hold IDs) are not counted there.
-func namedEvent(name string) bool {
-	switch name {
-	case "connect", "queued", "reject", "disconnect", "sent", "deferred", "bounced", "converted",
+func namedEvents() []string {
+	return []string{"connect", "queued", "reject", "disconnect", "sent", "deferred", "bounced", "converted",
 		"expired", "removed", "deleted", "admin", "tls", "not queued", "hop changed", "dsn", "dsn-suppressed",
-		evTLSFailedIn, evTLSFailedOut, evConnectFailed, evRoutingFailed, evAuthOK, evAuthFailed:
-		return true
-	}
-	return false
+		evTLSFailedIn, evTLSFailedOut, evConnectFailed, evRoutingFailed, evAuthOK, evAuthFailed}
 }
+
+// namedEvent reports whether name is one of namedEvents.
+func namedEvent(name string) bool { return slices.Contains(namedEvents(), name) }
 
 // observe counts one event. Delivery writes Postfix-style messages and
 // names the event in the "event" attribute; every other stage uses the
@@ -163,7 +163,7 @@ func (m *Metrics) observe(msg string, level slog.Level, ev eventAttrs) {
 		m.countCommands(ev.str("commands"))
 	case "reject":
 		code, enh := splitReply(ev.str("reply"))
-		m.smtpdReplies.WithLabelValues(ev.str("stage"), code, enh).Inc()
+		m.smtpdReplies.WithLabelValues(asciiLabel(ev.str("stage")), code, enh).Inc()
 	case "queued":
 		m.accepted.Inc()
 		if n, ok := ev.int("size"); ok && n > 0 {
@@ -177,7 +177,7 @@ func (m *Metrics) observe(msg string, level slog.Level, ev eventAttrs) {
 			m.delay.WithLabelValues(name).Observe(d)
 		}
 		if name != "sent" {
-			m.hopFailures.WithLabelValues(domainOf(ev.str("to")), name).Inc()
+			m.hopFailures.WithLabelValues(m.hops.label(domainOf(ev.str("to"))), name).Inc()
 		}
 	case "converted":
 		m.converted.Inc()
@@ -198,28 +198,28 @@ func (m *Metrics) observe(msg string, level slog.Level, ev eventAttrs) {
 	case "deleted":
 		m.deleted.Inc()
 	case "admin":
-		m.adminOps.WithLabelValues(ev.str("action")).Inc()
+		m.adminOps.WithLabelValues(asciiLabel(ev.str("action"))).Inc()
 	case "dsn":
-		m.dsns.WithLabelValues(ev.str("kind")).Inc()
+		m.dsns.WithLabelValues(asciiLabel(ev.str("kind"))).Inc()
 	case "dsn-suppressed":
-		m.dsnSuppressed.WithLabelValues(ev.str("kind"), ev.str("reason")).Inc()
+		m.dsnSuppressed.WithLabelValues(asciiLabel(ev.str("kind")), asciiLabel(ev.str("reason"))).Inc()
 	case "tls":
-		m.tls.WithLabelValues("inbound", "ok", ev.str("version")).Inc()
+		m.tls.WithLabelValues("inbound", "ok", asciiLabel(ev.str("version"))).Inc()
 	case evTLSFailedIn:
 		m.tls.WithLabelValues("inbound", "failed", "").Inc()
 	case evTLSFailedOut:
 		m.tls.WithLabelValues("outbound", "failed", "").Inc()
-		m.hopErrors.WithLabelValues(relayHop(ev.str("relay")), "tls").Inc()
+		m.hopErrors.WithLabelValues(m.hops.label(relayHop(ev.str("relay"))), "tls").Inc()
 	case evConnectFailed:
-		m.hopErrors.WithLabelValues(relayHop(ev.str("relay")), "connect").Inc()
+		m.hopErrors.WithLabelValues(m.hops.label(relayHop(ev.str("relay"))), "connect").Inc()
 	case evRoutingFailed:
-		m.hopErrors.WithLabelValues(ev.str("hop"), "routing").Inc()
+		m.hopErrors.WithLabelValues(m.hops.label(ev.str("hop")), "routing").Inc()
 	case evAuthOK:
 		m.auth.WithLabelValues("ok").Inc()
 	case evAuthFailed:
 		m.auth.WithLabelValues("failed").Inc()
 	case "hop changed":
-		m.hopChanges.WithLabelValues(ev.str("hop")).Inc()
+		m.hopChanges.WithLabelValues(m.hops.label(ev.str("hop"))).Inc()
 	}
 }
 
@@ -242,10 +242,10 @@ func (m *Metrics) countCommands(s string) {
 			continue
 		}
 		if nOK > 0 {
-			m.commands.WithLabelValues(verb, "ok").Add(float64(nOK))
+			m.commands.WithLabelValues(asciiLabel(verb), "ok").Add(float64(nOK))
 		}
 		if nTotal > nOK {
-			m.commands.WithLabelValues(verb, "failed").Add(float64(nTotal - nOK))
+			m.commands.WithLabelValues(asciiLabel(verb), "failed").Add(float64(nTotal - nOK))
 		}
 	}
 }
@@ -291,21 +291,27 @@ func domainOf(addr string) string {
 	return strings.ToLower(addr[i+1:])
 }
 
-// relayHop turns a relay as logged, "host[ip]:port", into the hop key
-// "host:port".
+// relayHop turns a relay as logged, "host[ip]:port" or "[ip]:port", into
+// the hop key "host:port" ("ip:port").
 func relayHop(relay string) string {
 	open := strings.IndexByte(relay, '[')
 	end := strings.LastIndexByte(relay, ']')
-	if open < 0 || end < open {
+	switch {
+	case open < 0 || end < open:
 		return relay
+	case open == 0:
+		if port, ok := strings.CutPrefix(relay[end+1:], ":"); ok {
+			return net.JoinHostPort(relay[1:end], port)
+		}
+		return relay[1:end] + relay[end+1:]
 	}
 	return relay[:open] + relay[end+1:]
 }
 
 // conversionKinds reads the summary of a converted event into kinds of
-// change: "8bit→quoted-printable", "none→base64" (a leaf without a
-// Content-Transfer-Encoding field), "header→encoded-word", "relabel" and
-// "repair". It reads delivery's summary ("part 1.1 8bit→quoted-printable,
+// change, in ASCII for label values: "8bit->quoted-printable",
+// "none->base64" (a leaf without a Content-Transfer-Encoding field),
+// "header->encoded-word", "relabel" and "repair". It reads delivery's summary ("part 1.1 8bit→quoted-printable,
 // 1 header field(s) RFC 2047-encoded, 812→840 octets") and
 // downgrade.Report.Summary's ("converted 2 parts (8bit→quoted-printable,
 // binary→base64), 1 header encoded").
@@ -321,7 +327,7 @@ func conversionKinds(summary string) []string {
 		item = strings.TrimSpace(item)
 		switch {
 		case strings.Contains(item, "header"):
-			add("header→encoded-word")
+			add("header->encoded-word")
 		case strings.Contains(item, "relabelled"):
 			add("relabel")
 		case strings.Contains(item, "repair"):
@@ -333,7 +339,7 @@ func conversionKinds(summary string) []string {
 				continue
 			}
 			if k := strings.Trim(f[len(f)-1], "()"); strings.Contains(k, "→") {
-				add(k)
+				add(asciiLabel(strings.ReplaceAll(k, "→", "->")))
 			}
 		}
 	}

@@ -42,6 +42,8 @@ type Metrics struct {
 	commitRequests  prometheus.Histogram
 	commitBytes     prometheus.Counter
 	fsyncSeconds    prometheus.Histogram
+	buildInfo       *prometheus.GaugeVec
+	hops            *hopLabels
 
 	mu sync.Mutex
 	q  *queue.Queue
@@ -56,7 +58,7 @@ func delayBuckets() []float64 {
 // NewMetrics returns the metrics, registered with a new registry together
 // with the Go runtime and process collectors.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), hops: newHopLabels(MaxHopLabels)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		m.reg.MustRegister(c)
@@ -80,10 +82,10 @@ func NewMetrics() *Metrics {
 		Buckets: delayBuckets(),
 	}, []string{"status"})
 	m.reg.MustRegister(m.delay)
-	m.hopFailures = counterVec("ferry_delivery_failures_total", "Deferred and bounced recipients per next-hop key (recipient domain).", "hop", "status")
-	m.hopErrors = counterVec("ferry_hop_errors_total", "Session failures per next hop (host:port, or the domain for routing): connect, tls, routing.", "hop", "kind")
+	m.hopFailures = counterVec("ferry_delivery_failures_total", "Deferred and bounced recipients per next-hop key (recipient domain; past 100 hops \"other\").", "hop", "status")
+	m.hopErrors = counterVec("ferry_hop_errors_total", "Session failures per next hop (host:port, or the domain for routing; past 100 hops \"other\"): connect, tls, routing.", "hop", "kind")
 	m.converted = counter("ferry_conversions_total", "Messages whose content was converted for a next hop (converted events).")
-	m.conversions = counterVec("ferry_conversion_kinds_total", "Converted messages by kind of change, e.g. 8bit→quoted-printable, header→encoded-word.", "kind")
+	m.conversions = counterVec("ferry_conversion_kinds_total", "Converted messages by kind of change, e.g. 8bit->quoted-printable, header->encoded-word.", "kind")
 	m.dkimBroken = counter("ferry_conversions_dkim_broken_total", "Converted messages whose DKIM signature no longer verifies (RFC 6376 §5.3).")
 	m.expired = counter("ferry_recipients_expired_total", "Recipients failed because their message outlived the queue lifetime.")
 	m.finished = counter("ferry_messages_finished_total", "Messages removed from the queue after every recipient reached a final state.")
@@ -107,6 +109,10 @@ func NewMetrics() *Metrics {
 	})
 	m.reg.MustRegister(m.commitRequests, m.fsyncSeconds)
 	m.commitBytes = counter("ferry_queue_commit_bytes_total", "Octets written to the queue's segment log by group commits.")
+	m.buildInfo = newBuildInfo()
+	m.reg.MustRegister(m.buildInfo)
+	m.SetBuildInfo("unknown")
+	m.seed()
 	m.reg.MustRegister(newQueueCollector(m))
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -227,8 +227,8 @@ func TestMetricsScriptedRun(t *testing.T) {
 		{series("ferry_delivery_failures_total", "hop=bad.test", "status=bounced"), 1},
 		{series("ferry_hop_errors_total", "hop=127.0.0.1:"+strconv.Itoa(deadPort), "kind=connect"), 1},
 		{series("ferry_conversions_total"), 1},
-		{series("ferry_conversion_kinds_total", "kind=8bit→quoted-printable"), 1},
-		{series("ferry_conversion_kinds_total", "kind=header→encoded-word"), 0},
+		{series("ferry_conversion_kinds_total", "kind=8bit->quoted-printable"), 1},
+		{series("ferry_conversion_kinds_total", "kind=header->encoded-word"), 0},
 		{series("ferry_messages_finished_total"), 2},
 		{series("ferry_messages_deleted_total"), 1},
 		{series("ferry_admin_operations_total", "action=hold"), 1},
@@ -314,7 +314,7 @@ func TestHandlerEvents(t *testing.T) {
 		}, series("ferry_conversions_dkim_broken_total"), 1},
 		{"conversion kind binary", func(l *slog.Logger) {
 			l.Info("c", "event", "converted", "summary", "converted 1 part (binary→base64)", "dkim_broken", false)
-		}, series("ferry_conversion_kinds_total", "kind=binary→base64"), 1},
+		}, series("ferry_conversion_kinds_total", "kind=binary->base64"), 1},
 		{"with attrs", func(l *slog.Logger) { l.With("session", "s9").Info("connect", "client", "192.0.2.1:5") },
 			series("ferry_smtpd_connections_total"), 1},
 		{"debug is not counted", func(l *slog.Logger) { l.Debug("connect") },
@@ -356,15 +356,15 @@ func TestReplyParsing(t *testing.T) {
 			t.Errorf("splitReply(%q) = %q %q, want %q %q", tc.in, code, enh, tc.code, tc.enh)
 		}
 	}
-	for in, want := range map[string]string{"mx.test[192.0.2.1]:25": "mx.test:25", "none": "none", "[::1]x": "x"} {
+	for in, want := range map[string]string{"mx.test[192.0.2.1]:25": "mx.test:25", "none": "none", "[127.0.0.1]:25": "127.0.0.1:25", "[::1]:25": "[::1]:25"} {
 		if got := relayHop(in); got != want {
 			t.Errorf("relayHop(%q) = %q, want %q", in, got, want)
 		}
 	}
 	for in, want := range map[string]string{
 		"unchanged": "",
-		"part 1.1 8bit→quoted-printable, part 1.2 8bit→quoted-printable, body (none)→base64, 1 header field(s) RFC 2047-encoded, 1 composite part(s) relabelled 7bit, 2 repair(s), 812→840 octets": "8bit→quoted-printable none→base64 header→encoded-word relabel repair",
-		"converted 2 parts (8bit→quoted-printable, binary→base64), 1 header encoded, DKIM signature invalidated":                                                                                   "8bit→quoted-printable binary→base64 header→encoded-word",
+		"part 1.1 8bit→quoted-printable, part 1.2 8bit→quoted-printable, body (none)→base64, 1 header field(s) RFC 2047-encoded, 1 composite part(s) relabelled 7bit, 2 repair(s), 812→840 octets": "8bit->quoted-printable none->base64 header->encoded-word relabel repair",
+		"converted 2 parts (8bit→quoted-printable, binary→base64), 1 header encoded, DKIM signature invalidated":                                                                                   "8bit->quoted-printable binary->base64 header->encoded-word",
 	} {
 		if got := strings.Join(conversionKinds(in), " "); got != want {
 			t.Errorf("conversionKinds(%q) = %q, want %q", in, got, want)

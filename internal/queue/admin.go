@@ -224,6 +224,12 @@ func (q *Queue) info(m *msg, history bool) (*MessageInfo, error) {
 // change writes records built by mk for message id (under the lock) and
 // applies them; mk returns no records when there is nothing to do.
 func (q *Queue) change(ctx context.Context, id string, mk func(m *msg) [][]byte) error {
+	return q.changeThen(ctx, id, mk, nil)
+}
+
+// changeThen is change with after, when not nil, called once the records
+// are committed and before a message they finish is finished.
+func (q *Queue) changeThen(ctx context.Context, id string, mk func(m *msg) [][]byte, after func(m *msg)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -243,6 +249,9 @@ func (q *Queue) change(ctx context.Context, id string, mk func(m *msg) [][]byte)
 	fin, err := q.applyCommitted(m, req)
 	if err != nil {
 		return wrapf(err, "update %s", id)
+	}
+	if after != nil {
+		after(m)
 	}
 	if fin {
 		q.finishMessage(m, false)
@@ -323,16 +332,42 @@ func adminBounceReply() smtp.Reply {
 // the administrator bounced it; the message then finishes (EventFinished,
 // so the sender gets a DSN).
 func (q *Queue) BounceNow(ctx context.Context, id string) error {
-	return q.change(ctx, id, func(m *msg) [][]byte {
-		now := q.cfg.Clock()
+	var bounced []int
+	now := q.cfg.Clock()
+	return q.changeThen(ctx, id, func(m *msg) [][]byte {
 		var recs [][]byte
 		for i := range m.rcpts {
 			if r := &m.rcpts[i]; !r.final() {
 				recs = append(recs, encodeState(id, stateRec{Rcpt: i, State: Failed, Attempts: int(r.attempts), At: now, Reply: adminBounceReply()}))
+				bounced = append(bounced, i)
 			}
 		}
 		return recs
-	})
+	}, func(m *msg) { q.logAdminBounces(m, bounced, now) })
+}
+
+// logAdminBounces writes the delivery log's line for each recipient an
+// administrator bounced, as delivery writes a bounce ("ID: to=<rcpt>,
+// relay=none, delay=S, status=bounced (reply)", event "bounced"), so that
+// the log and the bounce metrics count it like any other.
+func (q *Queue) logAdminBounces(m *msg, rcpts []int, now time.Time) {
+	q.mu.Lock()
+	info, err := q.info(m, false)
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Error("queue: cannot read bounced message for its log lines", "id", m.id, "err", err)
+		return
+	}
+	rep := adminBounceReply().String()
+	delay := max(0, now.Sub(time.Unix(0, m.arrival)).Seconds())
+	for _, i := range rcpts {
+		if i >= len(info.Rcpts) {
+			continue
+		}
+		to := info.Rcpts[i].Addr.Address()
+		q.log.Info(fmt.Sprintf("%s: to=<%s>, relay=none, delay=%.2f, status=bounced (%s)", m.id, to, delay, rep),
+			"event", "bounced", "id", m.id, "to", to, "relay", "none", "delay", delay, "status", "bounced", "reply", rep, "by", "admin")
+	}
 }
 
 // finishMessage delivers EventFinished for m and then writes its done
