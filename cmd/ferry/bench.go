@@ -71,19 +71,19 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	bc, err := benchConfig(f)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry bench: %v\n", err)
+		printError(stderr, "bench", err)
 		return 2
 	}
 	rep, err := loadgen.Bench(ctx, bc)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry bench: %v\n", err)
+		printError(stderr, "bench", err)
 		return 1
 	}
 	if f.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "ferry bench: %v\n", err)
+			printError(stderr, "bench", err)
 			return 1
 		}
 	} else {
@@ -153,7 +153,7 @@ func benchIdle(ctx context.Context, f benchFlags, stdout, stderr io.Writer) int 
 	if f.serverPID > 0 {
 		kib, err := loadgen.ResidentKiB(f.serverPID)
 		if err != nil {
-			fmt.Fprintf(stderr, "ferry bench: %v\n", err)
+			printError(stderr, "bench", err)
 			return 1
 		}
 		rep.RSSBeforeKiB = kib
@@ -171,7 +171,7 @@ func benchIdle(ctx context.Context, f benchFlags, stdout, stderr io.Writer) int 
 	if f.serverPID > 0 {
 		kib, err := loadgen.ResidentKiB(f.serverPID)
 		if err != nil {
-			fmt.Fprintf(stderr, "ferry bench: %v\n", err)
+			printError(stderr, "bench", err)
 			return 1
 		}
 		rep.RSSAfterKiB = kib

@@ -140,20 +140,20 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			continue
 		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			fmt.Fprintf(stderr, "ferry sink: %v\n", err)
+			printError(stderr, "sink", err)
 			return 1
 		}
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	s, err := sink.Start(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry sink: %v\n", err)
+		printError(stderr, "sink", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "ferry sink: listening on %s\n", s.Addr())
 	<-ctx.Done()
 	if err := s.Close(); err != nil {
-		fmt.Fprintf(stderr, "ferry sink: %v\n", err)
+		printError(stderr, "sink", err)
 		return 1
 	}
 	return 0

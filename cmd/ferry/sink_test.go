@@ -105,3 +105,20 @@ func TestSinkCommandFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkErrorPrefixOnce: a sink that cannot listen says so once, without
+// "ferry sink: sink:".
+func TestSinkErrorPrefixOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"sink", "--listen", ln.Addr().String(), "--out", t.TempDir()}, &out, &errb); code == 0 {
+		t.Fatalf("sink on a busy port: exit 0")
+	}
+	if s := errb.String(); strings.Contains(s, "sink: sink:") || !strings.HasPrefix(s, "ferry sink: ") {
+		t.Errorf("stderr %q, want one \"ferry sink: \" prefix", s)
+	}
+}
