@@ -29,13 +29,20 @@ type hop struct {
 	dir string // capture directory
 }
 
-// startSink runs "ferry sink" on addr ("127.0.0.1:0" for any port) with
-// extra flags, capturing into a fresh directory.
+// startSink runs "ferry sink" on addr with extra flags, capturing into a
+// fresh directory. For "127.0.0.1:0" (any port) the port is a free one
+// below the kernel's ephemeral range (testrelay.StartOnFreePort), so no
+// other test's relay can deliver to it by mistake.
 func startSink(t *testing.T, addr string, flags ...string) *hop {
 	t.Helper()
 	dir := t.TempDir()
-	args := append([]string{"sink", "--listen", addr, "--out", dir}, flags...)
-	return &hop{Proc: ferry().Start(t, "sink", args...), dir: dir}
+	args := func(addr string) []string {
+		return append([]string{"sink", "--listen", addr, "--out", dir}, flags...)
+	}
+	if addr != "127.0.0.1:0" {
+		return &hop{Proc: ferry().Start(t, "sink", args(addr)...), dir: dir}
+	}
+	return &hop{Proc: ferry().StartOnFreePort(t, "sink", args), dir: dir}
 }
 
 // capture is one message the sink saved.

@@ -194,6 +194,40 @@ type Proc struct {
 // report in its stderr fails the test, and a failed test logs its stderr.
 func (b Binary) Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
+	p, err := b.start(t, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// StartOnFreePort is Start for a process told its listening address:
+// args(addr) gives the arguments for the address addr, a FreePort. Ports
+// below the kernel's ephemeral range are never handed out for port 0, so
+// nothing that once sent to a port-0 listener (another test's relay still
+// retrying a closed sink's port, say) can reach this process. When the
+// port is taken meanwhile it tries another.
+func (b Binary) StartOnFreePort(t testing.TB, name string, args func(addr string) []string) *Proc {
+	t.Helper()
+	var last error
+	for range 10 {
+		p, err := b.start(t, name, args(FreePort(t))...)
+		if err == nil {
+			return p
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		last = err
+	}
+	t.Fatalf("no free port after 10 tries: %v", last)
+	return nil
+}
+
+// start is Start returning the failure to listen instead of ending the
+// test.
+func (b Binary) start(t testing.TB, name string, args ...string) (*Proc, error) {
+	t.Helper()
 	watch := &listenWatch{addrc: make(chan string, 1)}
 	p := &Proc{
 		Name:     name,
@@ -207,7 +241,7 @@ func (b Binary) Start(t testing.TB, name string, args ...string) *Proc {
 	p.Cmd.Stdout = watch
 	p.Cmd.Stderr = p.Stderr
 	if err := p.Cmd.Start(); err != nil {
-		t.Fatalf("%s: start %v: %v", name, args, err)
+		return nil, fmt.Errorf("%s: start %v: %w", name, args, err)
 	}
 	go func() {
 		_ = p.Cmd.Wait()
@@ -230,14 +264,14 @@ func (b Binary) Start(t testing.TB, name string, args ...string) *Proc {
 	case p.Addr = <-watch.addrc:
 		host, _, err := net.SplitHostPort(p.Addr)
 		if err != nil || !net.ParseIP(host).IsLoopback() {
-			t.Fatalf("%s listens on %q, not a loopback address", name, p.Addr)
+			return nil, fmt.Errorf("%s listens on %q, not a loopback address", name, p.Addr)
 		}
 	case <-p.done:
-		t.Fatalf("%s exited before listening (%v)\nstderr:\n%s", name, p.Cmd.ProcessState, p.Stderr.String())
+		return nil, fmt.Errorf("%s exited before listening (%v)\nstderr:\n%s", name, p.Cmd.ProcessState, p.Stderr.String())
 	case <-time.After(WaitLimit):
-		t.Fatalf("%s: no \"listening on\" line within %v", name, WaitLimit)
+		return nil, fmt.Errorf("%s: no \"listening on\" line within %v", name, WaitLimit)
 	}
-	return p
+	return p, nil
 }
 
 // Done is closed when the process has exited.
