@@ -151,8 +151,9 @@ func TestQueueOperations(t *testing.T) {
 		t.Fatalf("body = %q, %v", withBody.Content, err)
 	}
 
-	// retry ID: the deferred recipient is due now.
-	if full, err := cl.Act(ctx, prefix, "retry"); err != nil || full != dID {
+	// retry ID: the deferred recipient is due now. A change needs a
+	// prefix of MinChangePrefix characters at least.
+	if full, err := cl.Act(ctx, dID[:max(len(prefix), MinChangePrefix)], "retry"); err != nil || full != dID {
 		t.Fatalf("retry = %q, %v", full, err)
 	}
 	info, _ := q.Show(dID)

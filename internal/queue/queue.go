@@ -119,7 +119,7 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 	q.wg.Add(2)
 	go func() { defer q.wg.Done(); q.c.run() }()
 	go func() { defer q.wg.Done(); q.gcLoop() }()
-	if len(unfinished) > 0 {
+	if len(unfinished) > 0 && !cfg.Offline {
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
