@@ -53,6 +53,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		return runVersion(args[1:], stdout, stderr)
+	}
 	c, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "ferry: unknown subcommand %q (see \"ferry help\")\n", args[0])

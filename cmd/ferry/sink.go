@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -105,14 +104,11 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&opts.TranscriptDir, "transcripts", "", "`directory` for per-session transcripts")
 	fs.StringVar(&opts.TLSCert, "tls-cert", "", "PEM certificate chain `file`; with --tls-key the sink offers STARTTLS")
 	fs.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry sink: unexpected argument %q\n", fs.Arg(0))
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
 	fs.Visit(func(f *flag.Flag) {

@@ -15,7 +15,11 @@ var version = "0.1.0-dev"
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
 	rev := ""

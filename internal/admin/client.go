@@ -54,7 +54,7 @@ func (c *Client) WithToken(token string) *Client {
 // ExpectSpool makes the client refuse an answer from a server that does
 // not serve the spool directory dir (see SpoolHeader), and returns c.
 func (c *Client) ExpectSpool(dir string) *Client {
-	c.spool = dir
+	c.spool = absPath(dir)
 	return c
 }
 
@@ -230,4 +230,16 @@ func (c *Client) Hop(ctx context.Context, hop string) (deliver.HopInfo, bool, er
 		}
 	}
 	return deliver.HopInfo{}, false, nil
+}
+
+// Ping checks that the server answers (and, with ExpectSpool, that it
+// serves that spool); a failing /readyz still answers.
+func (c *Client) Ping(ctx context.Context) error {
+	var h Health
+	err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, &h)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+		return nil
+	}
+	return err
 }

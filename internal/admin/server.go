@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/deliver"
@@ -101,10 +102,19 @@ func New(opts Options) http.Handler {
 	if opts.Spool == "" {
 		return mux
 	}
+	spool := absPath(opts.Spool)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(SpoolHeader, opts.Spool)
+		w.Header().Set(SpoolHeader, spool)
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// absPath returns dir made absolute and clean, or dir when that fails.
+func absPath(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // NewMetricsHandler returns the handler of the separate metrics listener
