@@ -9,6 +9,9 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 )
 
+// offlineSegmentSize bounds the segment OpenSpool's queue preallocates.
+const offlineSegmentSize = 1 << 20
+
 // OpenSpool opens the spool of a stopped server for "ferry queue", as
 // postsuper works on Postfix's queue while Postfix is down. It takes the
 // spool's lock (so it fails while a server runs on the spool) and returns
@@ -18,6 +21,11 @@ import (
 func OpenSpool(cfg queue.Config) (*Client, func() error, error) {
 	cfg.Offline = true
 	cfg.OnEvent = nil
+	// The segment every Open starts holds only the few records of
+	// administrative changes; the server removes it when it runs again.
+	if cfg.SegmentSize == 0 || cfg.SegmentSize > offlineSegmentSize {
+		cfg.SegmentSize = offlineSegmentSize
+	}
 	q, err := queue.Open(cfg)
 	if err != nil {
 		return nil, nil, err

@@ -496,3 +496,53 @@ func TestLeaseRenew(t *testing.T) {
 	}
 	q.Release(l2)
 }
+
+// TestOfflineLeavesFinishedMessages checks that a queue opened Offline
+// (by "ferry queue" while the server is stopped) does not finish a message
+// whose recipients are all final: the server's next start still reports
+// it (its DSN), so nothing is lost.
+func TestOfflineLeavesFinishedMessages(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	var q *Queue
+	q = schedQueue(t, dir, clock, func(c *Config) {
+		c.OnEvent = func(ev Event) {
+			if ev.Kind == EventFinished {
+				q.Close() // the process stops before the done record
+			}
+		}
+	})
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	l := mustLease(t, q)
+	if err := q.Update(context.Background(), id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "unknown")}); err != nil {
+		t.Fatal(err)
+	}
+	q.Release(l)
+	q.Close()
+
+	off := schedQueue(t, dir, clock, func(c *Config) { c.Offline = true })
+	if _, err := off.Show(id); err != nil {
+		t.Fatalf("offline Show: %v", err)
+	}
+	// An administrative change goes through the committer, after
+	// anything recovery would have written.
+	if err := off.Hold(context.Background(), id); err != nil {
+		t.Fatalf("offline Hold: %v", err)
+	}
+	off.Close()
+
+	var again eventLog
+	done := make(chan struct{})
+	q = schedQueue(t, dir, clock, func(c *Config) {
+		c.OnEvent = func(ev Event) { again.add(ev); close(done) }
+	})
+	defer q.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the finished message was not reported at the server's start after an offline open")
+	}
+	if fin := again.finished(); len(fin) != 1 || fin[0].ID != id {
+		t.Fatalf("events after the offline open: %+v", fin)
+	}
+}
