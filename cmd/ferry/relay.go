@@ -159,7 +159,11 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		logger.Info("listening", "addr", listeners[i].Addr().String())
 		fmt.Fprintf(env.stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
 	}
-	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
+	configName := f.configFile
+	if configName == "" {
+		configName = "(built-in defaults)"
+	}
+	logger.Info("ferry started", "hostname", cfg.Hostname, "config", configName, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
 
 	ready.Store(true)
 	var runErr error
