@@ -306,3 +306,15 @@ func TestErrorsAreAllReportedInLineOrder(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", err, want)
 	}
 }
+
+// TestIsLoopbackAddress checks which admin addresses count as loopback.
+func TestIsLoopbackAddress(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8025": true, "127.1.2.3:1": true, "[::1]:8025": true, "localhost:8025": true,
+		"0.0.0.0:8025": false, ":8025": false, "[::]:8025": false, "192.0.2.1:8025": false, "8025": false,
+	} {
+		if got := IsLoopbackAddress(addr); got != want {
+			t.Errorf("IsLoopbackAddress(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
