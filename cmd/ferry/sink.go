@@ -92,7 +92,7 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	)
 	fs.StringVar(&opts.Addr, "listen", "127.0.0.1:2526", "TCP `address` to listen on (port 0: any free port)")
 	fs.StringVar(&opts.Hostname, "hostname", "sink.test", "`name` in the greeting and the EHLO reply")
-	fs.StringVar(&keywords, "keywords", "", "comma-separated EHLO `keywords` offered, replacing the default set\n(PIPELINING,SIZE,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8,CHUNKING,BINARYMIME);\nunknown keywords such as HELP are offered as given; \"\" offers none")
+	fs.StringVar(&keywords, "keywords", "", "comma-separated EHLO `keywords` offered, replacing the default set\n(PIPELINING,SIZE,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8,CHUNKING,BINARYMIME);\nunknown keywords such as HELP are offered as given; \"none\" offers none")
 	fs.BoolVar(&opts.NoESMTP, "no-esmtp", false, "answer EHLO with 502: HELO only")
 	fs.Int64Var(&opts.MaxSize, "size", 0, "message size limit in `octets`, offered with SIZE (0: none)")
 	fs.IntVar(&opts.MaxRecipients, "max-recipients", 1000, "recipients per message (at least 100)")
@@ -114,6 +114,9 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "keywords" {
 			opts.Keywords = []string{}
+			if strings.EqualFold(keywords, "none") {
+				return
+			}
 			for _, k := range strings.Split(keywords, ",") {
 				if k = strings.TrimSpace(k); k != "" {
 					opts.Keywords = append(opts.Keywords, k)
