@@ -123,6 +123,20 @@ func (qc queueCall) withClient(fn func(context.Context, *admin.Client) int) int 
 	return fn(ctx, c)
 }
 
+// output reports err (status 1), else prints v as JSON with --json, else
+// for people with human.
+func (qc queueCall) output(err error, asJSON bool, v any, human func()) int {
+	if err != nil {
+		fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		return printJSON(qc.stdout, qc.stderr, v)
+	}
+	human()
+	return 0
+}
+
 func (qc queueCall) list(fs *flag.FlagSet, args []string) int {
 	var q admin.Query
 	fs.StringVar(&q.Hop, "hop", "", "only messages with a recipient for this next-hop `domain`")
@@ -140,15 +154,7 @@ func (qc queueCall) list(fs *flag.FlagSet, args []string) int {
 	}
 	return qc.withClient(func(ctx context.Context, c *admin.Client) int {
 		msgs, err := c.List(ctx, q)
-		if err != nil {
-			fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
-			return 1
-		}
-		if *asJSON {
-			return printJSON(qc.stdout, qc.stderr, msgs)
-		}
-		printList(qc.stdout, msgs, time.Now())
-		return 0
+		return qc.output(err, *asJSON, msgs, func() { printList(qc.stdout, msgs, time.Now()) })
 	})
 }
 
@@ -206,15 +212,7 @@ func (qc queueCall) show(fs *flag.FlagSet, args []string) int {
 	}
 	return qc.withClient(func(ctx context.Context, c *admin.Client) int {
 		m, err := c.Show(ctx, pos[0], *body)
-		if err != nil {
-			fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
-			return 1
-		}
-		if *asJSON {
-			return printJSON(qc.stdout, qc.stderr, m)
-		}
-		printMessage(qc.stdout, m, time.Now())
-		return 0
+		return qc.output(err, *asJSON, m, func() { printMessage(qc.stdout, m, time.Now()) })
 	})
 }
 

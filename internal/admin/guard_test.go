@@ -2,7 +2,6 @@ package admin
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // serveGuarded serves the admin API behind Protect on a real loopback
@@ -28,33 +28,6 @@ func serveGuarded(t *testing.T, opts Options, token string) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return addr
-}
-
-// rawRequest sends one request as a browser or a script might, and returns
-// the status and body.
-func rawRequest(t *testing.T, method, url, host string, header map[string]string, body string) (int, string) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if host != "" {
-		req.Host = host
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestGuard checks the TCP admin listener's defences: the bearer token,
@@ -99,7 +72,14 @@ func TestGuard(t *testing.T) {
 		{"retry in the query string", "POST", "/queue/retry?all=1", "", withAuth("Content-Type", "application/json"), "{}", 400, `{\"all\": true}`},
 		{"hold", "POST", "/queue/" + id[:MinChangePrefix] + "/hold", "", withAuth("Content-Type", "application/json", "Origin", base), "{}", 200, id},
 	} {
-		code, body := rawRequest(t, tc.method, base+tc.path, tc.host, tc.header, tc.body)
+		header := map[string]string{}
+		for k, v := range tc.header {
+			header[k] = v
+		}
+		if tc.host != "" {
+			header["Host"] = tc.host
+		}
+		code, body := testrelay.HTTPRequest(t, nil, tc.method, base+tc.path, header, tc.body)
 		if code != tc.want || !strings.Contains(body, tc.wantText) {
 			t.Errorf("%s: %s %s = %d %s, want %d with %q", tc.name, tc.method, tc.path, code, body, tc.want, tc.wantText)
 		}
@@ -191,19 +171,7 @@ func TestListLastReply(t *testing.T) {
 	q, spool := openQueue(t, discardLogger(), nil)
 	put(t, q, plainBody, "alice@x.test", "bob@a.test")
 	ctx := testCtx(t)
-	l, err := q.Lease(ctx)
-	if err != nil || l == nil {
-		t.Fatalf("Lease: %v %v", l, err)
-	}
-	for _, it := range l.Items {
-		for _, r := range it.Rcpts {
-			st := queue.Result{State: queue.Deferred, Reply: smtp.NewReply(451, "4.3.0", "mailbox busy"), RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
-			if err := q.Update(ctx, it.Env.ID, r, st); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	q.Release(l)
+	deferLeased(t, q, smtp.NewReply(451, "4.3.0", "mailbox busy"))
 	cl, _ := startAdmin(t, Options{Queue: q, Spool: spool})
 	list, err := cl.List(ctx, Query{})
 	if err != nil || len(list) != 1 || len(list[0].Rcpts) != 1 {

@@ -104,19 +104,7 @@ func TestQueueOperations(t *testing.T) {
 
 	// A delivery attempt defers message a: the listing's state filter and
 	// Show's history see it.
-	l, err := q.Lease(ctx)
-	if err != nil || l == nil {
-		t.Fatalf("Lease: %v %v", l, err)
-	}
-	for _, it := range l.Items {
-		for _, r := range it.Rcpts {
-			st := queue.Result{State: queue.Deferred, Reply: smtp.NewReply(451, "4.3.0", "try later"), RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
-			if err := q.Update(ctx, it.Env.ID, r, st); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	q.Release(l)
+	deferLeased(t, q, smtp.NewReply(451, "4.3.0", "try later"))
 	deferred, err := cl.List(ctx, Query{State: "deferred"})
 	if err != nil || len(deferred) == 0 {
 		t.Fatalf("deferred list = %v, %v", ids(deferred), err)

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,32 +26,6 @@ func (r *relay) stdoutValue(t *testing.T, prefix string) string {
 		return false
 	})
 	return v
-}
-
-// httpGet sends one GET for url through hc with the given headers ("Host"
-// sets the request's Host) and returns the status and body.
-func httpGet(t *testing.T, hc *http.Client, url string, header map[string]string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testrelay.WaitLimit)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		if k == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestAdminSocketAndStoppedServer runs "ferry queue" through the built
@@ -188,7 +160,7 @@ func TestAdminTCPNeedsToken(t *testing.T) {
 		{"healthz without token", "http://" + metrics + "/healthz", nil, 200},
 		{"no queue on the metrics listener", "http://" + metrics + "/queue", nil, 404},
 	} {
-		if got, body := httpGet(t, hc, tc.url, tc.header); got != tc.want {
+		if got, body := testrelay.HTTPRequest(t, hc, http.MethodGet, tc.url, tc.header, ""); got != tc.want {
 			t.Errorf("%s: GET %s = %d %s, want %d", tc.name, tc.url, got, body, tc.want)
 		}
 	}

@@ -377,9 +377,11 @@ func TestAdminOperations(t *testing.T) {
 	}
 }
 
-func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
-	clock := newFakeClock()
-	dir := t.TempDir()
+// crashBeforeDone leaves in dir a message whose one recipient failed,
+// with the process stopped after the finished event and before the done
+// record, and returns its ID.
+func crashBeforeDone(t *testing.T, dir string, clock *fakeClock) string {
+	t.Helper()
 	var q *Queue
 	var first eventLog
 	q = schedQueue(t, dir, clock, func(c *Config) {
@@ -396,9 +398,18 @@ func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Release(l)
+	q.Close()
 	if len(first.finished()) != 1 {
 		t.Fatal("no finished event")
 	}
+	return id
+}
+
+func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	id := crashBeforeDone(t, dir, clock)
+	var q *Queue
 	var again eventLog
 	done := make(chan struct{})
 	q = schedQueue(t, dir, clock, func(c *Config) {
@@ -504,22 +515,7 @@ func TestLeaseRenew(t *testing.T) {
 func TestOfflineLeavesFinishedMessages(t *testing.T) {
 	clock := newFakeClock()
 	dir := t.TempDir()
-	var q *Queue
-	q = schedQueue(t, dir, clock, func(c *Config) {
-		c.OnEvent = func(ev Event) {
-			if ev.Kind == EventFinished {
-				q.Close() // the process stops before the done record
-			}
-		}
-	})
-	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
-	l := mustLease(t, q)
-	if err := q.Update(context.Background(), id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "unknown")}); err != nil {
-		t.Fatal(err)
-	}
-	q.Release(l)
-	q.Close()
-
+	id := crashBeforeDone(t, dir, clock)
 	off := schedQueue(t, dir, clock, func(c *Config) { c.Offline = true })
 	if _, err := off.Show(id); err != nil {
 		t.Fatalf("offline Show: %v", err)
@@ -533,7 +529,7 @@ func TestOfflineLeavesFinishedMessages(t *testing.T) {
 
 	var again eventLog
 	done := make(chan struct{})
-	q = schedQueue(t, dir, clock, func(c *Config) {
+	q := schedQueue(t, dir, clock, func(c *Config) {
 		c.OnEvent = func(ev Event) { again.add(ev); close(done) }
 	})
 	defer q.Close()
