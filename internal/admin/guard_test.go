@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,5 +229,23 @@ func TestOpenSpool(t *testing.T) {
 	defer q.Close()
 	if info, err := q.Show(id); err != nil || !info.Held {
 		t.Errorf("after an offline hold: %+v, %v", info, err)
+	}
+}
+
+// TestMetricsHandler checks the metrics listener's handler: /metrics and
+// /healthz without a token and without naming the spool, nothing else.
+func TestMetricsHandler(t *testing.T) {
+	q, spool := openQueue(t, discardLogger(), nil)
+	srv := httptest.NewServer(NewMetricsHandler(New(Options{Queue: q, Spool: spool, Metrics: NewMetrics()})))
+	t.Cleanup(srv.Close)
+	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/queue": 404, "/hops": 404} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get(SpoolHeader) != "" {
+			t.Errorf("GET %s = %d (%s: %q), want %d and no spool", path, resp.StatusCode, SpoolHeader, resp.Header.Get(SpoolHeader), want)
+		}
 	}
 }

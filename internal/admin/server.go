@@ -118,13 +118,29 @@ func absPath(dir string) string {
 }
 
 // NewMetricsHandler returns the handler of the separate metrics listener
-// (admin.metrics_listen): only GET /metrics and GET /healthz of New's
-// handler h, everything else 404.
+// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics
+// and GET /healthz of New's handler h, without the SpoolHeader; everything
+// else 404.
 func NewMetricsHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	mux.Handle("GET /healthz", h)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(noSpoolHeader{w}, r)
+	})
+}
+
+// noSpoolHeader drops SpoolHeader from a response before it is sent.
+type noSpoolHeader struct{ http.ResponseWriter }
+
+func (w noSpoolHeader) WriteHeader(code int) {
+	w.Header().Del(SpoolHeader)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noSpoolHeader) Write(p []byte) (int, error) {
+	w.Header().Del(SpoolHeader)
+	return w.ResponseWriter.Write(p)
 }
 
 // routes returns the routing table in force, or nil.
