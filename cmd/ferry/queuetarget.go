@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -96,6 +97,9 @@ func (a *adminTarget) connect(ctx context.Context, offline bool, stderr io.Write
 		return nil, nop, fmt.Errorf("no spool directory %s (give --spool DIR or --config FILE of the server)", spool)
 	}
 	pub, perr := admin.ReadPublished(spool)
+	if perr != nil && !errors.Is(perr, fs.ErrNotExist) {
+		return nil, nop, fmt.Errorf("%w (run as the server's user or root)", perr)
+	}
 	if perr == nil {
 		tok, err := token(pub.Addr, pub.TokenFile)
 		if err != nil {
