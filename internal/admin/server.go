@@ -315,8 +315,21 @@ func (s *server) act(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%s %s: %w", name, id, err))
 		return
 	}
-	s.log.Info("admin", "id", id, "action", name, "client", r.RemoteAddr)
+	s.log.Info("admin", "id", id, "action", name, "client", clientOf(r))
 	writeJSON(w, http.StatusOK, ActionResult{ID: id, Action: name})
+}
+
+// clientOf names the API client of r for the log: its address over TCP,
+// "unix socket" for a peer on the Unix socket (Go names it "@"), "local"
+// for a request answered in process (a stopped server's spool).
+func clientOf(r *http.Request) string {
+	switch r.RemoteAddr {
+	case "@":
+		return "unix socket"
+	case "":
+		return "local"
+	}
+	return r.RemoteAddr
 }
 
 // resolveForChange returns the message ID a state-changing request names:
@@ -365,7 +378,7 @@ func (s *server) retryMany(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.log.Info("admin", "action", "retry", "hop", hop, "messages", n, "client", r.RemoteAddr)
+	s.log.Info("admin", "action", "retry", "hop", hop, "messages", n, "client", clientOf(r))
 	writeJSON(w, http.StatusOK, RetryResult{Messages: n})
 }
 
