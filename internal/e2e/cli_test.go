@@ -48,6 +48,9 @@ func TestCommandsNeverIgnoreArguments(t *testing.T) {
 		{"version extra", []string{"version", "x"}, 2, `ferry version: unexpected argument "x"`},
 		{"convert two files", []string{"convert", msg, msg}, 2, `ferry convert: unexpected argument "` + msg + `"`},
 		{"log without ID", []string{"log"}, 2, "ferry log: missing argument: want ID"},
+		{"no subcommand", nil, 2, "ferry: missing subcommand"},
+		{"help for nothing", []string{"help", "frobnicate"}, 2, `ferry help: unknown subcommand "frobnicate"`},
+		{"unknown subcommand", []string{"frobnicate"}, 2, `ferry: unknown subcommand "frobnicate" (see "ferry help")`},
 	} {
 		_, errOut, code := b.Run(t, tc.args...)
 		if code != tc.code || firstLine(errOut) != tc.first {
