@@ -255,6 +255,14 @@ func TestQueueFindsServer(t *testing.T) {
 	if code, _, errOut := ferry("queue", "--config", conf, "list"); code != 1 || !strings.Contains(errOut, "is in use, but no server recorded an admin address there") {
 		t.Errorf("admin off: %d %q", code, errOut)
 	}
+	// No spool there: an error, and none is created.
+	missing := filepath.Join(dir, "nospool")
+	if code, _, errOut := ferry("queue", "--spool", missing, "delete", "--all"); code != 1 || !strings.Contains(errOut, "no spool directory "+missing) {
+		t.Errorf("missing spool: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("ferry queue created %s: %v", missing, err)
+	}
 	if code, _, _ := ferry("queue", "--admin", f.addr, "frobnicate"); code != 2 {
 		t.Errorf("unknown command: %d", code)
 	}
