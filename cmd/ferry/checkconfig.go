@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,26 +32,25 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 			"FILE:LINE: KEY: what was expected.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	var cfg config.Config
-	keys := fs.Args()
+	var keys []string
 	switch {
 	case *defaults:
+		keys = pos
 		cfg = config.Default()
-	case fs.NArg() >= 1:
-		keys = fs.Args()[1:]
+	default:
+		if !checkArgs(fs, pos, 1, -1, "FILE [KEY...]") {
+			return 2
+		}
+		keys = pos[1:]
 		var code int
-		if cfg, code = checkConfigFile(fs.Arg(0), stderr); code != 0 {
+		if cfg, code = checkConfigFile(pos[0], stderr); code != 0 {
 			return code
 		}
-	default:
-		fs.Usage()
-		return 2
 	}
 	for _, k := range keys {
 		if fi, err := os.Stat(k); err == nil && !fi.IsDir() {

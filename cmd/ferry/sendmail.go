@@ -48,8 +48,7 @@ type sendmailArgs struct {
 const sendmailUsage = `Usage: ferry sendmail [-t] [-i | -oi] [-f SENDER] [-F NAME] [-C CONFIG] [-B 8BITMIME|7BIT] [RECIPIENT...]
 
 Reads a message on standard input and submits it over SMTP to the local
-"ferry serve" (the first plain listener of CONFIG, or of the built-in
-defaults), as sendmail does for cron, scripts and PHP's mail(). A symlink
+"ferry serve" (the first plain listener of its configuration), as sendmail does for cron, scripts and PHP's mail(). A symlink
 named "sendmail" to the ferry binary behaves the same.
 
   -t          also send to the addresses in To:, Cc: and Bcc: (Bcc: is removed)
@@ -57,6 +56,7 @@ named "sendmail" to the ferry binary behaves the same.
   -f SENDER   the envelope sender (default: the current user @ hostname; "<>" for none)
   -F NAME     the full name in the From: header Ferry adds when there is none
   -C CONFIG   Ferry's configuration file, for the listener and the hostname
+              (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml when it exists)
   -B TYPE     8BITMIME or 7BIT: the body type (default: 8BITMIME when the message has 8-bit octets)
   -odi, -odb, -odq, -oem, -oep, -oeq, -bm
               accepted for compatibility: Ferry always queues the message at
@@ -185,14 +185,18 @@ func parseSendmailArgs(args []string) (sendmailArgs, error) {
 	return a, nil
 }
 
-// sendmailConfig loads the configuration sendmail submits by: path, or the
-// built-in defaults when path is "" (as "ferry serve" without --config).
-// It is the one place that decides which configuration applies.
+// sendmailConfig loads the configuration sendmail submits by: path (-C),
+// else the one "ferry serve" finds ($FERRY_CONFIG, /etc/ferry/ferry.toml;
+// see configFile), else the built-in defaults.
 func sendmailConfig(path string) (config.Config, error) {
-	if path == "" {
+	file, err := configFile(path)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if file == "" {
 		return config.Default(), nil
 	}
-	return config.Load(path)
+	return config.Load(file)
 }
 
 // submitAddress picks the listener sendmail submits to: the first one

@@ -19,7 +19,7 @@ func sendmailRelay(t *testing.T, h *hop, extra string) (*relay, string) {
 		t.Fatal(err)
 	}
 	spool := filepath.Join(t.TempDir(), "spool")
-	p := ferry().Start(t, "serve", "serve", "--config", file, "--spool", spool, "--admin", "127.0.0.1:0", "--route", routeAll(h.Addr))
+	p := ferry().Start(t, "serve", "serve", "--config", file, "--spool", spool, "--route", routeAll(h.Addr))
 	return &relay{Proc: p, spool: spool}, file
 }
 
