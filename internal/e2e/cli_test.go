@@ -122,6 +122,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"log"}, "-file"},
 		{[]string{"bench"}, "-sink-listen"},
 		{[]string{"version"}, "Usage"},
+		{[]string{"sendmail"}, "-oi"},
 	} {
 		out, errOut, code := b.Run(t, append(tc.args, "-h")...)
 		if code != 0 || !strings.Contains(out+errOut, tc.flag) {
