@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // Postfix's programs on Debian.
@@ -101,10 +103,10 @@ func Start(t testing.TB, opts Options) *Instance {
 	begin := time.Now()
 	port := opts.Port
 	if port == 0 {
-		var err error
-		if port, err = freePort(); err != nil {
-			t.Fatalf("postfixtest: %v", err)
-		}
+		// Below the ephemeral range: nothing listening on port 0 can take
+		// it before Postfix binds it.
+		_, p, _ := net.SplitHostPort(testrelay.FreePort(t))
+		port, _ = strconv.Atoi(p)
 	}
 	// Not t.TempDir: Postfix's unprivileged processes must reach the queue,
 	// and a test temp dir is mode 0700.
@@ -128,7 +130,7 @@ func Start(t testing.TB, opts Options) *Instance {
 		check, _ := in.postfix("check")
 		t.Fatalf("postfixtest: %v\n%s\npostfix check:\n%s\n%s", err, out, check, in.Log())
 	}
-	if err := waitListening(in.addr, 15*time.Second); err != nil {
+	if err := waitListening(in.addr, 90*time.Second); err != nil { // generous: a busy machine
 		t.Fatalf("postfixtest: %v\n%s", err, in.Log())
 	}
 	in.Started = time.Since(begin)
@@ -234,19 +236,6 @@ func (in *Instance) postfix(cmd string) ([]byte, error) {
 		return out, fmt.Errorf("postfix %s: %w", cmd, err)
 	}
 	return out, nil
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	return port, nil
 }
 
 // waitListening waits until addr accepts connections and sends a 220
