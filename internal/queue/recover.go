@@ -257,4 +257,3 @@ func (q *Queue) applyChange(m *msg, r record, l loc) error {
 	q.addRef(m, l.seg)
 	return nil
 }
-
