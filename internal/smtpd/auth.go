@@ -44,6 +44,9 @@ var (
 	errAuthCancelled = errors.New("smtpd: authentication cancelled by the client")
 	// errAuthBase64 marks a response that is not valid base64.
 	errAuthBase64 = errors.New("smtpd: malformed base64 in AUTH response")
+	// errAuthLockedOut marks a check refused because the client's address
+	// reached its failure limit while the exchange ran.
+	errAuthLockedOut = errors.New("smtpd: too many failed authentications")
 	// errAuthLineTooLong marks a response over maxAuthLine octets.
 	errAuthLineTooLong = errors.New("smtpd: AUTH response line too long")
 )
@@ -92,8 +95,20 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 		return r
 	}
 	var user string
+	counted := false // the failure is counted already
 	check := func(username, password string) error {
+		// Count the attempt before the hash is computed: parallel checks
+		// from one address cannot all start before the first fails.
+		at := time.Now()
+		if !ss.srv.authLimit.attempt(ip, at) {
+			return errAuthLockedOut
+		}
+		counted = true
 		ok, err := cfg.Auth.Authenticate(username, password)
+		if ok || err != nil {
+			ss.srv.authLimit.forgive(ip, at)
+			counted = false
+		}
 		switch {
 		case err != nil:
 			if ss.log != nil {
@@ -132,6 +147,7 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 	switch {
 	case err == nil && user != "":
 		ss.info.User = user
+		ss.srv.authLimit.succeeded(ip, time.Now())
 		if ss.log != nil {
 			ss.log.Info("authenticated", slog.String("session", ss.info.ID), slog.String("mechanism", mech),
 				slog.String("user", user))
@@ -147,10 +163,16 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 		return replyLineTooLong()
 	case errors.Is(err, errAuthUnavailable):
 		return replyAuthUnavailable()
+	case errors.Is(err, errAuthLockedOut):
+		ss.logAuthFailed(mech, "locked out")
+		return replyAuthLockedOut(cfg.Hostname)
 	}
 	// Bad credentials, or a response the mechanism could not parse.
 	ss.logAuthFailed(mech, "invalid credentials")
-	if ss.srv.authLimit.fail(ip, time.Now()) {
+	if !counted {
+		ss.srv.authLimit.fail(ip, time.Now())
+	}
+	if ss.srv.authLimit.locked(ip, time.Now()) {
 		return replyAuthLockedOut(cfg.Hostname)
 	}
 	if d := cfg.AuthFailureDelay; d > 0 {

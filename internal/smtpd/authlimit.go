@@ -18,10 +18,49 @@ type authLimiter struct {
 	mu        sync.Mutex
 	failures  map[string][]time.Time
 	lastSweep time.Time
+	// good holds when each address last authenticated successfully, for
+	// the reserved connections; at most maxGoodAddrs entries.
+	good map[string]time.Time
 }
 
+// authTrustTime is how long an address that authenticated successfully may
+// use the reserved connections.
+const authTrustTime = time.Hour
+
+// maxGoodAddrs bounds the addresses remembered as authenticated.
+const maxGoodAddrs = 4096
+
 func newAuthLimiter(max int, window time.Duration) *authLimiter {
-	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{}}
+	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{}, good: map[string]time.Time{}}
+}
+
+// succeeded remembers that ip authenticated at now.
+func (l *authLimiter) succeeded(ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.good[ip]; !ok && len(l.good) >= maxGoodAddrs {
+		oldest, at := "", now
+		for a, t := range l.good {
+			if now.Sub(t) >= authTrustTime {
+				delete(l.good, a)
+			} else if t.Before(at) {
+				oldest, at = a, t
+			}
+		}
+		if len(l.good) >= maxGoodAddrs {
+			delete(l.good, oldest)
+		}
+	}
+	l.good[ip] = now
+}
+
+// authenticatedRecently reports whether ip authenticated successfully
+// within authTrustTime before now.
+func (l *authLimiter) authenticatedRecently(ip string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.good[ip]
+	return ok && now.Sub(t) < authTrustTime
 }
 
 // locked reports whether ip is locked out at now.
@@ -50,6 +89,46 @@ func (l *authLimiter) fail(ip string, now time.Time) bool {
 	}
 	l.failures[ip] = append(times, now)
 	return n+1 >= l.max
+}
+
+// attempt counts a credential check of ip at now before it is made, so
+// that parallel checks from one address count towards its lock-out while
+// they run (a failure is then already counted). It returns false, counting
+// nothing, when ip is locked out. A check that succeeds, or that could not
+// be made, is taken back with forgive.
+func (l *authLimiter) attempt(ip string, now time.Time) bool {
+	if l.max <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	if l.recent(ip, now) >= l.max {
+		return false
+	}
+	l.failures[ip] = append(l.failures[ip], now)
+	return true
+}
+
+// forgive takes back the attempt counted for ip at at.
+func (l *authLimiter) forgive(ip string, at time.Time) {
+	if l.max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	times := l.failures[ip]
+	for i := len(times) - 1; i >= 0; i-- {
+		if times[i].Equal(at) {
+			times = append(times[:i:i], times[i+1:]...)
+			break
+		}
+	}
+	if len(times) == 0 {
+		delete(l.failures, ip)
+		return
+	}
+	l.failures[ip] = times
 }
 
 // recent returns the number of failures of ip within the window before now,

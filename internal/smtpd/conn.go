@@ -35,6 +35,9 @@ type idleConn struct {
 	interrupted   bool
 	// readErr is the last error a read returned.
 	readErr error
+	// trusted is set for a client that may use the reserved connections
+	// (Server.trusted), decided when it connected.
+	trusted bool
 }
 
 // Read sets the read deadline, then reads.

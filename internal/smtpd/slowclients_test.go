@@ -1,0 +1,150 @@
+package smtpd
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dialFrom connects to addr from the loopback address src (127.0.0.x).
+func dialFrom(t *testing.T, src, addr string) *client {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// TestCommandLineTotal: a command line trickled one octet at a time, each
+// well within the old idle timeout, is cut off once the whole line has
+// taken Timeouts.Command.
+func TestCommandLineTotal(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeouts.Command = 500 * time.Millisecond
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+	c := dial(t, addr)
+	c.expectPrefix("220 ")
+	// 40 octets, one every 100ms: 4s for the line, 8 times the limit.
+	slowSender(t, c, "NOOP "+strings.Repeat("x", 33)+"\r\n", 100*time.Millisecond)
+	c.expect(timeoutReply)
+	c.expectClosed()
+}
+
+// phaseTimeoutClient sends complete lines every 50ms (each far within
+// Timeouts.Command) until the server answers 421, and returns that reply;
+// at most 200 lines.
+func phaseTimeoutClient(t *testing.T, c *client, line string) string {
+	t.Helper()
+	for range 200 {
+		c.send(line + "\r\n")
+		r := c.expectPrefix("")
+		if strings.HasPrefix(r, "421") {
+			return r
+		}
+		time.Sleep(50 * time.Millisecond) // the client's own pace, not a wait for the server
+	}
+	t.Fatalf("no 421 after 200 lines of %q", line)
+	return ""
+}
+
+// TestHelloPhaseTotal: NOOPs without ever starting a transaction hold a
+// connection only for Timeouts.HelloPhase.
+func TestHelloPhaseTotal(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeouts.HelloPhase = 600 * time.Millisecond
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+	c := dial(t, addr)
+	c.expectPrefix("220 ")
+	c.send("EHLO client.test\r\n")
+	for !strings.HasPrefix(c.expectPrefix("250"), "250 ") {
+	}
+	if r := phaseTimeoutClient(t, c, "NOOP"); r != timeoutReply {
+		t.Errorf("reply %q, want %q", r, timeoutReply)
+	}
+	c.expectClosed()
+}
+
+// TestEnvelopePhaseTotal: RCPT commands at a steady pace, never reaching
+// DATA, hold a connection only for Timeouts.EnvelopePhase.
+func TestEnvelopePhaseTotal(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeouts.EnvelopePhase = 600 * time.Millisecond
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+	c := dial(t, addr)
+	c.expectPrefix("220 ")
+	c.send("HELO client.test\r\n")
+	c.expectPrefix("250 ")
+	c.send("MAIL FROM:<a@example.org>\r\n")
+	c.expectPrefix("250 ")
+	if r := phaseTimeoutClient(t, c, "RCPT TO:<b@example.net>"); r != "421 mx.test Error: timeout exceeded\r\n" {
+		t.Errorf("reply %q, want the timeout", r) // no enhanced codes after HELO
+	}
+}
+
+// TestPregreet: a client that talks before the greeting is refused with
+// 554 5.5.1 as soon as it does, without waiting out the pause; one that
+// waits gets the greeting; a trusted client gets it at once.
+func TestPregreet(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeouts.PregreetWait = time.Minute // the test never waits it out
+	cfg.Trusted = func(a net.Addr) bool { return a.(*net.TCPAddr).IP.Equal(net.ParseIP("127.0.0.1")) }
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+
+	early := dialFrom(t, "127.0.0.2", addr)
+	early.send("EHLO client.test\r\n")
+	early.expect("554 5.5.1 mx.test Error: protocol error: data sent before the greeting\r\n")
+	early.expectClosed()
+
+	trusted := dialFrom(t, "127.0.0.1", addr)
+	trusted.expectPrefix("220 ")
+
+	cfg.Timeouts.PregreetWait = 50 * time.Millisecond
+	_, addr2 := startServer(t, cfg, &memStore{}, nil)
+	patient := dialFrom(t, "127.0.0.2", addr2)
+	patient.expectPrefix("220 ")
+	patient.send("QUIT\r\n")
+	patient.expectPrefix("221 ")
+}
+
+// TestReservedConnections: once untrusted clients hold all but the
+// reserved connections, the next untrusted one gets 421 4.7.0 while
+// trusted clients, and an address that authenticated recently, still get
+// in.
+func TestReservedConnections(t *testing.T) {
+	cfg := authConfig()
+	cfg.MaxConnections = 6
+	cfg.ReservedConnections = 3
+	cfg.Trusted = func(a net.Addr) bool { return a.(*net.TCPAddr).IP.Equal(net.ParseIP("127.0.0.1")) }
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+
+	// 127.0.0.3 authenticates once and leaves.
+	u := dialFrom(t, "127.0.0.3", addr)
+	u.expectPrefix("220 ")
+	u.send("EHLO client.test\r\n")
+	for !strings.HasPrefix(u.expectPrefix("250"), "250 ") {
+	}
+	u.send("AUTH PLAIN " + plainIR("", "bob", "hunter2") + "\r\nQUIT\r\n")
+	u.expectPrefix("235 ")
+	u.expectPrefix("221 ")
+	u.expectClosed()
+
+	for range 3 {
+		dialFrom(t, "127.0.0.2", addr).expectPrefix("220 ")
+	}
+	dialFrom(t, "127.0.0.2", addr).expect("421 4.7.0 mx.test Error: too many connections\r\n")
+	dialFrom(t, "127.0.0.1", addr).expectPrefix("220 ")
+	dialFrom(t, "127.0.0.3", addr).expectPrefix("220 ")
+	dialFrom(t, "127.0.0.1", addr).expectPrefix("220 ")
+	// All six are used now: even a trusted client is refused.
+	c := dialFrom(t, "127.0.0.1", addr)
+	line, err := c.r.ReadString('\n')
+	if err != nil && err != io.EOF || !strings.HasPrefix(line, "421 ") {
+		t.Errorf("seventh connection: %q (err %v), want 421", line, err)
+	}
+}
