@@ -47,6 +47,9 @@ var (
 	// errAuthLockedOut marks a check refused because the client's address
 	// reached its failure limit while the exchange ran.
 	errAuthLockedOut = errors.New("smtpd: too many failed authentications")
+	// errAuthBusy marks a check refused because failures and checks in
+	// progress from the client's address reach the limit.
+	errAuthBusy = errors.New("smtpd: too many authentications in progress")
 	// errAuthLineTooLong marks a response over maxAuthLine octets.
 	errAuthLineTooLong = errors.New("smtpd: AUTH response line too long")
 )
@@ -95,20 +98,19 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 		return r
 	}
 	var user string
-	counted := false // the failure is counted already
+	checked := false // the check ran and its failure is counted
 	check := func(username, password string) error {
 		// Count the attempt before the hash is computed: parallel checks
 		// from one address cannot all start before the first fails.
-		at := time.Now()
-		if !ss.srv.authLimit.attempt(ip, at) {
+		switch ss.srv.authLimit.attempt(ip, time.Now()) {
+		case attemptLocked:
 			return errAuthLockedOut
+		case attemptBusy:
+			return errAuthBusy
 		}
-		counted = true
 		ok, err := cfg.Auth.Authenticate(username, password)
-		if ok || err != nil {
-			ss.srv.authLimit.forgive(ip, at)
-			counted = false
-		}
+		checked = true
+		ss.srv.authLimit.finish(ip, !ok && err == nil, time.Now())
 		switch {
 		case err != nil:
 			if ss.log != nil {
@@ -166,10 +168,13 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 	case errors.Is(err, errAuthLockedOut):
 		ss.logAuthFailed(mech, "locked out")
 		return replyAuthLockedOut(cfg.Hostname)
+	case errors.Is(err, errAuthBusy):
+		ss.logAuthFailed(mech, "too many attempts in progress")
+		return replyAuthBusy()
 	}
 	// Bad credentials, or a response the mechanism could not parse.
 	ss.logAuthFailed(mech, "invalid credentials")
-	if !counted {
+	if !checked {
 		ss.srv.authLimit.fail(ip, time.Now())
 	}
 	if ss.srv.authLimit.locked(ip, time.Now()) {

@@ -17,6 +17,7 @@ type authLimiter struct {
 
 	mu        sync.Mutex
 	failures  map[string][]time.Time
+	inflight  map[string]int // checks in progress per address
 	lastSweep time.Time
 	// good holds when each address last authenticated successfully, for
 	// the reserved connections; at most maxGoodAddrs entries.
@@ -31,7 +32,8 @@ const authTrustTime = time.Hour
 const maxGoodAddrs = 4096
 
 func newAuthLimiter(max int, window time.Duration) *authLimiter {
-	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{}, good: map[string]time.Time{}}
+	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{},
+		inflight: map[string]int{}, good: map[string]time.Time{}}
 }
 
 // succeeded remembers that ip authenticated at now.
@@ -91,44 +93,50 @@ func (l *authLimiter) fail(ip string, now time.Time) bool {
 	return n+1 >= l.max
 }
 
-// attempt counts a credential check of ip at now before it is made, so
-// that parallel checks from one address count towards its lock-out while
-// they run (a failure is then already counted). It returns false, counting
-// nothing, when ip is locked out. A check that succeeds, or that could not
-// be made, is taken back with forgive.
-func (l *authLimiter) attempt(ip string, now time.Time) bool {
+// Outcomes of authLimiter.attempt.
+const (
+	attemptOK     = iota // counted; check it, then call finish
+	attemptLocked        // the address is locked out
+	attemptBusy          // failures and checks in progress reach the limit
+)
+
+// attempt counts a credential check of ip before it is made: checks in
+// progress count towards the limit together with recent failures, so
+// parallel logins from one address cannot all be hashed before the first
+// fails. It returns attemptLocked when the failures alone reach the limit,
+// attemptBusy when the checks in progress make up the rest (try again
+// soon), and attemptOK, counting the check, otherwise.
+func (l *authLimiter) attempt(ip string, now time.Time) int {
 	if l.max <= 0 {
-		return true
+		return attemptOK
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	if l.recent(ip, now) >= l.max {
-		return false
+	n := l.recent(ip, now)
+	switch {
+	case n >= l.max:
+		return attemptLocked
+	case n+l.inflight[ip] >= l.max:
+		return attemptBusy
 	}
-	l.failures[ip] = append(l.failures[ip], now)
-	return true
+	l.inflight[ip]++
+	return attemptOK
 }
 
-// forgive takes back the attempt counted for ip at at.
-func (l *authLimiter) forgive(ip string, at time.Time) {
+// finish ends a check counted by attempt; a failure is recorded at now.
+func (l *authLimiter) finish(ip string, failed bool, now time.Time) {
 	if l.max <= 0 {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	times := l.failures[ip]
-	for i := len(times) - 1; i >= 0; i-- {
-		if times[i].Equal(at) {
-			times = append(times[:i:i], times[i+1:]...)
-			break
-		}
+	if l.inflight[ip]--; l.inflight[ip] <= 0 {
+		delete(l.inflight, ip)
 	}
-	if len(times) == 0 {
-		delete(l.failures, ip)
-		return
+	l.mu.Unlock()
+	if failed {
+		l.fail(ip, now)
 	}
-	l.failures[ip] = times
 }
 
 // recent returns the number of failures of ip within the window before now,
@@ -186,6 +194,12 @@ func replyEncryptionRequired() smtp.Reply {
 
 func replyAuthUnavailable() smtp.Reply {
 	return reply(454, "4.7.0", "Temporary authentication failure")
+}
+
+// replyAuthBusy answers an AUTH from an address whose recent failures and
+// checks in progress reach the lock-out limit.
+func replyAuthBusy() smtp.Reply {
+	return reply(454, "4.7.0", "Temporary authentication failure: too many attempts in progress, try again later")
 }
 
 // replyAuthLockedOut ends the session of a client address with too many
