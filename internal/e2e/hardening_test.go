@@ -154,7 +154,7 @@ networks = ["127.0.0.1/32"]
 	var wg sync.WaitGroup
 	t.Cleanup(func() { close(stop); wg.Wait() })
 	deadline := time.Now().Add(3 * time.Minute)
-	first := make(chan int, conns) // each trickler's first reply code (0: error)
+	first := make(chan int, conns)    // each trickler's first reply code (0: error)
 	dials := make(chan struct{}, 100) // at most 100 dials at once
 	for i := range conns {
 		wg.Add(1)
