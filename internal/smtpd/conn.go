@@ -108,6 +108,11 @@ func (c *idleConn) shuttingDown() bool {
 	return c.interrupted
 }
 
+// clearReadErr forgets a read error the session has dealt with (the
+// expected timeout of the pregreet wait), so later checks of readErr see
+// only failures of the reads after it.
+func (c *idleConn) clearReadErr() { c.readErr = nil }
+
 // timedOut reports whether the last read failed on its deadline.
 func (c *idleConn) timedOut() bool {
 	return errors.Is(c.readErr, os.ErrDeadlineExceeded) && !errors.Is(c.readErr, errInterrupted)

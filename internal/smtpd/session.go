@@ -155,7 +155,11 @@ func (ss *session) waitBeforeGreeting(d time.Duration) bool {
 		ss.send(r)
 		return false
 	}
-	return ss.conn.timedOut() && !ss.conn.shuttingDown()
+	if !ss.conn.timedOut() || ss.conn.shuttingDown() {
+		return false
+	}
+	ss.conn.clearReadErr() // the silence was what the wait hoped for
+	return true
 }
 
 // readFailed ends the session after a failed read with the right reply.
