@@ -54,6 +54,7 @@ func checkRouteDomain(s string) (string, error) {
 	if s == "*" {
 		return s, nil
 	}
+	s = strings.TrimSuffix(s, ".") // a trailing dot names the same domain
 	d := strings.TrimPrefix(s, ".")
 	if err := checkDomain(d); err != nil {
 		return "", err
