@@ -325,6 +325,9 @@ func (c Config) withDefaults() Config {
 		// copied so that later changes to them have no effect.
 		c.TLS = c.TLS.Clone()
 		c.TLS.MinVersion = max(c.TLS.MinVersion, tls.VersionTLS12)
+		if c.TLS.CipherSuites == nil {
+			c.TLS.CipherSuites = smtp.CipherSuites() // no CBC-SHA1 suites
+		}
 	}
 	return c
 }
