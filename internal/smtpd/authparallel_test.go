@@ -74,3 +74,40 @@ func TestParallelAuthCountedBeforeHashing(t *testing.T) {
 		t.Errorf("replies %v: want at least %d refusals 454/421 4.7.0", replies, logins-maxFailures)
 	}
 }
+
+// TestAuthLimiterAttempts: checks in progress count with failures towards
+// the limit (busy, not locked out); failures alone lock the address out; a
+// success counts nothing once finished.
+func TestAuthLimiterAttempts(t *testing.T) {
+	l := newAuthLimiter(3, time.Minute)
+	now := time.Now()
+	const ip = "192.0.2.1"
+	for i := range 3 {
+		if got := l.attempt(ip, now); got != attemptOK {
+			t.Fatalf("attempt %d: %d, want OK", i, got)
+		}
+	}
+	if got := l.attempt(ip, now); got != attemptBusy {
+		t.Fatalf("fourth attempt with three in progress: %d, want busy", got)
+	}
+	l.finish(ip, false, now) // a success
+	if got := l.attempt(ip, now); got != attemptOK {
+		t.Fatalf("attempt after a success: %d, want OK", got)
+	}
+	for range 3 {
+		l.finish(ip, true, now)
+	}
+	if got := l.attempt(ip, now); got != attemptLocked || !l.locked(ip, now) {
+		t.Fatalf("after three failures: %d, want locked", got)
+	}
+	if got := l.attempt(ip, now.Add(time.Minute)); got != attemptOK {
+		t.Fatalf("after the window: %d, want OK", got)
+	}
+	if l.authenticatedRecently(ip, now) {
+		t.Error("address trusted without a success recorded")
+	}
+	l.succeeded(ip, now)
+	if !l.authenticatedRecently(ip, now.Add(59*time.Minute)) || l.authenticatedRecently(ip, now.Add(time.Hour)) {
+		t.Error("a successful address is trusted for other than an hour")
+	}
+}
