@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -38,11 +39,16 @@ type segDamage struct {
 func (w *window) resync(off int64) (next, lastNonZero int64, err error) {
 	lastNonZero = -1
 	const chunk = 1 << 20
+	zeros := make([]byte, chunk) // runs of zeros (preallocated space) are passed by comparison
 	for p := off; p < w.size; {
 		n := int(min(chunk, w.size-p))
 		b, _, err := w.get(p, n)
 		if err != nil {
 			return -1, -1, err
+		}
+		if bytes.Equal(b, zeros[:n]) {
+			p += int64(n)
+			continue
 		}
 		i := 0
 		for ; i < len(b); i++ {
