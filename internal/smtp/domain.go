@@ -57,7 +57,7 @@ func NormalizeDomain(domain string) (string, error) {
 			return "", fmt.Errorf("%w: label %q: %v", ErrBadDomain, label, err)
 		}
 	}
-	if allDigits(labels[len(labels)-1]) {
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" { // labels are not empty here
 		return "", fmt.Errorf("%w: numeric top-level label", ErrBadDomain)
 	}
 	if len(a) > maxDomainLength {
@@ -85,19 +85,6 @@ func checkLDH(label string) error {
 		return errors.New("leading or trailing hyphen")
 	}
 	return nil
-}
-
-// allDigits reports whether s is non-empty and all ASCII digits.
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // DomainKey returns the form of a domain Ferry uses as a key: for routes,

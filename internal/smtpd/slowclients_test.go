@@ -53,37 +53,38 @@ func phaseTimeoutClient(t *testing.T, c *client, line string) string {
 	return ""
 }
 
-// TestHelloPhaseTotal: NOOPs without ever starting a transaction hold a
-// connection only for Timeouts.HelloPhase.
-func TestHelloPhaseTotal(t *testing.T) {
-	cfg := testConfig()
-	cfg.Timeouts.HelloPhase = 600 * time.Millisecond
-	_, addr := startServer(t, cfg, &memStore{}, nil)
-	c := dial(t, addr)
-	c.expectPrefix("220 ")
-	c.send("EHLO client.test\r\n")
-	for !strings.HasPrefix(c.expectPrefix("250"), "250 ") {
+// TestPhaseTotals: complete lines at a steady pace, each far within
+// Timeouts.Command, hold a connection only for the phase's total: NOOPs
+// that never start a transaction (HelloPhase), RCPTs that never reach DATA
+// (EnvelopePhase).
+func TestPhaseTotals(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   func(*Timeouts)
+		setup []string // command lines answered 250 first
+		line  string   // repeated until 421
+	}{
+		{"hello", func(to *Timeouts) { to.HelloPhase = 600 * time.Millisecond }, []string{"HELO client.test"}, "NOOP"},
+		{"envelope", func(to *Timeouts) { to.EnvelopePhase = 600 * time.Millisecond },
+			[]string{"HELO client.test", "MAIL FROM:<a@example.org>"}, "RCPT TO:<b@example.net>"},
 	}
-	if r := phaseTimeoutClient(t, c, "NOOP"); r != timeoutReply {
-		t.Errorf("reply %q, want %q", r, timeoutReply)
-	}
-	c.expectClosed()
-}
-
-// TestEnvelopePhaseTotal: RCPT commands at a steady pace, never reaching
-// DATA, hold a connection only for Timeouts.EnvelopePhase.
-func TestEnvelopePhaseTotal(t *testing.T) {
-	cfg := testConfig()
-	cfg.Timeouts.EnvelopePhase = 600 * time.Millisecond
-	_, addr := startServer(t, cfg, &memStore{}, nil)
-	c := dial(t, addr)
-	c.expectPrefix("220 ")
-	c.send("HELO client.test\r\n")
-	c.expectPrefix("250 ")
-	c.send("MAIL FROM:<a@example.org>\r\n")
-	c.expectPrefix("250 ")
-	if r := phaseTimeoutClient(t, c, "RCPT TO:<b@example.net>"); r != "421 mx.test Error: timeout exceeded\r\n" {
-		t.Errorf("reply %q, want the timeout", r) // no enhanced codes after HELO
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			tt.set(&cfg.Timeouts)
+			_, addr := startServer(t, cfg, &memStore{}, nil)
+			c := dial(t, addr)
+			c.expectPrefix("220 ")
+			for _, l := range tt.setup {
+				c.send(l + "\r\n")
+				c.expectPrefix("250 ")
+			}
+			// No enhanced codes after HELO (RFC 2034 §3).
+			if r := phaseTimeoutClient(t, c, tt.line); r != "421 mx.test Error: timeout exceeded\r\n" {
+				t.Errorf("reply %q, want the timeout", r)
+			}
+			c.expectClosed()
+		})
 	}
 }
 
