@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -227,5 +228,64 @@ networks = ["127.0.0.1/32"]
 	t.Logf("relay-network client's message accepted in %v", elapsed.Round(time.Millisecond))
 	if elapsed > 2*time.Second {
 		t.Errorf("relay-network client took %v, want within 2s", elapsed)
+	}
+}
+
+// TestPregreetAndPhaseLimits: through ferry serve, a client outside the
+// relay networks that talks before the greeting is refused with 554 5.5.1
+// as soon as it does (the 30 s pause is never waited out), a relay-network
+// client is greeted at once, and a client that sends NOOPs without ever
+// starting a transaction is cut off after hello_phase.
+func TestPregreetAndPhaseLimits(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, `[relay]
+networks = ["127.0.0.1/32"]
+
+[timeouts]
+pregreet_wait = "30s"
+hello_phase = "1s"
+`, "")
+	deadline := time.Now().Add(testrelay.WaitLimit)
+	early, err := dialFrom("127.0.0.2", r.Addr, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.conn.Close()
+	if err := early.send("EHLO early.test\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := early.expect(554, "5.5.1"); err != nil {
+		t.Errorf("client talking before the greeting: %v", err)
+	}
+	if err := early.expectClosed(0); err != nil {
+		t.Error(err)
+	}
+
+	c, err := dialFrom("127.0.0.1", r.Addr, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.conn.Close()
+	if err := c.greet(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("100 NOOPs over hello_phase and still connected")
+		}
+		if err := c.send("NOOP\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := c.readReply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Code == 421 {
+			if !strings.HasPrefix(rep.Text(), "4.4.2") {
+				t.Errorf("cut off with %v, want 421 4.4.2", rep)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the client's own pace
 	}
 }
