@@ -121,18 +121,25 @@ func isQueueID(b []byte) bool {
 }
 
 // settleDamage acts on what scanSegment found in s. A torn tail of the
-// newest segment, with nothing else wrong, is cut off: it is the write a
-// crash interrupted, never acknowledged. Anything else may have held
+// newest segment, with nothing else wrong, is cut off: it is most likely
+// the write a crash interrupted, never acknowledged; its octets are kept in
+// spool/corrupt/ all the same. Anything else may have held
 // acknowledged mail, so the segment is kept in spool/corrupt/ as it is
 // (a hard link, or a copy where links fail) before the queue goes on, and
 // is not changed; the spool's own name for it goes when its recovered
 // messages are done, the copy stays for the operator.
 func (q *Queue) settleDamage(s *segment, newest bool, d segDamage, st *recoveryStats) error {
 	if d.ranges == 0 && d.bad == 0 && (!d.tail || newest) {
-		if d.tail {
-			return q.cutTail(s, d.tailOff, d.tailIDs, st)
+		if !d.tail {
+			return nil
 		}
-		return nil
+		// Damage at the very end cannot be told from a torn write: the
+		// octets cut off are kept too.
+		kept, err := saveTail(q.cfg.Dir, s, d.tailOff, d.tailLen)
+		if err != nil {
+			return fmt.Errorf("queue: keep the tail of %s: %w", s.path, err)
+		}
+		return q.cutTail(s, d.tailOff, d.tailIDs, kept, st)
 	}
 	kept, err := preserveSegment(q.cfg.Dir, s)
 	if err != nil {
@@ -177,6 +184,39 @@ func preserveSegment(spool string, s *segment) (string, error) {
 	return dst, nil
 }
 
+// saveTail writes the n octets of s from off to
+// spool/corrupt/<segment name>.tail-<off> and returns its path; one that is
+// there already is kept.
+func saveTail(spool string, s *segment, off, n int64) (string, error) {
+	dir := filepath.Join(spool, corruptDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, fmt.Sprintf("%s.tail-%d", filepath.Base(s.path), off))
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return dst, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(out, io.NewSectionReader(s.f, off, n))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(dst)
+		return "", fmt.Errorf("save tail to %s: %w", dst, err)
+	}
+	return dst, nil
+}
+
 // copySegment copies all of s to a new file dst and syncs it.
 func copySegment(s *segment, dst string) error {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -215,11 +255,12 @@ func (q *Queue) reportOrphans(orphans map[string]struct{}) {
 		"ids", ids[:min(len(ids), maxNamedIDs)])
 }
 
-// cutTail truncates a segment at off, where a torn tail starts.
-func (q *Queue) cutTail(s *segment, off int64, ids []string, st *recoveryStats) error {
+// cutTail truncates a segment at off, where a torn tail starts; kept is
+// where its octets were saved.
+func (q *Queue) cutTail(s *segment, off int64, ids []string, kept string, st *recoveryStats) error {
 	st.tails++
 	q.log.Warn("queue: torn or corrupt tail cut off", "segment", s.path, "offset", off,
-		"octets", s.size-off, "ids", ids)
+		"octets", s.size-off, "ids", ids, "copy", kept)
 	if err := s.f.Truncate(off); err != nil {
 		return fmt.Errorf("queue: cut tail of %s at %d: %w", s.path, off, err)
 	}

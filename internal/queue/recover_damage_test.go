@@ -125,10 +125,21 @@ func TestRecoveryPastDamage(t *testing.T) {
 			got, err := os.ReadFile(kept)
 			if !tc.kept {
 				if err == nil {
-					t.Errorf("torn tail of the newest segment kept in %s", kept)
+					t.Errorf("torn tail of the newest segment: whole segment kept in %s", kept)
 				}
 				if !strings.Contains(log, "tail cut off") {
 					t.Errorf("tail cut not logged:\n%s", log)
+				}
+				// The octets cut off are kept: from the torn record to the
+				// last non-zero octet.
+				tails, _ := filepath.Glob(filepath.Join(dir, corruptDir, segName(1)+".tail-*"))
+				if len(tails) != 1 {
+					t.Fatalf("kept tails %v, want one", tails)
+				}
+				b, _ := os.ReadFile(tails[0])
+				start := bytes.TrimRight(data, "\x00")
+				if len(b) == 0 || !bytes.HasSuffix(start, b) {
+					t.Errorf("kept tail of %d octets is not the end of the damaged segment", len(b))
 				}
 				return
 			}
