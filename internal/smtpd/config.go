@@ -55,11 +55,11 @@ type Timeouts struct {
 	DataTotal time.Duration
 	// Write is how long sending one flush of replies may take.
 	Write time.Duration
-	// HelloPhase bounds the stretch from the connection (or the end of a
-	// mail transaction) to the next accepted MAIL: greeting, EHLO,
-	// STARTTLS, AUTH, RSET, NOOP and the like, however quickly each line
-	// comes. A client that never starts a transaction cannot hold a
-	// connection slot for longer. 0 means 5 minutes.
+	// HelloPhase bounds the time outside mail transactions from the
+	// connection (or the last message stored) on: greeting, EHLO,
+	// STARTTLS, AUTH, RSET, NOOP and transactions reset without a message,
+	// however quickly each line comes. A client that never gets a message
+	// stored cannot hold a connection slot for longer. 0 means 5 minutes.
 	HelloPhase time.Duration
 	// EnvelopePhase bounds the stretch from an accepted MAIL to DATA or the
 	// first BDAT (the RCPT commands). 0 means 10 minutes.

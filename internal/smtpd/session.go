@@ -31,9 +31,13 @@ type session struct {
 	heard bool
 	line  string // the command being answered, for the log
 	// phaseEnd is when the current session phase (hello or envelope) must
-	// be over; inTx says which phase it is.
+	// be over; inTx says which phase it is. queued is set when a message
+	// was stored since the hello phase began: only then does the end of a
+	// transaction start a new one (MAIL, RSET, MAIL… does not).
 	phaseEnd time.Time
+	helloEnd time.Time // when the current hello phase ends
 	inTx     bool
+	queued   bool
 
 	// The current transaction; env is nil outside one.
 	env  *smtp.Envelope
@@ -119,12 +123,22 @@ func (ss *session) loop() {
 func (ss *session) setCommandDeadline() {
 	cfg := &ss.srv.cfg
 	now := time.Now()
-	if inTx := ss.env != nil; ss.phaseEnd.IsZero() || inTx != ss.inTx {
-		ss.inTx = inTx
+	switch inTx := ss.env != nil; {
+	case ss.phaseEnd.IsZero():
 		ss.phaseEnd = now.Add(cfg.Timeouts.HelloPhase)
-		if inTx {
-			ss.phaseEnd = now.Add(cfg.Timeouts.EnvelopePhase)
+		ss.helloEnd = ss.phaseEnd
+	case inTx && !ss.inTx:
+		ss.inTx = true
+		ss.phaseEnd = now.Add(cfg.Timeouts.EnvelopePhase)
+	case !inTx && ss.inTx:
+		// Back in the hello phase: a fresh one after a stored message,
+		// else the rest of the one before the transaction.
+		ss.inTx = false
+		if ss.queued {
+			ss.queued = false
+			ss.helloEnd = now.Add(cfg.Timeouts.HelloPhase)
 		}
+		ss.phaseEnd = ss.helloEnd
 	}
 	timeout := cfg.Timeouts.Command
 	if !ss.heard {

@@ -36,37 +36,40 @@ func TestCommandLineTotal(t *testing.T) {
 	c.expectClosed()
 }
 
-// phaseTimeoutClient sends complete lines every 50ms (each far within
-// Timeouts.Command) until the server answers 421, and returns that reply;
-// at most 200 lines.
-func phaseTimeoutClient(t *testing.T, c *client, line string) string {
+// phaseTimeoutClient sends complete lines, in turn, every 50ms (each far
+// within Timeouts.Command) until the server answers 421, and returns that
+// reply; at most 200 lines.
+func phaseTimeoutClient(t *testing.T, c *client, lines ...string) string {
 	t.Helper()
-	for range 200 {
-		c.send(line + "\r\n")
+	for i := range 200 {
+		c.send(lines[i%len(lines)] + "\r\n")
 		r := c.expectPrefix("")
 		if strings.HasPrefix(r, "421") {
 			return r
 		}
 		time.Sleep(50 * time.Millisecond) // the client's own pace, not a wait for the server
 	}
-	t.Fatalf("no 421 after 200 lines of %q", line)
+	t.Fatalf("no 421 after 200 lines of %q", lines)
 	return ""
 }
 
 // TestPhaseTotals: complete lines at a steady pace, each far within
 // Timeouts.Command, hold a connection only for the phase's total: NOOPs
-// that never start a transaction (HelloPhase), RCPTs that never reach DATA
-// (EnvelopePhase).
+// that never start a transaction (HelloPhase), transactions begun and
+// reset without a message stored (HelloPhase too), RCPTs that never reach
+// DATA (EnvelopePhase).
 func TestPhaseTotals(t *testing.T) {
 	tests := []struct {
 		name  string
 		set   func(*Timeouts)
 		setup []string // command lines answered 250 first
-		line  string   // repeated until 421
+		lines []string // sent in turn until 421
 	}{
-		{"hello", func(to *Timeouts) { to.HelloPhase = 600 * time.Millisecond }, []string{"HELO client.test"}, "NOOP"},
+		{"hello", func(to *Timeouts) { to.HelloPhase = 600 * time.Millisecond }, []string{"HELO client.test"}, []string{"NOOP"}},
+		{"MAIL and RSET", func(to *Timeouts) { to.HelloPhase = 600 * time.Millisecond }, []string{"HELO client.test"},
+			[]string{"MAIL FROM:<a@example.org>", "RSET"}},
 		{"envelope", func(to *Timeouts) { to.EnvelopePhase = 600 * time.Millisecond },
-			[]string{"HELO client.test", "MAIL FROM:<a@example.org>"}, "RCPT TO:<b@example.net>"},
+			[]string{"HELO client.test", "MAIL FROM:<a@example.org>"}, []string{"RCPT TO:<b@example.net>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +83,7 @@ func TestPhaseTotals(t *testing.T) {
 				c.expectPrefix("250 ")
 			}
 			// No enhanced codes after HELO (RFC 2034 §3).
-			if r := phaseTimeoutClient(t, c, tt.line); r != "421 mx.test Error: timeout exceeded\r\n" {
+			if r := phaseTimeoutClient(t, c, tt.lines...); r != "421 mx.test Error: timeout exceeded\r\n" {
 				t.Errorf("reply %q, want the timeout", r)
 			}
 			c.expectClosed()
@@ -157,5 +160,30 @@ func TestReservedConnections(t *testing.T) {
 	line, err := c.r.ReadString('\n')
 	if err != nil && err != io.EOF || !strings.HasPrefix(line, "421 ") {
 		t.Errorf("seventh connection: %q (err %v), want 421", line, err)
+	}
+}
+
+// TestHelloPhaseRenewedByEachMessage: a session that stores a message
+// every so often outlives HelloPhase: each stored message starts a new one.
+func TestHelloPhaseRenewedByEachMessage(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeouts.HelloPhase = 800 * time.Millisecond
+	store := &memStore{}
+	_, addr := startServer(t, cfg, store, nil)
+	c := dial(t, addr)
+	c.expectPrefix("220 ")
+	c.send("HELO client.test\r\n")
+	c.expectPrefix("250 ")
+	for range 4 { // 4 × 300ms: past one HelloPhase
+		time.Sleep(300 * time.Millisecond) // the client's own pace
+		for _, l := range []string{"MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "DATA"} {
+			c.send(l + "\r\n")
+			c.expectPrefix("")
+		}
+		c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+		c.expectPrefix("250 ")
+	}
+	if n := len(store.messages()); n != 4 {
+		t.Errorf("%d messages stored, want 4", n)
 	}
 }
