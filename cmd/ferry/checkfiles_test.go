@@ -113,7 +113,7 @@ func TestCheckConfigKey(t *testing.T) {
 		{[]string{file, "queue.spool"}, 0, "/srv/spool\n"},
 		{[]string{file, "queue.hop_concurrency", "log.format"}, 0, "10\ntext\n"},
 		{[]string{file, "listener.address"}, 0, "127.0.0.1:2525\n"},
-		{[]string{file, "timeouts"}, 0, "timeouts.greeting = \"5m\"\ntimeouts.command = \"5m\"\ntimeouts.data_block = \"3m\"\ntimeouts.data_total = \"30m\"\n"},
+		{[]string{file, "dsn"}, 0, "dsn.postmaster = \"\"\ndsn.max_return_size = \"100KiB\"\n"},
 		{[]string{"-defaults", "queue.spool"}, 0, "/var/spool/ferry\n"},
 		{[]string{file, "queue.nope"}, 1, ""},
 		{[]string{file, file}, 2, ""},
