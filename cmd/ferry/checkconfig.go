@@ -54,7 +54,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, k := range keys {
 		if fi, err := os.Stat(k); err == nil && !fi.IsDir() {
-			fmt.Fprintf(stderr, "ferry check-config: %s: one configuration file at a time; KEYs come after it\n", k)
+			fmt.Fprintf(stderr, "ferry check-config: unexpected argument %q\none configuration file at a time; KEYs (such as queue.spool) come after it\n", k)
 			return 2
 		}
 	}
