@@ -188,3 +188,29 @@ func ZoneLine(name, record string) string {
 	parts = append(parts, `"`+record+`"`)
 	return name + ". IN TXT ( " + strings.Join(parts, " ") + " )"
 }
+
+// CheckNames checks that domain and selector can form a key record name
+// (RFC 6376 §3.1: a selector is dot-separated sub-domain labels).
+func CheckNames(domain, selector string) error {
+	check := func(what, s string, minLabels int) error {
+		labels := strings.Split(strings.TrimSuffix(s, "."), ".")
+		if len(labels) < minLabels {
+			return fmt.Errorf("%s %q: want at least %d labels", what, s, minLabels)
+		}
+		for _, l := range labels {
+			if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+				return fmt.Errorf("%s %q: %q is not a DNS label", what, s, l)
+			}
+			for _, c := range l {
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+					return fmt.Errorf("%s %q: %q is not a DNS label", what, s, l)
+				}
+			}
+		}
+		return nil
+	}
+	if err := check("domain", domain, 2); err != nil {
+		return err
+	}
+	return check("selector", selector, 1)
+}

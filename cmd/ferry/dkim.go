@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/arc"
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/dkim"
+	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/smtpd"
+)
+
+// verifyTimeout bounds the DNS lookups of one message's verification at
+// receipt; a lookup that takes longer is a temperror result, and the
+// message is accepted all the same.
+const verifyTimeout = 15 * time.Second
+
+// loadKeyring loads every [[dkim.key]] (config.Load has checked each one;
+// this reads them again for use).
+func loadKeyring(cfg config.Config) (*dkim.Keyring, error) {
+	var keys []*dkim.Key
+	for _, k := range cfg.DKIM.Keys {
+		key, err := dkim.LoadKey(k.Domain, k.Selector, dkim.Algorithm(k.Algorithm), k.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("dkim key %s: %w", k.Name(), err)
+		}
+		keys = append(keys, key)
+	}
+	return dkim.NewKeyring(keys...)
+}
+
+// dkimSigner returns delivery's signer over keys, or nil when no key is
+// configured (then nothing is buffered or signed).
+func dkimSigner(cfg config.Config, keys *dkim.Keys) deliver.Signer {
+	if len(cfg.DKIM.Keys) == 0 {
+		return nil
+	}
+	id := cfg.DKIM.AuthServID
+	if id == "" {
+		id = cfg.Hostname
+	}
+	return &deliver.KeySigner{Keys: keys, AuthServID: id, ARCKey: cfg.DKIM.ARCKey}
+}
+
+// verifyingStore verifies the DKIM signatures and the ARC chain of every
+// message before it is stored, and stores the results with it
+// (smtp.Envelope.AuthResults).
+type verifyingStore struct {
+	smtpd.Store
+	res dkim.TXTResolver
+	log *slog.Logger
+}
+
+// receiptStore wraps q with verification when [dkim] resolver is set.
+func receiptStore(cfg config.Config, q smtpd.Store, logger *slog.Logger) smtpd.Store {
+	if cfg.DKIM.Resolver == "" {
+		return q
+	}
+	return &verifyingStore{Store: q, res: dkim.NewNetResolver(cfg.DKIM.Resolver), log: logger}
+}
+
+// Put reads the whole content, verifies it, then stores it. Verification
+// never refuses a message: a signature that fails is a result.
+func (s *verifyingStore) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, body); err != nil {
+		return "", err
+	}
+	env.AuthResults = s.verify(ctx, env.ID, buf.Bytes())
+	return s.Store.Put(ctx, env, bytes.NewReader(buf.Bytes()))
+}
+
+// verify returns the results for one message and logs them.
+func (s *verifyingStore) verify(ctx context.Context, id string, msg []byte) *smtp.AuthResults {
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	ar := &smtp.AuthResults{}
+	var err error
+	if ar.DKIM, err = dkim.Verify(vctx, bytes.NewReader(msg), s.res); err != nil {
+		s.log.Warn(id+": DKIM verification impossible", "id", id, "err", err)
+	}
+	chain, err := arc.Validate(vctx, bytes.NewReader(msg), s.res)
+	if err != nil {
+		s.log.Warn(id+": ARC validation impossible", "id", id, "err", err)
+	}
+	ar.ARC, ar.ARCInstance = chain.Status, chain.Instance
+	args := []any{"event", "verified", "id", id, "results", ar.String()}
+	if chain.Reason != "" {
+		args = append(args, "arc_reason", chain.Reason)
+	}
+	s.log.Info(id+": "+ar.String(), args...)
+	return ar
+}
+
+// runDKIM runs "ferry dkim keygen".
+func runDKIM(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "keygen" {
+		fmt.Fprintln(stderr, "Usage: ferry dkim keygen [-algorithm rsa-sha256|ed25519-sha256] [-out FILE] DOMAIN SELECTOR")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return 0
+		}
+		return 2
+	}
+	return runKeygen(args[1:], stdout, stderr)
+}
+
+// runKeygen writes a new private key (mode 0600, never over an existing
+// file) and prints the [[dkim.key]] entry and the DNS TXT record to
+// publish.
+func runKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ferry dkim keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	algName := fs.String("algorithm", string(dkim.RSASHA256), "rsa-sha256 (2048 bits) or ed25519-sha256 (RFC 8463)")
+	out := fs.String("out", "", "key file to write (default SELECTOR.DOMAIN.pem in the current directory)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ferry dkim keygen [-algorithm rsa-sha256|ed25519-sha256] [-out FILE] DOMAIN SELECTOR\n\nWrites a new private key (mode 0600; an existing file is never overwritten)\nand prints the [[dkim.key]] entry for the configuration and the DNS TXT\nrecord to publish at SELECTOR._domainkey.DOMAIN.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	domain, selector := fs.Arg(0), fs.Arg(1)
+	alg, err := dkim.ParseAlgorithm(*algName)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry dkim keygen: -algorithm: %v\n", err)
+		return 2
+	}
+	if err := dkim.CheckNames(domain, selector); err != nil {
+		fmt.Fprintf(stderr, "ferry dkim keygen: %v\n", err)
+		return 2
+	}
+	file := *out
+	if file == "" {
+		file = selector + "." + domain + ".pem"
+	}
+	pemData, signer, err := dkim.GenerateKey(alg)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry dkim keygen: %v\n", err)
+		return 1
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry dkim keygen: %v\n", err)
+		return 1
+	}
+	if _, err := f.Write(pemData); err != nil {
+		f.Close()
+		os.Remove(file)
+		fmt.Fprintf(stderr, "ferry dkim keygen: writing %s: %v\n", file, err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(file)
+		fmt.Fprintf(stderr, "ferry dkim keygen: writing %s: %v\n", file, err)
+		return 1
+	}
+	rec, err := dkim.KeyRecord(signer)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry dkim keygen: %v\n", err)
+		return 1
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	name := selector + "._domainkey." + domain
+	fmt.Fprintf(stdout, "Wrote %s (%s, mode 0600).\n\nAdd to the configuration:\n\n[[dkim.key]]\ndomain = %q\nselector = %q\nkey_file = %q\nalgorithm = %q\n\nPublish this DNS TXT record, then reload Ferry (SIGHUP):\n\n%s\n",
+		file, alg, domain, selector, abs, string(alg), dkim.ZoneLine(name, rec))
+	return 0
+}
