@@ -338,11 +338,11 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	var signed *SignResult
 	if a.cfg.Signer != nil {
 		req := SignRequest{Env: it.Env, Policy: rt.Policy, Signed: scan.DKIMSigned}
-		msg.Sign = func(open func() io.Reader, changed bool) (string, error) {
+		msg.Sign = func(open func() io.Reader, changed bool) (SignResult, error) {
 			req.Converted = changed
 			res, err := a.cfg.Signer.Sign(req, open)
 			signed = &res
-			return res.Fields, err
+			return res, err
 		}
 	}
 	replies, err := s.c.Send(ctx, msg, plan, a.cfg.Converter)

@@ -126,12 +126,23 @@ func (s *KeySigner) Sign(req SignRequest, open func() io.Reader) (SignResult, er
 	var notes []string
 	switch {
 	case d.Key != nil && d.Skip == "":
+		// Ferry's own earlier signature by this key (made at an earlier
+		// hop, broken by this conversion) is replaced, not kept beside
+		// the new one.
+		if res.Remove = dkim.SignedBy(fields, d.Key.Name()); len(res.Remove) > 0 {
+			orig := open
+			open = func() io.Reader { return dkim.WithoutFields(orig(), res.Remove) }
+		}
 		sig, err := dkim.Sign(open(), d.Key)
 		if err != nil {
 			return SignResult{}, err
 		}
 		res.Fields = sig
-		notes = append(notes, fmt.Sprintf("DKIM-signed d=%s s=%s (%s)", d.Key.Domain, d.Key.Selector, d.Key.Algorithm))
+		note := fmt.Sprintf("DKIM-signed d=%s s=%s (%s)", d.Key.Domain, d.Key.Selector, d.Key.Algorithm)
+		if len(res.Remove) > 0 {
+			note += fmt.Sprintf(", replacing %d earlier signature(s) by that key", len(res.Remove))
+		}
+		notes = append(notes, note)
 	case d.Skip != "":
 		notes = append(notes, "not DKIM-signed again: "+d.Skip)
 	}

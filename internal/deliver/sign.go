@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -37,6 +38,11 @@ type SignResult struct {
 	// Fields are the header fields to prepend, each ending in CRLF; empty
 	// for none.
 	Fields string
+	// Remove are raw header fields of the content to leave out (each
+	// once): Ferry's own earlier signature by the key it signs with now,
+	// which the conversion broke. The new fields were made over the
+	// content without them.
+	Remove []string
 	// Summary says what was done in a few words, for the log, e.g.
 	// "DKIM-signed d=example.org s=s1; ARC set i=1 cv=none".
 	Summary string
@@ -56,7 +62,7 @@ func (e *signError) Unwrap() error { return e.err }
 
 // signFunc signs the content read from open; changed says the conversion
 // changed it.
-type signFunc func(open func() io.Reader, changed bool) (string, error)
+type signFunc func(open func() io.Reader, changed bool) (SignResult, error)
 
 // signedContent reads the whole content from src into a spill buffer,
 // ends the conversion (stop), signs the buffered octets and returns a
@@ -71,11 +77,15 @@ func (c *Client) signedContent(src io.Reader, stop func(), sign signFunc) (io.Re
 		return errorReader{err}, release
 	}
 	changed := c.conversion != nil && c.conversion.Changed
-	fields, err := sign(buf.Reader, changed)
+	res, err := sign(buf.Reader, changed)
 	if err != nil {
 		return errorReader{&signError{err: err}}, release
 	}
-	return io.MultiReader(strings.NewReader(fields), buf.Reader()), release
+	body := buf.Reader()
+	if len(res.Remove) > 0 {
+		body = dkim.WithoutFields(body, res.Remove)
+	}
+	return io.MultiReader(strings.NewReader(res.Fields), body), release
 }
 
 // errorReader returns its error on every read.

@@ -120,3 +120,48 @@ func Tags(value string) map[string]string {
 	}
 	return out
 }
+
+// WithoutFields returns the message read from r with the header fields
+// whose raw text is in drop left out (each at most once), the rest of the
+// header and the body as they are.
+func WithoutFields(r io.Reader, drop []string) io.Reader {
+	br := bufio.NewReaderSize(r, 32<<10)
+	fields, head, err := ReadHeader(br)
+	if err != nil {
+		return io.MultiReader(bytes.NewReader(head), br)
+	}
+	left := map[string]int{}
+	for _, d := range drop {
+		left[d]++
+	}
+	var out bytes.Buffer
+	for _, f := range fields {
+		if left[f.Raw] > 0 {
+			left[f.Raw]--
+			continue
+		}
+		out.WriteString(f.Raw)
+	}
+	// The empty line (or nothing, for a header-only message).
+	n := 0
+	for _, f := range fields {
+		n += len(f.Raw)
+	}
+	out.Write(head[n:])
+	return io.MultiReader(&out, br)
+}
+
+// SignedBy returns the raw DKIM-Signature fields made with the key named
+// name ("selector._domainkey.domain").
+func SignedBy(fields []Field, name string) []string {
+	var out []string
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, "DKIM-Signature") {
+			t := Tags(f.Value())
+			if t["s"]+"._domainkey."+strings.ToLower(t["d"]) == name {
+				out = append(out, f.Raw)
+			}
+		}
+	}
+	return out
+}
