@@ -134,3 +134,47 @@ func Sign(t testing.TB, msg []byte, selector, domain, keyFile, alg string) []byt
 	}
 	return append(stdout.Bytes(), msg...)
 }
+
+// signAllScript signs many message files in one process: argv are
+// selector, domain, key file, then pairs of input and output paths.
+const signAllScript = `
+import sys, dkim
+sel, dom, keyfile = sys.argv[1:4]
+key = open(keyfile, "rb").read()
+paths = sys.argv[4:]
+for i in range(0, len(paths), 2):
+    msg = open(paths[i], "rb").read()
+    sig = dkim.sign(msg, sel.encode(), dom.encode(), key, canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type", b"content-transfer-encoding", b"mime-version"])
+    open(paths[i+1], "wb").write(sig + msg)
+`
+
+// SignAll signs every message with dkimpy (rsa-sha256, relaxed/relaxed)
+// in one process and returns the signed messages in order.
+func SignAll(t testing.TB, msgs [][]byte, selector, domain, keyFile string) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"-c", signAllScript, selector, domain, keyFile}
+	for i, m := range msgs {
+		in := dir + "/in" + itoa(i) + ".eml"
+		if err := os.WriteFile(in, m, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, in, dir+"/out"+itoa(i)+".eml")
+	}
+	cmd := exec.Command(Python, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("dkimpy sign: %v\n%s", err, stderr.String())
+	}
+	out := make([][]byte, len(msgs))
+	for i := range msgs {
+		b, err := os.ReadFile(dir + "/out" + itoa(i) + ".eml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
