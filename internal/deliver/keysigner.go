@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -150,11 +151,15 @@ func (s *KeySigner) Sign(req SignRequest, open func() io.Reader) (SignResult, er
 	case d.Seal != nil:
 		sealer := &arc.Sealer{Key: d.Seal, AuthServID: s.AuthServID, Now: s.Now}
 		set, err := sealer.Seal(io.MultiReader(strings.NewReader(res.Fields), open()), req.Env.AuthResults.String(), d.CV)
-		if err != nil {
+		switch {
+		case errors.Is(err, arc.ErrChainFull):
+			notes = append(notes, "no ARC set: the message already has 50")
+		case err != nil:
 			return SignResult{}, err
+		default:
+			res.Fields = set + res.Fields
+			notes = append(notes, fmt.Sprintf("ARC set added by %s (cv=%s)", d.Seal.Name(), cvOf(set)))
 		}
-		res.Fields = set + res.Fields
-		notes = append(notes, fmt.Sprintf("ARC set added by %s (cv=%s)", d.Seal.Name(), cvOf(set)))
 	case d.SealSkip != "":
 		notes = append(notes, "no ARC set: "+d.SealSkip)
 	}
