@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/arc"
@@ -69,15 +71,43 @@ func receiptStore(cfg config.Config, q smtpd.Store, logger *slog.Logger) smtpd.S
 	return &verifyingStore{Store: q, res: dkim.NewNetResolver(cfg.DKIM.Resolver), log: logger}
 }
 
-// Put reads the whole content, verifies it, then stores it. Verification
-// never refuses a message: a signature that fails is a result.
+// Put verifies the message, then stores it. The header is read first: a
+// message without DKIM-Signature and ARC fields is stored as it streams
+// in (its results say so); a signed one is read whole, verified, then
+// stored. Verification never refuses a message: a signature that fails
+// is a result.
 func (s *verifyingStore) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	var seen bytes.Buffer
+	fields, _, err := dkim.ReadHeader(bufio.NewReader(io.TeeReader(body, &seen)))
+	rest := io.MultiReader(&seen, body)
+	switch {
+	case errors.Is(err, dkim.ErrHeaderTooLong):
+		s.log.Warn(env.ID+": not verified: header longer than 1 MiB", "id", env.ID)
+		return s.Store.Put(ctx, env, rest)
+	case err != nil:
+		return "", err
+	case !authFields(fields):
+		env.AuthResults = &smtp.AuthResults{ARC: arc.None}
+		s.log.Info(env.ID+": "+env.AuthResults.String(), "event", "verified", "id", env.ID, "results", env.AuthResults.String())
+		return s.Store.Put(ctx, env, rest)
+	}
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, body); err != nil {
+	if _, err := io.Copy(&buf, rest); err != nil {
 		return "", err
 	}
 	env.AuthResults = s.verify(ctx, env.ID, buf.Bytes())
 	return s.Store.Put(ctx, env, bytes.NewReader(buf.Bytes()))
+}
+
+// authFields reports whether the header has a field verification reads.
+func authFields(fields []dkim.Field) bool {
+	for _, f := range fields {
+		switch strings.ToLower(f.Name) {
+		case "dkim-signature", "arc-seal", "arc-message-signature", "arc-authentication-results":
+			return true
+		}
+	}
+	return false
 }
 
 // verify returns the results for one message and logs them.

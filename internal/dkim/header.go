@@ -29,6 +29,9 @@ func (f Field) Value() string {
 // maxHeader bounds the header ReadHeader reads (the body is streamed).
 const maxHeader = 1 << 20
 
+// ErrHeaderTooLong is returned by ReadHeader for a header over 1 MiB.
+var ErrHeaderTooLong = errors.New("header longer than 1 MiB")
+
 // ReadHeader reads the message header from br up to and including the
 // empty line that ends it, and returns the fields and the raw octets read.
 // A message without a body (no empty line) is fine.
@@ -42,7 +45,7 @@ func ReadHeader(br *bufio.Reader) ([]Field, []byte, error) {
 		}
 		raw.WriteString(line)
 		if raw.Len() > maxHeader {
-			return nil, nil, errors.New("header longer than 1 MiB")
+			return nil, nil, ErrHeaderTooLong
 		}
 		switch {
 		case line == "\r\n" || line == "\n":

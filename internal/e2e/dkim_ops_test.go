@@ -54,6 +54,14 @@ nexthop = %q
 		t.Errorf("queue show: %d %s\n%s", code, errOut, out)
 	}
 
+	// An unsigned message streams into the queue; its results say so.
+	plain := dkimMessages()["sevenbit"]
+	id2 := testrelay.SendOne(t, r.Addr, sender, []string{"user@down.example"}, plain)
+	out, errOut, code = ferry().Run(t, "queue", "--spool", spool, "show", id2)
+	if code != 0 || !strings.Contains(out, "Verified:  dkim=none; arc=none") {
+		t.Errorf("queue show of an unsigned message: %d %s\n%s", code, errOut, out)
+	}
+
 	// explain: verified now, broken by the conversion, signed by Ferry
 	// after it, ARC-sealed.
 	out, errOut, code = ferry().Run(t, "explain", "--config", cfgFile, "--to", "user@seven.example", msgFile)
