@@ -112,24 +112,30 @@ func authFields(fields []dkim.Field) bool {
 
 // verify returns the results for one message and logs them.
 func (s *verifyingStore) verify(ctx context.Context, id string, msg []byte) *smtp.AuthResults {
-	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-	defer cancel()
-	ar := &smtp.AuthResults{}
-	var err error
-	if ar.DKIM, err = dkim.Verify(vctx, bytes.NewReader(msg), s.res); err != nil {
-		s.log.Warn(id+": DKIM verification impossible", "id", id, "err", err)
-	}
-	chain, err := arc.Validate(vctx, bytes.NewReader(msg), s.res)
+	ar, chain, err := authenticate(ctx, s.res, msg)
 	if err != nil {
-		s.log.Warn(id+": ARC validation impossible", "id", id, "err", err)
+		s.log.Warn(id+": verification incomplete", "id", id, "err", err)
 	}
-	ar.ARC, ar.ARCInstance = chain.Status, chain.Instance
 	args := []any{"event", "verified", "id", id, "results", ar.String()}
 	if chain.Reason != "" {
 		args = append(args, "arc_reason", chain.Reason)
 	}
 	s.log.Info(id+": "+ar.String(), args...)
 	return ar
+}
+
+// authenticate verifies the DKIM signatures and the ARC chain of msg with
+// keys from res, within verifyTimeout. The error says what could not be
+// read; the results hold what could.
+func authenticate(ctx context.Context, res dkim.TXTResolver, msg []byte) (*smtp.AuthResults, arc.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	ar := &smtp.AuthResults{}
+	var derr error
+	ar.DKIM, derr = dkim.Verify(ctx, bytes.NewReader(msg), res)
+	chain, aerr := arc.Validate(ctx, bytes.NewReader(msg), res)
+	ar.ARC, ar.ARCInstance = chain.Status, chain.Instance
+	return ar, chain, errors.Join(derr, aerr)
 }
 
 // runDKIM runs "ferry dkim keygen".

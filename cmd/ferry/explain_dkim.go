@@ -53,7 +53,7 @@ func signatureSentences(ctx context.Context, cfg config.Config, ex *explanation,
 	var out []string
 	names := dkim.Signed(fields)
 	if cfg.DKIM.Resolver != "" {
-		env.AuthResults = verifyNow(ctx, cfg.DKIM.Resolver, content)
+		env.AuthResults, _, _ = authenticate(ctx, dkim.NewNetResolver(cfg.DKIM.Resolver), content)
 		for _, r := range env.AuthResults.DKIM {
 			s := fmt.Sprintf("the DKIM signature by d=%s s=%s %s now", r.Domain, r.Selector, verb(r.Result))
 			if r.Reason != "" {
@@ -123,17 +123,4 @@ func verb(result string) string {
 		return "fails"
 	}
 	return "cannot be checked (" + result + ")"
-}
-
-// verifyNow verifies the message's signatures and ARC chain through the
-// configured resolver, as the server does at receipt.
-func verifyNow(ctx context.Context, resolver string, content []byte) *smtp.AuthResults {
-	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-	defer cancel()
-	res := dkim.NewNetResolver(resolver)
-	ar := &smtp.AuthResults{}
-	ar.DKIM, _ = dkim.Verify(ctx, bytes.NewReader(content), res)
-	chain, _ := arc.Validate(ctx, bytes.NewReader(content), res)
-	ar.ARC, ar.ARCInstance = chain.Status, chain.Instance
-	return ar
 }

@@ -28,20 +28,7 @@ const msg = "From: Alice <alice@example.org>\r\n" +
 // ns and keys.
 func sealer(t *testing.T, ns *dkimtest.DNS, keys map[string]string, domain string) *arc.Sealer {
 	t.Helper()
-	pemData, signer, err := dkim.GenerateKey(dkim.RSASHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "k.pem")
-	if err := os.WriteFile(file, pemData, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k, err := dkim.LoadKey(domain, "arc1", dkim.RSASHA256, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := dkim.KeyRecord(signer)
-	ns.SetTXT(k.Name(), rec)
+	k, rec := dkimtest.NewKey(t, ns, domain, "arc1", dkim.RSASHA256)
 	keys[k.Name()] = rec
 	return &arc.Sealer{Key: k, AuthServID: "relay." + domain, Now: func() time.Time { return time.Unix(1764752400, 0) }}
 }

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,26 +16,10 @@ import (
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-// testKey makes a key for domain/selector, publishes it in ns and returns
-// it.
+// testKey makes a key for domain/selector, published in ns when not nil.
 func testKey(t *testing.T, ns *dkimtest.DNS, domain, selector string, alg dkim.Algorithm) *dkim.Key {
 	t.Helper()
-	pemData, signer, err := dkim.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), selector+".pem")
-	if err := os.WriteFile(file, pemData, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k, err := dkim.LoadKey(domain, selector, alg, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ns != nil {
-		rec, _ := dkim.KeyRecord(signer)
-		ns.SetTXT(k.Name(), rec)
-	}
+	k, _ := dkimtest.NewKey(t, ns, domain, selector, alg)
 	return k
 }
 

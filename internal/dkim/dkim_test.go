@@ -27,26 +27,10 @@ const testMsg = "From: Alice <alice@example.org>\r\n" +
 	"\r\n" +
 	"Gr=C3=BC=C3=9Fe  aus   Wien \r\n\r\n\r\n"
 
-// newKey writes a fresh key for alg and returns it loaded, with its record.
+// newKey makes a key (see dkimtest.NewKey).
 func newKey(t *testing.T, domain, selector string, alg dkim.Algorithm) (*dkim.Key, string) {
 	t.Helper()
-	pemData, signer, err := dkim.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), selector+".pem")
-	if err := os.WriteFile(file, pemData, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k, err := dkim.LoadKey(domain, selector, alg, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := dkim.KeyRecord(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, rec
+	return dkimtest.NewKey(t, nil, domain, selector, alg)
 }
 
 func TestSignVerifiesWithGoAndDkimpy(t *testing.T) {
