@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrymta/ferry/internal/arc"
 	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/dkim/dkimtest"
 	"github.com/ferrymta/ferry/internal/testrelay"
@@ -284,4 +285,33 @@ func TestDKIMTwoHops(t *testing.T) {
 	if l := b.LogLines("event=signed", "not DKIM-signed again"); len(l) != 1 {
 		t.Errorf("second relay: %d lines keeping the first signature, want 1", len(l))
 	}
+}
+
+// TestDKIMExistingChain: a message that arrives with a valid ARC set
+// (sealed upstream) and needs conversion gets Ferry's set as instance 2
+// with cv=pass, and dkimpy validates the whole chain.
+func TestDKIMExistingChain(t *testing.T) {
+	t.Parallel()
+	w := newDKIMWorld(t)
+	upSeal, rec := dkimtest.NewKey(t, w.dns, "example.net", "arcup", dkim.RSASHA256)
+	w.records[upSeal.Name()] = rec
+	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
+	r := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = \"arc\"\n", literalHop(seven.Addr))), "")
+	signed := w.signUpstream(t, dkimMessages()["eightbit"])
+	set, err := (&arc.Sealer{Key: upSeal, AuthServID: "mx.example.net"}).Seal(bytes.NewReader(signed), "dkim=pass header.d=example.org", arc.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, r.Addr, "eightbit", "user@example.com", append([]byte(set), signed...))
+	j := w.judge(t, seven.waitCaptures(t, 1))["eightbit"]
+	if j.verdict.ARC != "pass" {
+		t.Errorf("ARC chain %s (%s), want pass", j.verdict.ARC, j.verdict.ARCReason)
+	}
+	if !bytes.Contains(j.data, []byte("ARC-Seal: i=2; a=rsa-sha256")) || !bytes.Contains(j.data, []byte("cv=pass;")) {
+		t.Errorf("no ARC-Seal i=2 with cv=pass: %q", testrelay.Clip(j.data))
+	}
+	if f := j.sigs("ferry"); len(f) != 1 || !f[0].OK {
+		t.Errorf("Ferry's signature: %+v", j.verdict.DKIM)
+	}
+	r.WaitLog(t, "event=verified", "arc=pass")
 }
