@@ -83,12 +83,16 @@ func chain(fields []dkim.Field) ([]set, error) {
 	return sets, nil
 }
 
-// instance reads the i= tag that starts an ARC field's value.
+// instance reads the i= tag that starts an ARC field's value (RFC 8617
+// §4.2.1; in an ARC-Authentication-Results it must come first, and the
+// results after it may hold tags of their own).
 func instance(value string) (int, error) {
-	t := dkim.Tags(value)
-	i, err := strconv.Atoi(t["i"])
-	if err != nil || i < 1 || i > MaxInstance {
-		return 0, fmt.Errorf("instance i=%q is not a number from 1 to %d", t["i"], MaxInstance)
+	first, _, _ := strings.Cut(value, ";")
+	k, v, _ := strings.Cut(first, "=")
+	v = strings.TrimSpace(v)
+	i, err := strconv.Atoi(v)
+	if strings.TrimSpace(k) != "i" || err != nil || i < 1 || i > MaxInstance {
+		return 0, fmt.Errorf("want i=1 to i=%d first, got %q", MaxInstance, first)
 	}
 	return i, nil
 }

@@ -220,7 +220,7 @@ type Route struct {
 	// DKIM-signed message may be converted (RFC 6376 §5.3), and whether an
 	// ARC set is added when it is.
 	DKIMSigned string
-	// DKIMKey names the [[dkim.key]] that signs (and seals) mail on this
+	// DKIMKey names the [[dkim.key]] that signs mail on this
 	// route; empty: the key of the From domain.
 	DKIMKey string
 	// TLS is TLSNone, TLSMay or TLSRequired.

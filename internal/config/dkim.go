@@ -17,7 +17,7 @@ type DKIM struct {
 	// writes (RFC 8601 §2.5); empty means Hostname.
 	AuthServID string
 	// ARCKey names the key ARC sets are sealed with (a key's domain, or
-	// selector._domainkey.domain) unless a route's dkim_key names one.
+	// selector._domainkey.domain); empty: the route's dkim_key.
 	ARCKey string
 	// Keys are the signing keys, [[dkim.key]].
 	Keys []DKIMKey
@@ -133,14 +133,14 @@ func (d *decoder) dkimChecks(cfg *Config) {
 		if r.DKIMSigned != PolicyARC {
 			continue
 		}
-		if key.Domain == "" && cfg.DKIM.ARCKey != "" {
+		if cfg.DKIM.ARCKey != "" {
 			key, _ = find(cfg.DKIM.ARCKey)
 		}
 		switch {
 		case key.Domain == "":
-			d.errf(p+".dkim_signed", `want a sealing key for "arc": set dkim_key here or [dkim] arc_key`)
+			d.errf(p+".dkim_signed", `want a sealing key for "arc": set [dkim] arc_key, or dkim_key here`)
 		case key.Algorithm != string(dkim.RSASHA256):
-			d.errf(p+".dkim_signed", `want an rsa-sha256 key for "arc" (ARC seals with rsa-sha256), got %s (%s)`, key.Name(), key.Algorithm)
+			d.errf(p+".dkim_signed", `want an rsa-sha256 sealing key for "arc" (ARC seals with rsa-sha256), got %s (%s)`, key.Name(), key.Algorithm)
 		case cfg.DKIM.Resolver == "":
 			d.errf(p+".dkim_signed", `want [dkim] resolver set for "arc": the ARC set reports the verification at receipt`)
 		}

@@ -108,7 +108,7 @@ func TestDKIMConfigErrors(t *testing.T) {
 		{"arc without key", "[[route]]\ndomain = \"*\"\ndkim_signed = \"arc\"\n",
 			"ferry.toml:3: route.dkim_signed: want a sealing key for \"arc\""},
 		{"arc with ed25519", "[[dkim.key]]\ndomain = \"example.org\"\nselector = \"s\"\nkey_file = \"" + edFile + "\"\nalgorithm = \"ed25519-sha256\"\n[[route]]\ndomain = \"*\"\ndkim_signed = \"arc\"\ndkim_key = \"example.org\"\n",
-			"ferry.toml:8: route.dkim_signed: want an rsa-sha256 key"},
+			"ferry.toml:8: route.dkim_signed: want an rsa-sha256 sealing key"},
 		{"arc without resolver", "[[dkim.key]]\ndomain = \"example.org\"\nselector = \"s\"\nkey_file = \"" + rsaFile + "\"\n[[route]]\ndomain = \"*\"\ndkim_signed = \"arc\"\ndkim_key = \"example.org\"\n",
 			"ferry.toml:7: route.dkim_signed: want [dkim] resolver set"},
 		{"bad resolver", "[dkim]\nresolver = \"localhost\"\n", "ferry.toml:2: dkim.resolver: want an address"},

@@ -23,7 +23,7 @@ type KeySigner struct {
 	Keys *dkim.Keys
 	// AuthServID is the authserv-id of the ARC-Authentication-Results.
 	AuthServID string
-	// ARCKey names the sealing key when the route names none.
+	// ARCKey names the sealing key; empty: the route's DKIMKey.
 	ARCKey string
 	// Now is the clock for ARC t=; nil: time.Now.
 	Now func() time.Time
@@ -73,12 +73,12 @@ func (s *KeySigner) Decide(req SignRequest, fields []dkim.Field) (Decision, erro
 	if req.Policy.DKIMSigned != route.ARC || !req.Signed || !req.Converted {
 		return d, nil
 	}
-	ref := req.Policy.DKIMKey
+	ref := s.ARCKey
 	if ref == "" {
-		ref = s.ARCKey
+		ref = req.Policy.DKIMKey
 	}
 	if ref == "" {
-		d.SealSkip = "no sealing key (set the route's dkim_key or [dkim] arc_key)"
+		d.SealSkip = "no sealing key (set [dkim] arc_key or the route's dkim_key)"
 		return d, nil
 	}
 	if d.Seal, err = kr.Lookup(ref); err != nil {
