@@ -315,3 +315,30 @@ func TestDKIMExistingChain(t *testing.T) {
 	}
 	r.WaitLog(t, "event=verified", "arc=pass")
 }
+
+// TestDKIMBounceRoute: with dkim_signed = "bounce", a signed message that
+// would need conversion fails at once with 5.6.3 instead of reaching the
+// hop with a broken signature; one that needs none goes through signed.
+func TestDKIMBounceRoute(t *testing.T) {
+	t.Parallel()
+	w := newDKIMWorld(t)
+	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
+	r := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = \"bounce\"\n", literalHop(seven.Addr))), "")
+	msgs := dkimMessages()
+	id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, w.signUpstream(t, msgs["eightbit"]))
+	line := r.WaitLog(t, "event=bounced", id)
+	if !strings.Contains(line, "554 5.6.3 Conversion required but prohibited for DKIM-signed mail by policy") {
+		t.Errorf("bounce line: %s", line)
+	}
+	testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, w.signUpstream(t, msgs["sevenbit"]))
+	// The hop gets the 7-bit message, and the sender's DSN for the other
+	// (every domain routes there), which returns the refused message.
+	got := w.judge(t, seven.waitCaptures(t, 2))
+	j, ok := got["sevenbit"]
+	if dsn := got["eightbit"]; !ok || !bytes.Contains(dsn.data, []byte("multipart/report")) || !bytes.Contains(dsn.data, []byte("5.6.3")) {
+		t.Fatalf("the hop got %d messages, want the 7-bit one and the DSN for the refused one", len(got))
+	}
+	if up, f := j.sigs("up"), j.sigs("ferry"); len(up) != 1 || !up[0].OK || len(f) != 1 || !f[0].OK {
+		t.Errorf("7-bit message: %+v, want both signatures valid", j.verdict.DKIM)
+	}
+}
