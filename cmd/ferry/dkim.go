@@ -140,15 +140,26 @@ func authenticate(ctx context.Context, res dkim.TXTResolver, msg []byte) (*smtp.
 
 // runDKIM runs "ferry dkim keygen".
 func runDKIM(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "keygen" {
-		fmt.Fprintln(stderr, "Usage: ferry dkim keygen [-algorithm rsa-sha256|ed25519-sha256] [-out FILE] DOMAIN SELECTOR")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return 0
-		}
-		return 2
+	switch {
+	case len(args) > 0 && args[0] == "keygen":
+		return runKeygen(args[1:], stdout, stderr)
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprintln(stdout, keygenUsage)
+		return 0
+	case len(args) == 0:
+		fmt.Fprintln(stderr, "ferry dkim: missing command: want keygen")
+	default:
+		fmt.Fprintf(stderr, "ferry dkim: unknown command %q: want keygen\n", args[0])
 	}
-	return runKeygen(args[1:], stdout, stderr)
+	fmt.Fprintln(stderr, keygenUsage)
+	return 2
 }
+
+const keygenUsage = `Usage: ferry dkim keygen [-algorithm rsa-sha256|ed25519-sha256] [-out FILE] DOMAIN SELECTOR
+
+Writes a new private key (mode 0600; an existing file is never overwritten)
+and prints the [[dkim.key]] entry for the configuration and the DNS TXT
+record to publish at SELECTOR._domainkey.DOMAIN (see docs/dkim.md).`
 
 // runKeygen writes a new private key (mode 0600, never over an existing
 // file) and prints the [[dkim.key]] entry and the DNS TXT record to
@@ -157,22 +168,19 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry dkim keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	algName := fs.String("algorithm", string(dkim.RSASHA256), "rsa-sha256 (2048 bits) or ed25519-sha256 (RFC 8463)")
-	out := fs.String("out", "", "key file to write (default SELECTOR.DOMAIN.pem in the current directory)")
+	out := fs.String("out", "", "key `file` to write (default SELECTOR.DOMAIN.pem in the current directory)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry dkim keygen [-algorithm rsa-sha256|ed25519-sha256] [-out FILE] DOMAIN SELECTOR\n\nWrites a new private key (mode 0600; an existing file is never overwritten)\nand prints the [[dkim.key]] entry for the configuration and the DNS TXT\nrecord to publish at SELECTOR._domainkey.DOMAIN.")
+		fmt.Fprintln(fs.Output(), keygenUsage+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(fs, pos, 2, 2, "DOMAIN SELECTOR") {
 		return 2
 	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return 2
-	}
-	domain, selector := fs.Arg(0), fs.Arg(1)
+	domain, selector := pos[0], pos[1]
 	alg, err := dkim.ParseAlgorithm(*algName)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry dkim keygen: -algorithm: %v\n", err)

@@ -117,7 +117,7 @@ func restartChanges(running, cfg config.Config) []string {
 	add(!reflect.DeepEqual(rd, cd), "[delivery] (other than smarthost)")
 	add(running.Log.Format != cfg.Log.Format, "log.format")
 	add(running.Log.File != cfg.Log.File, "log.file")
-	add(running.Admin != cfg.Admin, "admin.address")
+	add(running.Admin != cfg.Admin, "[admin]")
 	add(running.DSN != cfg.DSN, "[dsn]")
 	add(len(running.DKIM.Keys) == 0 && len(cfg.DKIM.Keys) > 0, "[[dkim.key]] (signing was off at start)")
 	add(running.DKIM.Resolver != cfg.DKIM.Resolver || running.DKIM.AuthServID != cfg.DKIM.AuthServID || running.DKIM.ARCKey != cfg.DKIM.ARCKey, "[dkim] resolver, authserv_id or arc_key")

@@ -145,7 +145,25 @@ func TestDKIMKeygen(t *testing.T) {
 			t.Errorf("%s: keygen over an existing file: %d %s", alg, code, errOut)
 		}
 	}
-	if _, errOut, code := ferry().Run(t, "dkim", "keygen", "-out", filepath.Join(dir, "x.pem"), "localhost", "s1"); code != 2 || !strings.Contains(errOut, "domain") {
-		t.Errorf("keygen for a one-label domain: %d %s", code, errOut)
+	for _, c := range []struct {
+		args  []string
+		first string
+	}{
+		{[]string{"dkim", "keygen", "-out", filepath.Join(dir, "x.pem"), "localhost", "s1"}, `ferry dkim keygen: domain "localhost": want at least 2 labels`},
+		{[]string{"dkim", "keygen", "example.org", "s1", "extra"}, `ferry dkim keygen: unexpected argument "extra"`},
+		{[]string{"dkim", "keygen", "example.org"}, "ferry dkim keygen: missing argument: want DOMAIN SELECTOR"},
+		{[]string{"dkim", "keygen", "-out", "", "example.org", "s1"}, "ferry dkim keygen: --out: empty value (give a value, or leave the flag out for the default)"},
+		{[]string{"dkim", "rotate"}, `ferry dkim: unknown command "rotate": want keygen`},
+	} {
+		if _, errOut, code := ferry().Run(t, c.args...); code != 2 || firstLine(errOut) != c.first {
+			t.Errorf("ferry %q: %d, first line %q; want 2, %q", c.args, code, firstLine(errOut), c.first)
+		}
+	}
+	// Flags after the arguments.
+	file := filepath.Join(dir, "late-flags.pem")
+	if _, errOut, code := ferry().Run(t, "dkim", "keygen", "example.org", "s3", "-out", file, "-algorithm", "ed25519-sha256"); code != 0 {
+		t.Errorf("keygen with flags last: %d %s", code, errOut)
+	} else if _, err := dkim.LoadKey("example.org", "s3", dkim.Ed25519SHA256, file); err != nil {
+		t.Errorf("keygen with flags last wrote no Ed25519 key: %v", err)
 	}
 }
