@@ -87,8 +87,8 @@ func TestDKIMCorpusFigure(t *testing.T) {
 	t.Parallel()
 	const n = 120
 	w := newDKIMWorld(t)
-	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
-	r := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\n", literalHop(seven.Addr))), "")
+	seven := sevenBitHop(t)
+	r := startRelay(t, w.allTo(seven.Addr, "convert"), "")
 	kinds := make([]string, n)
 	msgs := make([][]byte, n)
 	for i := range n {

@@ -82,6 +82,18 @@ key_file = %q
 `, w.dns.Addr, w.files["ferry"], w.files["arc"]) + extra
 }
 
+// sevenBitHop starts a sink without 8BITMIME that refuses 8-bit content.
+func sevenBitHop(t *testing.T) *hop {
+	t.Helper()
+	return startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
+}
+
+// allTo returns the configuration with Ferry's keys and one route sending
+// every domain to the hop at addr with the given dkim_signed policy.
+func (w *dkimWorld) allTo(addr, dkimSigned string) string {
+	return w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = %q\n", literalHop(addr), dkimSigned))
+}
+
 // signUpstream signs msg as the author's domain would before Ferry.
 func (w *dkimWorld) signUpstream(t *testing.T, msg []byte) []byte {
 	return dkimtest.Sign(t, msg, "up", "example.org", w.upKey, "rsa-sha256")
@@ -183,7 +195,7 @@ func (j judged) sigs(s string) []dkimtest.Signature {
 func TestDKIMSignAfterConversion(t *testing.T) {
 	t.Parallel()
 	w := newDKIMWorld(t)
-	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
+	seven := sevenBitHop(t)
 	eight := startSink(t, "127.0.0.1:0")
 	cfg := w.config(fmt.Sprintf(`
 [[route]]
@@ -262,8 +274,8 @@ dkim_signed = "arc"
 func TestDKIMTwoHops(t *testing.T) {
 	t.Parallel()
 	w := newDKIMWorld(t)
-	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
-	b := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = \"arc\"\n", literalHop(seven.Addr))), "")
+	seven := sevenBitHop(t)
+	b := startRelay(t, w.allTo(seven.Addr, "arc"), "")
 	a := startRelay(t, w.config(""), "", routeAll(b.Addr))
 	msgs := dkimMessages()
 	for _, name := range []string{"eightbit", "sevenbit"} {
@@ -295,8 +307,8 @@ func TestDKIMExistingChain(t *testing.T) {
 	w := newDKIMWorld(t)
 	upSeal, rec := dkimtest.NewKey(t, w.dns, "example.net", "arcup", dkim.RSASHA256)
 	w.records[upSeal.Name()] = rec
-	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
-	r := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = \"arc\"\n", literalHop(seven.Addr))), "")
+	seven := sevenBitHop(t)
+	r := startRelay(t, w.allTo(seven.Addr, "arc"), "")
 	signed := w.signUpstream(t, dkimMessages()["eightbit"])
 	set, err := (&arc.Sealer{Key: upSeal, AuthServID: "mx.example.net"}).Seal(bytes.NewReader(signed), "dkim=pass header.d=example.org", arc.None)
 	if err != nil {
@@ -322,8 +334,8 @@ func TestDKIMExistingChain(t *testing.T) {
 func TestDKIMBounceRoute(t *testing.T) {
 	t.Parallel()
 	w := newDKIMWorld(t)
-	seven := startSink(t, "127.0.0.1:0", "--keywords", "PIPELINING,SIZE,ENHANCEDSTATUSCODES", "--strict-7bit")
-	r := startRelay(t, w.config(fmt.Sprintf("\n[[route]]\ndomain = \"*\"\nnexthop = %q\ndkim_signed = \"bounce\"\n", literalHop(seven.Addr))), "")
+	seven := sevenBitHop(t)
+	r := startRelay(t, w.allTo(seven.Addr, "bounce"), "")
 	msgs := dkimMessages()
 	id := testrelay.SendOne(t, r.Addr, sender, []string{"user@example.com"}, w.signUpstream(t, msgs["eightbit"]))
 	line := r.WaitLog(t, "event=bounced", id)
