@@ -74,6 +74,13 @@ func (c *Client) signedContent(src io.Reader, stop func(), sign signFunc) (io.Re
 	stop()
 	release := buf.Close
 	if err != nil {
+		var se *storeError
+		var ce *convError
+		if !errors.As(err, &se) && !errors.As(err, &ce) {
+			// The buffer failed (a temporary file that cannot be
+			// written): a local error, not the hop's.
+			err = &signError{err: err}
+		}
 		return errorReader{err}, release
 	}
 	changed := c.conversion != nil && c.conversion.Changed
