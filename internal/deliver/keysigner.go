@@ -150,7 +150,7 @@ func (s *KeySigner) Sign(req SignRequest, open func() io.Reader) (SignResult, er
 	switch {
 	case d.Seal != nil:
 		sealer := &arc.Sealer{Key: d.Seal, AuthServID: s.AuthServID, Now: s.Now}
-		set, err := sealer.Seal(io.MultiReader(strings.NewReader(res.Fields), open()), req.Env.AuthResults.String(), d.CV)
+		set, err := sealer.Seal(io.MultiReader(strings.NewReader(res.Fields), open()), req.Env.AuthResults.Header(), d.CV)
 		switch {
 		case errors.Is(err, arc.ErrChainFull):
 			notes = append(notes, "no ARC set: the message already has 50")

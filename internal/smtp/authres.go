@@ -33,8 +33,18 @@ type DKIMResult struct {
 }
 
 // String formats the results as RFC 8601 resinfo clauses separated by
-// "; ", e.g. "dkim=pass header.d=example.org header.s=s1; arc=none".
-func (a *AuthResults) String() string {
+// "; ", e.g. "dkim=pass header.d=example.org header.s=s1; arc=none", with
+// the reason of each failure as a comment: for the log and "ferry queue
+// show".
+func (a *AuthResults) String() string { return a.format(true) }
+
+// Header formats the results like String but without the reasons, which
+// may name internal hosts (the resolver's address in a DNS error): what
+// goes into header fields other hops read, such as an
+// ARC-Authentication-Results.
+func (a *AuthResults) Header() string { return a.format(false) }
+
+func (a *AuthResults) format(reasons bool) string {
 	if a == nil {
 		return ""
 	}
@@ -44,8 +54,8 @@ func (a *AuthResults) String() string {
 	}
 	for _, r := range a.DKIM {
 		s := "dkim=" + r.Result
-		if r.Reason != "" {
-			s += " (" + strings.ReplaceAll(strings.ReplaceAll(r.Reason, "(", "["), ")", "]") + ")"
+		if reasons && r.Reason != "" {
+			s += " (" + strings.NewReplacer("(", "[", ")", "]", ";", ",").Replace(r.Reason) + ")"
 		}
 		if r.Domain != "" {
 			s += " header.d=" + r.Domain
