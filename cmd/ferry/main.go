@@ -33,6 +33,7 @@ func subcommands() map[string]subcommand {
 		"explain": {"say in plain words what Ferry would do with a message for a recipient, and why", runExplain},
 		"log":     {"print a queued message's whole history from the mail log", runLog},
 		"bench":   {"drive an SMTP server with load; count what arrives at a sink", runBench},
+		"dkim":    {"make a DKIM key and print the DNS record to publish (dkim keygen)", runDKIM},
 		"sendmail": {"read a message on stdin and submit it to the local ferry serve (sendmail-compatible)", func(args []string, stdout, stderr io.Writer) int {
 			return runSendmail(args, os.Stdin, stdout, stderr)
 		}},

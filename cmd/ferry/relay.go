@@ -17,6 +17,7 @@ import (
 	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtpd"
 )
@@ -98,6 +99,13 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	if err != nil {
 		return err
 	}
+	keyring, err := loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	dkimKeys := dkim.NewKeys(keyring)
+	dc.Signer = dkimSigner(cfg, dkimKeys)
+	store := receiptStore(cfg, q, logger)
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
 	agent, err := deliver.NewAgent(q, dc)
@@ -106,7 +114,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	}
 	defer agent.Close()
 	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
-		transcripts: transcripts, reloaders: reloaders}
+		transcripts: transcripts, reloaders: reloaders, dkimKeys: dkimKeys}
 
 	var servers []*smtpd.Server
 	var listeners []net.Listener
@@ -119,7 +127,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 			return fmt.Errorf("listening on %s: %w", l.Address, err)
 		}
 		listeners = append(listeners, ln)
-		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
+		servers = append(servers, smtpd.New(serverConfigs[i], store, policy))
 	}
 
 	var wg sync.WaitGroup

@@ -111,9 +111,9 @@ func (c *submitConn) transaction(helo string, s submission) (string, error) {
 func (c *submitConn) cmd(line string, want int) (smtp.Reply, error) {
 	c.conn.SetWriteDeadline(time.Now().Add(sendmailTimeout))
 	if _, err := c.conn.Write([]byte(line + "\r\n")); err != nil {
-		return smtp.Reply{}, fmt.Errorf("sending %s: %w", verb(line), err)
+		return smtp.Reply{}, fmt.Errorf("sending %s: %w", commandVerb(line), err)
 	}
-	return c.expect(verb(line), want)
+	return c.expect(commandVerb(line), want)
 }
 
 // expect reads one reply to what, which must be of class want; another
@@ -154,8 +154,8 @@ func replyStatus(what string, rep smtp.Reply) int {
 	return exUnavailable
 }
 
-// verb is a command line's verb, for messages ("MAIL", "RCPT").
-func verb(line string) string {
+// commandVerb is a command line's verb, for messages ("MAIL", "RCPT").
+func commandVerb(line string) string {
 	v, _, _ := strings.Cut(line, " ")
 	if i := strings.IndexByte(v, ':'); i > 0 {
 		v = v[:i]

@@ -209,7 +209,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	if cr.DKIMSigned != "" {
-		if p.DKIMSigned, err = route.ParseAction(cr.DKIMSigned); err != nil {
+		if p.DKIMSigned, err = route.ParseDKIMAction(cr.DKIMSigned); err != nil {
 			return r, fmt.Errorf("route %s: dkim_signed: %w", cr.Domain, err)
 		}
 	}
@@ -219,6 +219,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	p.EHLOName = cr.EHLOName
+	p.DKIMKey = cr.DKIMKey
 	p.DiscardKeywords = cr.DiscardKeywords
 	p.MaxConnections = cr.MaxConnections
 	p.MaxMessagesPerConnection = cr.MaxMessagesPerConnection

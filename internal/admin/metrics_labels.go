@@ -140,6 +140,14 @@ func (m *Metrics) seed() {
 	}
 	m.dsnSuppressed.WithLabelValues("failed", "NOTIFY=NEVER")
 	m.dsnSuppressed.WithLabelValues("failed", "null reverse path")
+	for _, method := range []string{"dkim", "arc"} {
+		for _, r := range []string{"pass", "fail", "permerror", "temperror", "none"} {
+			m.authVerified.WithLabelValues(method, r)
+		}
+	}
+	for _, w := range []string{"dkim", "arc", "kept"} {
+		m.authSigned.WithLabelValues(w)
+	}
 	for _, e := range namedEvents() {
 		m.events.WithLabelValues(e, "info")
 	}

@@ -48,19 +48,24 @@ func (h NextHop) String() string {
 }
 
 // Action says what delivery does when a message must be changed for a next
-// hop: convert it or bounce it.
+// hop: convert it or bounce it; for DKIM-signed mail also convert it and
+// add an ARC set (RFC 8617).
 type Action uint8
 
-// Actions. The zero value converts.
+// Actions. The zero value converts. ARC is for DKIMSigned only.
 const (
 	Convert Action = iota
 	Bounce
+	ARC
 )
 
-// String returns "convert" or "bounce".
+// String returns "convert", "bounce" or "arc".
 func (a Action) String() string {
-	if a == Bounce {
+	switch a {
+	case Bounce:
 		return "bounce"
+	case ARC:
+		return "arc"
 	}
 	return "convert"
 }
@@ -103,8 +108,13 @@ type Policy struct {
 	// converted or bounced with 5.6.3 (RFC 6152 §3).
 	EightBit Action
 	// DKIMSigned says whether a DKIM-signed message that needs conversion
-	// is converted (breaking the signature, RFC 6376 §5.3) or bounced.
+	// is converted (breaking the signature, RFC 6376 §5.3; Ferry signs
+	// the converted message where it holds a key), bounced, or converted
+	// and ARC-sealed (ARC).
 	DKIMSigned Action
+	// DKIMKey names the signing key for this route's mail (a key's domain
+	// or selector._domainkey.domain); empty: the key of the From domain.
+	DKIMKey string
 	// TLS is the STARTTLS policy.
 	TLS TLSMode
 	// Auth holds credentials for AUTH; nil means no authentication.
