@@ -110,11 +110,11 @@ func New(cfg Config) (*Policy, error) {
 	}
 	relay, err := newNetSet("relay_networks", relayNets)
 	if err != nil {
-		return nil, err // names the field and carries "access: bad …" once
+		return nil, withPrefix(err)
 	}
 	accept, err := newDomainSet("accept_domains", cfg.AcceptDomains)
 	if err != nil {
-		return nil, err // names the field and carries "access: bad …" once
+		return nil, withPrefix(err)
 	}
 	if cfg.MaxRecipients < 0 {
 		return nil, fmt.Errorf("access: max_recipients %d: must not be negative", cfg.MaxRecipients)
@@ -130,11 +130,11 @@ func New(cfg Config) (*Policy, error) {
 		}
 		nets, err := newNetSet(what+".networks", r.Networks)
 		if err != nil {
-			return nil, err // names the field and carries "access: bad …" once
+			return nil, withPrefix(err)
 		}
 		doms, err := newDomainSet(what+".domains", r.Domains)
 		if err != nil {
-			return nil, err // names the field and carries "access: bad …" once
+			return nil, withPrefix(err)
 		}
 		users := make(map[string]struct{}, len(r.Users))
 		for j, u := range r.Users {
@@ -346,4 +346,13 @@ func (p *Policy) AllowMessage(c Client, now time.Time) Decision {
 		return Decision{Allow: true, Reason: "no rate limit"}
 	}
 	return p.limiter.Allow(c, now)
+}
+
+// withPrefix gives err the package's "access: " prefix unless it carries
+// it already (ErrBadNetwork does), so the prefix is printed once.
+func withPrefix(err error) error {
+	if strings.Contains(err.Error(), "access: ") {
+		return err
+	}
+	return fmt.Errorf("access: %w", err)
 }
