@@ -33,6 +33,9 @@ type fileLayer interface {
 	Remove(path string) error
 	// Rename renames a file and syncs its directory.
 	Rename(oldpath, newpath string) error
+	// Free returns the octets an unprivileged process may still allocate
+	// on the file system holding dir (statfs(2) f_bavail × f_bsize).
+	Free(dir string) (int64, error)
 }
 
 // osLayer is the real file layer. noSync (tests only) skips every sync,
@@ -151,6 +154,14 @@ func (l osLayer) Remove(path string) error {
 		return nil
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+func (osLayer) Free(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }
 
 // syncDir makes a directory's entries durable.

@@ -1,0 +1,133 @@
+package queue
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/ferrymta/ferry/internal/maillog"
+)
+
+// ErrSpoolFull is returned by Put when storing the message would leave
+// less than Config.Reserve of preallocated segment space, which is kept
+// for delivery records. It wraps syscall.ENOSPC, so the server answers
+// 452 4.3.1 (RFC 3463 X.3.1 "mail system full").
+var ErrSpoolFull = fmt.Errorf("queue: spool full, the space left is kept for delivery records: %w", syscall.ENOSPC)
+
+// health is the spool's write health as the committer sees it. Each
+// episode logs once when it starts, at most once a minute while it lasts
+// and once when it ends (maillog.Episode).
+type health struct {
+	// writeEp is a spool that cannot store records: a failed write,
+	// fdatasync or segment creation, until a write succeeds again.
+	writeEp *maillog.Episode
+	// fullEp is new mail refused for the reserve, until a message is
+	// admitted again or a next segment is prepared.
+	fullEp *maillog.Episode
+	// spareEp is a next segment file that could not be prepared.
+	spareEp *maillog.Episode
+	// doneEp is done records that wait to be written again (see
+	// Queue.retryDone).
+	doneEp *maillog.Episode
+
+	writeErrors atomic.Int64
+	refused     atomic.Int64
+}
+
+func newHealth(l *slog.Logger) health {
+	return health{
+		writeEp: maillog.NewEpisode(l, slog.LevelError,
+			"queue: spool not writable; records cannot be stored, new mail is refused and deliveries wait",
+			"queue: spool still not writable", "queue: spool writable again", nil),
+		fullEp: maillog.NewEpisode(l, slog.LevelWarn,
+			"queue: spool full; new mail refused with 452 4.3.1, the space left is kept for delivery records",
+			"queue: spool still full; new mail refused", "queue: spool has room again; new mail accepted", nil),
+		spareEp: maillog.NewEpisode(l, slog.LevelWarn,
+			"queue: cannot prepare the next segment file; retrying with backoff",
+			"queue: still cannot prepare the next segment file", "queue: next segment file prepared again", nil),
+		doneEp: maillog.NewEpisode(l, slog.LevelWarn,
+			"queue: done records of finished messages cannot be written; retrying with backoff",
+			"queue: done records still waiting", "queue: done records written", nil),
+	}
+}
+
+// failed records a failed write, fdatasync or segment creation.
+func (h *health) failed(err error) {
+	h.writeErrors.Add(1)
+	h.writeEp.Fail(err)
+}
+
+// written records a successful write: a write episode ends.
+func (h *health) written() { h.writeEp.OK() }
+
+// isMessage reports whether r carries a message record (a Put or a copy
+// forward): such requests are refused rather than eat into the reserve.
+func (r *request) isMessage() bool {
+	return len(r.recs) > 0 && len(r.recs[0]) > 0 && recType(r.recs[0][0]) == recMessage
+}
+
+// admit refuses, with ErrSpoolFull, the message requests of batch that
+// would leave less than the reserve in the active segment and the prepared
+// spare, and returns the others in order. Other records may use the
+// reserve; when it is gone too they need a new segment file.
+func (c *committer) admit(batch []*request) []*request {
+	size, reserve := c.q.cfg.SegmentSize, c.q.cfg.Reserve
+	rem := c.active.size - max(c.active.end, c.dirty)
+	spare := c.ready != nil || c.preparing
+	checked := spare
+	kept := batch[:0]
+	for _, r := range batch {
+		n := r.size()
+		if n > rem && !checked {
+			// No spare: will a segment created now fit, leaving the
+			// reserve free on the file system? Asked once per batch,
+			// so that new mail resumes as soon as space returns.
+			free, err := c.q.fs.Free(c.q.cfg.Dir)
+			spare, checked = err != nil || free >= size+reserve, true
+		}
+		left, hasSpare := rem, spare
+		if n > left && hasSpare && !(c.active.end == 0 && c.dirty == 0) {
+			left, hasSpare = size, false
+		}
+		if r.isMessage() {
+			free := left
+			if hasSpare {
+				free += size
+			}
+			if n > left || free-n < reserve {
+				c.refused.Add(1)
+				c.fullEp.Fail(ErrSpoolFull, "reserve", reserve, "free_in_segments", free)
+				r.err = ErrSpoolFull
+				close(r.done)
+				continue
+			}
+			c.fullEp.OK()
+		}
+		rem, spare = max(left-n, 0), hasSpare
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// spaceFreed tells the committer that segments were removed, so that a
+// next segment that did not fit is tried again at once.
+func (c *committer) spaceFreed() {
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Writable reports whether the spool takes new mail and records now: nil
+// when it does, else why not (a failed write, or new mail refused for the
+// reserve). It is meant for a readiness check.
+func (q *Queue) Writable() error {
+	if err := q.c.writeEp.Err(); err != nil {
+		return fmt.Errorf("queue: spool not writable: %w", err)
+	}
+	if err := q.c.fullEp.Err(); err != nil {
+		return err
+	}
+	return nil
+}
