@@ -27,10 +27,10 @@ const EpisodeRepeat = time.Minute
 // Its methods are safe for concurrent use; the zero value is not usable,
 // build one with NewEpisode.
 type Episode struct {
-	log              *slog.Logger
-	level            slog.Level
+	log               *slog.Logger
+	level             slog.Level
 	start, still, end string
-	now              func() time.Time
+	now               func() time.Time
 
 	mu       sync.Mutex
 	active   bool
