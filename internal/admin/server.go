@@ -47,7 +47,8 @@ type Options struct {
 	// /healthz includes it. nil skips the check.
 	Listeners func() error
 	// Ready reports whether the server has finished starting and accepts
-	// mail; /readyz answers 503 with its error. nil: always ready.
+	// mail; /readyz answers 503 with its error. nil: always ready. /readyz
+	// also fails while Queue.Writable reports an error.
 	Ready func() error
 }
 
@@ -332,6 +333,14 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
 			h.Status, h.Checks["ready"], code = "failing", err.Error(), http.StatusServiceUnavailable
+		}
+	}
+	if s.opts.Queue != nil {
+		// A spool that cannot store records, or refuses new mail for its
+		// reserve, is not ready for more mail.
+		h.Checks["queue"] = "ok"
+		if err := s.opts.Queue.Writable(); err != nil {
+			h.Status, h.Checks["queue"], code = "failing", err.Error(), http.StatusServiceUnavailable
 		}
 	}
 	writeJSON(w, code, h)
