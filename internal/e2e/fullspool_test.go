@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
+)
+
+// fullWindow is how long the relay is watched on a full spool. The issue
+// asks for 30 s at under 5 % of a core; the window is shortened to keep the
+// suite quick and the bound scaled with it (5 % of the window).
+const fullWindow = 15 * time.Second
+
+// episodeWords are the log messages of the full-spool condition: each is
+// written once when it starts, at most once a minute while it lasts and
+// once when it ends.
+var episodeWords = []string{"queue: spool", "queue: cannot prepare", "queue: still cannot", "queue: next segment",
+	"queue: done records", "deliver: outcomes", "deliver: pending outcomes", "recording outcome failed", "never recorded"}
+
+// TestFullSpool runs "ferry serve" with its spool on a 4 MiB tmpfs that
+// another file fills, so that the relay refuses new mail (452 4.3.1),
+// then burns the reserve on deferrals of a hop that always defers until a
+// recipient's outcome cannot be recorded. For fullWindow it must then stay
+// quiet (CPU under 5 % of one core, hardly a log line, nothing delivered),
+// with /readyz failing and ferry_queue_write_errors_total counting. Then
+// the space is freed and the hop accepts everything: every accepted message
+// must arrive exactly once and the queue must drain, by itself.
+func TestFullSpool(t *testing.T) {
+	t.Parallel()
+	mnt := testrelay.MountTmpfs(t, "4m") // unmounted after the relay stops
+
+	// The hop defers slow.example for good and fast.example's first 30
+	// recipients, so that deliveries and deferrals interleave.
+	hopAddr := freePort(t)
+	rules := []string{"--reply", "RCPT:*@slow.example=451 4.3.0 slow down", "--reply", "RCPT#30:*@fast.example=451 4.3.0 not yet"}
+	h1 := startSink(t, hopAddr, rules...)
+	cfg := `
+[queue]
+retry_initial = "1s"
+retry_max = "2s"
+segment_size = "1MiB"
+reserve = "16KiB"
+`
+	spool := filepath.Join(mnt, "spool")
+	r := startRelay(t, cfg, spool, routeAll(h1.Addr))
+	adminURL := "http://" + adminAddr(t, r)
+
+	// Another file takes the rest of the file system once the relay has
+	// its current and next segment.
+	testrelay.WaitFor(t, "the prepared next segment", func() bool {
+		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
+		return err == nil && st.Size() == 1<<20
+	})
+	ballast := filepath.Join(mnt, "ballast")
+	testrelay.FillDisk(t, ballast)
+
+	// Load until the relay refuses new mail.
+	// 20 KiB messages, about 100 to fill two 1 MiB segments.
+	base := []byte("From: <" + sender + ">\r\nSubject: filling the spool\r\n\r\n" +
+		strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-\r\n", 20<<10/66))
+	accepted := map[string]bool{}
+	c := testrelay.Dial(t, r.Addr)
+	var refusal testrelay.Reply
+	for i := 0; i < 400 && refusal.Code == 0; i++ {
+		rcpt := "user@slow.example"
+		if i%8 == 0 {
+			rcpt = "user@fast.example"
+		}
+		c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+		c.Expect(250, c.Cmd("RCPT TO:<%s>", rcpt))
+		switch rep := c.Data(numbered(base, i)); rep.Code {
+		case 250:
+			accepted[strconv.Itoa(i)] = true
+		default:
+			refusal = rep
+		}
+	}
+	c.Quit()
+	if refusal.Code != 452 || !strings.HasPrefix(refusal.Text(), "4.3.1") {
+		t.Fatalf("after %d messages the spool was not full: last reply %v, want 452 4.3.1", len(accepted), refusal)
+	}
+	t.Logf("%d messages accepted, then %v", len(accepted), refusal)
+
+	// Deferrals use up the reserve; then an outcome cannot be recorded.
+	r.WaitLog(t, "queue: spool not writable")
+	r.WaitLog(t, "deliver: outcomes cannot be recorded")
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz on a full spool = %d %s, want 503", code, body)
+	}
+
+	// Deliveries under way when the pause began end with their own log
+	// lines; the window starts once the log has been still for 2 s.
+	waitQuiet(t, r, 2*time.Second)
+
+	// The quiet window: nothing delivered, CPU and log lines bounded.
+	linesBefore := len(r.LogLines())
+	atSinkBefore := h1.count(t)
+	cpuBefore := cpuTime(t, r.Cmd.Process.Pid)
+	time.Sleep(fullWindow) // the span measured, not a wait for an event
+	cpu := cpuTime(t, r.Cmd.Process.Pid) - cpuBefore
+	windowLines := r.LogLines()[linesBefore:]
+	atSinkAfter := h1.count(t)
+	t.Logf("full spool for %v: relay CPU %v (%.2f%% of a core), %d log lines, %d messages reached the hop",
+		fullWindow, cpu, 100*cpu.Seconds()/fullWindow.Seconds(), len(windowLines), atSinkAfter-atSinkBefore)
+	if limit := fullWindow / 20; cpu >= limit {
+		t.Errorf("relay used %v of CPU in %v of full spool, want under %v (5%% of a core)", cpu, fullWindow, limit)
+	}
+	if len(windowLines) > 4 {
+		t.Errorf("%d log lines in %v of full spool, want at most 4:\n%s", len(windowLines), fullWindow, strings.Join(windowLines, "\n"))
+	}
+	if atSinkAfter != atSinkBefore {
+		t.Errorf("%d messages delivered while outcomes could not be recorded, want none", atSinkAfter-atSinkBefore)
+	}
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not writable") {
+		t.Errorf("/readyz on a full spool = %d %s, want 503 naming the unwritable spool", code, body)
+	}
+	if n := metricValue(t, adminURL, "ferry_queue_write_errors_total"); n < 1 {
+		t.Errorf("ferry_queue_write_errors_total = %v on a full spool, want at least 1", n)
+	}
+
+	// Space returns, and the hop takes everything.
+	h1.Stop(t)
+	h2 := startSink(t, hopAddr)
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitLog(t, "queue: spool writable again")
+	r.WaitLog(t, "deliver: pending outcomes recorded")
+	seqs := map[string]int{}
+	testrelay.WaitFor(t, fmt.Sprintf("all %d accepted messages at the hop", len(accepted)), func() bool {
+		seqs = map[string]int{}
+		for _, h := range []*hop{h1, h2} {
+			for _, cp := range h.captures(t) {
+				seqs[seqOf(cp.data)]++
+			}
+		}
+		return len(seqs) >= len(accepted)
+	})
+	testrelay.WaitFor(t, "the queue to drain", func() bool {
+		return metricValue(t, adminURL, "ferry_queue_size") == 0
+	})
+	dups := 0
+	for seq, n := range seqs {
+		if !accepted[seq] {
+			t.Errorf("message X-E2E-Seq %q at the hop was never accepted", seq)
+		}
+		dups += n - 1
+	}
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after space returned = %d %s, want 200", code, body)
+	}
+	var episode []string
+	for _, w := range episodeWords {
+		episode = append(episode, r.LogLines(w)...)
+	}
+	t.Logf("episode: %d messages delivered once each, %d duplicates, %d condition log lines, %v write errors counted:\n%s",
+		len(seqs), dups, len(episode), metricValue(t, adminURL, "ferry_queue_write_errors_total"), strings.Join(episode, "\n"))
+	if dups != 0 {
+		t.Errorf("%d duplicate deliveries, want none", dups)
+	}
+	if len(episode) > 12 {
+		t.Errorf("%d log lines about the full spool, want at most 12", len(episode))
+	}
+}
+
+// waitQuiet waits until r has written no log line for d.
+func waitQuiet(t *testing.T, r *relay, d time.Duration) {
+	t.Helper()
+	n, since := len(r.LogLines()), time.Now()
+	testrelay.WaitFor(t, fmt.Sprintf("the relay's log to be still for %v", d), func() bool {
+		if m := len(r.LogLines()); m != n {
+			n, since = m, time.Now()
+		}
+		return time.Since(since) >= d
+	})
+}
+
+// adminAddr returns the admin API address "ferry serve" printed.
+func adminAddr(t *testing.T, r *relay) string {
+	t.Helper()
+	re := regexp.MustCompile(`admin API on (\S+)`)
+	var addr string
+	testrelay.WaitFor(t, "the admin API address", func() bool {
+		if m := re.FindStringSubmatch(r.Stdout.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+// httpGet returns the status and body of a GET.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// metricValue returns an unlabelled metric's value from /metrics, -1 when
+// it is missing.
+func metricValue(t *testing.T, adminURL, name string) float64 {
+	t.Helper()
+	_, body := httpGet(t, adminURL+"/metrics")
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// cpuTime returns the user and system CPU time of process pid so far, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s, the value of
+// sysconf(_SC_CLK_TCK) on Linux).
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("reading the relay's CPU time: %v", err)
+	}
+	s := string(b)
+	// The command name (field 2) is in parentheses and may hold spaces.
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		t.Fatalf("short /proc/%d/stat: %q", pid, s)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: utime %q stime %q", pid, fields[11], fields[12])
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
