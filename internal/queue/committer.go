@@ -348,13 +348,16 @@ func (c *committer) rotate() error {
 	path := filepath.Join(q.cfg.Dir, segName(no))
 	f := c.takeSpare(path)
 	if f == nil {
-		if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize {
-			return fmt.Errorf("create segment %s: %d octets free, %d needed: %w", path, free, q.cfg.SegmentSize, syscall.ENOSPC)
-		}
 		var err error
-		f, err = q.fs.Create(path, q.cfg.SegmentSize)
+		f, err = c.createNow(path)
 		if err != nil {
-			return fmt.Errorf("create segment %s: %w", path, err)
+			// Keep trying to prepare a spare meanwhile, so that a
+			// spool that becomes writable again is noticed without
+			// waiting for the next write.
+			if !c.preparing {
+				c.spareLater(spareRetry)
+			}
+			return err
 		}
 	}
 	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize}
@@ -371,4 +374,18 @@ func (c *committer) rotate() error {
 	}
 	c.prepare()
 	return nil
+}
+
+// createNow creates the segment file path at once, if the file system has
+// room for it.
+func (c *committer) createNow(path string) (segFile, error) {
+	q := c.q
+	if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize {
+		return nil, fmt.Errorf("create segment %s: %d octets free, %d needed: %w", path, free, q.cfg.SegmentSize, syscall.ENOSPC)
+	}
+	f, err := q.fs.Create(path, q.cfg.SegmentSize)
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	return f, nil
 }
