@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,8 +24,8 @@ const fullWindow = 15 * time.Second
 // episodeWords are the log messages of the full-spool condition: each is
 // written once when it starts, at most once a minute while it lasts and
 // once when it ends.
-var episodeWords = []string{"queue: spool", "queue: cannot prepare", "queue: still cannot", "queue: next segment",
-	"queue: done records", "deliver: outcomes", "deliver: pending outcomes", "recording outcome failed", "never recorded"}
+var episodeWords = []string{"queue: spool", "queue: done records", "deliver: outcomes", "deliver: pending outcomes",
+	"recording outcome failed", "never recorded"}
 
 // TestFullSpool runs "ferry serve" with its spool on a 4 MiB tmpfs that
 // another file fills, so that the relay refuses new mail (452 4.3.1),
@@ -169,6 +170,123 @@ reserve = "16KiB"
 	}
 	if len(episode) > 12 {
 		t.Errorf("%d log lines about the full spool, want at most 12", len(episode))
+	}
+}
+
+// TestReadOnlySpool makes the spool read-only under a running relay and
+// then writable again. A plain "mount -o remount,ro" of the tmpfs is
+// refused by the kernel (EBUSY) while files on it are open for writing,
+// which Ferry's segments always are; so the spool directory is bind-mounted
+// onto itself and that mount remounted read-only. Ferry's open segment
+// stays writable through the file it has open, but no file can be created
+// or renamed in the spool: once the current segment is full, new mail must
+// get a 4xx, the episode must be logged once, /readyz must fail; after the
+// bind mount goes, Ferry must take mail again by itself, and every accepted
+// message must arrive exactly once.
+func TestReadOnlySpool(t *testing.T) {
+	t.Parallel()
+	mnt := testrelay.MountTmpfs(t, "8m")
+	h := startSink(t, "127.0.0.1:0")
+	cfg := `
+[queue]
+retry_initial = "1s"
+retry_max = "2s"
+segment_size = "1MiB"
+`
+	spool := filepath.Join(mnt, "spool")
+	r := startRelay(t, cfg, spool, routeAll(h.Addr))
+	adminURL := "http://" + adminAddr(t, r)
+	testrelay.WaitFor(t, "the prepared next segment", func() bool {
+		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
+		return err == nil && st.Size() == 1<<20
+	})
+	mount := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v: %s", args, err, out)
+		}
+	}
+	mount("--bind", spool, spool)
+	bound := true
+	unbind := func() {
+		if bound {
+			if out, err := exec.Command("umount", spool).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", spool, err, out)
+			}
+			bound = false
+		}
+	}
+	t.Cleanup(unbind) // before the tmpfs goes
+	mount("-o", "remount,ro,bind", spool)
+
+	base := []byte("From: <" + sender + ">\r\nSubject: read-only spool\r\n\r\n" +
+		strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-\r\n", 20<<10/66))
+	accepted := map[string]bool{}
+	c := testrelay.Dial(t, r.Addr)
+	send := func(i int) testrelay.Reply {
+		c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
+		c.Expect(250, c.Cmd("RCPT TO:<user@example.com>"))
+		rep := c.Data(numbered(base, i))
+		if rep.Code == 250 {
+			accepted[strconv.Itoa(i)] = true
+		}
+		return rep
+	}
+	var refusal testrelay.Reply
+	i := 0
+	for ; i < 200 && refusal.Code == 0; i++ {
+		if rep := send(i); rep.Code != 250 {
+			refusal = rep
+		}
+	}
+	if refusal.Code/100 != 4 {
+		t.Fatalf("after %d messages on a read-only spool: last reply %v, want a 4xx", len(accepted), refusal)
+	}
+	notWritable := r.WaitLog(t, "queue: spool not writable", "read-only file system")
+	t.Logf("read-only spool: %d messages accepted into the open segment, then %v; log: %s", len(accepted), refusal, notWritable)
+	for j := 0; j < 5; j, i = j+1, i+1 {
+		if rep := send(i); rep.Code/100 != 4 {
+			t.Errorf("message on a read-only spool: %v, want a 4xx", rep)
+		}
+	}
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "read-only") {
+		t.Errorf("/readyz on a read-only spool = %d %s, want 503 naming it", code, body)
+	}
+
+	unbind()
+	r.WaitLog(t, "queue: spool writable again")
+	for j := 0; j < 3; j, i = j+1, i+1 {
+		if rep := send(i); rep.Code != 250 {
+			t.Errorf("message after the spool became writable: %v, want 250", rep)
+		}
+	}
+	c.Quit()
+	seqs := map[string]int{}
+	testrelay.WaitFor(t, fmt.Sprintf("all %d accepted messages at the hop", len(accepted)), func() bool {
+		seqs = map[string]int{}
+		for _, cp := range h.captures(t) {
+			seqs[seqOf(cp.data)]++
+		}
+		return len(seqs) >= len(accepted)
+	})
+	testrelay.WaitFor(t, "the queue to drain", func() bool {
+		return metricValue(t, adminURL, "ferry_queue_size") == 0
+	})
+	dups := 0
+	for seq, n := range seqs {
+		if !accepted[seq] {
+			t.Errorf("message X-E2E-Seq %q at the hop was never accepted", seq)
+		}
+		dups += n - 1
+	}
+	if dups != 0 {
+		t.Errorf("%d duplicate deliveries, want none", dups)
+	}
+	if c := len(r.LogLines("queue: spool not writable")); c != 1 {
+		t.Errorf("the read-only episode started %d times in the log, want once", c)
+	}
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the spool became writable = %d %s, want 200", code, body)
 	}
 }
 

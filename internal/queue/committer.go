@@ -174,7 +174,7 @@ func (c *committer) commit(batch []*request) {
 	for i < len(batch) {
 		if c.dirty > c.active.end {
 			if err := c.repair(); err != nil {
-				c.failed(err)
+				c.failedWrite(err)
 				finish(batch[i:], err)
 				return
 			}
@@ -194,7 +194,7 @@ func (c *committer) commit(batch []*request) {
 		}
 		if start == i {
 			if err := c.rotate(); err != nil {
-				c.failed(err)
+				c.failedCreate(err)
 				finish(batch[i:], err)
 				return
 			}
@@ -212,7 +212,7 @@ func (c *committer) commit(batch []*request) {
 		if err != nil {
 			c.dirty = max(c.dirty, off+int64(len(c.buf)))
 			err = fmt.Errorf("write segment %s: %w", c.active.path, err)
-			c.failed(err)
+			c.failedWrite(err)
 			finish(batch[start:i], err)
 			continue
 		}
@@ -289,13 +289,13 @@ func (c *committer) spareLater(d time.Duration) {
 func (c *committer) gotSpare(sp spareFile) {
 	c.preparing = false
 	if sp.err != nil {
-		c.spareLater(c.spareEp.Fail(sp.err))
+		c.spareLater(c.failedCreate(fmt.Errorf("prepare the next segment: %w", sp.err)))
 		return
 	}
 	c.ready = sp.f
-	c.spareEp.OK()
-	// A segment file was just written and synced: the spool takes
-	// records, and new mail has room again.
+	// A segment file was just created, written and synced: the spool
+	// takes records, and new mail has room again.
+	c.created()
 	c.written()
 	c.fullEp.OK()
 }
@@ -367,6 +367,7 @@ func (c *committer) rotate() error {
 	q.mu.Unlock()
 	c.active = s
 	c.dirty = 0
+	c.created()
 	q.gcKick()
 	if c.retry != nil {
 		c.retry.Stop()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/maillog"
 )
@@ -19,14 +20,17 @@ var ErrSpoolFull = fmt.Errorf("queue: spool full, the space left is kept for del
 // episode logs once when it starts, at most once a minute while it lasts
 // and once when it ends (maillog.Episode).
 type health struct {
-	// writeEp is a spool that cannot store records: a failed write,
-	// fdatasync or segment creation, until a write succeeds again.
+	// writeEp is a spool whose writes fail: a failed write or fdatasync
+	// of the active segment, until a write succeeds again.
 	writeEp *maillog.Episode
+	// createEp is a spool where no segment file can be created (full,
+	// read-only): a failed rotation or spare, until a segment file is
+	// created again. Small records may still fit in the active segment
+	// meanwhile, so they do not end it.
+	createEp *maillog.Episode
 	// fullEp is new mail refused for the reserve, until a message is
 	// admitted again or a next segment is prepared.
 	fullEp *maillog.Episode
-	// spareEp is a next segment file that could not be prepared.
-	spareEp *maillog.Episode
 	// doneEp is done records that wait to be written again (see
 	// Queue.retryDone).
 	doneEp *maillog.Episode
@@ -38,28 +42,39 @@ type health struct {
 func newHealth(l *slog.Logger) health {
 	return health{
 		writeEp: maillog.NewEpisode(l, slog.LevelError,
-			"queue: spool not writable; records cannot be stored, new mail is refused and deliveries wait",
+			"queue: spool not writable: records cannot be written; new mail is refused and deliveries wait",
 			"queue: spool still not writable", "queue: spool writable again", nil),
+		createEp: maillog.NewEpisode(l, slog.LevelError,
+			"queue: spool not writable: no segment file can be created; new mail is refused and deliveries wait once the current segment is full",
+			"queue: spool still not writable: no segment file can be created",
+			"queue: spool writable again: a segment file was created", nil),
 		fullEp: maillog.NewEpisode(l, slog.LevelWarn,
 			"queue: spool full; new mail refused with 452 4.3.1, the space left is kept for delivery records",
 			"queue: spool still full; new mail refused", "queue: spool has room again; new mail accepted", nil),
-		spareEp: maillog.NewEpisode(l, slog.LevelWarn,
-			"queue: cannot prepare the next segment file; retrying with backoff",
-			"queue: still cannot prepare the next segment file", "queue: next segment file prepared again", nil),
 		doneEp: maillog.NewEpisode(l, slog.LevelWarn,
 			"queue: done records of finished messages cannot be written; retrying with backoff",
 			"queue: done records still waiting", "queue: done records written", nil),
 	}
 }
 
-// failed records a failed write, fdatasync or segment creation.
-func (h *health) failed(err error) {
+// failedWrite records a failed write or fdatasync.
+func (h *health) failedWrite(err error) {
 	h.writeErrors.Add(1)
 	h.writeEp.Fail(err)
 }
 
+// failedCreate records a failed segment creation and returns the delay
+// before the next try.
+func (h *health) failedCreate(err error) time.Duration {
+	h.writeErrors.Add(1)
+	return h.createEp.Fail(err)
+}
+
 // written records a successful write: a write episode ends.
 func (h *health) written() { h.writeEp.OK() }
+
+// created records a segment file created: a creation episode ends.
+func (h *health) created() { h.createEp.OK() }
 
 // isMessage reports whether r carries a message record (a Put or a copy
 // forward): such requests are refused rather than eat into the reserve.
@@ -124,6 +139,9 @@ func (c *committer) spaceFreed() {
 // reserve). It is meant for a readiness check.
 func (q *Queue) Writable() error {
 	if err := q.c.writeEp.Err(); err != nil {
+		return fmt.Errorf("queue: spool not writable: %w", err)
+	}
+	if err := q.c.createEp.Err(); err != nil {
 		return fmt.Errorf("queue: spool not writable: %w", err)
 	}
 	if err := q.c.fullEp.Err(); err != nil {
