@@ -57,6 +57,20 @@ func (q *unwritableQueue) Update(ctx context.Context, id string, rcpt int, r que
 	return nil
 }
 
+// openQueue opens a real queue in a temporary spool, closed when the test
+// ends.
+func openQueue(t *testing.T) *queue.Queue {
+	t.Helper()
+	cfg := queue.DefaultConfig(t.TempDir())
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := queue.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
 // TestUnrecordedOutcomesPauseDelivery: while outcomes cannot be recorded,
 // the agent sends nothing more (each worker's first message went out, its
 // "sent" is kept), retries with backoff instead of spinning, logs the
@@ -64,13 +78,7 @@ func (q *unwritableQueue) Update(ctx context.Context, id string, rcpt int, r que
 // outcomes before it leases anything; every message arrives exactly once.
 func TestUnrecordedOutcomesPauseDelivery(t *testing.T) {
 	s, rt := startSink(t, sink.Options{})
-	cfg := queue.DefaultConfig(t.TempDir())
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	qq, err := queue.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qq.Close()
+	qq := openQueue(t)
 	q := &unwritableQueue{Queue: qq}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -44,30 +44,15 @@ func TestFullSpool(t *testing.T) {
 	hopAddr := freePort(t)
 	rules := []string{"--reply", "RCPT:*@slow.example=451 4.3.0 slow down", "--reply", "RCPT#30:*@fast.example=451 4.3.0 not yet"}
 	h1 := startSink(t, hopAddr, rules...)
-	cfg := `
-[queue]
-retry_initial = "1s"
-retry_max = "2s"
-segment_size = "1MiB"
-reserve = "16KiB"
-`
-	spool := filepath.Join(mnt, "spool")
-	r := startRelay(t, cfg, spool, routeAll(h1.Addr))
-	adminURL := "http://" + adminAddr(t, r)
+	r, _, adminURL := startSpoolRelay(t, mnt, `reserve = "16KiB"`, h1.Addr)
 
 	// Another file takes the rest of the file system once the relay has
 	// its current and next segment.
-	testrelay.WaitFor(t, "the prepared next segment", func() bool {
-		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
-		return err == nil && st.Size() == 1<<20
-	})
 	ballast := filepath.Join(mnt, "ballast")
 	testrelay.FillDisk(t, ballast)
 
 	// Load until the relay refuses new mail.
-	// 20 KiB messages, about 100 to fill two 1 MiB segments.
-	base := []byte("From: <" + sender + ">\r\nSubject: filling the spool\r\n\r\n" +
-		strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-\r\n", 20<<10/66))
+	base := fillMessage("filling the spool")
 	accepted := map[string]bool{}
 	c := testrelay.Dial(t, r.Addr)
 	var refusal testrelay.Reply
@@ -136,26 +121,7 @@ reserve = "16KiB"
 	}
 	r.WaitLog(t, "queue: spool writable again")
 	r.WaitLog(t, "deliver: pending outcomes recorded")
-	seqs := map[string]int{}
-	testrelay.WaitFor(t, fmt.Sprintf("all %d accepted messages at the hop", len(accepted)), func() bool {
-		seqs = map[string]int{}
-		for _, h := range []*hop{h1, h2} {
-			for _, cp := range h.captures(t) {
-				seqs[seqOf(cp.data)]++
-			}
-		}
-		return len(seqs) >= len(accepted)
-	})
-	testrelay.WaitFor(t, "the queue to drain", func() bool {
-		return metricValue(t, adminURL, "ferry_queue_size") == 0
-	})
-	dups := 0
-	for seq, n := range seqs {
-		if !accepted[seq] {
-			t.Errorf("message X-E2E-Seq %q at the hop was never accepted", seq)
-		}
-		dups += n - 1
-	}
+	seqs, dups := waitDrained(t, adminURL, accepted, h1, h2)
 	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after space returned = %d %s, want 200", code, body)
 	}
@@ -187,19 +153,7 @@ func TestReadOnlySpool(t *testing.T) {
 	t.Parallel()
 	mnt := testrelay.MountTmpfs(t, "8m")
 	h := startSink(t, "127.0.0.1:0")
-	cfg := `
-[queue]
-retry_initial = "1s"
-retry_max = "2s"
-segment_size = "1MiB"
-`
-	spool := filepath.Join(mnt, "spool")
-	r := startRelay(t, cfg, spool, routeAll(h.Addr))
-	adminURL := "http://" + adminAddr(t, r)
-	testrelay.WaitFor(t, "the prepared next segment", func() bool {
-		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
-		return err == nil && st.Size() == 1<<20
-	})
+	r, spool, adminURL := startSpoolRelay(t, mnt, "", h.Addr)
 	mount := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
@@ -219,8 +173,7 @@ segment_size = "1MiB"
 	t.Cleanup(unbind) // before the tmpfs goes
 	mount("-o", "remount,ro,bind", spool)
 
-	base := []byte("From: <" + sender + ">\r\nSubject: read-only spool\r\n\r\n" +
-		strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-\r\n", 20<<10/66))
+	base := fillMessage("read-only spool")
 	accepted := map[string]bool{}
 	c := testrelay.Dial(t, r.Addr)
 	send := func(i int) testrelay.Reply {
@@ -261,11 +214,54 @@ segment_size = "1MiB"
 		}
 	}
 	c.Quit()
+	if _, dups := waitDrained(t, adminURL, accepted, h); dups != 0 {
+		t.Errorf("%d duplicate deliveries, want none", dups)
+	}
+	if c := len(r.LogLines("queue: spool not writable")); c != 1 {
+		t.Errorf("the read-only episode started %d times in the log, want once", c)
+	}
+	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the spool became writable = %d %s, want 200", code, body)
+	}
+}
+
+// startSpoolRelay starts "ferry serve" with its spool in mnt, 1 MiB
+// segments, fast retries and the [queue] lines extra, routing everything
+// to hopAddr, and waits until it has prepared its next segment. It returns
+// the relay, its spool and the base URL of its admin API.
+func startSpoolRelay(t *testing.T, mnt, extra, hopAddr string) (*relay, string, string) {
+	t.Helper()
+	cfg := "[queue]\nretry_initial = \"1s\"\nretry_max = \"2s\"\nsegment_size = \"1MiB\"\n" + extra + "\n"
+	spool := filepath.Join(mnt, "spool")
+	r := startRelay(t, cfg, spool, routeAll(hopAddr))
+	adminURL := "http://" + adminAddr(t, r)
+	testrelay.WaitFor(t, "the prepared next segment", func() bool {
+		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
+		return err == nil && st.Size() == 1<<20
+	})
+	return r, spool, adminURL
+}
+
+// fillMessage is a message of about 20 KiB with the subject given: about
+// 50 fill a 1 MiB segment.
+func fillMessage(subject string) []byte {
+	return []byte("From: <" + sender + ">\r\nSubject: " + subject + "\r\n\r\n" +
+		strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-\r\n", 20<<10/66))
+}
+
+// waitDrained waits until every accepted message (by X-E2E-Seq) is at one
+// of the hops and the relay's queue is empty, fails the test for a message
+// that was never accepted, and returns the count per message and the
+// number of duplicate deliveries.
+func waitDrained(t *testing.T, adminURL string, accepted map[string]bool, hops ...*hop) (map[string]int, int) {
+	t.Helper()
 	seqs := map[string]int{}
 	testrelay.WaitFor(t, fmt.Sprintf("all %d accepted messages at the hop", len(accepted)), func() bool {
 		seqs = map[string]int{}
-		for _, cp := range h.captures(t) {
-			seqs[seqOf(cp.data)]++
+		for _, h := range hops {
+			for _, cp := range h.captures(t) {
+				seqs[seqOf(cp.data)]++
+			}
 		}
 		return len(seqs) >= len(accepted)
 	})
@@ -279,15 +275,7 @@ segment_size = "1MiB"
 		}
 		dups += n - 1
 	}
-	if dups != 0 {
-		t.Errorf("%d duplicate deliveries, want none", dups)
-	}
-	if c := len(r.LogLines("queue: spool not writable")); c != 1 {
-		t.Errorf("the read-only episode started %d times in the log, want once", c)
-	}
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
-		t.Errorf("/readyz after the spool became writable = %d %s, want 200", code, body)
-	}
+	return seqs, dups
 }
 
 // waitQuiet waits until r has written no log line for d.
