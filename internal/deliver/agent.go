@@ -156,7 +156,7 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 	if cfg.Hops == nil {
 		cfg.Hops = NewHopCache(cfg.Logger)
 	}
-	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger, backlog: newBacklog(cfg.Logger)}
+	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger, backlog: newBacklog(cfg.Logger, q)}
 	a.routes.Store(cfg.Routes)
 	return a, nil
 }

@@ -29,6 +29,10 @@ type pendingOutcome struct {
 type backlog struct {
 	ep  *maillog.Episode
 	log *slog.Logger
+	// writable, when set, says whether the queue can write now (see
+	// writableQueue); it cuts a backoff wait short when the queue
+	// recovers.
+	writable func() error
 
 	mu       sync.Mutex
 	pending  []pendingOutcome
@@ -38,8 +42,23 @@ type backlog struct {
 	changed chan struct{}
 }
 
-func newBacklog(l *slog.Logger) *backlog {
+// writableQueue is what a queue may offer to tell whether it can write
+// now; queue.Queue does (its readiness check).
+type writableQueue interface {
+	Writable() error
+}
+
+// writablePoll is how often a backoff wait asks the queue whether it can
+// write again.
+const writablePoll = time.Second
+
+func newBacklog(l *slog.Logger, q Queue) *backlog {
+	var writable func() error
+	if w, ok := q.(writableQueue); ok {
+		writable = w.Writable
+	}
 	return &backlog{
+		writable: writable,
 		ep: maillog.NewEpisode(l, slog.LevelError,
 			"deliver: outcomes cannot be recorded; new deliveries paused until the queue can write them",
 			"deliver: outcomes still cannot be recorded; deliveries paused",
@@ -141,11 +160,35 @@ func (b *backlog) flush(ctx context.Context, update func(context.Context, pendin
 		if ctx.Err() != nil {
 			return false
 		}
-		t := time.NewTimer(b.ep.Fail(failed, "pending", n))
+		if !b.wait(ctx, b.ep.Fail(failed, "pending", n)) {
+			return false
+		}
+	}
+}
+
+// wait waits d, or less once the queue reports that it can write again
+// after it could not; it returns false when ctx ended first.
+func (b *backlog) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var poll <-chan time.Time
+	if b.writable != nil {
+		tk := time.NewTicker(writablePoll)
+		defer tk.Stop()
+		poll = tk.C
+	}
+	failing := false
+	for {
 		select {
 		case <-t.C:
+			return true
+		case <-poll:
+			if b.writable() != nil {
+				failing = true
+			} else if failing {
+				return true
+			}
 		case <-ctx.Done():
-			t.Stop()
 			return false
 		}
 	}
