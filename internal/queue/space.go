@@ -105,16 +105,26 @@ func (c *committer) admit(batch []*request) []*request {
 		if n > left && hasSpare && !(c.active.end == 0 && c.dirty == 0) {
 			left, hasSpare = size, false
 		}
+		if r.isMessage() && n > size {
+			// Larger than a segment: it gets an empty segment of its
+			// own, grown past its preallocation, which the file system
+			// must have room for.
+			if fs, err := c.q.fs.Free(c.q.cfg.Dir); err == nil && fs < n-size+reserve {
+				c.refuse(r, left)
+				continue
+			}
+			c.fullEp.OK()
+			rem, spare = 0, false
+			kept = append(kept, r)
+			continue
+		}
 		if r.isMessage() {
 			free := left
 			if hasSpare {
 				free += size
 			}
 			if n > left || free-n < reserve {
-				c.refused.Add(1)
-				c.fullEp.Fail(ErrSpoolFull, "reserve", reserve, "free_in_segments", free)
-				r.err = ErrSpoolFull
-				close(r.done)
+				c.refuse(r, free)
 				continue
 			}
 			c.fullEp.OK()
@@ -123,6 +133,14 @@ func (c *committer) admit(batch []*request) []*request {
 		kept = append(kept, r)
 	}
 	return kept
+}
+
+// refuse ends r with ErrSpoolFull; free is the segment space left.
+func (c *committer) refuse(r *request, free int64) {
+	c.refused.Add(1)
+	c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free)
+	r.err = ErrSpoolFull
+	close(r.done)
 }
 
 // spaceFreed tells the committer that segments were removed, so that a

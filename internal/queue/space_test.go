@@ -102,6 +102,24 @@ func TestReserveKeepsRecordsWritable(t *testing.T) {
 	t.Logf("%d messages accepted of 16 KiB in two 1 MiB segments; every outcome and done record written in the reserve", len(ids))
 }
 
+// TestMessageLargerThanSegment: a message larger than a whole segment is
+// still taken (into a segment of its own) when the file system has room.
+func TestMessageLargerThanSegment(t *testing.T) {
+	cfg := testConfig(t.TempDir(), nil, nil)
+	cfg.SegmentSize = 16 << 10
+	q := mustOpen(t, cfg)
+	defer q.Close()
+	for i, size := range []int{1000, 40 << 10, 2000, 100 << 10} {
+		id, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(i, size)))
+		if err != nil {
+			t.Fatalf("Put of %d octets with %d-octet segments: %v", size, cfg.SegmentSize, err)
+		}
+		if b := readBodyOf(t, q, id); !bytes.Equal(b, bodyFor(i, size)) {
+			t.Fatalf("message %s damaged", id)
+		}
+	}
+}
+
 // TestPersistentWriteError injects a read-only spool (EROFS on every write
 // and segment creation): each failed Update and Put returns at once with
 // the error, the episode is logged once however many writes fail, Writable
