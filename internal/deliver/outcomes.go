@@ -123,7 +123,7 @@ func (b *backlog) flush(ctx context.Context, update func(context.Context, pendin
 		b.changed = make(chan struct{})
 		b.mu.Unlock()
 	}()
-	recorded := 0
+	recorded, sent := 0, 0
 	for {
 		b.mu.Lock()
 		todo := b.pending
@@ -142,6 +142,8 @@ func (b *backlog) flush(ctx context.Context, update func(context.Context, pendin
 			}
 			if err != nil {
 				b.log.Error("deliver: recording outcome failed", "id", p.id, "to", p.to, "err", err)
+			} else if p.res.State == queue.Sent {
+				sent++
 			}
 			done++
 		}
@@ -152,7 +154,9 @@ func (b *backlog) flush(ctx context.Context, update func(context.Context, pendin
 		b.mu.Unlock()
 		switch {
 		case n == 0:
-			b.ep.OK("recorded", recorded)
+			// sent counts the recipients the next hop had accepted:
+			// without the backlog they would have been sent again.
+			b.ep.OK("recorded", recorded, "sent", sent)
 			return true
 		case failed == nil:
 			continue // more arrived meanwhile

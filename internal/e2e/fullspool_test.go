@@ -39,10 +39,11 @@ func TestFullSpool(t *testing.T) {
 	t.Parallel()
 	mnt := testrelay.MountTmpfs(t, "4m") // unmounted after the relay stops
 
-	// The hop defers slow.example for good and fast.example's first 30
-	// recipients, so that deliveries and deferrals interleave.
+	// The hop defers slow.example for good and fast.example's first 60
+	// recipients, so that deliveries and deferrals interleave (and a
+	// delivery may be under way when the reserve runs out).
 	hopAddr := freePort(t)
-	rules := []string{"--reply", "RCPT:*@slow.example=451 4.3.0 slow down", "--reply", "RCPT#30:*@fast.example=451 4.3.0 not yet"}
+	rules := []string{"--reply", "RCPT:*@slow.example=451 4.3.0 slow down", "--reply", "RCPT#60:*@fast.example=451 4.3.0 not yet"}
 	h1 := startSink(t, hopAddr, rules...)
 	r, _, adminURL := startSpoolRelay(t, mnt, `reserve = "16KiB"`, h1.Addr)
 
@@ -58,7 +59,7 @@ func TestFullSpool(t *testing.T) {
 	var refusal testrelay.Reply
 	for i := 0; i < 400 && refusal.Code == 0; i++ {
 		rcpt := "user@slow.example"
-		if i%8 == 0 {
+		if i%3 == 0 {
 			rcpt = "user@fast.example"
 		}
 		c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
@@ -120,7 +121,7 @@ func TestFullSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.WaitLog(t, "queue: spool writable again")
-	r.WaitLog(t, "deliver: pending outcomes recorded")
+	resumed := r.WaitLog(t, "deliver: pending outcomes recorded")
 	seqs, dups := waitDrained(t, adminURL, accepted, h1, h2)
 	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after space returned = %d %s, want 200", code, body)
@@ -129,6 +130,7 @@ func TestFullSpool(t *testing.T) {
 	for _, w := range episodeWords {
 		episode = append(episode, r.LogLines(w)...)
 	}
+	t.Logf("resumed: %s", resumed)
 	t.Logf("episode: %d messages delivered once each, %d duplicates, %d condition log lines, %v write errors counted:\n%s",
 		len(seqs), dups, len(episode), metricValue(t, adminURL, "ferry_queue_write_errors_total"), strings.Join(episode, "\n"))
 	if dups != 0 {
