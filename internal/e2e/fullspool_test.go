@@ -77,9 +77,16 @@ func TestFullSpool(t *testing.T) {
 	}
 	t.Logf("%d messages accepted, then %v", len(accepted), refusal)
 
-	// Deferrals use up the reserve; then an outcome cannot be recorded.
+	// Deferrals use up the reserve (some 150 records of about 150 octets,
+	// a few seconds; a generous limit for a busy machine).
+	deadline := time.Now().Add(3 * testrelay.WaitLimit)
+	for len(r.LogLines("deliver: outcomes cannot be recorded")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reserve was not used up within %v of deferrals", 3*testrelay.WaitLimit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	r.WaitLog(t, "queue: spool not writable")
-	r.WaitLog(t, "deliver: outcomes cannot be recorded")
 	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz on a full spool = %d %s, want 503", code, body)
 	}
