@@ -28,8 +28,8 @@ type health struct {
 	// created again. Small records may still fit in the active segment
 	// meanwhile, so they do not end it.
 	createEp *maillog.Episode
-	// fullEp is new mail refused for the reserve, until a message is
-	// admitted again or a next segment is prepared.
+	// fullEp is new mail refused for the reserve, until half a segment
+	// is free again or a next segment is prepared.
 	fullEp *maillog.Episode
 	// doneEp is done records that wait to be written again (see
 	// Queue.retryDone).
@@ -113,7 +113,6 @@ func (c *committer) admit(batch []*request) []*request {
 				c.refuse(r, left)
 				continue
 			}
-			c.fullEp.OK()
 			rem, spare = 0, false
 			kept = append(kept, r)
 			continue
@@ -127,7 +126,12 @@ func (c *committer) admit(batch []*request) []*request {
 				c.refuse(r, free)
 				continue
 			}
-			c.fullEp.OK()
+			if free-n >= size/2 {
+				// Room again, not just for this message: small
+				// messages fitting while large ones are refused must
+				// not make the episode start and end over and over.
+				c.fullEp.OK()
+			}
 		}
 		rem, spare = max(left-n, 0), hasSpare
 		kept = append(kept, r)
