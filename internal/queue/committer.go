@@ -293,10 +293,10 @@ func (c *committer) gotSpare(sp spareFile) {
 		return
 	}
 	c.ready = sp.f
-	// A segment file was just created, written and synced: the spool
-	// takes records, and new mail has room again.
+	// A segment file was just created: new mail has room again. A write
+	// episode ends only with a write to the active segment (this file may
+	// have been made before the writes began to fail).
 	c.created()
-	c.written()
 	c.fullEp.OK()
 }
 
