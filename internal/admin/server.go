@@ -119,13 +119,15 @@ func absPath(dir string) string {
 }
 
 // NewMetricsHandler returns the handler of the separate metrics listener
-// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics
-// and GET /healthz of New's handler h, without the SpoolHeader; everything
+// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics,
+// GET /healthz and GET /readyz of New's handler h (a load balancer needs
+// readiness: a full spool fails it), without the SpoolHeader; everything
 // else 404.
 func NewMetricsHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	mux.Handle("GET /healthz", h)
+	mux.Handle("GET /readyz", h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(noSpoolHeader{w}, r)
 	})

@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,7 +43,7 @@ func TestFullSpool(t *testing.T) {
 	hopAddr := freePort(t)
 	rules := []string{"--reply", "RCPT:*@slow.example=451 4.3.0 slow down", "--reply", "RCPT#60:*@fast.example=451 4.3.0 not yet"}
 	h1 := startSink(t, hopAddr, rules...)
-	r, _, adminURL := startSpoolRelay(t, mnt, `reserve = "16KiB"`, h1.Addr)
+	r, _, metricsURL := startSpoolRelay(t, mnt, `reserve = "16KiB"`, h1.Addr)
 
 	// Another file takes the rest of the file system once the relay has
 	// its current and next segment.
@@ -87,7 +85,7 @@ func TestFullSpool(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.WaitLog(t, "queue: spool not writable")
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable {
+	if code, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/readyz", nil, ""); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz on a full spool = %d %s, want 503", code, body)
 	}
 
@@ -114,10 +112,10 @@ func TestFullSpool(t *testing.T) {
 	if atSinkAfter != atSinkBefore {
 		t.Errorf("%d messages delivered while outcomes could not be recorded, want none", atSinkAfter-atSinkBefore)
 	}
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not writable") {
+	if code, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/readyz", nil, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "not writable") {
 		t.Errorf("/readyz on a full spool = %d %s, want 503 naming the unwritable spool", code, body)
 	}
-	if n := metricValue(t, adminURL, "ferry_queue_write_errors_total"); n < 1 {
+	if n := metricValue(t, metricsURL, "ferry_queue_write_errors_total"); n < 1 {
 		t.Errorf("ferry_queue_write_errors_total = %v on a full spool, want at least 1", n)
 	}
 
@@ -129,8 +127,8 @@ func TestFullSpool(t *testing.T) {
 	}
 	r.WaitLog(t, "queue: spool writable again")
 	resumed := r.WaitLog(t, "deliver: pending outcomes recorded")
-	seqs, dups := waitDrained(t, adminURL, accepted, h1, h2)
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
+	seqs, dups := waitDrained(t, metricsURL, accepted, h1, h2)
+	if code, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/readyz", nil, ""); code != http.StatusOK {
 		t.Errorf("/readyz after space returned = %d %s, want 200", code, body)
 	}
 	var episode []string
@@ -139,7 +137,7 @@ func TestFullSpool(t *testing.T) {
 	}
 	t.Logf("resumed: %s", resumed)
 	t.Logf("episode: %d messages delivered once each, %d duplicates, %d condition log lines, %v write errors counted:\n%s",
-		len(seqs), dups, len(episode), metricValue(t, adminURL, "ferry_queue_write_errors_total"), strings.Join(episode, "\n"))
+		len(seqs), dups, len(episode), metricValue(t, metricsURL, "ferry_queue_write_errors_total"), strings.Join(episode, "\n"))
 	if dups != 0 {
 		t.Errorf("%d duplicate deliveries, want none", dups)
 	}
@@ -162,7 +160,7 @@ func TestReadOnlySpool(t *testing.T) {
 	t.Parallel()
 	mnt := testrelay.MountTmpfs(t, "8m")
 	h := startSink(t, "127.0.0.1:0")
-	r, spool, adminURL := startSpoolRelay(t, mnt, "", h.Addr)
+	r, spool, metricsURL := startSpoolRelay(t, mnt, "", h.Addr)
 	mount := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
@@ -211,7 +209,7 @@ func TestReadOnlySpool(t *testing.T) {
 			t.Errorf("message on a read-only spool: %v, want a 4xx", rep)
 		}
 	}
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "read-only") {
+	if code, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/readyz", nil, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "read-only") {
 		t.Errorf("/readyz on a read-only spool = %d %s, want 503 naming it", code, body)
 	}
 
@@ -223,13 +221,13 @@ func TestReadOnlySpool(t *testing.T) {
 		}
 	}
 	c.Quit()
-	if _, dups := waitDrained(t, adminURL, accepted, h); dups != 0 {
+	if _, dups := waitDrained(t, metricsURL, accepted, h); dups != 0 {
 		t.Errorf("%d duplicate deliveries, want none", dups)
 	}
 	if c := len(r.LogLines("queue: spool not writable")); c != 1 {
 		t.Errorf("the read-only episode started %d times in the log, want once", c)
 	}
-	if code, body := httpGet(t, adminURL+"/readyz"); code != http.StatusOK {
+	if code, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/readyz", nil, ""); code != http.StatusOK {
 		t.Errorf("/readyz after the spool became writable = %d %s, want 200", code, body)
 	}
 }
@@ -237,18 +235,20 @@ func TestReadOnlySpool(t *testing.T) {
 // startSpoolRelay starts "ferry serve" with its spool in mnt, 1 MiB
 // segments, fast retries and the [queue] lines extra, routing everything
 // to hopAddr, and waits until it has prepared its next segment. It returns
-// the relay, its spool and the base URL of its admin API.
+// the relay, its spool and the base URL of its metrics listener (which
+// serves /metrics and /readyz).
 func startSpoolRelay(t *testing.T, mnt, extra, hopAddr string) (*relay, string, string) {
 	t.Helper()
-	cfg := "[queue]\nretry_initial = \"1s\"\nretry_max = \"2s\"\nsegment_size = \"1MiB\"\n" + extra + "\n"
+	cfg := "[queue]\nretry_initial = \"1s\"\nretry_max = \"2s\"\nsegment_size = \"1MiB\"\n" + extra + "\n" +
+		"[admin]\nmetrics_listen = \"127.0.0.1:0\"\n"
 	spool := filepath.Join(mnt, "spool")
 	r := startRelay(t, cfg, spool, routeAll(hopAddr))
-	adminURL := "http://" + adminAddr(t, r)
+	metricsURL := "http://" + r.stdoutValue(t, "ferry serve: metrics on ")
 	testrelay.WaitFor(t, "the prepared next segment", func() bool {
 		st, err := os.Stat(filepath.Join(spool, "spare.tmp"))
 		return err == nil && st.Size() == 1<<20
 	})
-	return r, spool, adminURL
+	return r, spool, metricsURL
 }
 
 // fillMessage is a message of about 20 KiB with the subject given: about
@@ -262,7 +262,7 @@ func fillMessage(subject string) []byte {
 // of the hops and the relay's queue is empty, fails the test for a message
 // that was never accepted, and returns the count per message and the
 // number of duplicate deliveries.
-func waitDrained(t *testing.T, adminURL string, accepted map[string]bool, hops ...*hop) (map[string]int, int) {
+func waitDrained(t *testing.T, metricsURL string, accepted map[string]bool, hops ...*hop) (map[string]int, int) {
 	t.Helper()
 	seqs := map[string]int{}
 	testrelay.WaitFor(t, fmt.Sprintf("all %d accepted messages at the hop", len(accepted)), func() bool {
@@ -275,7 +275,7 @@ func waitDrained(t *testing.T, adminURL string, accepted map[string]bool, hops .
 		return len(seqs) >= len(accepted)
 	})
 	testrelay.WaitFor(t, "the queue to drain", func() bool {
-		return metricValue(t, adminURL, "ferry_queue_size") == 0
+		return metricValue(t, metricsURL, "ferry_queue_size") == 0
 	})
 	dups := 0
 	for seq, n := range seqs {
@@ -299,40 +299,11 @@ func waitQuiet(t *testing.T, r *relay, d time.Duration) {
 	})
 }
 
-// adminAddr returns the admin API address "ferry serve" printed.
-func adminAddr(t *testing.T, r *relay) string {
-	t.Helper()
-	re := regexp.MustCompile(`admin API on (\S+)`)
-	var addr string
-	testrelay.WaitFor(t, "the admin API address", func() bool {
-		if m := re.FindStringSubmatch(r.Stdout.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
-	return addr
-}
-
-// httpGet returns the status and body of a GET.
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 // metricValue returns an unlabelled metric's value from /metrics, -1 when
 // it is missing.
-func metricValue(t *testing.T, adminURL, name string) float64 {
+func metricValue(t *testing.T, metricsURL, name string) float64 {
 	t.Helper()
-	_, body := httpGet(t, adminURL+"/metrics")
+	_, body := testrelay.HTTPRequest(t, nil, http.MethodGet, metricsURL+"/metrics", nil, "")
 	for _, l := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
