@@ -293,6 +293,7 @@ func (c *committer) gotSpare(sp spareFile) {
 		return
 	}
 	c.ready = sp.f
+	c.spareReady.Store(true)
 	// A segment file was just created: new mail has room again. A write
 	// episode ends only with a write to the active segment (this file may
 	// have been made before the writes began to fail).
@@ -311,6 +312,7 @@ func (c *committer) takeSpare(path string) segFile {
 		return nil
 	}
 	c.ready = nil
+	c.spareReady.Store(false)
 	if err := c.q.fs.Rename(filepath.Join(c.q.cfg.Dir, spareName), path); err != nil {
 		f.Close()
 		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
@@ -335,6 +337,7 @@ func (c *committer) closeSpare() {
 	if c.ready != nil {
 		c.ready.Close()
 		c.ready = nil
+		c.spareReady.Store(false)
 		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
 	}
 }

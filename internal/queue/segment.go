@@ -156,13 +156,7 @@ func (l osLayer) Remove(path string) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func (osLayer) Free(dir string) (int64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * st.Bsize, nil
-}
+func (osLayer) Free(dir string) (int64, error) { return statfsFree(dir) }
 
 // syncDir makes a directory's entries durable.
 func syncDir(dir string) error {

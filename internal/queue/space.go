@@ -37,6 +37,9 @@ type health struct {
 
 	writeErrors atomic.Int64
 	refused     atomic.Int64
+	// spareReady mirrors whether a prepared next segment waits, for
+	// HasRoomFor on other goroutines.
+	spareReady atomic.Bool
 }
 
 func newHealth(l *slog.Logger) health {
@@ -170,4 +173,52 @@ func (q *Queue) Writable() error {
 		return err
 	}
 	return nil
+}
+
+// envelopeAllowance is what HasRoomFor adds to a declared message size for
+// the record header, the envelope and the Received field.
+const envelopeAllowance = 64 << 10
+
+// HasRoomFor reports whether a message of about size octets (the SIZE= a
+// client declares, RFC 1870) can be stored now, cheaply enough to ask at
+// every MAIL command: it fits in the free space of the active segment and
+// the prepared next one without touching Config.Reserve (as Put requires),
+// or the file system holding the spool has room for another segment (or
+// for the message, when it is larger than a segment) beyond the reserve.
+// It errs on the side of storing: when the free space cannot be read it
+// reports true and Put finds out.
+func (q *Queue) HasRoomFor(size int64) bool {
+	need := size + envelopeAllowance
+	q.mu.Lock()
+	left := int64(0)
+	if q.active != nil {
+		left = q.active.size - q.active.end
+	}
+	q.mu.Unlock()
+	if q.c.spareReady.Load() && need <= q.cfg.SegmentSize {
+		left = max(left, q.cfg.SegmentSize)
+	}
+	if need <= left-q.cfg.Reserve {
+		return true
+	}
+	free := q.freeSpace
+	if free == nil {
+		free = q.fs.Free
+	}
+	avail, err := free(q.cfg.Dir)
+	if err != nil {
+		return true
+	}
+	return avail >= max(need, q.cfg.SegmentSize)+q.cfg.Reserve
+}
+
+// statfsFree returns the octets of dir's file system available to
+// unprivileged users (statfs(2) f_bavail × f_bsize), which a spool should
+// not count on exceeding.
+func statfsFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
