@@ -1,0 +1,434 @@
+// Package downgradetest judges a conversion with a second, independent MIME
+// parser, github.com/emersion/go-message: the output must be 7-bit, every
+// leaf must decode to the octets it held in the input, and every header
+// field must decode to the same text. Only tests import it; the relay never
+// links go-message.
+package downgradetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+	"sync"
+
+	message "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+)
+
+// rawCharsetOnce makes go-message hand text through in its own octets, so
+// that leaves and header text compare octet for octet whatever the label.
+var rawCharsetOnce sync.Once
+
+func rawCharset(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+
+// Leaf is one decoded leaf of a message.
+type Leaf struct {
+	Path string
+	Data []byte
+}
+
+// Field is one decoded header field of a message or part.
+type Field struct {
+	Path, Name, Text string
+}
+
+// Tree is what a reader sees of a message: its leaves and header text.
+type Tree struct {
+	Leaves []Leaf
+	Fields []Field
+}
+
+// Walk reads msg with go-message and decodes every leaf and header field.
+// A leading mbox "From " line of a message is skipped, as mail readers do.
+func Walk(msg []byte) (*Tree, error) {
+	rawCharsetOnce.Do(func() { message.CharsetReader = rawCharset })
+	t := &Tree{}
+	return t, t.message(normalizeLF(msg), "", 0)
+}
+
+func (t *Tree) message(msg []byte, path string, depth int) error {
+	if bytes.HasPrefix(msg, []byte("From ")) {
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+	}
+	e, err := message.Read(bytes.NewReader(msg))
+	if err != nil && !message.IsUnknownEncoding(err) && !message.IsUnknownCharset(err) {
+		return fmt.Errorf("message at %q: %w", path, err)
+	}
+	return t.entity(e, path, true, "text/plain", depth)
+}
+
+func child(path string, i int) string {
+	if path == "" {
+		return fmt.Sprint(i)
+	}
+	return fmt.Sprintf("%s.%d", path, i)
+}
+
+func (t *Tree) entity(e *message.Entity, path string, isMsg bool, defType string, depth int) error {
+	if depth > 40 {
+		return errors.New("nested too deep")
+	}
+	if err := t.header(e.Header.Header, path); err != nil {
+		return err
+	}
+	mt, _, _ := e.Header.ContentType()
+	if !e.Header.Has("Content-Type") {
+		mt = defType
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		def := "text/plain"
+		if mt == "multipart/digest" {
+			def = "message/rfc822" // RFC 2046 §5.1.5
+		}
+		for i := 1; ; i++ {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil && !message.IsUnknownEncoding(err) && !message.IsUnknownCharset(err) {
+				return fmt.Errorf("multipart at %q: %w", path, err)
+			}
+			if err := t.entity(p, child(path, i), false, def, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	body, err := io.ReadAll(e.Body)
+	if err != nil {
+		return fmt.Errorf("body at %q: %w", path, err)
+	}
+	if mt == "message/rfc822" || mt == "message/global" {
+		return t.message(body, path, depth+1)
+	}
+	if isMsg {
+		path = child(path, 1)
+	}
+	t.Leaves = append(t.Leaves, Leaf{Path: path, Data: body})
+	return nil
+}
+
+// header decodes every field: addresses as name and address pairs, MIME
+// parameters as a sorted list, everything else as decoded text with white
+// space runs collapsed and quoting removed.
+func (t *Tree) header(h textproto.Header, path string) error {
+	dec := mime.WordDecoder{CharsetReader: rawCharset}
+	for f := h.Fields(); f.Next(); {
+		name := strings.ToLower(f.Key())
+		raw, _ := f.Raw()
+		v := string(unfold(raw[bytes.IndexByte(raw, ':')+1:]))
+		var text string
+		switch name {
+		case "from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc":
+			p := mail.AddressParser{WordDecoder: &dec}
+			list, err := p.ParseList(v)
+			if err != nil {
+				text = "unparsed: " + collapse(decodeText(&dec, v))
+				break
+			}
+			var b strings.Builder
+			for _, a := range list {
+				fmt.Fprintf(&b, "%q <%s>;", a.Name, a.Address)
+			}
+			text = b.String()
+		case "content-type", "content-disposition":
+			text = params(&dec, v)
+		default:
+			text = collapse(decodeText(&dec, v))
+		}
+		t.Fields = append(t.Fields, Field{Path: path, Name: name, Text: text})
+	}
+	return nil
+}
+
+// decodeText decodes the encoded-words of v. Raw 8-bit octets inside a "Q"
+// encoded-word are taken as themselves (as many readers do) by escaping
+// them first; the standard decoder would show such a word undecoded.
+func decodeText(dec *mime.WordDecoder, v string) string {
+	var b strings.Builder
+	in := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case !in && strings.HasPrefix(v[i:], "=?"):
+			if j := strings.Index(v[i+2:], "?"); j >= 0 && i+j+4 < len(v) && (v[i+j+3] == 'q' || v[i+j+3] == 'Q') && v[i+j+4] == '?' {
+				in = true
+				b.WriteString(v[i : i+j+5])
+				i += j + 4
+				continue
+			}
+		case in && strings.HasPrefix(v[i:], "?="):
+			in = false
+		case in && c >= 0x80:
+			fmt.Fprintf(&b, "=%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	s, err := dec.DecodeHeader(b.String())
+	if err != nil {
+		return v
+	}
+	return s
+}
+
+// params lists the type and the parameters of a Content-Type or
+// Content-Disposition value, RFC 2231 sections joined and decoded to
+// octets whatever their charset.
+func params(dec *mime.WordDecoder, v string) string {
+	v = stripComments(v)
+	segs := splitUnquoted(v, ';')
+	out := []string{strings.ToLower(strings.TrimSpace(segs[0]))}
+	type part struct {
+		sec int
+		ext bool
+		val string
+	}
+	vals := map[string][]part{}
+	var names []string
+	for _, s := range segs[1:] {
+		k, val, ok := strings.Cut(s, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		val = strings.TrimSpace(val)
+		if strings.HasPrefix(val, `"`) {
+			val = unquote(val)
+		}
+		p := part{sec: -1}
+		if strings.HasSuffix(k, "*") {
+			p.ext, k = true, strings.TrimSuffix(k, "*")
+		}
+		if i := strings.IndexByte(k, '*'); i >= 0 {
+			fmt.Sscan(k[i+1:], &p.sec)
+			k = k[:i]
+		}
+		p.val = val
+		if _, seen := vals[k]; !seen {
+			names = append(names, k)
+		}
+		vals[k] = append(vals[k], p)
+	}
+	for _, k := range names {
+		ps := vals[k]
+		var b strings.Builder
+		for sec := -1; sec < len(ps)+1; sec++ {
+			for _, p := range ps {
+				if p.sec != sec {
+					continue
+				}
+				val := p.val
+				if p.ext {
+					if sec <= 0 {
+						if i := strings.IndexByte(val, '\''); i >= 0 {
+							if j := strings.IndexByte(val[i+1:], '\''); j >= 0 {
+								val = val[i+j+2:]
+							}
+						}
+					}
+					val = pctDecode(val)
+				} else if s, err := dec.DecodeHeader(val); err == nil {
+					val = s
+				}
+				b.WriteString(val)
+			}
+		}
+		out = append(out, k+"="+b.String())
+	}
+	return strings.Join(out, "; ")
+}
+
+func pctDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+3], "%02X", &c); err == nil {
+				b.WriteByte(c)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func unquote(s string) string {
+	var b strings.Builder
+	for i := 1; i < len(s) && s[i] != '"'; i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// splitUnquoted splits s at sep outside quoted strings.
+func splitUnquoted(s string, sep byte) []string {
+	var out []string
+	q, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && q:
+			i++
+		case s[i] == '"':
+			q = !q
+		case s[i] == sep && !q:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	depth, q := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			if depth == 0 {
+				b.WriteString(s[i : i+2])
+			}
+			i++
+		case q:
+			q = c != '"'
+			b.WriteByte(c)
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		default:
+			q = c == '"'
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// collapse removes quoting and makes every white space run one space.
+func collapse(s string) string {
+	s = strings.NewReplacer(`\"`, `"`, `"`, "", `\\`, `\`).Replace(s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func unfold(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte("\r\n"), nil)
+	return bytes.ReplaceAll(b, []byte("\n"), nil)
+}
+
+// normalizeLF gives a message with bare LF line ends CRLF ones.
+func normalizeLF(msg []byte) []byte {
+	i := bytes.IndexByte(msg, '\n')
+	if i < 0 || (i > 0 && msg[i-1] == '\r') {
+		return msg
+	}
+	return bytes.ReplaceAll(msg, []byte("\n"), []byte("\r\n"))
+}
+
+// Check7Bit reports the first reason out is unfit for a 7-bit transport:
+// an octet above 127, a NUL, a bare CR or LF, or a line over 998 octets.
+func Check7Bit(out []byte) error {
+	line := 0
+	for i, c := range out {
+		switch {
+		case c >= 0x80:
+			return fmt.Errorf("8-bit octet %#x at %d", c, i)
+		case c == 0:
+			return fmt.Errorf("NUL at %d", i)
+		case c == '\r' && (i+1 == len(out) || out[i+1] != '\n'):
+			return fmt.Errorf("bare CR at %d", i)
+		case c == '\n' && (i == 0 || out[i-1] != '\r'):
+			return fmt.Errorf("bare LF at %d", i)
+		case c == '\n':
+			if line-1 > 998 {
+				return fmt.Errorf("line of %d octets ending at %d", line-1, i)
+			}
+			line = 0
+			continue
+		}
+		line++
+	}
+	if line > 998 {
+		return fmt.Errorf("last line of %d octets", line)
+	}
+	return nil
+}
+
+// ErrUnreadable reports that go-message cannot read the input, so that
+// there is nothing to compare the output with.
+var ErrUnreadable = errors.New("the second parser cannot read the input")
+
+// Compare judges out as a conversion of in: out must be 7-bit, readable by
+// go-message, and show the same leaves (path and decoded octets) and the
+// same decoded header text as in. It returns ErrUnreadable (wrapped) when
+// go-message cannot read in, and a description of the first difference
+// otherwise.
+func Compare(in, out []byte) error {
+	if err := Check7Bit(out); err != nil {
+		return err
+	}
+	want, err := Walk(in)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	got, err := Walk(out)
+	if err != nil {
+		return fmt.Errorf("output unreadable: %w", err)
+	}
+	if !bytes.Equal(in, out) && hasField(got.Fields, "", "content-type") && !hasField(got.Fields, "", "mime-version") {
+		return errors.New("output changed, has Content-Type but no MIME-Version: strict readers take it as plain text")
+	}
+	if len(got.Leaves) != len(want.Leaves) {
+		return fmt.Errorf("output has %d leaves, input %d", len(got.Leaves), len(want.Leaves))
+	}
+	for i, w := range want.Leaves {
+		if g := got.Leaves[i]; g.Path != w.Path || !bytes.Equal(g.Data, w.Data) {
+			return fmt.Errorf("leaf %s: got %q, want %q", w.Path, g.Data, w.Data)
+		}
+	}
+	// The converter may add MIME-Version and Content-Type, and may change
+	// Content-Transfer-Encoding: compare every other field.
+	skip := func(f Field) bool {
+		return f.Name == "content-transfer-encoding" || f.Name == "mime-version"
+	}
+	var wf, gf []Field
+	for _, f := range want.Fields {
+		if !skip(f) {
+			wf = append(wf, f)
+		}
+	}
+	for _, f := range got.Fields {
+		if !skip(f) && !(f.Name == "content-type" && !hasField(want.Fields, f.Path, "content-type")) {
+			gf = append(gf, f)
+		}
+	}
+	if len(gf) != len(wf) {
+		return fmt.Errorf("output has %d header fields, input %d", len(gf), len(wf))
+	}
+	for i, w := range wf {
+		if gf[i] != w {
+			return fmt.Errorf("header field %s %q: got %q, want %q", w.Path, w.Name, gf[i].Text, w.Text)
+		}
+	}
+	return nil
+}
+
+func hasField(fs []Field, path, name string) bool {
+	for _, f := range fs {
+		if f.Path == path && f.Name == name {
+			return true
+		}
+	}
+	return false
+}
