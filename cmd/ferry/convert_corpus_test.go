@@ -10,8 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // corpusGlob is the project's own conversion test corpus.
@@ -63,6 +66,8 @@ func TestConvertCorpusCounts(t *testing.T) {
 			case n.SevenBit() && !bytes.Equal(in, out):
 				c.damaged++
 				verdict = "damaged: 7-bit message changed"
+			case n.SevenBit():
+				c.pass++ // byte-identical, as the relay sends it
 			case errors.Is(cerr, downgradetest.ErrUnreadable):
 				c.unjudged++
 				verdict = "unjudged: " + cerr.Error()
@@ -100,4 +105,40 @@ func TestConvertCorpusCounts(t *testing.T) {
 		fmt.Fprintf(&b, "%-6s %5d %8d %8d %9d\n", k, c.pass, c.damaged, c.refused, c.unjudged)
 	}
 	t.Logf("ferry convert over %d corpus messages:\n%s", len(files), b.String())
+}
+
+// TestConvertAgreesWithRelay checks, for every corpus message, that
+// `ferry convert --check` and the relay's transfer plan for a next hop
+// without 8BITMIME make the same decision (issue 17, class 7), and that a
+// message the relay sends as it is comes out of `ferry convert`
+// byte-identical.
+func TestConvertAgreesWithRelay(t *testing.T) {
+	files, err := filepath.Glob(corpusGlob)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := downgrade.Scan(bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, rep := deliver.Plan(deliver.NeedsOf(&smtp.Envelope{}, nil, n, int64(len(in))), smtp.Extensions{}, route.Policy{})
+		relayConverts := rep != nil || plan.Convert
+		var stdout, stderr bytes.Buffer
+		code := runConvert([]string{"--check", f}, &stdout, &stderr)
+		if (code != 0) != relayConverts {
+			t.Errorf("%s: convert --check exit %d, relay converts: %v (plan %s)", filepath.Base(f), code, relayConverts, plan)
+		}
+		if relayConverts {
+			continue
+		}
+		stdout.Reset()
+		if code := runConvert([]string{f}, &stdout, &stderr); code != 0 || !bytes.Equal(stdout.Bytes(), in) {
+			t.Errorf("%s: the relay sends it as it is, convert exit %d, byte-identical %v", filepath.Base(f), code, bytes.Equal(stdout.Bytes(), in))
+		}
+	}
 }

@@ -201,7 +201,8 @@ func checkRoundTripCompared(t testing.TB, in []byte) ([]byte, *Report, bool, err
 		t.Fatalf("output is not a fixed point: report %+v\nfirst:\n%q\nsecond:\n%q", rep2, o, again.Bytes())
 	}
 	for _, r := range rep.Repairs {
-		if r.What != "bare LF line ends made CRLF" {
+		if r.What != "bare LF line ends made CRLF" && r.What != "MIME-Version: 1.0 added to a message with Content-Type" &&
+			!strings.HasPrefix(r.What, "unknown Content-Transfer-Encoding") {
 			// A repaired input is malformed, and the standard library may
 			// read it another way: the checks above still hold.
 			return o, rep, false, nil

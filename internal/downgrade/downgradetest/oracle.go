@@ -121,7 +121,7 @@ func (t *Tree) header(h textproto.Header, path string) error {
 	for f := h.Fields(); f.Next(); {
 		name := strings.ToLower(f.Key())
 		raw, _ := f.Raw()
-		v := string(unfold(raw[bytes.IndexByte(raw, ':')+1:]))
+		v := relabel(string(unfold(raw[bytes.IndexByte(raw, ':')+1:])))
 		var text string
 		switch name {
 		case "from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc":
@@ -144,6 +144,34 @@ func (t *Tree) header(h textproto.Header, path string) error {
 		t.Fields = append(t.Fields, Field{Path: path, Name: name, Text: text})
 	}
 	return nil
+}
+
+// relabel gives every encoded-word of v the label x-raw, which rawCharset
+// decodes to the octets themselves (the standard decoder would turn
+// ISO-8859-1 text into UTF-8 on its own).
+func relabel(v string) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && quoted && i+1 < len(v):
+			b.WriteString(v[i : i+2])
+			i++
+			continue
+		case c == '"':
+			quoted = !quoted
+		case !quoted && strings.HasPrefix(v[i:], "=?"):
+			j := strings.IndexByte(v[i+2:], '?')
+			if j > 0 && i+j+4 < len(v) && v[i+j+4] == '?' && strings.IndexByte("BbQq", v[i+j+3]) >= 0 {
+				b.WriteString("=?x-raw?")
+				i += j + 2
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // decodeText decodes the encoded-words of v. Raw 8-bit octets inside a "Q"
