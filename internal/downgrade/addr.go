@@ -153,11 +153,15 @@ func appendComment(out, c []byte, cs string) []byte {
 		return append(out, c...)
 	}
 	inner := c[1:]
-	if len(inner) > 0 && inner[len(inner)-1] == ')' {
+	closed := len(inner) > 0 && inner[len(inner)-1] == ')'
+	if closed {
 		inner = inner[:len(inner)-1]
 	}
 	out = append(out, '(')
 	out = append(out, encodeText(unescape(inner), cs)...)
+	if !closed {
+		return out // an unterminated comment stays one
+	}
 	return append(out, ')')
 }
 

@@ -1,6 +1,9 @@
 package downgrade
 
-import "encoding/base64"
+import (
+	"bytes"
+	"encoding/base64"
+)
 
 // Encoding 8-bit text where it may already hold encoded-words.
 
@@ -181,7 +184,14 @@ func encodeUnstructured(v []byte, cs string) []byte {
 		}
 		return out
 	}
-	// Widen the span to whole words.
+	// Widen the span to whole words, and to the start when literal "=?"
+	// comes before it: decoders stop looking for encoded-words at such a
+	// false start (Go's mime.WordDecoder does).
+	for _, p := range ps[:first] {
+		if p.kind == 't' && bytes.Contains(p.b, []byte("=?")) {
+			first = 0
+		}
+	}
 	for first > 0 && ps[first-1].kind != 'w' {
 		first--
 	}
