@@ -27,6 +27,7 @@ func labelFor(text []byte, declared string) string {
 	if utf8.Valid(text) {
 		return "utf-8"
 	}
+	declared = strings.ToLower(declared)
 	if declared != "" && declared != "utf-8" && declared != "us-ascii" && validSingleOctet(text, declared) {
 		return declared
 	}
@@ -36,7 +37,7 @@ func labelFor(text []byte, declared string) string {
 // validSingleOctet reports whether cs is a single-octet charset known to
 // IANA in which every 8-bit octet of text is a graphic character.
 func validSingleOctet(text []byte, cs string) bool {
-	enc, err := ianaindex.MIME.Encoding(strings.ToLower(cs))
+	enc, err := ianaindex.MIME.Encoding(cs)
 	if err != nil || enc == nil {
 		return false
 	}

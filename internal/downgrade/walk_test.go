@@ -35,6 +35,12 @@ func refWalk(msg []byte) ([]refLeaf, error) {
 }
 
 func refMessage(msg []byte, path string, depth int, leaves *[]refLeaf) error {
+	if bytes.HasPrefix(msg, []byte("From ")) {
+		// An mbox From line, which mail readers skip.
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+	}
 	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(msg)))
 	h, err := tr.ReadMIMEHeader()
 	if err != nil && err != io.EOF {
@@ -68,7 +74,9 @@ func refEntity(h textproto.MIMEHeader, body []byte, path string, isMsg bool, def
 	}
 	cte, _, _ := strings.Cut(h.Get("Content-Transfer-Encoding"), "(") // a comment (RFC 2045 §6.1)
 	cte = strings.ToLower(strings.TrimSpace(cte))
-	identity := cte == "" || cte == "7bit" || cte == "8bit" || cte == "binary"
+	// Any label but these two is the data as it is (RFC 2045 §6.4: an
+	// unknown one leaves it opaque).
+	identity := cte != "quoted-printable" && cte != "base64"
 	if identity && strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" {
 		def := "text/plain"
 		if mt == "multipart/digest" {
