@@ -17,7 +17,7 @@ func TestLabelFor(t *testing.T) {
 		{"caf\xe9", "utf-8", "unknown-8bit"},
 		{"\x92", "iso-8859-1", "unknown-8bit"}, // a C1 control: windows-1252 really
 		{"\x92", "windows-1252", "windows-1252"},
-		{"\x81", "windows-1252", "unknown-8bit"}, // unassigned
+		{"\x81", "windows-1252", "unknown-8bit"},  // unassigned
 		{"\xa4\xa2", "shift_jis", "unknown-8bit"}, // multi-octet: never a label
 		{"\xe9", "x-no-such-charset", "unknown-8bit"},
 	}
