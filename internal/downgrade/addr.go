@@ -168,12 +168,18 @@ func appendComment(out, c []byte, cs string) []byte {
 // appendAddrSpec appends tokens of an addr-spec or angle-addr, in which
 // only comments may be encoded.
 func appendAddrSpec(out []byte, run []token, cs string) ([]byte, error) {
+	return appendCommentsOnly(out, run, cs, errAddr8bit)
+}
+
+// appendCommentsOnly appends tokens in which only comments may carry
+// encoded-words: 8-bit text anywhere else yields errKind.
+func appendCommentsOnly(out []byte, run []token, cs string, errKind error) ([]byte, error) {
 	for _, t := range run {
 		switch {
 		case t.kind == 'c':
 			out = appendComment(out, t.b, cs)
 		case has8bit(t.b):
-			return nil, errAddr8bit
+			return nil, errKind
 		default:
 			out = append(out, t.b...)
 		}
@@ -281,18 +287,7 @@ func encodeKeywords(v []byte, cs string) ([]byte, error) {
 // may carry encoded-words (RFC 2047 §5 rule 2: Date, Received, Message-ID
 // and the like); 8-bit text elsewhere yields errStructured8bit.
 func encodeComments(v []byte, cs string) ([]byte, error) {
-	var out []byte
-	for _, t := range tokenize(v) {
-		switch {
-		case t.kind == 'c':
-			out = appendComment(out, t.b, cs)
-		case has8bit(t.b):
-			return nil, errStructured8bit
-		default:
-			out = append(out, t.b...)
-		}
-	}
-	return out, nil
+	return appendCommentsOnly(nil, tokenize(v), cs, errStructured8bit)
 }
 
 // unescape removes quoted-pair backslashes (RFC 5322 §3.2.1).

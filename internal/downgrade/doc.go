@@ -53,8 +53,11 @@
 // octet is a graphic character, else unknown-8bit (RFC 1428), the last
 // resort. An 8-bit parameter value of Content-Type or Content-Disposition
 // (name=, filename=) becomes an RFC 2231 extended value with the same
-// label (filename*=utf-8''R%C3%A9sum%C3%A9.pdf), its sections joined. An
-// 8-bit octet inside an addr-spec, a message ID, a boundary, a media type,
+// label, its sections joined:
+//
+//	filename*=utf-8''R%C3%A9sum%C3%A9.pdf
+//
+// An 8-bit octet inside an addr-spec, a message ID, a boundary, a media type,
 // an mbox From line or elsewhere in a structured field cannot be
 // expressed in 7-bit; Convert fails with ErrNeedsSMTPUTF8.
 //

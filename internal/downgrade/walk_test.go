@@ -12,6 +12,8 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
 )
 
 // This file holds an independent reference reader built only on the
@@ -131,48 +133,15 @@ func refEntity(h textproto.MIMEHeader, body []byte, path string, isMsg bool, def
 // 128, no NUL, CR only before LF, LF only after CR, lines ≤ 998 octets.
 func check7bit(t testing.TB, out []byte) {
 	t.Helper()
-	line := 0
-	for i, c := range out {
-		switch {
-		case c >= 0x80:
-			t.Fatalf("8-bit octet %#x at %d", c, i)
-		case c == 0:
-			t.Fatalf("NUL at %d", i)
-		case c == '\r' && (i+1 == len(out) || out[i+1] != '\n'):
-			t.Fatalf("bare CR at %d", i)
-		case c == '\n' && (i == 0 || out[i-1] != '\r'):
-			t.Fatalf("bare LF at %d", i)
-		case c == '\n':
-			if line-1 > maxLine {
-				t.Fatalf("line of %d octets ending at %d", line-1, i)
-			}
-			line = 0
-			continue
-		}
-		line++
-	}
-	if line > maxLine {
-		t.Fatalf("last line of %d octets", line)
+	if err := downgradetest.Check7Bit(out); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// lfMode tells whether Convert reads msg as having bare-LF line ends (its
-// first line ends in a bare LF), and normalize gives such a message CRLF
-// line ends, as the reference expects.
-func normalize(msg []byte) []byte {
-	i := bytes.IndexByte(msg, '\n')
-	if i < 0 || (i > 0 && msg[i-1] == '\r') {
-		return msg
-	}
-	var b bytes.Buffer
-	for j, c := range msg {
-		if c == '\n' && (j == 0 || msg[j-1] != '\r') {
-			b.WriteByte('\r')
-		}
-		b.WriteByte(c)
-	}
-	return b.Bytes()
-}
+// normalize gives a message that Convert reads as having bare-LF line
+// ends (its first line ends in a bare LF) CRLF line ends, as the
+// reference expects.
+func normalize(msg []byte) []byte { return downgradetest.NormalizeLF(msg) }
 
 // checkRoundTrip converts in and checks the output: 7-bit, a fixed point of
 // Convert, and, when the reference can read the input, leaf for leaf the

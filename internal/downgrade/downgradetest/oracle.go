@@ -53,7 +53,7 @@ type Tree struct {
 func Walk(msg []byte) (*Tree, error) {
 	rawCharsetOnce.Do(func() { message.CharsetReader = rawCharset })
 	t := &Tree{}
-	return t, t.message(normalizeLF(msg), "", 0)
+	return t, t.message(NormalizeLF(msg), "", 0)
 }
 
 func (t *Tree) message(msg []byte, path string, depth int) error {
@@ -220,9 +220,8 @@ func decodeText(dec *mime.WordDecoder, v string) string {
 // Content-Disposition value, RFC 2231 sections joined and decoded to
 // octets whatever their charset.
 func params(dec *mime.WordDecoder, v string) string {
-	v = stripComments(v)
 	segs := splitUnquoted(v, ';')
-	out := []string{strings.ToLower(strings.TrimSpace(segs[0]))}
+	out := []string{strings.ToLower(collapse(decodeText(dec, segs[0])))}
 	type part struct {
 		sec int
 		ext bool
@@ -327,33 +326,6 @@ func splitUnquoted(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
-func stripComments(s string) string {
-	var b strings.Builder
-	depth, q := 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			if depth == 0 {
-				b.WriteString(s[i : i+2])
-			}
-			i++
-		case q:
-			q = c != '"'
-			b.WriteByte(c)
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth > 0:
-		default:
-			q = c == '"'
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // collapse removes quoting and makes every white space run one space.
 func collapse(s string) string {
 	s = strings.NewReplacer(`\"`, `"`, `"`, "", `\\`, `\`).Replace(s)
@@ -365,8 +337,9 @@ func unfold(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\n"), nil)
 }
 
-// normalizeLF gives a message with bare LF line ends CRLF ones.
-func normalizeLF(msg []byte) []byte {
+// NormalizeLF gives a message whose first line ends in a bare LF CRLF line
+// ends, as Convert reads such input.
+func NormalizeLF(msg []byte) []byte {
 	i := bytes.IndexByte(msg, '\n')
 	if i < 0 || (i > 0 && msg[i-1] == '\r') {
 		return msg
