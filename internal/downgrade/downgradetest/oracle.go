@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,7 +136,12 @@ func (t *Tree) header(h textproto.Header, path string) error {
 			p := mail.AddressParser{WordDecoder: &dec}
 			list, err := p.ParseList(v)
 			if err != nil {
-				text, unparsed = collapse(decodeText(&dec, v)), true
+				// Encoded-words inside quoted strings are text (RFC 2047
+				// §5 rule 3): hide them from the decoder.
+				hidden := strings.ReplaceAll(decodeText(&dec, hideQuoted(v)), "=\x00?", "=?")
+				// White space between words and specials carries nothing
+				// in an address list: compare without it.
+				text, unparsed = strings.Join(strings.Fields(collapse(hidden)), ""), true
 				break
 			}
 			var b strings.Builder
@@ -195,7 +201,8 @@ func decodeText(dec *mime.WordDecoder, v string) string {
 		c := v[i]
 		switch {
 		case !in && strings.HasPrefix(v[i:], "=?"):
-			if j := strings.Index(v[i+2:], "?"); j >= 0 && i+j+4 < len(v) && (v[i+j+3] == 'q' || v[i+j+3] == 'Q') && v[i+j+4] == '?' {
+			if j := strings.Index(v[i+2:], "?"); j > 0 && i+j+4 < len(v) && (v[i+j+3] == 'q' || v[i+j+3] == 'Q') && v[i+j+4] == '?' &&
+				strings.Contains(v[i+j+5:], "?=") {
 				in = true
 				b.WriteString(v[i : i+j+5])
 				i += j + 4
@@ -230,7 +237,7 @@ func params(dec *mime.WordDecoder, v string) string {
 	vals := map[string][]part{}
 	var names []string
 	for _, s := range segs[1:] {
-		k, val, ok := strings.Cut(s, "=")
+		k, val, ok := strings.Cut(dropComments(s), "=")
 		if !ok {
 			continue
 		}
@@ -438,8 +445,11 @@ func Compare(in, out []byte) error {
 		if w.Unparsed {
 			// net/mail cannot read the input's addresses: compare the
 			// decoded text of the whole field instead.
-			w.Text, w.Unparsed, w.Raw = w.Raw, gf[i].Unparsed, gf[i].Raw
-			gf[i].Text = gf[i].Raw
+			g := strings.Join(strings.Fields(gf[i].Raw), "")
+			if gf[i].Unparsed {
+				g = gf[i].Text
+			}
+			w.Unparsed, w.Raw, gf[i].Text = gf[i].Unparsed, gf[i].Raw, g
 		}
 		if gf[i].Path != w.Path || gf[i].Name != w.Name || gf[i].Text != w.Text {
 			return fmt.Errorf("header field %s %q: got %q, want %q", w.Path, w.Name, gf[i].Text, w.Text)
@@ -466,4 +476,43 @@ func encodings(t *Tree) int {
 		}
 	}
 	return n
+}
+
+// hideQuoted breaks every "=?" inside a quoted string of v as "=\x00?".
+func hideQuoted(v string) string {
+	var b strings.Builder
+	q := false
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '\\' && q && i+1 < len(v):
+			b.WriteString(v[i : i+2])
+			i++
+			continue
+		case v[i] == '"':
+			q = !q
+		case q && strings.HasPrefix(v[i:], "=?"):
+			b.WriteString("=\x00")
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// comment matches an innermost comment, or an unterminated one.
+var comment = regexp.MustCompile(`\((?:[^()\\]|\\.)*(?:\)|$)`)
+
+// dropComments removes the comments of a parameter (outside a quoted
+// value; quoted values hold no parentheses in the corpus that matter).
+func dropComments(s string) string {
+	if strings.Contains(s, `"`) {
+		return s
+	}
+	for {
+		t := comment.ReplaceAllString(s, "")
+		if t == s {
+			return t
+		}
+		s = t
+	}
 }
