@@ -39,17 +39,18 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, convertUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(fs, pos, 0, 1, "[FILE]") {
 		return 2
 	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return 2
+	name := "" // standard input
+	if len(pos) == 1 && pos[0] != "-" {
+		name = pos[0]
 	}
-	in, err := convertInput(fs.Arg(0), fs.NArg() == 1)
+	in, err := convertInput(name)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry convert: %v\n", err)
 		return 2
@@ -88,11 +89,12 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// convertInput opens the message: the named file, or standard input
-// copied to a temporary file, since the message is read twice (a scan,
-// then the conversion if it needs one). Closing it removes that copy.
-func convertInput(name string, named bool) (io.ReadSeekCloser, error) {
-	if named {
+// convertInput opens the message: the named file, or for "" standard
+// input copied to a temporary file, since the message is read twice (a
+// scan, then the conversion if it needs one). Closing it removes that
+// copy.
+func convertInput(name string) (io.ReadSeekCloser, error) {
+	if name != "" {
 		return os.Open(name)
 	}
 	f, err := os.CreateTemp("", "ferry-convert-*")
