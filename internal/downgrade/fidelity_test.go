@@ -37,6 +37,10 @@ func TestEncodeParams(t *testing.T) {
 		{" attachment; filename*=iso-8859-1'fr'caf\xe9", "", ` attachment; filename*=iso-8859-1'fr'caf%E9`},
 		// Sections are joined, 7-bit parameters stay as written.
 		{" attachment; size=3; filename*0=\"a b\"; filename*1*=%C3%A9; filename*2=\"\xc3\xa9\"", "", ` attachment; size=3; filename*=utf-8''a%20b%C3%A9%C3%A9`},
+		// Beside an RFC 2231 form of the same parameter, a plain 8-bit
+		// value is dropped; a plain 7-bit one stays.
+		{" attachment; filename=\"R\xc3\xa9sum\xc3\xa9.pdf\"; filename*=utf-8''R%C3%A9sum%C3%A9.pdf", "", " attachment; filename*=utf-8''R%C3%A9sum%C3%A9.pdf"},
+		{" attachment; filename=\"=?utf-8?Q?R=C3=A9sum=C3=A9.pdf?=\"; filename*=utf-8''R\xc3\xa9sum\xc3\xa9.pdf", "", " attachment; filename=\"=?utf-8?Q?R=C3=A9sum=C3=A9.pdf?=\"; filename*=utf-8''R%C3%A9sum%C3%A9.pdf"},
 		// 8-bit in a comment only: an encoded-word.
 		{" attachment (pi\xc3\xa8ce); filename=a.txt", "", ` attachment (=?utf-8?B?cGnDqGNl?=); filename=a.txt`},
 		// Tspecials and '%' are escaped.

@@ -22,11 +22,15 @@ type param struct {
 // encodeParams rewrites a Content-Type or Content-Disposition body with
 // 8-bit text. The type (or disposition) itself must be 7-bit. Every
 // parameter whose value holds 8-bit octets (name=, filename=, …) is
-// rewritten in the RFC 2231 extended form, its sections joined:
-// `filename*=utf-8”R%C3%A9sum%C3%A9.pdf`, labelled by labelFor, or with
-// the charset of an extended value that already had one; long values are
-// split into sections (RFC 2231 §3). Parameters that are 7-bit stay as
-// they were; comments with 8-bit text become encoded-words (RFC 2047 §5
+// rewritten in the RFC 2231 extended form, its sections joined, labelled
+// by labelFor (or with the charset an extended value already had); long
+// values are split into sections again (RFC 2231 §3):
+//
+//	filename*=utf-8''R%C3%A9sum%C3%A9.pdf
+//
+// Parameters that are 7-bit stay as they were; a plain 8-bit value is
+// dropped when the same parameter also has an RFC 2231 form, which then
+// carries it. Comments with 8-bit text become encoded-words (RFC 2047 §5
 // rule 2). A boundary cannot be given another form: an 8-bit one yields
 // errStructured8bit.
 func encodeParams(v []byte, cs string) ([]byte, error) {
@@ -45,7 +49,7 @@ func encodeParams(v []byte, cs string) ([]byte, error) {
 		return nil, err
 	}
 	params := make([]param, len(segs)-1)
-	eightBase := map[string]bool{}
+	eight := map[paramGroup]bool{}
 	for i, seg := range segs[1:] {
 		p := parseParam(seg)
 		params[i] = p
@@ -53,28 +57,48 @@ func encodeParams(v []byte, cs string) ([]byte, error) {
 			if p.base == "boundary" || p.base == "" {
 				return nil, errStructured8bit
 			}
-			eightBase[p.base] = true
+			eight[p.group()] = true
 		}
 	}
-	done := map[string]bool{}
+	has := map[paramGroup]bool{}
 	for _, p := range params {
-		if !eightBase[p.base] {
-			out = append(out, ';')
-			nv, err := encodeComments(join(p.toks), cs)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, nv...)
+		has[p.group()] = true
+	}
+	done := map[paramGroup]bool{}
+	for _, p := range params {
+		g := p.group()
+		switch {
+		case !eight[g]:
+			// 7-bit: as it was, even beside an 8-bit form of the same
+			// parameter.
+		case !g.ext && has[paramGroup{g.base, true}]:
+			continue // 8-bit, and the RFC 2231 form of it carries the value
+		case done[g]:
+			continue // joined into the first section
+		default:
+			done[g] = true
+			out = append(out, extendedParam(g, params, cs)...)
 			continue
 		}
-		if done[p.base] {
-			continue // joined into the first section
+		out = append(out, ';')
+		nv, err := encodeComments(join(p.toks), cs)
+		if err != nil {
+			return nil, err
 		}
-		done[p.base] = true
-		out = append(out, extendedParam(p.base, params, cs)...)
+		out = append(out, nv...)
 	}
 	return out, nil
 }
+
+// paramGroup names the parameters that make one value: the plain
+// attribute=value, or the RFC 2231 form (attribute*=, attribute*N=,
+// attribute*N*=), whose sections are joined.
+type paramGroup struct {
+	base string
+	ext  bool // the RFC 2231 form
+}
+
+func (p param) group() paramGroup { return paramGroup{p.base, p.ext || p.section >= 0} }
 
 // join concatenates tokens.
 func join(toks []token) []byte {
@@ -134,13 +158,14 @@ func closingQuote(s string) int {
 	return -1
 }
 
-// extendedParam returns the sections of parameter base, joined, as one
-// RFC 2231 extended value (split again into sections when long), each
+// extendedParam returns the parameters of group g, joined, as one RFC 2231
+// extended value (split again into sections when long), each section
 // preceded by "; ".
-func extendedParam(base string, params []param, cs string) []byte {
+func extendedParam(g paramGroup, params []param, cs string) []byte {
+	base := g.base
 	var secs []param
 	for _, p := range params {
-		if p.base == base {
+		if p.group() == g {
 			secs = append(secs, p)
 		}
 	}
