@@ -47,6 +47,9 @@ type Field struct {
 type Tree struct {
 	Leaves []Leaf
 	Fields []Field
+	// Messages lists the paths of the message headers: "" for the top,
+	// PATH/ for a message/rfc822 part's.
+	Messages []string
 }
 
 // Walk reads msg with go-message and decodes every leaf and header field.
@@ -63,6 +66,7 @@ func (t *Tree) message(msg []byte, path string, depth int) error {
 			msg = msg[i+1:]
 		}
 	}
+	t.Messages = append(t.Messages, path)
 	e, err := message.Read(bytes.NewReader(msg))
 	if err != nil && !message.IsUnknownEncoding(err) && !message.IsUnknownCharset(err) {
 		return fmt.Errorf("message at %q: %w", path, err)
@@ -411,8 +415,12 @@ func Compare(in, out []byte) error {
 	if err != nil {
 		return fmt.Errorf("output unreadable: %w", err)
 	}
-	if encodings(got) > encodings(want) && hasField(got.Fields, "", "content-type") && !hasField(got.Fields, "", "mime-version") {
-		return errors.New("transfer encoding added to a message with Content-Type but no MIME-Version: strict readers take it as plain text")
+	if encodings(got) > encodings(want) {
+		for _, m := range got.Messages {
+			if hasField(got.Fields, m, "content-type") && !hasField(got.Fields, m, "mime-version") {
+				return fmt.Errorf("transfer encoding added, and the message at %q has Content-Type but no MIME-Version: strict readers take it as plain text", m)
+			}
+		}
 	}
 	if len(got.Leaves) != len(want.Leaves) {
 		return fmt.Errorf("output has %d leaves, input %d", len(got.Leaves), len(want.Leaves))
