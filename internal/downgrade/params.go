@@ -203,19 +203,26 @@ func extendedParam(g paramGroup, params []param, cs string) []byte {
 		label = labelFor(octets, cs)
 	}
 	enc := pctEncode(octets)
+	// About 60 characters of value a section, the first one's charset
+	// and language included, so that each fits a folded line.
 	const sectionLen = 60
-	if len(enc) <= sectionLen {
-		return []byte("; " + base + "*=" + label + "'" + lang + "'" + enc)
+	prefix := label + "'" + lang + "'"
+	if len(prefix)+len(enc) <= sectionLen {
+		return []byte("; " + base + "*=" + prefix + enc)
 	}
 	var out []byte
 	for n := 0; len(enc) > 0; n++ {
-		k := min(sectionLen, len(enc))
+		room := sectionLen
+		if n == 0 {
+			room = max(sectionLen-len(prefix), 12)
+		}
+		k := min(room, len(enc))
 		for k < len(enc) && k >= 2 && (enc[k-1] == '%' || enc[k-2] == '%') {
 			k-- // never split a %XX escape
 		}
 		out = append(out, "; "+base+"*"+strconv.Itoa(n)+"*="...)
 		if n == 0 {
-			out = append(out, label+"'"+lang+"'"...)
+			out = append(out, prefix...)
 		}
 		out = append(out, enc[:k]...)
 		enc = enc[k:]
