@@ -57,7 +57,7 @@ func TestEncodeParams(t *testing.T) {
 	if err != nil || !bytes.Contains(got, []byte("; filename*0*=utf-8''%C3%A9")) || !bytes.Contains(got, []byte("; filename*1*=")) {
 		t.Errorf("long value: %q, %v", got, err)
 	}
-	for _, bad := range []string{" multipart/mixed; boundary=\"\xc3\xa9\"", " text/pl\xc3\xa9in"} {
+	for _, bad := range []string{" multipart/mixed; boundary=\"\xc3\xa9\"", " text/pl\xc3\xa9in", " x;\xe9=a", " x; name=\"a\"\xe9"} {
 		if _, err := encodeParams([]byte(bad), ""); err == nil {
 			t.Errorf("encodeParams(%q) did not fail", bad)
 		}

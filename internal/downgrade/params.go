@@ -17,6 +17,9 @@ type param struct {
 	ext     bool   // RFC 2231 §4 extended value ("*" before the "=")
 	value   []byte // the value, unquoted
 	eight   bool   // the value holds 8-bit octets
+	// bad is set for 8-bit octets no RFC 2231 value can carry: in the
+	// attribute, or after the closing quote of the value.
+	bad bool
 }
 
 // encodeParams rewrites a Content-Type or Content-Disposition body with
@@ -53,6 +56,9 @@ func encodeParams(v []byte, cs string) ([]byte, error) {
 	for i, seg := range segs[1:] {
 		p := parseParam(seg)
 		params[i] = p
+		if p.bad {
+			return nil, errStructured8bit
+		}
 		if p.eight {
 			if p.base == "boundary" || p.base == "" {
 				return nil, errStructured8bit
@@ -130,10 +136,12 @@ func parseParam(seg []token) param {
 		}
 	}
 	p.base = name
+	p.bad = has8bit([]byte(name))
 	val = strings.Trim(val, " \t")
 	if strings.HasPrefix(val, `"`) {
 		val = val[1:]
 		if i := closingQuote(val); i >= 0 {
+			p.bad = p.bad || has8bit([]byte(val[i:]))
 			val = val[:i]
 		}
 		p.value = unescape([]byte(val))
