@@ -1,14 +1,11 @@
 package testrelay
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"testing"
@@ -33,16 +30,9 @@ type TestCert struct {
 // 127.0.0.1 and dnsNames, valid from an hour ago for two hours.
 func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+		SerialNumber:          serialNumber(t),
 		Subject:               pkix.Name{CommonName: cn},
 		DNSNames:              dnsNames,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},

@@ -1,0 +1,93 @@
+package tlspolicy
+
+import (
+	"crypto/x509"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/ferrymta/ferry/internal/route"
+)
+
+// counts holds the sessions of one policy domain and policy type: the
+// successes and the failures by RFC 8460 §4.3 result type.
+type counts struct {
+	success  int64
+	failures map[string]int64 // result type → sessions
+}
+
+// outcomes counts policy results per (domain, policy type) for TLS-RPT
+// (RFC 8460 §4).
+type outcomes struct {
+	mu sync.Mutex
+	m  map[[2]string]*counts
+}
+
+// record counts one result.
+func (o *outcomes) record(domain, policyType, resultType string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[[2]string]*counts{}
+	}
+	k := [2]string{domain, policyType}
+	c := o.m[k]
+	if c == nil {
+		c = &counts{failures: map[string]int64{}}
+		o.m[k] = c
+	}
+	if resultType == "" {
+		c.success++
+		return
+	}
+	c.failures[resultType]++
+}
+
+// Outcome records the result of a policy check at t (nil: success) for
+// TLS reporting.
+func (e *Engine) Outcome(p HostPolicy, t route.Target, err error) {
+	var typ string
+	switch p.Kind {
+	case DANE:
+		typ = "tlsa"
+	case MTASTS, MTASTSTesting:
+		typ = "sts"
+	default:
+		typ = "no-policy-found"
+	}
+	e.out.record(p.Domain, typ, resultType(p, err))
+}
+
+// ErrNoStartTLS is the outcome for a host whose policy makes TLS mandatory
+// and that offered no STARTTLS.
+var ErrNoStartTLS = errors.New("STARTTLS not offered")
+
+// resultType maps a check failure to an RFC 8460 §4.3 result type; "" for
+// success.
+func resultType(p HostPolicy, err error) string {
+	if err == nil {
+		return ""
+	}
+	if errors.Is(err, ErrNoStartTLS) {
+		return "starttls-not-supported"
+	}
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.Expired {
+		return "certificate-expired"
+	}
+	var hn x509.HostnameError
+	if errors.As(err, &hn) || strings.Contains(err.Error(), "certificate is valid for") {
+		return "certificate-host-mismatch"
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return "certificate-not-trusted"
+	}
+	switch p.Kind {
+	case DANE:
+		return "tlsa-invalid"
+	case MTASTS, MTASTSTesting:
+		return "certificate-not-trusted"
+	}
+	return "validation-failure"
+}
