@@ -109,6 +109,9 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 			cfg = hp.TLSConfig(a.cfg.RootCAs, a.cfg.Now, a.policyOutcome(*hp, t))
 		}
 		err := c.StartTLS(ctx, cfg)
+		if err == nil && hp != nil && hp.Authenticated() {
+			c.verified = true // by the policy's own check (TLSA or MTA-STS)
+		}
 		a.logTLS(c, err)
 		if err != nil {
 			var re *ReplyError

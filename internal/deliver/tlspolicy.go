@@ -148,6 +148,8 @@ func (a *Agent) effectivePolicy(p tlspolicy.HostPolicy, need tlsNeed) *tlspolicy
 	if need.optional && p.Kind != tlspolicy.Opportunistic {
 		p.Reason = "TLS-Required: No (RFC 8689 §5) waives " + p.Kind.String() + ": " + p.Reason
 		p.Kind, p.Refuse = tlspolicy.Opportunistic, nil
+		a.log.Info(fmt.Sprintf("%s: TLS policy for MX %s: %s", p.Domain, p.Host, p.Reason),
+			"event", "tls_policy_waived", "domain", p.Domain, "mx", p.Host)
 	}
 	return &p
 }

@@ -1,0 +1,282 @@
+package deliver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/sink"
+	"github.com/ferrymta/ferry/internal/testrelay"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
+	"github.com/ferrymta/ferry/internal/tlspolicy/dnstest"
+)
+
+// daneWorld is the internet of the TLS policy tests, on loopback: MX
+// hosts played by sinks on 127.0.0.N at one port, a DNSSEC-signed zone
+// sec.test and an unsigned zone plain.test served by an in-process
+// authoritative server, and a real unbound validating sec.test with its
+// trust anchor.
+type daneWorld struct {
+	port  int
+	sinks map[string]*sink.Sink // by MX host label ("mx-ee")
+	res   *tlspolicy.Resolver
+	dir   string
+}
+
+// mxSpec is one MX host of the world.
+type mxSpec struct {
+	label    string // host label under its zone
+	zone     string // "sec.test" or "plain.test"
+	cert     *testrelay.TestCert
+	keywords []string // nil: the sink's defaults; STARTTLS is added with a cert
+	tlsa     []string // TLSA record data, "3 1 1 <hex>"
+}
+
+func spkiSHA256(c testrelay.TestCert) string {
+	s := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(s[:])
+}
+
+func certSHA256(raw []byte) string {
+	s := sha256.Sum256(raw)
+	return hex.EncodeToString(s[:])
+}
+
+func certSHA512(raw []byte) string {
+	s := sha512.Sum512(raw)
+	return hex.EncodeToString(s[:])
+}
+
+// startDANEWorld starts the MX hosts, then the DNS that describes them.
+func startDANEWorld(t *testing.T, specs []mxSpec) *daneWorld {
+	t.Helper()
+	w := &daneWorld{sinks: map[string]*sink.Sink{}, dir: t.TempDir()}
+	zones := map[string]*strings.Builder{}
+	for _, z := range []string{"sec.test", "plain.test"} {
+		b := &strings.Builder{}
+		fmt.Fprintf(b, "$ORIGIN %s.\n$TTL 300\n@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n@ NS ns\nns A 127.0.0.1\n", z, z, z)
+		zones[z] = b
+	}
+	for i, s := range specs {
+		ip := fmt.Sprintf("127.0.0.%d", i+2)
+		opts := sink.Options{Hostname: s.label + "." + s.zone, Keywords: s.keywords}
+		if s.cert != nil {
+			cf, kf := filepath.Join(w.dir, s.label+".crt"), filepath.Join(w.dir, s.label+".key")
+			s.cert.WriteFiles(t, cf, kf)
+			opts.TLSCert, opts.TLSKey = cf, kf
+		}
+		if w.port == 0 {
+			opts.Addr = ip + ":0"
+		} else {
+			opts.Addr = fmt.Sprintf("%s:%d", ip, w.port)
+		}
+		sk, err := sink.Start(opts)
+		if err != nil {
+			t.Fatalf("MX host %s at %s: %v", s.label, opts.Addr, err)
+		}
+		t.Cleanup(func() { sk.Close() })
+		if w.port == 0 {
+			w.port = int(netip.MustParseAddrPort(sk.Addr()).Port())
+		}
+		w.sinks[s.label] = sk
+		b := zones[s.zone]
+		// The domain "d-LABEL" has the host as its MX.
+		fmt.Fprintf(b, "d-%s MX 10 %s\n%s A %s\n", s.label, s.label, s.label, ip)
+		for _, r := range s.tlsa {
+			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n", s.label, r)
+		}
+	}
+	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
+	auth := dnstest.StartAuth(t, signed, zones["plain.test"].String())
+	ub := dnstest.StartUnbound(t, auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
+	res, err := tlspolicy.NewResolver(tlspolicy.ResolverConfig{Servers: []string{ub.Addr}, DNSSEC: ub.Addr, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.res = res
+	return w
+}
+
+// agent returns a delivery agent for direct delivery through the world's
+// DNS with the TLS policy engine, and its log.
+func (w *daneWorld) agent(t *testing.T, q Queue) (*Agent, *syncBuffer, *tlspolicy.Engine) {
+	t.Helper()
+	tab, err := route.NewTable(route.Options{Resolver: w.res, MXPort: w.port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eng *tlspolicy.Engine
+	a, logs := testAgent(t, q, route.Route{Pattern: "unused.test", Hops: []route.NextHop{{Host: "127.0.0.1", Port: 1, NoMX: true}}}, func(c *Config) {
+		c.Routes = tab
+		eng = tlspolicy.NewEngine(tlspolicy.EngineConfig{Resolver: w.res, Logger: c.Logger})
+		c.TLSPolicy = eng
+	})
+	return a, logs, eng
+}
+
+// deliverTo delivers one message to rcpt@domain through a fresh agent.
+func (w *daneWorld) deliverTo(t *testing.T, id, domain string, mod func(*queue.Item)) (*memQueue, *syncBuffer) {
+	t.Helper()
+	q := newMemQueue()
+	a, logs, _ := w.agent(t, q)
+	it := testMessage(id, "Subject: dane\r\n\r\nhello\r\n", "rcpt@"+domain)
+	if mod != nil {
+		mod(&it)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a.DeliverLease(ctx, &queue.Lease{Hop: domain, Items: []queue.Item{it}})
+	return q, logs
+}
+
+// TestDANE runs the DANE cases of RFC 7672 against real MX hosts (sinks
+// with certificates) behind a real validating resolver.
+func TestDANE(t *testing.T) {
+	ca := testrelay.NewTestCA(t, "Test DANE CA")
+	now := time.Now()
+	ee := testrelay.NewTestCert(t, "mx-ee.sec.test", "mx-ee.sec.test")
+	other := testrelay.NewTestCert(t, "other", "other.test")
+	wrongKey := testrelay.NewTestCert(t, "mx-bad.sec.test", "mx-bad.sec.test")
+	expired := ca.Issue(t, "mx-exp.sec.test", now.Add(-48*time.Hour), now.Add(-24*time.Hour), "mx-exp.sec.test")
+	taLeaf := ca.Issue(t, "mx-ta.sec.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-ta.sec.test")
+	taWrongName := ca.Issue(t, "elsewhere.test", now.Add(-time.Hour), now.Add(time.Hour), "elsewhere.test")
+	taExpired := ca.Issue(t, "mx-taexp.sec.test", now.Add(-48*time.Hour), now.Add(-24*time.Hour), "mx-taexp.sec.test")
+	plainCert := testrelay.NewTestCert(t, "mx-plain.plain.test", "mx-plain.plain.test")
+	notlsa := testrelay.NewTestCert(t, "mx-notlsa.sec.test", "mx-notlsa.sec.test")
+	rtls := testrelay.NewTestCert(t, "mx-rtls.sec.test", "mx-rtls.sec.test")
+	withRequireTLS := []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "REQUIRETLS"}
+	w := startDANEWorld(t, []mxSpec{
+		{label: "mx-ee", zone: "sec.test", cert: &ee, tlsa: []string{"3 1 1 " + spkiSHA256(ee)}},
+		{label: "mx-bad", zone: "sec.test", cert: &wrongKey, tlsa: []string{"3 1 1 " + spkiSHA256(other), "3 0 2 " + certSHA512(other.Leaf.Raw)}},
+		{label: "mx-exp", zone: "sec.test", cert: &expired, tlsa: []string{"3 0 1 " + certSHA256(expired.Leaf.Raw)}},
+		{label: "mx-ta", zone: "sec.test", cert: &taLeaf, tlsa: []string{"2 0 1 " + certSHA256(ca.Cert.Raw)}},
+		{label: "mx-taname", zone: "sec.test", cert: &taWrongName, tlsa: []string{"2 1 2 " + spkiSHA512(ca)}},
+		{label: "mx-taexp", zone: "sec.test", cert: &taExpired, tlsa: []string{"2 0 0 " + hex.EncodeToString(ca.Cert.Raw)}},
+		{label: "mx-strip", zone: "sec.test", tlsa: []string{"3 1 1 " + spkiSHA256(ee)}},
+		{label: "mx-notlsa", zone: "sec.test", cert: &notlsa},
+		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + spkiSHA256(other), "0 0 1 " + certSHA256(ca.Cert.Raw)}},
+		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + spkiSHA256(other)}},
+		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + spkiSHA256(rtls)}},
+	})
+	got := func(label string) int { return len(w.sinks[label].Messages()) }
+
+	t.Run("EE match", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "EE1", "d-mx-ee.sec.test", nil)
+		q.expect(t, "EE1", 0, queue.Sent, "250")
+		if got("mx-ee") != 1 {
+			t.Errorf("mx-ee got %d messages", got("mx-ee"))
+		}
+		if !strings.Contains(logs.String(), "policy=dane") || !strings.Contains(logs.String(), "1 usable TLSA record(s) at _25._tcp.mx-ee.sec.test.") {
+			t.Errorf("log lacks the DANE decision:\n%s", logs)
+		}
+	})
+	t.Run("EE mismatch defers 4.7.5 naming the records", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "EE2", "d-mx-bad.sec.test", nil)
+		q.expect(t, "EE2", 0, queue.Deferred, "451 4.7.5")
+		r := q.last(t, "EE2", 0).Reply.String()
+		if !strings.Contains(r, "_25._tcp.mx-bad.sec.test. TLSA 3 1 1") || !strings.Contains(r, "TLSA 3 0 2") {
+			t.Errorf("reply does not name the records: %s", r)
+		}
+		if got("mx-bad") != 0 {
+			t.Errorf("mx-bad got a message")
+		}
+	})
+	t.Run("expired certificate, DANE-EE ok", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "EE3", "d-mx-exp.sec.test", nil)
+		q.expect(t, "EE3", 0, queue.Sent, "250")
+	})
+	t.Run("TA chain", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "TA1", "d-mx-ta.sec.test", nil)
+		q.expect(t, "TA1", 0, queue.Sent, "250")
+	})
+	t.Run("TA chain with the wrong name defers", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "TA2", "d-mx-taname.sec.test", nil)
+		q.expect(t, "TA2", 0, queue.Deferred, "451 4.7.5")
+		if r := q.last(t, "TA2", 0).Reply.String(); !strings.Contains(r, "TLSA 2 1 2") || !strings.Contains(r, "mx-taname.sec.test") {
+			t.Errorf("reply: %s", r)
+		}
+	})
+	t.Run("TA chain with an expired leaf defers", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "TA3", "d-mx-taexp.sec.test", nil)
+		q.expect(t, "TA3", 0, queue.Deferred, "451 4.7.5")
+		if r := q.last(t, "TA3", 0).Reply.String(); !strings.Contains(r, "expired") {
+			t.Errorf("reply: %s", r)
+		}
+	})
+	t.Run("STARTTLS stripped defers, never plain text", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "ST1", "d-mx-strip.sec.test", nil)
+		q.expect(t, "ST1", 0, queue.Deferred, "451 4.7.5")
+		if r := q.last(t, "ST1", 0).Reply.String(); !strings.Contains(r, "_25._tcp.mx-strip.sec.test.") || !strings.Contains(r, "STARTTLS") {
+			t.Errorf("reply: %s", r)
+		}
+		if got("mx-strip") != 0 {
+			t.Errorf("mx-strip got the message in plain text")
+		}
+	})
+	t.Run("secure MX without TLSA falls back", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "NT1", "d-mx-notlsa.sec.test", nil)
+		q.expect(t, "NT1", 0, queue.Sent, "250")
+		if !strings.Contains(logs.String(), "no TLSA records at _25._tcp.mx-notlsa.sec.test.") {
+			t.Errorf("log lacks the reason:\n%s", logs)
+		}
+	})
+	t.Run("only unusable TLSA records: TLS mandatory, not authenticated", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "UN1", "d-mx-unusable.sec.test", nil)
+		q.expect(t, "UN1", 0, queue.Sent, "250")
+		if !strings.Contains(logs.String(), "policy=encrypt") {
+			t.Errorf("log lacks the encrypt policy:\n%s", logs)
+		}
+	})
+	t.Run("insecure zone: no DANE", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "IN1", "d-mx-plain.plain.test", nil)
+		q.expect(t, "IN1", 0, queue.Sent, "250")
+		if !strings.Contains(logs.String(), "MX records of d-mx-plain.plain.test are not DNSSEC-signed") {
+			t.Errorf("log lacks the reason:\n%s", logs)
+		}
+	})
+	t.Run("REQUIRETLS to a DANE hop offering it", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "RT1", "d-mx-rtls.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
+		q.expect(t, "RT1", 0, queue.Sent, "250")
+		msgs := w.sinks["mx-rtls"].Messages()
+		if len(msgs) != 1 || !strings.Contains(msgs[0].MailLine, "REQUIRETLS") {
+			t.Errorf("mx-rtls got %d messages, MAIL line %v", len(msgs), msgs)
+		}
+	})
+	t.Run("REQUIRETLS to a DANE hop without it fails 5.7.30", func(t *testing.T) {
+		before := got("mx-ee")
+		q, _ := w.deliverTo(t, "RT2", "d-mx-ee.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
+		q.expect(t, "RT2", 0, queue.Failed, "550 5.7.30")
+		if got("mx-ee") != before {
+			t.Errorf("mx-ee got the message")
+		}
+	})
+	t.Run("REQUIRETLS to an unauthenticated hop fails 5.7.30", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "RT3", "d-mx-notlsa.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
+		q.expect(t, "RT3", 0, queue.Failed, "550 5.7.30")
+	})
+	t.Run("TLS-Required: No waives a failing DANE check", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "TR1", "d-mx-bad.sec.test", func(it *queue.Item) { it.Env.TLSOptional = true })
+		q.expect(t, "TR1", 0, queue.Sent, "250")
+		if got("mx-bad") != 1 || !strings.Contains(logs.String(), "TLS-Required: No") {
+			t.Errorf("mx-bad got %d messages; log:\n%s", got("mx-bad"), logs)
+		}
+	})
+	t.Run("REQUIRETLS overrides TLS-Required: No", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "TR2", "d-mx-bad.sec.test", func(it *queue.Item) { it.Env.TLSOptional, it.Env.RequireTLS = true, true })
+		q.expect(t, "TR2", 0, queue.Deferred, "451 4.7.5")
+	})
+}
+
+func spkiSHA512(ca testrelay.TestCA) string {
+	s := sha512.Sum512(ca.Cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(s[:])
+}
