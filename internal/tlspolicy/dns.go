@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strings"
@@ -56,14 +57,20 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 			file = "/etc/resolv.conf"
 		}
 		cc, err := dns.ClientConfigFromFile(file)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// resolv.conf(5): without the file or a nameserver line,
+			// the name server on the local machine is used.
+			r.servers = []string{"127.0.0.1:53"}
+		case err != nil:
 			return nil, fmt.Errorf("tlspolicy: reading %s: %w", file, err)
-		}
-		for _, s := range cc.Servers {
-			r.servers = append(r.servers, net.JoinHostPort(s, cc.Port))
-		}
-		if len(r.servers) == 0 {
-			return nil, fmt.Errorf("tlspolicy: %s names no nameserver", file)
+		default:
+			for _, s := range cc.Servers {
+				r.servers = append(r.servers, net.JoinHostPort(s, cc.Port))
+			}
+			if len(r.servers) == 0 {
+				r.servers = []string{"127.0.0.1:53"}
+			}
 		}
 	}
 	if cfg.DNSSEC != "" {

