@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/tlspolicy"
@@ -38,5 +39,25 @@ func newTLSPolicy(cfg config.Config, logger *slog.Logger) (*tlspolicy.Engine, er
 // newSTS builds the MTA-STS policy source, or nil when [delivery] mta_sts
 // is off.
 func newSTS(cfg config.Config, r *tlspolicy.Resolver, logger *slog.Logger) (*tlspolicy.STS, error) {
-	return nil, nil
+	p := cfg.Delivery.TLSPolicy
+	if !p.MTASTS {
+		return nil, nil
+	}
+	sc := tlspolicy.STSConfig{Resolver: r, CacheDir: stsCacheDir(cfg), Port: p.MTASTSPort, Logger: logger}
+	if p.MTASTSCAFile != "" {
+		roots, err := loadCAFile(p.MTASTSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.mta_sts_ca_file: %w", err)
+		}
+		sc.RootCAs = roots
+	}
+	sts, err := tlspolicy.NewSTS(sc)
+	if err != nil {
+		return nil, fmt.Errorf("delivery.mta_sts: %w", err)
+	}
+	return sts, nil
 }
+
+// stsCacheDir is where the MTA-STS policy cache lives: in the spool, so
+// that it survives restarts with the queue.
+func stsCacheDir(cfg config.Config) string { return filepath.Join(cfg.Queue.Spool, "mta-sts") }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -30,6 +31,13 @@ type daneWorld struct {
 	sinks map[string]*sink.Sink // by MX host label ("mx-ee")
 	res   *tlspolicy.Resolver
 	dir   string
+	auth  *dnstest.Auth
+	// plain is the unsigned zone's text, for changes during a test.
+	plain string
+	// sts, when set, is the MTA-STS policy source of the world's agents.
+	sts *tlspolicy.STS
+	// roots verify MX hosts under MTA-STS.
+	roots *x509.CertPool
 }
 
 // mxSpec is one MX host of the world.
@@ -56,8 +64,9 @@ func certSHA512(raw []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// startDANEWorld starts the MX hosts, then the DNS that describes them.
-func startDANEWorld(t *testing.T, specs []mxSpec) *daneWorld {
+// startDANEWorld starts the MX hosts, then the DNS that describes them;
+// extra holds more records per zone ("plain.test": lines).
+func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *daneWorld {
 	t.Helper()
 	w := &daneWorld{sinks: map[string]*sink.Sink{}, dir: t.TempDir()}
 	zones := map[string]*strings.Builder{}
@@ -66,28 +75,9 @@ func startDANEWorld(t *testing.T, specs []mxSpec) *daneWorld {
 		fmt.Fprintf(b, "$ORIGIN %s.\n$TTL 300\n@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n@ NS ns\nns A 127.0.0.1\n", z, z, z)
 		zones[z] = b
 	}
+	w.startSinks(t, specs)
 	for i, s := range specs {
 		ip := fmt.Sprintf("127.0.0.%d", i+2)
-		opts := sink.Options{Hostname: s.label + "." + s.zone, Keywords: s.keywords}
-		if s.cert != nil {
-			cf, kf := filepath.Join(w.dir, s.label+".crt"), filepath.Join(w.dir, s.label+".key")
-			s.cert.WriteFiles(t, cf, kf)
-			opts.TLSCert, opts.TLSKey = cf, kf
-		}
-		if w.port == 0 {
-			opts.Addr = ip + ":0"
-		} else {
-			opts.Addr = fmt.Sprintf("%s:%d", ip, w.port)
-		}
-		sk, err := sink.Start(opts)
-		if err != nil {
-			t.Fatalf("MX host %s at %s: %v", s.label, opts.Addr, err)
-		}
-		t.Cleanup(func() { sk.Close() })
-		if w.port == 0 {
-			w.port = int(netip.MustParseAddrPort(sk.Addr()).Port())
-		}
-		w.sinks[s.label] = sk
 		b := zones[s.zone]
 		// The domain "d-LABEL" has the host as its MX.
 		fmt.Fprintf(b, "d-%s MX 10 %s\n%s A %s\n", s.label, s.label, s.label, ip)
@@ -95,15 +85,65 @@ func startDANEWorld(t *testing.T, specs []mxSpec) *daneWorld {
 			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n", s.label, r)
 		}
 	}
+	for z, lines := range extra {
+		for _, l := range lines {
+			fmt.Fprintln(zones[z], l)
+		}
+	}
 	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
-	auth := dnstest.StartAuth(t, signed, zones["plain.test"].String())
-	ub := dnstest.StartUnbound(t, auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
-	res, err := tlspolicy.NewResolver(tlspolicy.ResolverConfig{Servers: []string{ub.Addr}, DNSSEC: ub.Addr, Timeout: 10 * time.Second})
+	w.plain = zones["plain.test"].String()
+	w.auth = dnstest.StartAuth(t, signed, w.plain)
+	ub := dnstest.StartUnbound(t, w.auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
+	// TXT records (MTA-STS) come straight from the authoritative server,
+	// uncached, so a test can change them; the rest from unbound.
+	res, err := tlspolicy.NewResolver(tlspolicy.ResolverConfig{Servers: []string{w.auth.Addr}, DNSSEC: ub.Addr, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.res = res
 	return w
+}
+
+// startSinks starts the MX hosts on 127.0.0.2, 127.0.0.3, ... at one
+// port, the first one's; when another program holds that port at a later
+// address, it starts over with a new port (at most five times).
+func (w *daneWorld) startSinks(t *testing.T, specs []mxSpec) {
+	t.Helper()
+	var lastErr error
+	for range 5 {
+		w.port = 0
+		var started []*sink.Sink
+		lastErr = nil
+		for i, s := range specs {
+			ip := fmt.Sprintf("127.0.0.%d", i+2)
+			opts := sink.Options{Hostname: s.label + "." + s.zone, Keywords: s.keywords, Addr: fmt.Sprintf("%s:%d", ip, w.port)}
+			if s.cert != nil {
+				cf, kf := filepath.Join(w.dir, s.label+".crt"), filepath.Join(w.dir, s.label+".key")
+				s.cert.WriteFiles(t, cf, kf)
+				opts.TLSCert, opts.TLSKey = cf, kf
+			}
+			sk, err := sink.Start(opts)
+			if err != nil {
+				lastErr = fmt.Errorf("MX host %s at %s: %w", s.label, opts.Addr, err)
+				break
+			}
+			started = append(started, sk)
+			if w.port == 0 {
+				w.port = int(netip.MustParseAddrPort(sk.Addr()).Port())
+			}
+			w.sinks[s.label] = sk
+		}
+		if lastErr == nil {
+			for _, sk := range started {
+				t.Cleanup(func() { sk.Close() })
+			}
+			return
+		}
+		for _, sk := range started {
+			sk.Close()
+		}
+	}
+	t.Fatal(lastErr)
 }
 
 // agent returns a delivery agent for direct delivery through the world's
@@ -117,8 +157,9 @@ func (w *daneWorld) agent(t *testing.T, q Queue) (*Agent, *syncBuffer, *tlspolic
 	var eng *tlspolicy.Engine
 	a, logs := testAgent(t, q, route.Route{Pattern: "unused.test", Hops: []route.NextHop{{Host: "127.0.0.1", Port: 1, NoMX: true}}}, func(c *Config) {
 		c.Routes = tab
-		eng = tlspolicy.NewEngine(tlspolicy.EngineConfig{Resolver: w.res, Logger: c.Logger})
+		eng = tlspolicy.NewEngine(tlspolicy.EngineConfig{Resolver: w.res, Logger: c.Logger, STS: w.sts})
 		c.TLSPolicy = eng
+		c.RootCAs = w.roots
 	})
 	return a, logs, eng
 }
@@ -126,8 +167,15 @@ func (w *daneWorld) agent(t *testing.T, q Queue) (*Agent, *syncBuffer, *tlspolic
 // deliverTo delivers one message to rcpt@domain through a fresh agent.
 func (w *daneWorld) deliverTo(t *testing.T, id, domain string, mod func(*queue.Item)) (*memQueue, *syncBuffer) {
 	t.Helper()
+	q, logs, _ := w.deliverWith(t, id, domain, mod)
+	return q, logs
+}
+
+// deliverWith is deliverTo that also returns the agent's policy engine.
+func (w *daneWorld) deliverWith(t *testing.T, id, domain string, mod func(*queue.Item)) (*memQueue, *syncBuffer, *tlspolicy.Engine) {
+	t.Helper()
 	q := newMemQueue()
-	a, logs, _ := w.agent(t, q)
+	a, logs, eng := w.agent(t, q)
 	it := testMessage(id, "Subject: dane\r\n\r\nhello\r\n", "rcpt@"+domain)
 	if mod != nil {
 		mod(&it)
@@ -135,7 +183,7 @@ func (w *daneWorld) deliverTo(t *testing.T, id, domain string, mod func(*queue.I
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a.DeliverLease(ctx, &queue.Lease{Hop: domain, Items: []queue.Item{it}})
-	return q, logs
+	return q, logs, eng
 }
 
 // TestDANE runs the DANE cases of RFC 7672 against real MX hosts (sinks
@@ -166,7 +214,7 @@ func TestDANE(t *testing.T) {
 		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + spkiSHA256(other), "0 0 1 " + certSHA256(ca.Cert.Raw)}},
 		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + spkiSHA256(other)}},
 		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + spkiSHA256(rtls)}},
-	})
+	}, nil)
 	got := func(label string) int { return len(w.sinks[label].Messages()) }
 
 	t.Run("EE match", func(t *testing.T) {

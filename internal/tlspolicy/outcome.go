@@ -91,3 +91,27 @@ func resultType(p HostPolicy, err error) string {
 	}
 	return "validation-failure"
 }
+
+// Counts are the sessions of one policy domain and policy type.
+type Counts struct {
+	// Success is the number of successful sessions.
+	Success int64
+	// Failures counts failed sessions by RFC 8460 §4.3 result type.
+	Failures map[string]int64
+}
+
+// Counts returns the counts recorded for domain and a policy type
+// ("sts", "tlsa", "no-policy-found") since the last report.
+func (e *Engine) Counts(domain, policyType string) Counts {
+	e.out.mu.Lock()
+	defer e.out.mu.Unlock()
+	c := e.out.m[[2]string{domain, policyType}]
+	if c == nil {
+		return Counts{Failures: map[string]int64{}}
+	}
+	out := Counts{Success: c.success, Failures: map[string]int64{}}
+	for k, v := range c.failures {
+		out.Failures[k] = v
+	}
+	return out
+}

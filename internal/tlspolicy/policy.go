@@ -78,6 +78,12 @@ type HostPolicy struct {
 	// Refuse, when set, says not to connect to this host at all; the
 	// reply defers (TLSA lookup failure, an MX not in the MTA-STS policy).
 	Refuse *smtp.Reply
+	// STS is the domain's MTA-STS policy when one was found, also where
+	// DANE took precedence over it.
+	STS *STSPolicy
+	// STSMismatch is set in testing mode when the host is not in the
+	// policy's mx list (reported, not enforced).
+	STSMismatch bool
 }
 
 // Mandatory reports whether the host must not be used without TLS.

@@ -1,0 +1,180 @@
+package deliver
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/testrelay"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
+)
+
+// policyServer is an HTTPS MTA-STS policy server on loopback with a
+// certificate from the test CA, serving a policy per "mta-sts.DOMAIN".
+type policyServer struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	policies map[string]string // by host name
+	fail     atomic.Bool       // answer 500 to everything
+	fetches  atomic.Int32
+}
+
+func startPolicyServer(t *testing.T, ca testrelay.TestCA, policies map[string]string) *policyServer {
+	t.Helper()
+	ps := &policyServer{policies: policies}
+	var names []string
+	for h := range policies {
+		names = append(names, h)
+	}
+	cert := ca.Issue(t, "mta-sts", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), names...)
+	ps.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ps.fetches.Add(1)
+		host, _, _ := net.SplitHostPort(r.Host)
+		ps.mu.Lock()
+		body, ok := ps.policies[host]
+		ps.mu.Unlock()
+		if ps.fail.Load() || r.URL.Path != "/.well-known/mta-sts.txt" || !ok {
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(body))
+	}))
+	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
+	ps.srv.StartTLS()
+	t.Cleanup(ps.srv.Close)
+	return ps
+}
+
+func (ps *policyServer) port() string {
+	_, p, _ := net.SplitHostPort(ps.srv.Listener.Addr().String())
+	return p
+}
+
+// TestMTASTS runs the MTA-STS cases of RFC 8461 against sinks as MX hosts
+// and an HTTPS policy server with a test CA.
+func TestMTASTS(t *testing.T) {
+	ca := testrelay.NewTestCA(t, "Test WebPKI")
+	now := time.Now()
+	good := ca.Issue(t, "mx-sts.plain.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-sts.plain.test")
+	other := ca.Issue(t, "mx-stsother.plain.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-stsother.plain.test")
+	selfSigned := testrelay.NewTestCert(t, "mx-stsbadcert.plain.test", "mx-stsbadcert.plain.test")
+	testing1 := testrelay.NewTestCert(t, "mx-ststest.plain.test", "mx-ststest.plain.test")
+	cached := ca.Issue(t, "mx-stscache.plain.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-stscache.plain.test")
+	daneToo := testrelay.NewTestCert(t, "mx-stsdane.sec.test", "mx-stsdane.sec.test")
+	pol := func(mode string, mx ...string) string {
+		s := "version: STSv1\r\nmode: " + mode + "\r\nmax_age: 86400\r\n"
+		for _, m := range mx {
+			s += "mx: " + m + "\r\n"
+		}
+		return s
+	}
+	policies := map[string]string{
+		"mta-sts.d-mx-sts.plain.test":        pol("enforce", "*.plain.test"),
+		"mta-sts.d-mx-stsother.plain.test":   pol("enforce", "mx.elsewhere.test"),
+		"mta-sts.d-mx-stsbadcert.plain.test": pol("enforce", "mx-stsbadcert.plain.test"),
+		"mta-sts.d-mx-ststest.plain.test":    pol("testing", "mx.elsewhere.test"),
+		"mta-sts.d-mx-stscache.plain.test":   pol("enforce", "mx-stscache.plain.test"),
+		"mta-sts.d-mx-stsdane.sec.test":      pol("enforce", "mx.elsewhere.test"),
+	}
+	var extra = map[string][]string{}
+	for host := range policies {
+		label, zone, _ := strings.Cut(strings.TrimPrefix(host, "mta-sts."), ".")
+		extra[zone] = append(extra[zone], "mta-sts."+label+" A 127.0.0.1", `_mta-sts.`+label+` TXT "v=STSv1; id=1"`)
+	}
+	w := startDANEWorld(t, []mxSpec{
+		{label: "mx-sts", zone: "plain.test", cert: &good},
+		{label: "mx-stsother", zone: "plain.test", cert: &other},
+		{label: "mx-stsbadcert", zone: "plain.test", cert: &selfSigned},
+		{label: "mx-ststest", zone: "plain.test", cert: &testing1},
+		{label: "mx-stscache", zone: "plain.test", cert: &cached},
+		{label: "mx-stsdane", zone: "sec.test", cert: &daneToo, tlsa: []string{"3 1 1 " + spkiSHA256(daneToo)}},
+	}, extra)
+	ps := startPolicyServer(t, ca, policies)
+	cacheDir := t.TempDir()
+	newSTS := func() *tlspolicy.STS {
+		port := 0
+		for _, c := range ps.port() {
+			port = port*10 + int(c-'0')
+		}
+		s, err := tlspolicy.NewSTS(tlspolicy.STSConfig{Resolver: w.res, CacheDir: cacheDir, RootCAs: ca.Roots, Port: port, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	w.sts = newSTS()
+	w.roots = ca.Roots
+	got := func(label string) int { return len(w.sinks[label].Messages()) }
+
+	t.Run("enforce, matching MX", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "S1", "d-mx-sts.plain.test", nil)
+		q.expect(t, "S1", 0, queue.Sent, "250")
+		if !strings.Contains(logs.String(), "policy=mta-sts") || !strings.Contains(logs.String(), "mode enforce, MX mx-sts.plain.test matches") {
+			t.Errorf("log lacks the MTA-STS decision:\n%s", logs)
+		}
+	})
+	t.Run("enforce, MX not in the policy", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "S2", "d-mx-stsother.plain.test", nil)
+		q.expect(t, "S2", 0, queue.Deferred, "451 4.7.5")
+		if r := q.last(t, "S2", 0).Reply.String(); !strings.Contains(r, "not in the enforced policy") {
+			t.Errorf("reply: %s", r)
+		}
+		if got("mx-stsother") != 0 {
+			t.Error("the unlisted MX got the message")
+		}
+	})
+	t.Run("enforce, certificate not trusted", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "S3", "d-mx-stsbadcert.plain.test", nil)
+		q.expect(t, "S3", 0, queue.Deferred, "451 4.7.5")
+		if got("mx-stsbadcert") != 0 {
+			t.Error("the MX with an untrusted certificate got the message")
+		}
+	})
+	t.Run("testing mode delivers and reports", func(t *testing.T) {
+		q, logs, eng := w.deliverWith(t, "S4", "d-mx-ststest.plain.test", nil)
+		q.expect(t, "S4", 0, queue.Sent, "250")
+		if got("mx-ststest") != 1 || !strings.Contains(logs.String(), "MTA-STS testing policy check failed") {
+			t.Errorf("got %d; log:\n%s", got("mx-ststest"), logs)
+		}
+		c := eng.Counts("d-mx-ststest.plain.test", "sts")
+		if c.Failures["certificate-not-trusted"] != 1 {
+			t.Errorf("counts %+v", c)
+		}
+	})
+	t.Run("DANE takes precedence", func(t *testing.T) {
+		q, logs := w.deliverTo(t, "S5", "d-mx-stsdane.sec.test", nil)
+		q.expect(t, "S5", 0, queue.Sent, "250")
+		if !strings.Contains(logs.String(), "policy=dane") {
+			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("policy cache across restart and fetch failure", func(t *testing.T) {
+		q, _ := w.deliverTo(t, "C1", "d-mx-stscache.plain.test", nil)
+		q.expect(t, "C1", 0, queue.Sent, "250")
+		// Restart: a new policy source on the same cache directory, the
+		// policy server down, and a new policy id announced.
+		ps.fail.Store(true)
+		w.auth.AddZone(t, strings.Replace(w.plain, `_mta-sts.d-mx-stscache TXT "v=STSv1; id=1"`, `_mta-sts.d-mx-stscache TXT "v=STSv1; id=2"`, 1))
+		w.sts = newSTS()
+		before := ps.fetches.Load()
+		q, logs := w.deliverTo(t, "C2", "d-mx-stscache.plain.test", nil)
+		q.expect(t, "C2", 0, queue.Sent, "250")
+		if ps.fetches.Load() == before {
+			t.Error("the new id did not cause a fetch")
+		}
+		if !strings.Contains(logs.String(), "policy=mta-sts") || !strings.Contains(logs.String(), "cached MTA-STS policy (fetch failed") {
+			t.Errorf("log:\n%s", logs)
+		}
+		// The cached enforce policy still protects the domain: an MX
+		// with a bad certificate would be refused, and a changed MX list
+		// is not learned while the server fails.
+	})
+}
