@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -61,3 +62,30 @@ func newSTS(cfg config.Config, r *tlspolicy.Resolver, logger *slog.Logger) (*tls
 // stsCacheDir is where the MTA-STS policy cache lives: in the spool, so
 // that it survives restarts with the queue.
 func stsCacheDir(cfg config.Config) string { return filepath.Join(cfg.Queue.Spool, "mta-sts") }
+
+// startTLSReports runs the daily TLS-RPT reports (RFC 8460) of eng's
+// counts, mailed through put from <> or posted by HTTPS, unless [delivery]
+// tls_reports is off. The returned function stops it.
+func startTLSReports(cfg config.Config, eng *tlspolicy.Engine, put tlspolicy.PutFunc, logger *slog.Logger) (func(), error) {
+	p := cfg.Delivery.TLSPolicy
+	if !p.TLSReports {
+		logger.Info("tlspolicy: TLS reports (RFC 8460) are off ([delivery] tls_reports = false)")
+		return func() {}, nil
+	}
+	rc := tlspolicy.ReporterConfig{Engine: eng, Resolver: eng.Resolver(), Hostname: cfg.Hostname, Put: put, Logger: logger}
+	if p.MTASTSCAFile != "" {
+		roots, err := loadCAFile(p.MTASTSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.mta_sts_ca_file: %w", err)
+		}
+		rc.RootCAs = roots
+	}
+	rep := tlspolicy.NewReporter(rc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rep.Run(ctx)
+	}()
+	return func() { cancel(); <-done }, nil
+}

@@ -29,6 +29,9 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 			hp = a.effectivePolicy(pols[i], need)
 		}
 		if rep, ok := need.refuse(rt, t, hp); !ok {
+			if hp != nil && hp.Refuse != nil {
+				a.policyOutcome(*hp, t)(tlspolicy.ErrRefused)
+			}
 			last = rep
 			continue
 		}

@@ -1,7 +1,9 @@
 package deliver
 
 import (
+	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtp"
 	"github.com/ferrymta/ferry/internal/testrelay"
 	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
@@ -84,7 +87,12 @@ func TestMTASTS(t *testing.T) {
 		"mta-sts.d-mx-stscache.plain.test":   pol("enforce", "mx-stscache.plain.test"),
 		"mta-sts.d-mx-stsdane.sec.test":      pol("enforce", "mx.elsewhere.test"),
 	}
-	var extra = map[string][]string{}
+	rpt := startReportServer(t, ca)
+	var extra = map[string][]string{"plain.test": {
+		"rpt A 127.0.0.1",
+		`_smtp._tls.d-mx-ststest TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"`,
+		`_smtp._tls.d-mx-sts TXT "v=TLSRPTv1; rua=https://rpt.plain.test:` + rpt.port() + `/tlsrpt"`,
+	}}
 	for host := range policies {
 		label, zone, _ := strings.Cut(strings.TrimPrefix(host, "mta-sts."), ".")
 		extra[zone] = append(extra[zone], "mta-sts."+label+" A 127.0.0.1", `_mta-sts.`+label+` TXT "v=STSv1; id=1"`)
@@ -154,6 +162,53 @@ func TestMTASTS(t *testing.T) {
 		q.expect(t, "S5", 0, queue.Sent, "250")
 		if !strings.Contains(logs.String(), "policy=dane") {
 			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("TLS-RPT report by mail and HTTPS", func(t *testing.T) {
+		q := newMemQueue()
+		a, _, eng := w.agent(t, q)
+		ctx := context.Background()
+		a.DeliverLease(ctx, &queue.Lease{Hop: "d-mx-ststest.plain.test", Items: []queue.Item{
+			testMessage("R1", "Subject: r\r\n\r\nx\r\n", "a@d-mx-ststest.plain.test"),
+			testMessage("R2", "Subject: r\r\n\r\nx\r\n", "b@d-mx-ststest.plain.test"),
+		}})
+		a.DeliverLease(ctx, &queue.Lease{Hop: "d-mx-sts.plain.test", Items: []queue.Item{
+			testMessage("R3", "Subject: r\r\n\r\nx\r\n", "c@d-mx-sts.plain.test"),
+		}})
+		q.expect(t, "R1", 0, queue.Sent, "250")
+		q.expect(t, "R3", 0, queue.Sent, "250")
+		var mails []capturedMail
+		rep := tlspolicy.NewReporter(tlspolicy.ReporterConfig{Engine: eng, Resolver: w.res, Hostname: "ferry.test", RootCAs: ca.Roots,
+			Put: func(_ context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+				b, err := io.ReadAll(body)
+				mails = append(mails, capturedMail{env: *env, body: b})
+				return "Q1", err
+			}})
+		day := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+		if err := rep.Send(ctx, day, day.Add(24*time.Hour-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if len(mails) != 1 {
+			t.Fatalf("%d report mails", len(mails))
+		}
+		m := mails[0]
+		if !m.env.From.IsNull() || len(m.env.Rcpts) != 1 || m.env.Rcpts[0].Addr.Address() != "tlsrpt@reports.test" || !m.env.TLSOptional {
+			t.Errorf("report envelope %+v", m.env)
+		}
+		js := reportFromMail(t, m.body)
+		r := validateTLSRPT(t, js)
+		if r.Policies[0].Policy.Domain != "d-mx-ststest.plain.test" || r.Policies[0].Policy.Type != "sts" ||
+			r.Policies[0].Summary.Failure != 1 || r.Policies[0].FailureDetails[0].ResultType != "certificate-not-trusted" ||
+			r.Policies[0].FailureDetails[0].ReceivingMXHostname != "mx-ststest.plain.test" {
+			t.Errorf("mailed report %s", js)
+		}
+		posted := rpt.reports()
+		if len(posted) != 1 {
+			t.Fatalf("%d reports posted", len(posted))
+		}
+		r = validateTLSRPT(t, posted[0])
+		if p := r.Policies[0]; p.Policy.Domain != "d-mx-sts.plain.test" || p.Summary.Success != 1 || p.Summary.Failure != 0 || len(p.Policy.MXHost) != 1 {
+			t.Errorf("posted report %s", posted[0])
 		}
 	})
 	t.Run("policy cache across restart and fetch failure", func(t *testing.T) {

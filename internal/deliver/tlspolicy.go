@@ -128,7 +128,7 @@ func (n tlsNeed) keySuffix(hp *tlspolicy.HostPolicy) string {
 // route) authenticate; a host the policy refuses is skipped with its reply.
 func (n tlsNeed) refuse(rt route.Route, t route.Target, hp *tlspolicy.HostPolicy) (smtp.Reply, bool) {
 	if hp != nil && hp.Refuse != nil {
-		return *hp.Refuse, false
+		return *hp.Refuse, false // reported by acquire
 	}
 	if !n.requireTLS {
 		return smtp.Reply{}, true

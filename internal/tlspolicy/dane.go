@@ -48,6 +48,12 @@ func (r TLSA) String() string {
 	return fmt.Sprintf("%s TLSA %d %d %d %s", r.Owner, r.Usage, r.Selector, r.MatchingType, h)
 }
 
+// Presentation returns the record's data in presentation form, e.g.
+// "3 1 1 4f5e...", in full.
+func (r TLSA) Presentation() string {
+	return fmt.Sprintf("%d %d %d %s", r.Usage, r.Selector, r.MatchingType, hex.EncodeToString(r.Data))
+}
+
 // usable reports whether SMTP may use the record: DANE-TA(2) or DANE-EE(3)
 // (RFC 7672 §3.1.3), a known selector and matching type, and data of the
 // digest's length (RFC 7671 §4).

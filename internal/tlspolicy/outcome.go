@@ -3,17 +3,33 @@ package tlspolicy
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/ferrymta/ferry/internal/route"
 )
 
-// counts holds the sessions of one policy domain and policy type: the
-// successes and the failures by RFC 8460 §4.3 result type.
+// Policy types of RFC 8460 §4.4 ("policy-type").
+const (
+	PolicyTypeSTS      = "sts"
+	PolicyTypeTLSA     = "tlsa"
+	PolicyTypeNoPolicy = "no-policy-found"
+)
+
+// failureKey identifies one failure-details entry (RFC 8460 §4.4).
+type failureKey struct {
+	resultType, mx, ip string
+}
+
+// counts holds the sessions of one policy domain and policy type since
+// the last report: successes, failures by detail, and the policy itself.
 type counts struct {
 	success  int64
-	failures map[string]int64 // result type → sessions
+	failures map[failureKey]int64
+	policy   []string // policy-string
+	mxHosts  []string // mx-host (MTA-STS patterns)
 }
 
 // outcomes counts policy results per (domain, policy type) for TLS-RPT
@@ -23,50 +39,95 @@ type outcomes struct {
 	m  map[[2]string]*counts
 }
 
-// record counts one result.
-func (o *outcomes) record(domain, policyType, resultType string) {
+// record counts one session.
+func (o *outcomes) record(domain, policyType string, policy, mxHosts []string, k failureKey) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
 		o.m = map[[2]string]*counts{}
 	}
-	k := [2]string{domain, policyType}
-	c := o.m[k]
+	key := [2]string{domain, policyType}
+	c := o.m[key]
 	if c == nil {
-		c = &counts{failures: map[string]int64{}}
-		o.m[k] = c
+		c = &counts{failures: map[failureKey]int64{}}
+		o.m[key] = c
 	}
-	if resultType == "" {
+	if policy != nil {
+		c.policy, c.mxHosts = policy, mxHosts
+	}
+	if k.resultType == "" {
 		c.success++
 		return
 	}
-	c.failures[resultType]++
+	c.failures[k]++
 }
+
+// take returns the counts and starts afresh, for a report.
+func (o *outcomes) take() map[[2]string]*counts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.m
+	o.m = nil
+	return m
+}
+
+// Errors a policy outcome can carry besides certificate errors.
+var (
+	// ErrNoStartTLS: the policy makes TLS mandatory and the host offered
+	// no STARTTLS.
+	ErrNoStartTLS = errors.New("STARTTLS not offered")
+	// ErrRefused: the policy refused the host before connecting (an MX
+	// not in an enforced MTA-STS policy, a failed TLSA lookup).
+	ErrRefused = errors.New("host refused by policy")
+)
 
 // Outcome records the result of a policy check at t (nil: success) for
 // TLS reporting.
 func (e *Engine) Outcome(p HostPolicy, t route.Target, err error) {
-	var typ string
-	switch p.Kind {
-	case DANE:
-		typ = "tlsa"
-	case MTASTS, MTASTSTesting:
-		typ = "sts"
-	default:
-		typ = "no-policy-found"
+	if err == nil && p.STSMismatch {
+		err = ErrRefused // testing mode: an unlisted MX is a reported failure
 	}
-	e.out.record(p.Domain, typ, resultType(p, err))
+	typ, policy, mx := policyOf(p)
+	k := failureKey{}
+	if err != nil {
+		k = failureKey{resultType: resultType(p, err), mx: p.Host, ip: t.IP.String()}
+	}
+	e.out.record(p.Domain, typ, policy, mx, k)
 }
 
-// ErrNoStartTLS is the outcome for a host whose policy makes TLS mandatory
-// and that offered no STARTTLS.
-var ErrNoStartTLS = errors.New("STARTTLS not offered")
+// policyOf returns the RFC 8460 policy type, policy strings and MX
+// patterns of p.
+func policyOf(p HostPolicy) (string, []string, []string) {
+	switch {
+	case p.Kind == DANE:
+		s := make([]string, len(p.TLSA))
+		for i, r := range p.TLSA {
+			s[i] = r.Presentation()
+		}
+		return PolicyTypeTLSA, s, nil
+	case p.STS != nil:
+		return PolicyTypeSTS, p.STS.Lines(), append([]string(nil), p.STS.MX...)
+	}
+	return PolicyTypeNoPolicy, nil, nil
+}
 
-// resultType maps a check failure to an RFC 8460 §4.3 result type; "" for
-// success.
+// Lines returns the policy as the lines of its text (RFC 8460 §4.4
+// policy-string).
+func (p STSPolicy) Lines() []string {
+	out := []string{"version: STSv1", "mode: " + p.Mode}
+	for _, m := range p.MX {
+		out = append(out, "mx: "+m)
+	}
+	return append(out, fmt.Sprintf("max_age: %d", int64(p.MaxAge.Seconds())))
+}
+
+// resultType maps a check failure to an RFC 8460 §4.3 result type.
 func resultType(p HostPolicy, err error) string {
-	if err == nil {
-		return ""
+	if p.Refuse != nil || errors.Is(err, ErrRefused) {
+		if p.Kind == DANE {
+			return "dnssec-invalid" // the TLSA lookup failed (RFC 8460 §4.3.1)
+		}
+		return "validation-failure"
 	}
 	if errors.Is(err, ErrNoStartTLS) {
 		return "starttls-not-supported"
@@ -105,13 +166,33 @@ type Counts struct {
 func (e *Engine) Counts(domain, policyType string) Counts {
 	e.out.mu.Lock()
 	defer e.out.mu.Unlock()
+	out := Counts{Failures: map[string]int64{}}
 	c := e.out.m[[2]string{domain, policyType}]
 	if c == nil {
-		return Counts{Failures: map[string]int64{}}
+		return out
 	}
-	out := Counts{Success: c.success, Failures: map[string]int64{}}
+	out.Success = c.success
 	for k, v := range c.failures {
-		out.Failures[k] = v
+		out.Failures[k.resultType] += v
 	}
 	return out
+}
+
+// sortedKeys returns the failure keys of c in a stable order.
+func (c *counts) sortedKeys() []failureKey {
+	keys := make([]failureKey, 0, len(c.failures))
+	for k := range c.failures {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.resultType != b.resultType {
+			return a.resultType < b.resultType
+		}
+		if a.mx != b.mx {
+			return a.mx < b.mx
+		}
+		return a.ip < b.ip
+	})
+	return keys
 }

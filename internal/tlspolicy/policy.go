@@ -135,6 +135,9 @@ func (p HostPolicy) TLSConfig(roots *x509.CertPool, now func() time.Time, onVeri
 		}
 	default:
 		cfg.InsecureSkipVerify = true // RFC 7435: opportunistic, unauthenticated
+		cfg.VerifyConnection = func(tls.ConnectionState) error {
+			return report(nil) // counted as a session (RFC 8460 §4.3)
+		}
 	}
 	return cfg
 }
@@ -200,6 +203,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	return e
 }
+
+// Resolver returns the engine's DNS client.
+func (e *Engine) Resolver() *Resolver { return e.r }
 
 // Now returns the engine's clock reading.
 func (e *Engine) Now() time.Time { return e.now() }

@@ -155,22 +155,29 @@ func NewSTS(cfg STSConfig) (*STS, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &STS{cfg: cfg, cache: cache}
-	dialer := &net.Dialer{Timeout: cfg.Timeout}
-	s.http = &http.Client{
-		Timeout: cfg.Timeout,
+	s := &STS{cfg: cfg, cache: cache, http: newHTTPClient(cfg.Resolver, cfg.RootCAs, cfg.Timeout)}
+	// RFC 8461 §3.3: redirects are not followed.
+	s.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return s, nil
+}
+
+// newHTTPClient returns an HTTPS client that resolves host names with
+// Ferry's DNS (like the MX hosts) and verifies servers against roots
+// (nil: the system's).
+func newHTTPClient(r *Resolver, roots *x509.CertPool, timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout}
+	return &http.Client{
+		Timeout: timeout,
 		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			DisableKeepAlives: true,
 			Proxy:             nil,
-			// The policy host is resolved with Ferry's DNS, like the MX
-			// hosts.
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				host, port, err := net.SplitHostPort(addr)
 				if err != nil {
 					return nil, err
 				}
-				ips, err := cfg.Resolver.LookupNetIP(ctx, "ip", host)
+				ips, err := r.LookupNetIP(ctx, "ip", host)
 				if err != nil {
 					return nil, err
 				}
@@ -185,10 +192,7 @@ func NewSTS(cfg STSConfig) (*STS, error) {
 				return nil, lastErr
 			},
 		},
-		// RFC 8461 §3.3: redirects are not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return s, nil
 }
 
 // stsResult is the MTA-STS policy of a domain, or why there is none.
@@ -327,7 +331,11 @@ func (e *Engine) stsPolicy(ctx context.Context, domain string) stsResult {
 	}
 	r := e.sts.Policy(ctx, domain)
 	if r.fetchErr != "" {
-		e.out.record(domain, "sts", r.fetchErr)
+		var policy, mx []string
+		if r.policy != nil {
+			policy, mx = r.policy.Lines(), r.policy.MX
+		}
+		e.out.record(domain, PolicyTypeSTS, policy, mx, failureKey{resultType: r.fetchErr, mx: "mta-sts." + domain})
 	}
 	return r
 }
