@@ -2,8 +2,6 @@ package deliver
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -49,21 +47,6 @@ type mxSpec struct {
 	tlsa     []string // TLSA record data, "3 1 1 <hex>"
 }
 
-func spkiSHA256(c testrelay.TestCert) string {
-	s := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(s[:])
-}
-
-func certSHA256(raw []byte) string {
-	s := sha256.Sum256(raw)
-	return hex.EncodeToString(s[:])
-}
-
-func certSHA512(raw []byte) string {
-	s := sha512.Sum512(raw)
-	return hex.EncodeToString(s[:])
-}
-
 // startDANEWorld starts the MX hosts, then the DNS that describes them;
 // extra holds more records per zone ("plain.test": lines).
 func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *daneWorld {
@@ -72,7 +55,7 @@ func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *da
 	zones := map[string]*strings.Builder{}
 	for _, z := range []string{"sec.test", "plain.test"} {
 		b := &strings.Builder{}
-		fmt.Fprintf(b, "$ORIGIN %s.\n$TTL 300\n@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n@ NS ns\nns A 127.0.0.1\n", z, z, z)
+		b.WriteString(dnstest.ZoneHead(z))
 		zones[z] = b
 	}
 	w.startSinks(t, specs)
@@ -203,17 +186,17 @@ func TestDANE(t *testing.T) {
 	rtls := testrelay.NewTestCert(t, "mx-rtls.sec.test", "mx-rtls.sec.test")
 	withRequireTLS := []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "REQUIRETLS"}
 	w := startDANEWorld(t, []mxSpec{
-		{label: "mx-ee", zone: "sec.test", cert: &ee, tlsa: []string{"3 1 1 " + spkiSHA256(ee)}},
-		{label: "mx-bad", zone: "sec.test", cert: &wrongKey, tlsa: []string{"3 1 1 " + spkiSHA256(other), "3 0 2 " + certSHA512(other.Leaf.Raw)}},
-		{label: "mx-exp", zone: "sec.test", cert: &expired, tlsa: []string{"3 0 1 " + certSHA256(expired.Leaf.Raw)}},
-		{label: "mx-ta", zone: "sec.test", cert: &taLeaf, tlsa: []string{"2 0 1 " + certSHA256(ca.Cert.Raw)}},
-		{label: "mx-taname", zone: "sec.test", cert: &taWrongName, tlsa: []string{"2 1 2 " + spkiSHA512(ca)}},
+		{label: "mx-ee", zone: "sec.test", cert: &ee, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(ee.Leaf)}},
+		{label: "mx-bad", zone: "sec.test", cert: &wrongKey, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(other.Leaf), "3 0 2 " + dnstest.CertSHA512(other.Leaf)}},
+		{label: "mx-exp", zone: "sec.test", cert: &expired, tlsa: []string{"3 0 1 " + dnstest.CertSHA256(expired.Leaf)}},
+		{label: "mx-ta", zone: "sec.test", cert: &taLeaf, tlsa: []string{"2 0 1 " + dnstest.CertSHA256(ca.Cert)}},
+		{label: "mx-taname", zone: "sec.test", cert: &taWrongName, tlsa: []string{"2 1 2 " + dnstest.SPKISHA512(ca.Cert)}},
 		{label: "mx-taexp", zone: "sec.test", cert: &taExpired, tlsa: []string{"2 0 0 " + hex.EncodeToString(ca.Cert.Raw)}},
-		{label: "mx-strip", zone: "sec.test", tlsa: []string{"3 1 1 " + spkiSHA256(ee)}},
+		{label: "mx-strip", zone: "sec.test", tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(ee.Leaf)}},
 		{label: "mx-notlsa", zone: "sec.test", cert: &notlsa},
-		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + spkiSHA256(other), "0 0 1 " + certSHA256(ca.Cert.Raw)}},
-		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + spkiSHA256(other)}},
-		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + spkiSHA256(rtls)}},
+		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + dnstest.SPKISHA256(other.Leaf), "0 0 1 " + dnstest.CertSHA256(ca.Cert)}},
+		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(other.Leaf)}},
+		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(rtls.Leaf)}},
 	}, nil)
 	got := func(label string) int { return len(w.sinks[label].Messages()) }
 
@@ -322,9 +305,4 @@ func TestDANE(t *testing.T) {
 		q, _ := w.deliverTo(t, "TR2", "d-mx-bad.sec.test", func(it *queue.Item) { it.Env.TLSOptional, it.Env.RequireTLS = true, true })
 		q.expect(t, "TR2", 0, queue.Deferred, "451 4.7.5")
 	})
-}
-
-func spkiSHA512(ca testrelay.TestCA) string {
-	s := sha512.Sum512(ca.Cert.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(s[:])
 }

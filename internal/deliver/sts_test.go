@@ -2,14 +2,8 @@ package deliver
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,49 +11,8 @@ import (
 	"github.com/ferrymta/ferry/internal/smtp"
 	"github.com/ferrymta/ferry/internal/testrelay"
 	"github.com/ferrymta/ferry/internal/tlspolicy"
+	"github.com/ferrymta/ferry/internal/tlspolicy/dnstest"
 )
-
-// policyServer is an HTTPS MTA-STS policy server on loopback with a
-// certificate from the test CA, serving a policy per "mta-sts.DOMAIN".
-type policyServer struct {
-	srv      *httptest.Server
-	mu       sync.Mutex
-	policies map[string]string // by host name
-	fail     atomic.Bool       // answer 500 to everything
-	fetches  atomic.Int32
-}
-
-func startPolicyServer(t *testing.T, ca testrelay.TestCA, policies map[string]string) *policyServer {
-	t.Helper()
-	ps := &policyServer{policies: policies}
-	var names []string
-	for h := range policies {
-		names = append(names, h)
-	}
-	cert := ca.Issue(t, "mta-sts", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), names...)
-	ps.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ps.fetches.Add(1)
-		host, _, _ := net.SplitHostPort(r.Host)
-		ps.mu.Lock()
-		body, ok := ps.policies[host]
-		ps.mu.Unlock()
-		if ps.fail.Load() || r.URL.Path != "/.well-known/mta-sts.txt" || !ok {
-			http.Error(w, "no", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte(body))
-	}))
-	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
-	ps.srv.StartTLS()
-	t.Cleanup(ps.srv.Close)
-	return ps
-}
-
-func (ps *policyServer) port() string {
-	_, p, _ := net.SplitHostPort(ps.srv.Listener.Addr().String())
-	return p
-}
 
 // TestMTASTS runs the MTA-STS cases of RFC 8461 against sinks as MX hosts
 // and an HTTPS policy server with a test CA.
@@ -103,16 +56,16 @@ func TestMTASTS(t *testing.T) {
 		{label: "mx-stsbadcert", zone: "plain.test", cert: &selfSigned},
 		{label: "mx-ststest", zone: "plain.test", cert: &testing1},
 		{label: "mx-stscache", zone: "plain.test", cert: &cached},
-		{label: "mx-stsdane", zone: "sec.test", cert: &daneToo, tlsa: []string{"3 1 1 " + spkiSHA256(daneToo)}},
+		{label: "mx-stsdane", zone: "sec.test", cert: &daneToo, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(daneToo.Leaf)}},
 	}, extra)
-	ps := startPolicyServer(t, ca, policies)
+	var names []string
+	for h := range policies {
+		names = append(names, h)
+	}
+	ps := dnstest.StartPolicyServer(t, ca.Issue(t, "mta-sts", now.Add(-time.Hour), now.Add(time.Hour), names...).TLS, policies)
 	cacheDir := t.TempDir()
 	newSTS := func() *tlspolicy.STS {
-		port := 0
-		for _, c := range ps.port() {
-			port = port*10 + int(c-'0')
-		}
-		s, err := tlspolicy.NewSTS(tlspolicy.STSConfig{Resolver: w.res, CacheDir: cacheDir, RootCAs: ca.Roots, Port: port, Timeout: 30 * time.Second})
+		s, err := tlspolicy.NewSTS(tlspolicy.STSConfig{Resolver: w.res, CacheDir: cacheDir, RootCAs: ca.Roots, Port: ps.Port(), Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,13 +169,13 @@ func TestMTASTS(t *testing.T) {
 		q.expect(t, "C1", 0, queue.Sent, "250")
 		// Restart: a new policy source on the same cache directory, the
 		// policy server down, and a new policy id announced.
-		ps.fail.Store(true)
+		ps.Fail.Store(true)
 		w.auth.AddZone(t, strings.Replace(w.plain, `_mta-sts.d-mx-stscache TXT "v=STSv1; id=1"`, `_mta-sts.d-mx-stscache TXT "v=STSv1; id=2"`, 1))
 		w.sts = newSTS()
-		before := ps.fetches.Load()
+		before := ps.Fetches.Load()
 		q, logs := w.deliverTo(t, "C2", "d-mx-stscache.plain.test", nil)
 		q.expect(t, "C2", 0, queue.Sent, "250")
-		if ps.fetches.Load() == before {
+		if ps.Fetches.Load() == before {
 			t.Error("the new id did not cause a fetch")
 		}
 		if !strings.Contains(logs.String(), "policy=mta-sts") || !strings.Contains(logs.String(), "cached MTA-STS policy (fetch failed") {
