@@ -174,6 +174,9 @@ func checkHost(ctx context.Context, cfg config.Config, t route.Target, p tlspoli
 	})
 	if err := c.StartTLS(ctx, tc); err != nil {
 		chk.Result, chk.Detail = "fail", err.Error()
+		if verr != nil {
+			chk.Detail = verr.Error() // the policy's own words
+		}
 		return chk
 	}
 	switch {

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
+	"github.com/ferrymta/ferry/internal/tlspolicy/dnstest"
+)
+
+// tlsWorld is the outbound TLS policy setting of the built binary's
+// tests: "ferry sink" MX hosts with certificates on 127.0.0.N at one port,
+// a signed zone sec.test (DANE) and an unsigned zone plain.test (MTA-STS)
+// on an in-process authoritative server behind a real unbound, and an
+// HTTPS policy server with a test CA.
+type tlsWorld struct {
+	hops   map[string]*hop
+	config string // the [delivery] part of the relay configuration
+	policy *dnstest.PolicyServer
+}
+
+func startTLSWorld(t *testing.T) *tlsWorld {
+	t.Helper()
+	dir := t.TempDir()
+	ca := testrelay.NewTestCA(t, "E2E CA")
+	now := time.Now()
+	ee := testrelay.NewTestCert(t, "mx-ee.sec.test", "mx-ee.sec.test")
+	bad := testrelay.NewTestCert(t, "mx-bad.sec.test", "mx-bad.sec.test")
+	sts := ca.Issue(t, "mx-sts.plain.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-sts.plain.test")
+	type mx struct {
+		label, zone string
+		cert        testrelay.TestCert
+		tlsa        string
+	}
+	mxs := []mx{
+		{"mx-ee", "sec.test", ee, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf)},
+		{"mx-bad", "sec.test", bad, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf)},
+		{"mx-sts", "plain.test", sts, ""},
+	}
+	w := &tlsWorld{hops: map[string]*hop{}}
+	zones := map[string]*strings.Builder{"sec.test": {}, "plain.test": {}}
+	for z, b := range zones {
+		b.WriteString(dnstest.ZoneHead(z))
+	}
+	port := ""
+	for i, m := range mxs {
+		ip := fmt.Sprintf("127.0.0.%d", i+2)
+		cf, kf := filepath.Join(dir, m.label+".crt"), filepath.Join(dir, m.label+".key")
+		m.cert.WriteFiles(t, cf, kf)
+		addr := ip + ":0"
+		if port != "" {
+			addr = net.JoinHostPort(ip, port)
+		}
+		h := startSink(t, addr, "--hostname", m.label+"."+m.zone, "--tls-cert", cf, "--tls-key", kf)
+		if port == "" {
+			_, port, _ = net.SplitHostPort(h.Addr)
+		}
+		w.hops[m.label] = h
+		b := zones[m.zone]
+		fmt.Fprintf(b, "d-%s MX 10 %s\n%s A %s\n", m.label, m.label, m.label, ip)
+		if m.tlsa != "" {
+			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n", m.label, m.tlsa)
+		}
+	}
+	policy := "version: STSv1\r\nmode: enforce\r\nmx: mx-sts.plain.test\r\nmax_age: 86400\r\n"
+	w.policy = dnstest.StartPolicyServer(t, ca.Issue(t, "mta-sts", now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.d-mx-sts.plain.test").TLS,
+		map[string]string{"mta-sts.d-mx-sts.plain.test": policy})
+	fmt.Fprintf(zones["plain.test"], "mta-sts.d-mx-sts A 127.0.0.1\n_mta-sts.d-mx-sts TXT \"v=STSv1; id=e2e1\"\n")
+	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
+	auth := dnstest.StartAuth(t, signed, zones["plain.test"].String())
+	ub := dnstest.StartUnbound(t, auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.config = fmt.Sprintf(`
+[delivery]
+resolvers = [%q]
+dnssec_resolver = %q
+mx_port = %s
+mta_sts_port = %d
+mta_sts_ca_file = %q
+tls_ca_file = %q
+`, ub.Addr, ub.Addr, port, w.policy.Port(), caFile, caFile)
+	return w
+}
+
+// TestTLSPolicyBinary runs DANE, MTA-STS and TLS-Required: No through
+// "ferry serve", and "ferry probe DOMAIN", on the built binary.
+func TestTLSPolicyBinary(t *testing.T) {
+	t.Parallel()
+	w := startTLSWorld(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	r := startRelay(t, w.config+shortRetry, spool)
+	c := testrelay.Dial(t, r.Addr)
+	msg := func(extra string) []byte {
+		return []byte("From: <tester@example.net>\r\nSubject: tls policy\r\n" + extra + "\r\nhello\r\n")
+	}
+	c.SendID(sender, []string{"a@d-mx-ee.sec.test"}, "", msg(""))
+	badID := c.SendID(sender, []string{"b@d-mx-bad.sec.test"}, "", msg(""))
+	c.SendID(sender, []string{"c@d-mx-bad.sec.test"}, "", msg("TLS-Required: No\r\n"))
+	c.SendID(sender, []string{"d@d-mx-sts.plain.test"}, "", msg(""))
+	c.Quit()
+
+	// DANE-EE match: delivered; the log says why.
+	if caps := w.hops["mx-ee"].waitCaptures(t, 1); len(caps) != 1 {
+		t.Fatalf("mx-ee holds %d messages", len(caps))
+	}
+	r.WaitLog(t, "event=tls_policy", "mx=mx-ee.sec.test", "policy=dane")
+	// DANE mismatch: deferred with 4.7.5 naming the record, never sent.
+	r.WaitLog(t, badID, "status=deferred", "4.7.5", "_25._tcp.mx-bad.sec.test. TLSA 3 1 1")
+	// TLS-Required: No waives the failing DANE check for its message only.
+	caps := w.hops["mx-bad"].waitCaptures(t, 1)
+	if len(caps) != 1 || !strings.Contains(string(caps[0].data), "TLS-Required: No") {
+		t.Fatalf("mx-bad holds %d messages", len(caps))
+	}
+	// MTA-STS enforce with a matching MX: delivered, verified by the test CA.
+	w.hops["mx-sts"].waitCaptures(t, 1)
+	r.WaitLog(t, "mx=mx-sts.plain.test", "policy=mta-sts")
+	if _, err := os.Stat(filepath.Join(spool, "mta-sts", "d-mx-sts.plain.test.json")); err != nil {
+		t.Errorf("no MTA-STS cache file in the spool: %v", err)
+	}
+
+	// ferry probe DOMAIN, JSON and text.
+	cfgFile := filepath.Join(t.TempDir(), "probe.toml")
+	if err := os.WriteFile(cfgFile, []byte(w.config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := ferry().Run(t, "probe", "--config", cfgFile, "--json", "d-mx-ee.sec.test")
+	var rep struct {
+		Domain string `json:"domain"`
+		DNSSEC bool   `json:"dnssec_resolver"`
+		Hosts  []struct {
+			Host string `json:"host"`
+			DANE struct {
+				Applies bool     `json:"applies"`
+				TLSA    []string `json:"tlsa"`
+			} `json:"dane"`
+			Policy string `json:"policy"`
+			Check  struct {
+				Result string `json:"result"`
+			} `json:"check"`
+		} `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("probe --json: code %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	if !rep.DNSSEC || len(rep.Hosts) != 1 || rep.Hosts[0].Host != "mx-ee.sec.test" || !rep.Hosts[0].DANE.Applies ||
+		rep.Hosts[0].Policy != "dane" || rep.Hosts[0].Check.Result != "pass" || len(rep.Hosts[0].DANE.TLSA) != 1 {
+		t.Errorf("probe report %s", out)
+	}
+	out, _, code = ferry().Run(t, "probe", "--config", cfgFile, "d-mx-bad.sec.test")
+	if code != 1 || !strings.Contains(out, "Check:   fail: DANE: no TLSA record matches") {
+		t.Errorf("probe of the mismatching host: code %d\n%s", code, out)
+	}
+	out, _, code = ferry().Run(t, "probe", "--config", cfgFile, "d-mx-sts.plain.test")
+	if code != 0 || !strings.Contains(out, "MTA-STS:   mode enforce, mx mx-sts.plain.test") || !strings.Contains(out, "Policy:  mta-sts") {
+		t.Errorf("probe of the MTA-STS domain: code %d\n%s", code, out)
+	}
+
+	// Restart with the policy server down: the cached policy survives in
+	// the spool and still applies.
+	r.Stop(t)
+	w.policy.Fail.Store(true)
+	fetches := w.policy.Fetches.Load()
+	r = startRelay(t, w.config+shortRetry, spool)
+	c = testrelay.Dial(t, r.Addr)
+	c.SendID(sender, []string{"e@d-mx-sts.plain.test"}, "", msg(""))
+	c.Quit()
+	w.hops["mx-sts"].waitCaptures(t, 2)
+	r.WaitLog(t, "mx=mx-sts.plain.test", "policy=mta-sts", "cached MTA-STS policy id e2e1")
+	if w.policy.Fetches.Load() != fetches {
+		t.Errorf("the restarted relay fetched the policy again instead of using its cache")
+	}
+}
+
+// TestDANEOffWithoutValidatingResolver: without dnssec_resolver the relay
+// says once at start that DANE is off and why.
+func TestDANEOffWithoutValidatingResolver(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "[delivery]\nresolvers = [\"127.0.0.1:9\"]\n", "")
+	line := r.WaitLog(t, "DANE is off", "dnssec_resolver")
+	if n := len(r.LogLines("DANE is off")); n != 1 {
+		t.Errorf("%d lines say DANE is off: %s", n, line)
+	}
+}
