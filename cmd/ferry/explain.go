@@ -253,6 +253,7 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	for _, t := range targets {
 		ex.Targets = append(ex.Targets, t.String())
 	}
+	ex.TLSPolicy = explainTLS(ctx, cfg, rt, domain, targets, msg.env)
 	hop, source, err := findHop(ctx, o, cfg.Hostname, rt.Policy, targets)
 	if err != nil {
 		ex.Error = err.Error()

@@ -164,6 +164,16 @@ func TestTLSPolicyBinary(t *testing.T) {
 		t.Errorf("probe of the MTA-STS domain: code %d\n%s", code, out)
 	}
 
+	// ferry explain names the policy and why.
+	mfile := filepath.Join(t.TempDir(), "m.eml")
+	if err := os.WriteFile(mfile, msg(""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = ferry().Run(t, "explain", "--config", cfgFile, "--to", "x@d-mx-ee.sec.test", mfile)
+	if code != 0 || !strings.Contains(out, "TLS:       MX mx-ee.sec.test: dane (1 usable TLSA record(s) at _25._tcp.mx-ee.sec.test.)") {
+		t.Errorf("explain: code %d\n%s\n%s", code, out, errOut)
+	}
+
 	// Restart with the policy server down: the cached policy survives in
 	// the spool and still applies.
 	r.Stop(t)
