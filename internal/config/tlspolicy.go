@@ -35,7 +35,10 @@ func DefaultTLSPolicy() TLSPolicy {
 	return TLSPolicy{MTASTS: true, MTASTSPort: 443, MXPort: 25, TLSReports: true}
 }
 
-const wantResolver = `a resolver address like "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"`
+const (
+	wantResolver  = `a resolver address like "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"`
+	wantResolvers = `a list of resolver addresses like "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"`
+)
 
 func checkResolver(s string) (string, error) {
 	host := s
@@ -51,7 +54,7 @@ func checkResolver(s string) (string, error) {
 // tlsPolicyFields are the [delivery] keys of the TLS policy.
 func (d *decoder) tlsPolicyFields(p *TLSPolicy) map[string]field {
 	return map[string]field{
-		"resolvers":       d.strList(&p.Resolvers, "a list of "+wantResolver, false, checkResolver),
+		"resolvers":       d.strList(&p.Resolvers, wantResolvers, false, checkResolver),
 		"dnssec_resolver": d.strCheck(&p.DNSSECResolver, wantResolver, true, checkResolver),
 		"mta_sts":         d.boolean(&p.MTASTS),
 		"mta_sts_ca_file": d.str(&p.MTASTSCAFile, wantPath),
