@@ -115,12 +115,17 @@ func (n tlsNeed) canUse(s *session) bool {
 	return !n.requireTLS || s.c.authTLS
 }
 
-// keySuffix keeps sessions opened with the policy waived apart in the pool.
+// keySuffix keeps sessions apart in the pool by the policy they were
+// opened under (one MX host may serve domains with different MTA-STS
+// policies), and those opened with the policy waived.
 func (n tlsNeed) keySuffix(hp *tlspolicy.HostPolicy) string {
-	if n.optional && hp != nil {
+	if hp == nil {
+		return ""
+	}
+	if n.optional {
 		return "|tls-optional"
 	}
-	return ""
+	return "|" + hp.Kind.String()
 }
 
 // refuse says whether target t may be tried for the message at all: a
