@@ -163,20 +163,29 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	rep := probe(ctx, target, name, !*noTLS, roots)
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "ferry probe: %v\n", err)
-			return 1
-		}
-	} else {
-		printProbe(stdout, rep)
+	if !writeProbe(stdout, stderr, rep, *asJSON, func() { printProbe(stdout, rep) }) {
+		return 1
 	}
 	if rep.Error != "" {
 		return 1
 	}
 	return 0
+}
+
+// writeProbe prints a probe report as indented JSON, or with text; false
+// when the JSON could not be written.
+func writeProbe(stdout, stderr io.Writer, rep any, asJSON bool, text func()) bool {
+	if !asJSON {
+		text()
+		return true
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		fmt.Fprintf(stderr, "ferry probe: %v\n", err)
+		return false
+	}
+	return true
 }
 
 // isDomainArg reports whether a probe argument is a recipient domain: a

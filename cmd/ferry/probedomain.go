@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -235,15 +234,8 @@ func printProbeDomain(w io.Writer, r probeDomainReport) {
 // writeProbeDomain prints the report as text or JSON and returns the exit
 // code: 1 when the lookup failed or a host's check failed.
 func writeProbeDomain(stdout, stderr io.Writer, r probeDomainReport, asJSON bool) int {
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			fmt.Fprintf(stderr, "ferry probe: %v\n", err)
-			return 1
-		}
-	} else {
-		printProbeDomain(stdout, r)
+	if !writeProbe(stdout, stderr, r, asJSON, func() { printProbeDomain(stdout, r) }) {
+		return 1
 	}
 	if r.Error != "" {
 		return 1

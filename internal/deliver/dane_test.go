@@ -198,111 +198,79 @@ func TestDANE(t *testing.T) {
 		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(other.Leaf)}},
 		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(rtls.Leaf)}},
 	}, nil)
-	got := func(label string) int { return len(w.sinks[label].Messages()) }
+	requireTLS := func(it *queue.Item) { it.Env.RequireTLS = true }
+	optional := func(it *queue.Item) { it.Env.TLSOptional = true }
+	w.run(t, []policyCase{
+		{name: "EE match", domain: "d-mx-ee.sec.test", state: queue.Sent, reply: "250", mx: "mx-ee", arrives: true,
+			log: []string{"policy=dane", "1 usable TLSA record(s) at _25._tcp.mx-ee.sec.test."}},
+		{name: "EE mismatch defers 4.7.5 naming the records", domain: "d-mx-bad.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bad",
+			replyHas: []string{"_25._tcp.mx-bad.sec.test. TLSA 3 1 1", "TLSA 3 0 2"}},
+		{name: "expired certificate, DANE-EE ok", domain: "d-mx-exp.sec.test", state: queue.Sent, reply: "250", mx: "mx-exp", arrives: true},
+		{name: "TA chain", domain: "d-mx-ta.sec.test", state: queue.Sent, reply: "250", mx: "mx-ta", arrives: true},
+		{name: "TA chain with the wrong name defers", domain: "d-mx-taname.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-taname",
+			replyHas: []string{"TLSA 2 1 2", "mx-taname.sec.test"}},
+		{name: "TA chain with an expired leaf defers", domain: "d-mx-taexp.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-taexp",
+			replyHas: []string{"expired"}},
+		{name: "STARTTLS stripped defers, never plain text", domain: "d-mx-strip.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-strip",
+			replyHas: []string{"_25._tcp.mx-strip.sec.test.", "STARTTLS"}},
+		{name: "secure MX without TLSA falls back", domain: "d-mx-notlsa.sec.test", state: queue.Sent, reply: "250", mx: "mx-notlsa", arrives: true,
+			log: []string{"no TLSA records at _25._tcp.mx-notlsa.sec.test."}},
+		{name: "only unusable TLSA records: TLS mandatory, not authenticated", domain: "d-mx-unusable.sec.test", state: queue.Sent, reply: "250",
+			mx: "mx-unusable", arrives: true, log: []string{"policy=encrypt"}},
+		{name: "insecure zone: no DANE", domain: "d-mx-plain.plain.test", state: queue.Sent, reply: "250", mx: "mx-plain", arrives: true,
+			log: []string{"MX records of d-mx-plain.plain.test are not DNSSEC-signed"}},
+		{name: "REQUIRETLS to a DANE hop offering it", domain: "d-mx-rtls.sec.test", mod: requireTLS, state: queue.Sent, reply: "250",
+			mx: "mx-rtls", arrives: true, mailLine: "REQUIRETLS"},
+		{name: "REQUIRETLS to a DANE hop without it fails 5.7.30", domain: "d-mx-ee.sec.test", mod: requireTLS, state: queue.Failed, reply: "550 5.7.30", mx: "mx-ee"},
+		{name: "REQUIRETLS to an unauthenticated hop fails 5.7.30", domain: "d-mx-notlsa.sec.test", mod: requireTLS, state: queue.Failed, reply: "550 5.7.30", mx: "mx-notlsa"},
+		{name: "TLS-Required: No waives a failing DANE check", domain: "d-mx-bad.sec.test", mod: optional, state: queue.Sent, reply: "250",
+			mx: "mx-bad", arrives: true, log: []string{"TLS-Required: No (RFC 8689 §5) waives dane"}},
+		{name: "REQUIRETLS overrides TLS-Required: No", domain: "d-mx-bad.sec.test", mod: func(it *queue.Item) { it.Env.TLSOptional, it.Env.RequireTLS = true, true },
+			state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bad"},
+	})
+}
 
-	t.Run("EE match", func(t *testing.T) {
-		q, logs := w.deliverTo(t, "EE1", "d-mx-ee.sec.test", nil)
-		q.expect(t, "EE1", 0, queue.Sent, "250")
-		if got("mx-ee") != 1 {
-			t.Errorf("mx-ee got %d messages", got("mx-ee"))
-		}
-		if !strings.Contains(logs.String(), "policy=dane") || !strings.Contains(logs.String(), "1 usable TLSA record(s) at _25._tcp.mx-ee.sec.test.") {
-			t.Errorf("log lacks the DANE decision:\n%s", logs)
-		}
-	})
-	t.Run("EE mismatch defers 4.7.5 naming the records", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "EE2", "d-mx-bad.sec.test", nil)
-		q.expect(t, "EE2", 0, queue.Deferred, "451 4.7.5")
-		r := q.last(t, "EE2", 0).Reply.String()
-		if !strings.Contains(r, "_25._tcp.mx-bad.sec.test. TLSA 3 1 1") || !strings.Contains(r, "TLSA 3 0 2") {
-			t.Errorf("reply does not name the records: %s", r)
-		}
-		if got("mx-bad") != 0 {
-			t.Errorf("mx-bad got a message")
-		}
-	})
-	t.Run("expired certificate, DANE-EE ok", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "EE3", "d-mx-exp.sec.test", nil)
-		q.expect(t, "EE3", 0, queue.Sent, "250")
-	})
-	t.Run("TA chain", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "TA1", "d-mx-ta.sec.test", nil)
-		q.expect(t, "TA1", 0, queue.Sent, "250")
-	})
-	t.Run("TA chain with the wrong name defers", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "TA2", "d-mx-taname.sec.test", nil)
-		q.expect(t, "TA2", 0, queue.Deferred, "451 4.7.5")
-		if r := q.last(t, "TA2", 0).Reply.String(); !strings.Contains(r, "TLSA 2 1 2") || !strings.Contains(r, "mx-taname.sec.test") {
-			t.Errorf("reply: %s", r)
-		}
-	})
-	t.Run("TA chain with an expired leaf defers", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "TA3", "d-mx-taexp.sec.test", nil)
-		q.expect(t, "TA3", 0, queue.Deferred, "451 4.7.5")
-		if r := q.last(t, "TA3", 0).Reply.String(); !strings.Contains(r, "expired") {
-			t.Errorf("reply: %s", r)
-		}
-	})
-	t.Run("STARTTLS stripped defers, never plain text", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "ST1", "d-mx-strip.sec.test", nil)
-		q.expect(t, "ST1", 0, queue.Deferred, "451 4.7.5")
-		if r := q.last(t, "ST1", 0).Reply.String(); !strings.Contains(r, "_25._tcp.mx-strip.sec.test.") || !strings.Contains(r, "STARTTLS") {
-			t.Errorf("reply: %s", r)
-		}
-		if got("mx-strip") != 0 {
-			t.Errorf("mx-strip got the message in plain text")
-		}
-	})
-	t.Run("secure MX without TLSA falls back", func(t *testing.T) {
-		q, logs := w.deliverTo(t, "NT1", "d-mx-notlsa.sec.test", nil)
-		q.expect(t, "NT1", 0, queue.Sent, "250")
-		if !strings.Contains(logs.String(), "no TLSA records at _25._tcp.mx-notlsa.sec.test.") {
-			t.Errorf("log lacks the reason:\n%s", logs)
-		}
-	})
-	t.Run("only unusable TLSA records: TLS mandatory, not authenticated", func(t *testing.T) {
-		q, logs := w.deliverTo(t, "UN1", "d-mx-unusable.sec.test", nil)
-		q.expect(t, "UN1", 0, queue.Sent, "250")
-		if !strings.Contains(logs.String(), "policy=encrypt") {
-			t.Errorf("log lacks the encrypt policy:\n%s", logs)
-		}
-	})
-	t.Run("insecure zone: no DANE", func(t *testing.T) {
-		q, logs := w.deliverTo(t, "IN1", "d-mx-plain.plain.test", nil)
-		q.expect(t, "IN1", 0, queue.Sent, "250")
-		if !strings.Contains(logs.String(), "MX records of d-mx-plain.plain.test are not DNSSEC-signed") {
-			t.Errorf("log lacks the reason:\n%s", logs)
-		}
-	})
-	t.Run("REQUIRETLS to a DANE hop offering it", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "RT1", "d-mx-rtls.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
-		q.expect(t, "RT1", 0, queue.Sent, "250")
-		msgs := w.sinks["mx-rtls"].Messages()
-		if len(msgs) != 1 || !strings.Contains(msgs[0].MailLine, "REQUIRETLS") {
-			t.Errorf("mx-rtls got %d messages, MAIL line %v", len(msgs), msgs)
-		}
-	})
-	t.Run("REQUIRETLS to a DANE hop without it fails 5.7.30", func(t *testing.T) {
-		before := got("mx-ee")
-		q, _ := w.deliverTo(t, "RT2", "d-mx-ee.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
-		q.expect(t, "RT2", 0, queue.Failed, "550 5.7.30")
-		if got("mx-ee") != before {
-			t.Errorf("mx-ee got the message")
-		}
-	})
-	t.Run("REQUIRETLS to an unauthenticated hop fails 5.7.30", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "RT3", "d-mx-notlsa.sec.test", func(it *queue.Item) { it.Env.RequireTLS = true })
-		q.expect(t, "RT3", 0, queue.Failed, "550 5.7.30")
-	})
-	t.Run("TLS-Required: No waives a failing DANE check", func(t *testing.T) {
-		q, logs := w.deliverTo(t, "TR1", "d-mx-bad.sec.test", func(it *queue.Item) { it.Env.TLSOptional = true })
-		q.expect(t, "TR1", 0, queue.Sent, "250")
-		if got("mx-bad") != 1 || !strings.Contains(logs.String(), "TLS-Required: No") {
-			t.Errorf("mx-bad got %d messages; log:\n%s", got("mx-bad"), logs)
-		}
-	})
-	t.Run("REQUIRETLS overrides TLS-Required: No", func(t *testing.T) {
-		q, _ := w.deliverTo(t, "TR2", "d-mx-bad.sec.test", func(it *queue.Item) { it.Env.TLSOptional, it.Env.RequireTLS = true, true })
-		q.expect(t, "TR2", 0, queue.Deferred, "451 4.7.5")
-	})
+// policyCase is one delivery of a TLS policy test and what must come of
+// it.
+type policyCase struct {
+	name, domain string
+	mod          func(*queue.Item)
+	state        queue.RcptState
+	reply        string   // prefix of the recipient's reply
+	replyHas     []string // texts the reply holds
+	log          []string // texts the delivery log holds
+	mx           string   // the MX host's label
+	arrives      bool     // whether the message reaches it
+	mailLine     string   // a text its MAIL line holds
+}
+
+// run delivers one message per case, each through a fresh agent.
+func (w *daneWorld) run(t *testing.T, cases []policyCase) {
+	t.Helper()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("P%d", i)
+			before := len(w.sinks[tc.mx].Messages())
+			q, logs := w.deliverTo(t, id, tc.domain, tc.mod)
+			q.expect(t, id, 0, tc.state, tc.reply)
+			r := q.last(t, id, 0).Reply.String()
+			for _, s := range tc.replyHas {
+				if !strings.Contains(r, s) {
+					t.Errorf("reply %q lacks %q", r, s)
+				}
+			}
+			for _, s := range tc.log {
+				if !strings.Contains(logs.String(), s) {
+					t.Errorf("log lacks %q:\n%s", s, logs)
+				}
+			}
+			msgs := w.sinks[tc.mx].Messages()
+			if arrived := len(msgs) > before; arrived != tc.arrives {
+				t.Errorf("%s got %d new messages, want arrival %v", tc.mx, len(msgs)-before, tc.arrives)
+			}
+			if tc.mailLine != "" && (len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1].MailLine, tc.mailLine)) {
+				t.Errorf("MAIL line lacks %q: %v", tc.mailLine, msgs)
+			}
+		})
+	}
 }

@@ -4,10 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net"
 	"testing"
@@ -40,17 +38,10 @@ func NewTestCA(t testing.TB, cn string) TestCA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := signCert(t, tmpl, tmpl, key, key)
 	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return TestCA{Cert: cert, Roots: roots, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+	roots.AddCert(c.Leaf)
+	return TestCA{Cert: c.Leaf, Roots: roots, CertPEM: c.CertPEM, key: key}
 }
 
 // Issue makes a server certificate signed by the CA for 127.0.0.1 and
@@ -70,27 +61,11 @@ func (ca TestCA) Issue(t testing.TB, cn string, notBefore, notAfter time.Time, d
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	certPEM = append(certPEM, ca.CertPEM...)
-	return TestCert{
-		TLS:     tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf},
-		Leaf:    leaf,
-		Roots:   ca.Roots,
-		CertPEM: certPEM,
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
+	c := signCert(t, tmpl, ca.Cert, key, ca.key)
+	c.TLS.Certificate = append(c.TLS.Certificate, ca.Cert.Raw)
+	c.CertPEM = append(c.CertPEM, ca.CertPEM...)
+	c.Roots = ca.Roots
+	return c
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {

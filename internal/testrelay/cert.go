@@ -1,6 +1,7 @@
 package testrelay
 
 import (
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -43,7 +44,17 @@ func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c := signCert(t, tmpl, tmpl, key, key)
+	c.Roots = x509.NewCertPool()
+	c.Roots.AddCert(c.Leaf)
+	return c
+}
+
+// signCert makes the certificate tmpl for key, signed by parent's key
+// signer, with the chain [leaf] (the caller adds issuers).
+func signCert(t testing.TB, tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) TestCert {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +66,9 @@ func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
 	return TestCert{
 		TLS:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		Leaf:    leaf,
-		Roots:   roots,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}
