@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -33,15 +36,18 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 	ee := testrelay.NewTestCert(t, "mx-ee.sec.test", "mx-ee.sec.test")
 	bad := testrelay.NewTestCert(t, "mx-bad.sec.test", "mx-bad.sec.test")
 	sts := ca.Issue(t, "mx-sts.plain.test", now.Add(-time.Hour), now.Add(time.Hour), "mx-sts.plain.test")
+	rtls := testrelay.NewTestCert(t, "mx-rtls.sec.test", "mx-rtls.sec.test")
 	type mx struct {
 		label, zone string
 		cert        testrelay.TestCert
 		tlsa        string
+		flags       []string
 	}
 	mxs := []mx{
-		{"mx-ee", "sec.test", ee, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf)},
-		{"mx-bad", "sec.test", bad, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf)},
-		{"mx-sts", "plain.test", sts, ""},
+		{"mx-ee", "sec.test", ee, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf), nil},
+		{"mx-bad", "sec.test", bad, "3 1 1 " + dnstest.SPKISHA256(ee.Leaf), nil},
+		{"mx-sts", "plain.test", sts, "", nil},
+		{"mx-rtls", "sec.test", rtls, "3 1 1 " + dnstest.SPKISHA256(rtls.Leaf), []string{"--keywords", "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,REQUIRETLS"}},
 	}
 	w := &tlsWorld{hops: map[string]*hop{}}
 	zones := map[string]*strings.Builder{"sec.test": {}, "plain.test": {}}
@@ -57,7 +63,7 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 		if port != "" {
 			addr = net.JoinHostPort(ip, port)
 		}
-		h := startSink(t, addr, "--hostname", m.label+"."+m.zone, "--tls-cert", cf, "--tls-key", kf)
+		h := startSink(t, addr, append([]string{"--hostname", m.label + "." + m.zone, "--tls-cert", cf, "--tls-key", kf}, m.flags...)...)
 		if port == "" {
 			_, port, _ = net.SplitHostPort(h.Addr)
 		}
@@ -198,5 +204,47 @@ func TestDANEOffWithoutValidatingResolver(t *testing.T) {
 	line := r.WaitLog(t, "DANE is off", "dnssec_resolver")
 	if n := len(r.LogLines("DANE is off")); n != 1 {
 		t.Errorf("%d lines say DANE is off: %s", n, line)
+	}
+}
+
+// TestRequireTLSBinary: REQUIRETLS taken over TLS at receipt goes on to an
+// MX host that DANE authenticates and that offers REQUIRETLS, and fails at
+// once with 5.7.30 for one that does not offer it (RFC 8689 §4.2.1).
+func TestRequireTLSBinary(t *testing.T) {
+	t.Parallel()
+	w := startTLSWorld(t)
+	files := newTLSFiles(t)
+	listener := fmt.Sprintf(`
+[[listener]]
+address = "127.0.0.1:2525"
+keywords = ["8BITMIME", "PIPELINING", "SIZE", "ENHANCEDSTATUSCODES", "STARTTLS", "REQUIRETLS"]
+tls_cert = %q
+tls_key = %q
+`, files.certFile, files.keyFile)
+	r := startRelay(t, listener+w.config+shortRetry, "")
+	c := testrelay.Dial(t, r.Addr)
+	c.Expect(220, c.Cmd("STARTTLS"))
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile(files.caFile)
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		t.Fatalf("CA file: %v", err)
+	}
+	tc := tls.Client(c.Conn, &tls.Config{ServerName: "localhost", RootCAs: roots})
+	c.Conn, c.R = tc, bufio.NewReader(tc)
+	c.EHLO = c.Expect(250, c.Cmd("EHLO %s", testrelay.ClientEHLO))
+	content := []byte("From: <tester@example.net>\r\nSubject: requiretls\r\n\r\nhello\r\n")
+	c.SendID(sender, []string{"a@d-mx-rtls.sec.test"}, "REQUIRETLS", content)
+	noHop := c.SendID(sender, []string{"b@d-mx-ee.sec.test"}, "REQUIRETLS", content)
+	c.Quit()
+	caps := w.hops["mx-rtls"].waitCaptures(t, 1)
+	if !strings.Contains(caps[0].sc.MailLine, "REQUIRETLS") {
+		t.Errorf("MAIL line at the hop: %q", caps[0].sc.MailLine)
+	}
+	r.WaitLog(t, noHop, "status=bounced", "550 5.7.30 REQUIRETLS support required but not offered by the next hop")
+	if d := r.LogLines(noHop, "status=deferred"); len(d) != 0 {
+		t.Errorf("deferred before failing: %v", d) // RFC 8689 §4.2.1: no retries
+	}
+	if n := w.hops["mx-ee"].count(t); n != 0 {
+		t.Errorf("mx-ee got %d messages", n)
 	}
 }
