@@ -23,6 +23,15 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 		limit = a.cfg.MaxConnsPerHop
 	}
 	last := smtp.NewReply(451, smtp.EnhNoAnswer, "No next hop address to connect to")
+	// A host that is down now may qualify later: a REQUIRETLS refusal of
+	// other hosts fails the message only when no host failed transiently.
+	var transient *smtp.Reply
+	failed := func(rep smtp.Reply) {
+		last = rep
+		if !rep.Permanent() && transient == nil {
+			transient = &rep
+		}
+	}
 	for i, t := range targets {
 		var hp *tlspolicy.HostPolicy
 		if pols != nil {
@@ -32,7 +41,7 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 			if hp != nil && hp.Refuse != nil {
 				a.policyOutcome(*hp, t)(tlspolicy.ErrRefused)
 			}
-			last = rep
+			failed(rep)
 			continue
 		}
 		key := t.Addr() + "|" + t.Host + "|" + rt.Pattern + need.keySuffix(hp)
@@ -55,10 +64,13 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 			return &session{c: c, key: key, relaxed: need.relaxed()}, smtp.Reply{}
 		}
 		a.pool.drop(key)
-		last = rep
+		failed(rep)
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if last.Enhanced == smtp.EnhRequireTLS && transient != nil {
+		return nil, *transient
 	}
 	return nil, last
 }

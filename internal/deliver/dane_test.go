@@ -197,7 +197,12 @@ func TestDANE(t *testing.T) {
 		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + dnstest.SPKISHA256(other.Leaf), "0 0 1 " + dnstest.CertSHA256(ca.Cert)}},
 		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(other.Leaf)}},
 		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(rtls.Leaf)}},
-	}, nil)
+	}, map[string][]string{"sec.test": {
+		// d-mix: a DANE MX that is down (nothing listens at 127.0.0.99),
+		// then an unauthenticated one.
+		"d-mix MX 10 mx-down", "d-mix MX 20 mx-notlsa", "mx-down A 127.0.0.99",
+		"_25._tcp.mx-down TLSA 3 1 1 " + dnstest.SPKISHA256(ee.Leaf),
+	}})
 	requireTLS := func(it *queue.Item) { it.Env.RequireTLS = true }
 	optional := func(it *queue.Item) { it.Env.TLSOptional = true }
 	w.run(t, []policyCase{
@@ -223,6 +228,7 @@ func TestDANE(t *testing.T) {
 			mx: "mx-rtls", arrives: true, mailLine: "REQUIRETLS"},
 		{name: "REQUIRETLS to a DANE hop without it fails 5.7.30", domain: "d-mx-ee.sec.test", mod: requireTLS, state: queue.Failed, reply: "550 5.7.30", mx: "mx-ee"},
 		{name: "REQUIRETLS to an unauthenticated hop fails 5.7.30", domain: "d-mx-notlsa.sec.test", mod: requireTLS, state: queue.Failed, reply: "550 5.7.30", mx: "mx-notlsa"},
+		{name: "REQUIRETLS waits while the authenticated MX is down", domain: "d-mix.sec.test", mod: requireTLS, state: queue.Deferred, reply: "451 ", mx: "mx-notlsa"},
 		{name: "TLS-Required: No waives a failing DANE check", domain: "d-mx-bad.sec.test", mod: optional, state: queue.Sent, reply: "250",
 			mx: "mx-bad", arrives: true, log: []string{"TLS-Required: No (RFC 8689 §5) waives dane"}},
 		{name: "REQUIRETLS overrides TLS-Required: No", domain: "d-mx-bad.sec.test", mod: func(it *queue.Item) { it.Env.TLSOptional, it.Env.RequireTLS = true, true },
