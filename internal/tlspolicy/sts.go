@@ -131,7 +131,9 @@ type STS struct {
 	cfg   STSConfig
 	http  *http.Client
 	cache *stsCache
-	mu    sync.Mutex // serialises fetches per process
+	// fetching holds a mutex per domain, so that one domain's policy is
+	// fetched once at a time while other domains' go on.
+	fetching sync.Map
 }
 
 // NewSTS returns an STS for cfg.
@@ -259,8 +261,12 @@ func (s *STS) Policy(ctx context.Context, domain string) stsResult {
 	case fresh && cached.ID == id:
 		return cached.result("cached MTA-STS policy id " + id)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	mu, _ := s.fetching.LoadOrStore(domain, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if e, ok := s.cache.get(domain); ok && e.ID == id && now.Before(e.Expires) {
+		return e.result("cached MTA-STS policy id " + id) // fetched meanwhile
+	}
 	body, p, typ, err := s.fetch(ctx, domain)
 	if err != nil {
 		s.cfg.Logger.Warn(fmt.Sprintf("tlspolicy: MTA-STS policy fetch for %s failed: %v", domain, err),
