@@ -23,8 +23,11 @@ type probeDomainReport struct {
 	Domain string `json:"domain"`
 	// DNSSEC says whether a validating resolver is configured (without
 	// one DANE is off).
-	DNSSEC  bool             `json:"dnssec_resolver"`
-	MTASTS  *probeSTS        `json:"mta_sts"`
+	DNSSEC bool      `json:"dnssec_resolver"`
+	MTASTS *probeSTS `json:"mta_sts"`
+	// TLSRPT lists the TLS report addresses (RFC 8460), or says why none.
+	TLSRPT  []string         `json:"tls_rpt,omitempty"`
+	NoRPT   string           `json:"tls_rpt_error,omitempty"`
 	Hosts   []probeHostEntry `json:"hosts"`
 	Error   string           `json:"error,omitempty"`
 	Applied string           `json:"-"`
@@ -93,6 +96,13 @@ func probeDomain(ctx context.Context, cfg config.Config, domain, ehlo string, ro
 	if err != nil {
 		rep.Error = err.Error()
 		return rep
+	}
+	if ruas, err := tlspolicy.LookupRUA(ctx, res, domain); err != nil {
+		rep.NoRPT = err.Error()
+	} else {
+		for _, u := range ruas {
+			rep.TLSRPT = append(rep.TLSRPT, u.String())
+		}
 	}
 	verdicts := eng.Verdicts(ctx, domain, targets)
 	if len(verdicts) > 0 {
@@ -207,6 +217,11 @@ func printProbeDomain(w io.Writer, r probeDomainReport) {
 		} else {
 			fmt.Fprintf(w, "MTA-STS:   %s\n", s.Reason)
 		}
+	}
+	if len(r.TLSRPT) > 0 {
+		fmt.Fprintf(w, "TLS-RPT:   reports go to %s\n", strings.Join(r.TLSRPT, ", "))
+	} else if r.NoRPT != "" {
+		fmt.Fprintf(w, "TLS-RPT:   no reports (%s)\n", r.NoRPT)
 	}
 	for _, h := range r.Hosts {
 		fmt.Fprintf(w, "MX %s [%s]\n", h.Host, strings.Join(h.Addresses, ", "))

@@ -78,6 +78,7 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 	w.policy = dnstest.StartPolicyServer(t, ca.Issue(t, "mta-sts", now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.d-mx-sts.plain.test").TLS,
 		map[string]string{"mta-sts.d-mx-sts.plain.test": policy})
 	fmt.Fprintf(zones["plain.test"], "mta-sts.d-mx-sts A 127.0.0.1\n_mta-sts.d-mx-sts TXT \"v=STSv1; id=e2e1\"\n")
+	fmt.Fprintf(zones["plain.test"], "_smtp._tls.d-mx-sts TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@reports.test\"\n")
 	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
 	auth := dnstest.StartAuth(t, signed, zones["plain.test"].String())
 	ub := dnstest.StartUnbound(t, auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
@@ -166,7 +167,8 @@ func TestTLSPolicyBinary(t *testing.T) {
 		t.Errorf("probe of the mismatching host: code %d\n%s", code, out)
 	}
 	out, _, code = ferry().Run(t, "probe", "--config", cfgFile, "d-mx-sts.plain.test")
-	if code != 0 || !strings.Contains(out, "MTA-STS:   mode enforce, mx mx-sts.plain.test") || !strings.Contains(out, "Policy:  mta-sts") {
+	if code != 0 || !strings.Contains(out, "MTA-STS:   mode enforce, mx mx-sts.plain.test") || !strings.Contains(out, "Policy:  mta-sts") ||
+		!strings.Contains(out, "TLS-RPT:   reports go to mailto:tlsrpt@reports.test") {
 		t.Errorf("probe of the MTA-STS domain: code %d\n%s", code, out)
 	}
 

@@ -94,7 +94,7 @@ func (r *Reporter) Send(ctx context.Context, start, end time.Time) error {
 	})
 	var errs []error
 	for domain, rep := range reports {
-		ruas, err := r.rua(ctx, domain)
+		ruas, err := LookupRUA(ctx, r.cfg.Resolver, domain)
 		if err != nil {
 			r.cfg.Logger.Info(fmt.Sprintf("tlspolicy: no TLS report for %s: %v", domain, err), "event", "tlsrpt_skipped", "domain", domain)
 			continue
@@ -116,10 +116,10 @@ func (r *Reporter) Send(ctx context.Context, start, end time.Time) error {
 	return errors.Join(errs...)
 }
 
-// rua returns the report addresses of the domain's "_smtp._tls" TXT
+// LookupRUA returns the report addresses of the domain's "_smtp._tls" TXT
 // record (RFC 8460 §3): "v=TLSRPTv1; rua=mailto:a@b,https://c/".
-func (r *Reporter) rua(ctx context.Context, domain string) ([]*url.URL, error) {
-	txts, err := r.cfg.Resolver.LookupTXT(ctx, "_smtp._tls."+domain)
+func LookupRUA(ctx context.Context, res *Resolver, domain string) ([]*url.URL, error) {
+	txts, err := res.LookupTXT(ctx, "_smtp._tls."+domain)
 	if err != nil {
 		return nil, fmt.Errorf("_smtp._tls.%s: %w", domain, err)
 	}
