@@ -72,7 +72,8 @@ func startTLSReports(cfg config.Config, eng *tlspolicy.Engine, put tlspolicy.Put
 		logger.Info("tlspolicy: TLS reports (RFC 8460) are off ([delivery] tls_reports = false)")
 		return func() {}, nil
 	}
-	rc := tlspolicy.ReporterConfig{Engine: eng, Resolver: eng.Resolver(), Hostname: cfg.Hostname, Put: put, Logger: logger}
+	rc := tlspolicy.ReporterConfig{Engine: eng, Resolver: eng.Resolver(), Hostname: cfg.Hostname, Put: put, Logger: logger,
+		Period: p.TLSReportPeriod}
 	if p.MTASTSCAFile != "" {
 		roots, err := loadCAFile(p.MTASTSCAFile)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 )
 
 // TLSPolicy is the outbound TLS policy part of [delivery]: the DNS the
@@ -28,11 +29,14 @@ type TLSPolicy struct {
 	MXPort int
 	// TLSReports switches TLS-RPT (RFC 8460) reports on.
 	TLSReports bool
+	// TLSReportPeriod is the period one report covers: a UTC day, except
+	// in tests.
+	TLSReportPeriod time.Duration
 }
 
 // DefaultTLSPolicy returns the built-in defaults.
 func DefaultTLSPolicy() TLSPolicy {
-	return TLSPolicy{MTASTS: true, MTASTSPort: 443, MXPort: 25, TLSReports: true}
+	return TLSPolicy{MTASTS: true, MTASTSPort: 443, MXPort: 25, TLSReports: true, TLSReportPeriod: 24 * time.Hour}
 }
 
 const (
@@ -54,13 +58,14 @@ func checkResolver(s string) (string, error) {
 // tlsPolicyFields are the [delivery] keys of the TLS policy.
 func (d *decoder) tlsPolicyFields(p *TLSPolicy) map[string]field {
 	return map[string]field{
-		"resolvers":       d.strList(&p.Resolvers, wantResolvers, false, checkResolver),
-		"dnssec_resolver": d.strCheck(&p.DNSSECResolver, wantResolver, true, checkResolver),
-		"mta_sts":         d.boolean(&p.MTASTS),
-		"mta_sts_ca_file": d.str(&p.MTASTSCAFile, wantPath),
-		"mta_sts_port":    d.integer(&p.MTASTSPort, 1, 65535, "a port number from 1 to 65535"),
-		"mx_port":         d.integer(&p.MXPort, 1, 65535, "a port number from 1 to 65535"),
-		"tls_reports":     d.boolean(&p.TLSReports),
+		"resolvers":         d.strList(&p.Resolvers, wantResolvers, false, checkResolver),
+		"dnssec_resolver":   d.strCheck(&p.DNSSECResolver, wantResolver, true, checkResolver),
+		"mta_sts":           d.boolean(&p.MTASTS),
+		"mta_sts_ca_file":   d.str(&p.MTASTSCAFile, wantPath),
+		"mta_sts_port":      d.integer(&p.MTASTSPort, 1, 65535, "a port number from 1 to 65535"),
+		"mx_port":           d.integer(&p.MXPort, 1, 65535, "a port number from 1 to 65535"),
+		"tls_reports":       d.boolean(&p.TLSReports),
+		"tls_report_period": d.duration(&p.TLSReportPeriod, false),
 	}
 }
 
@@ -73,4 +78,5 @@ func (t *tomlWriter) writeTLSPolicy(p TLSPolicy) {
 	t.int("mta_sts_port", p.MTASTSPort)
 	t.int("mx_port", p.MXPort)
 	t.bool("tls_reports", p.TLSReports)
+	t.dur("tls_report_period", p.TLSReportPeriod)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestTLSPolicyKeys(t *testing.T) {
@@ -16,12 +17,13 @@ mta_sts_ca_file = "/etc/ferry/test-ca.pem"
 mta_sts_port = 8443
 mx_port = 2525
 tls_reports = false
+tls_report_period = "1h"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := TLSPolicy{Resolvers: []string{"127.0.0.1", "[::1]:5353"}, DNSSECResolver: "127.0.0.1:53",
-		MTASTSCAFile: "/etc/ferry/test-ca.pem", MTASTSPort: 8443, MXPort: 2525}
+		MTASTSCAFile: "/etc/ferry/test-ca.pem", MTASTSPort: 8443, MXPort: 2525, TLSReportPeriod: time.Hour}
 	if !reflect.DeepEqual(c.Delivery.TLSPolicy, want) {
 		t.Errorf("parsed %+v, want %+v", c.Delivery.TLSPolicy, want)
 	}

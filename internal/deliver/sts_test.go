@@ -127,8 +127,8 @@ func TestMTASTS(t *testing.T) {
 		if !m.env.From.IsNull() || len(m.env.Rcpts) != 1 || m.env.Rcpts[0].Addr.Address() != "tlsrpt@reports.test" || !m.env.TLSOptional {
 			t.Errorf("report envelope %+v", m.env)
 		}
-		js := reportFromMail(t, m.body)
-		r := validateTLSRPT(t, js)
+		js := dnstest.ReportFromMail(t, m.body)
+		r := validReport(t, js)
 		if r.Policies[0].Policy.Domain != "d-mx-ststest.plain.test" || r.Policies[0].Policy.Type != "sts" ||
 			r.Policies[0].Summary.Failure != 1 || r.Policies[0].FailureDetails[0].ResultType != "certificate-not-trusted" ||
 			r.Policies[0].FailureDetails[0].ReceivingMXHostname != "mx-ststest.plain.test" {
@@ -138,7 +138,7 @@ func TestMTASTS(t *testing.T) {
 		if len(posted) != 1 {
 			t.Fatalf("%d reports posted", len(posted))
 		}
-		r = validateTLSRPT(t, posted[0])
+		r = validReport(t, posted[0])
 		if p := r.Policies[0]; p.Policy.Domain != "d-mx-sts.plain.test" || p.Summary.Success != 1 || p.Summary.Failure != 0 || len(p.Policy.MXHost) != 1 {
 			t.Errorf("posted report %s", posted[0])
 		}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -78,7 +79,7 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 	w.policy = dnstest.StartPolicyServer(t, ca.Issue(t, "mta-sts", now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.d-mx-sts.plain.test").TLS,
 		map[string]string{"mta-sts.d-mx-sts.plain.test": policy})
 	fmt.Fprintf(zones["plain.test"], "mta-sts.d-mx-sts A 127.0.0.1\n_mta-sts.d-mx-sts TXT \"v=STSv1; id=e2e1\"\n")
-	fmt.Fprintf(zones["plain.test"], "_smtp._tls.d-mx-sts TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@reports.test\"\n")
+	fmt.Fprintf(zones["plain.test"], "_smtp._tls.d-mx-sts TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@d-mx-ee.sec.test\"\n")
 	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
 	auth := dnstest.StartAuth(t, signed, zones["plain.test"].String())
 	ub := dnstest.StartUnbound(t, auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
@@ -104,7 +105,8 @@ func TestTLSPolicyBinary(t *testing.T) {
 	t.Parallel()
 	w := startTLSWorld(t)
 	spool := filepath.Join(t.TempDir(), "spool")
-	r := startRelay(t, w.config+shortRetry, spool)
+	const noReports = "tls_reports = false\n" // mx-ee must hold the test's messages only
+	r := startRelay(t, w.config+noReports+shortRetry, spool)
 	c := testrelay.Dial(t, r.Addr)
 	msg := func(extra string) []byte {
 		return []byte("From: <tester@example.net>\r\nSubject: tls policy\r\n" + extra + "\r\nhello\r\n")
@@ -168,7 +170,7 @@ func TestTLSPolicyBinary(t *testing.T) {
 	}
 	out, _, code = ferry().Run(t, "probe", "--config", cfgFile, "d-mx-sts.plain.test")
 	if code != 0 || !strings.Contains(out, "MTA-STS:   mode enforce, mx mx-sts.plain.test") || !strings.Contains(out, "Policy:  mta-sts") ||
-		!strings.Contains(out, "TLS-RPT:   reports go to mailto:tlsrpt@reports.test") {
+		!strings.Contains(out, "TLS-RPT:   reports go to mailto:tlsrpt@d-mx-ee.sec.test") {
 		t.Errorf("probe of the MTA-STS domain: code %d\n%s", code, out)
 	}
 
@@ -187,7 +189,7 @@ func TestTLSPolicyBinary(t *testing.T) {
 	r.Stop(t)
 	w.policy.Fail.Store(true)
 	fetches := w.policy.Fetches.Load()
-	r = startRelay(t, w.config+shortRetry, spool)
+	r = startRelay(t, w.config+noReports+shortRetry, spool)
 	c = testrelay.Dial(t, r.Addr)
 	c.SendID(sender, []string{"e@d-mx-sts.plain.test"}, "", msg(""))
 	c.Quit()
@@ -223,7 +225,7 @@ keywords = ["8BITMIME", "PIPELINING", "SIZE", "ENHANCEDSTATUSCODES", "STARTTLS",
 tls_cert = %q
 tls_key = %q
 `, files.certFile, files.keyFile)
-	r := startRelay(t, listener+w.config+shortRetry, "")
+	r := startRelay(t, listener+w.config+"tls_reports = false\n"+shortRetry, "")
 	c := testrelay.Dial(t, r.Addr)
 	c.Expect(220, c.Cmd("STARTTLS"))
 	roots := x509.NewCertPool()
@@ -249,4 +251,56 @@ tls_key = %q
 	if n := w.hops["mx-ee"].count(t); n != 0 {
 		t.Errorf("mx-ee got %d messages", n)
 	}
+}
+
+// TestTLSReportBinary: "ferry serve" counts the sessions under a domain's
+// MTA-STS policy and mails the aggregate report (RFC 8460) from <> to the
+// domain's rua, through its own queue (here to an MX host DANE protects).
+// The report period is shortened to two seconds ([delivery]
+// tls_report_period, a test knob).
+func TestTLSReportBinary(t *testing.T) {
+	t.Parallel()
+	w := startTLSWorld(t)
+	r := startRelay(t, w.config+"tls_report_period = \"2s\"\n"+shortRetry, "")
+	c := testrelay.Dial(t, r.Addr)
+	c.SendID(sender, []string{"a@d-mx-sts.plain.test"}, "", []byte("Subject: report me\r\n\r\nhello\r\n"))
+	c.Quit()
+	w.hops["mx-sts"].waitCaptures(t, 1)
+	var report []byte
+	testrelay.WaitFor(t, "a TLS report at mx-ee", func() bool {
+		for _, cp := range w.hops["mx-ee"].captures(t) {
+			if bytes.Contains(cp.data, []byte("TLS-Report-Domain: d-mx-sts.plain.test")) {
+				if cp.sc.From != "<>" {
+					t.Errorf("report sent from %s, want <>", cp.sc.From)
+				}
+				report = cp.data
+				return true
+			}
+		}
+		return false
+	})
+	js := dnstest.ReportFromMail(t, report)
+	dnstest.ValidateTLSRPT(t, js)
+	var rep struct {
+		Org      string `json:"organization-name"`
+		Policies []struct {
+			Policy struct {
+				Type   string   `json:"policy-type"`
+				Domain string   `json:"policy-domain"`
+				MXHost []string `json:"mx-host"`
+			} `json:"policy"`
+			Summary struct {
+				Success int `json:"total-successful-session-count"`
+				Failure int `json:"total-failure-session-count"`
+			} `json:"summary"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal(js, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Org != relayHostname || len(rep.Policies) != 1 || rep.Policies[0].Policy.Type != "sts" ||
+		rep.Policies[0].Policy.Domain != "d-mx-sts.plain.test" || rep.Policies[0].Summary.Success != 1 || rep.Policies[0].Summary.Failure != 0 {
+		t.Errorf("report %s", js)
+	}
+	r.WaitLog(t, "event=tlsrpt_sent", "domain=d-mx-sts.plain.test")
 }

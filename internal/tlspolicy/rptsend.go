@@ -41,6 +41,9 @@ type ReporterConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Period is what one report covers; 0: a UTC day (RFC 8460 §4.1).
+	// Shorter periods are for tests.
+	Period time.Duration
 }
 
 // Reporter sends the daily aggregate TLS reports (RFC 8460 §3, §5).
@@ -57,24 +60,27 @@ func NewReporter(cfg ReporterConfig) *Reporter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Period <= 0 {
+		cfg.Period = 24 * time.Hour
+	}
 	return &Reporter{cfg: cfg, http: newHTTPClient(cfg.Resolver, cfg.RootCAs, time.Minute)}
 }
 
-// Run sends the reports of each UTC day shortly after it ends, until ctx
-// ends (RFC 8460 §4.1: a report covers a full UTC day).
+// Run sends the reports of each period (a UTC day: RFC 8460 §4.1) shortly
+// after it ends, until ctx ends.
 func (r *Reporter) Run(ctx context.Context) {
+	p := r.cfg.Period
 	for {
 		now := r.cfg.Now().UTC()
-		next := now.Truncate(24 * time.Hour).Add(24 * time.Hour)
-		t := time.NewTimer(next.Sub(now) + time.Minute)
+		next := now.Truncate(p).Add(p) // for a day: the next UTC midnight
+		t := time.NewTimer(next.Sub(now) + min(time.Minute, p/10))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		end := next.Add(-time.Second)
-		_ = r.Send(ctx, next.Add(-24*time.Hour), end)
+		_ = r.Send(ctx, next.Add(-p), next.Add(-time.Second))
 	}
 }
 
