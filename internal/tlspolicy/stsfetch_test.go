@@ -1,0 +1,104 @@
+package tlspolicy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
+	"github.com/ferrymta/ferry/internal/tlspolicy/dnstest"
+)
+
+// TestSTSFetchLimits: what RFC 8461 §3.3 refuses of a policy server —
+// redirects, other media types, oversized or malformed policies, slow
+// answers, untrusted certificates — leaves the domain without a policy and
+// names the TLS-RPT result type.
+func TestSTSFetchLimits(t *testing.T) {
+	ca := testrelay.NewTestCA(t, "CA")
+	names := []string{"ok", "redirect", "ctype", "big", "syntax", "slow", "status"}
+	var hosts []string
+	for _, n := range names {
+		hosts = append(hosts, "mta-sts."+n+".pol.test")
+	}
+	good := "version: STSv1\nmode: enforce\nmx: mx.pol.test\nmax_age: 3600\n"
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		label := strings.Split(r.Host, ".")[1] // mta-sts.LABEL.pol.test
+		w.Header().Set("Content-Type", "text/plain")
+		switch label {
+		case "redirect":
+			http.Redirect(w, r, "https://mta-sts.ok.pol.test/.well-known/mta-sts.txt", http.StatusFound)
+		case "ctype":
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte(good))
+		case "big":
+			_, _ = w.Write([]byte(good + strings.Repeat("x: y\n", maxPolicySize/4)))
+		case "syntax":
+			_, _ = w.Write([]byte("version: STSv1\nmode: sometimes\n"))
+		case "slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "status":
+			http.NotFound(w, r)
+		default:
+			_, _ = w.Write([]byte(good))
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "sts", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), hosts...).TLS}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	zone := dnstest.ZoneHead("pol.test")
+	for _, n := range names {
+		zone += "mta-sts." + n + " A 127.0.0.1\n_mta-sts." + n + " TXT \"v=STSv1; id=1\"\n"
+	}
+	zone += "_mta-sts.two TXT \"v=STSv1; id=1\"\n_mta-sts.two TXT \"v=STSv1; id=2\"\n"
+	auth := dnstest.StartAuth(t, zone)
+	r, err := NewResolver(ResolverConfig{Servers: []string{auth.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	newSTS := func(roots bool, timeout time.Duration) *STS {
+		cfg := STSConfig{Resolver: r, CacheDir: t.TempDir(), Port: port, Timeout: timeout}
+		if roots {
+			cfg.RootCAs = ca.Roots
+		}
+		s, err := NewSTS(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newSTS(true, 2*time.Second)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		domain, typ, reason string
+	}{
+		{"ok.pol.test", "", "fetched"},
+		{"redirect.pol.test", "sts-policy-fetch-error", "HTTP 302"},
+		{"ctype.pol.test", "sts-policy-invalid", "text/html"},
+		{"big.pol.test", "sts-policy-invalid", "larger than"},
+		{"syntax.pol.test", "sts-policy-invalid", "mode must be"},
+		{"slow.pol.test", "sts-policy-fetch-error", "deadline exceeded"},
+		{"status.pol.test", "sts-policy-fetch-error", "HTTP 404"},
+		{"two.pol.test", "", "2 STSv1 records"},
+		{"none.pol.test", "", "no MTA-STS record"},
+	} {
+		res := s.Policy(ctx, tc.domain)
+		if res.fetchErr != tc.typ || !strings.Contains(res.reason, tc.reason) || (tc.domain == "ok.pol.test") != (res.policy != nil) {
+			t.Errorf("%s: policy %v, reason %q, type %q; want type %q, reason with %q", tc.domain, res.policy, res.reason, res.fetchErr, tc.typ, tc.reason)
+		}
+	}
+	// The system roots do not know the test CA: sts-webpki-invalid.
+	if res := newSTS(false, 10*time.Second).Policy(ctx, "ok.pol.test"); res.policy != nil || res.fetchErr != "sts-webpki-invalid" {
+		t.Errorf("untrusted policy server: %+v", res)
+	}
+}
