@@ -73,7 +73,7 @@ func startTLSReports(cfg config.Config, eng *tlspolicy.Engine, put tlspolicy.Put
 		return func() {}, nil
 	}
 	rc := tlspolicy.ReporterConfig{Engine: eng, Resolver: eng.Resolver(), Hostname: cfg.Hostname, Put: put, Logger: logger,
-		Period: p.TLSReportPeriod}
+		Period: p.TLSReportPeriod, StateFile: filepath.Join(cfg.Queue.Spool, "tlsrpt-counts.json")}
 	if p.MTASTSCAFile != "" {
 		roots, err := loadCAFile(p.MTASTSCAFile)
 		if err != nil {

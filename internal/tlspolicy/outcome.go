@@ -41,6 +41,11 @@ type outcomes struct {
 
 // record counts one session.
 func (o *outcomes) record(domain, policyType string, policy, mxHosts []string, k failureKey) {
+	o.add(domain, policyType, policy, mxHosts, k, 1)
+}
+
+// add counts n sessions.
+func (o *outcomes) add(domain, policyType string, policy, mxHosts []string, k failureKey, n int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
@@ -56,10 +61,10 @@ func (o *outcomes) record(domain, policyType string, policy, mxHosts []string, k
 		c.policy, c.mxHosts = policy, mxHosts
 	}
 	if k.resultType == "" {
-		c.success++
+		c.success += n
 		return
 	}
-	c.failures[k]++
+	c.failures[k] += n
 }
 
 // take returns the counts and starts afresh, for a report.

@@ -44,6 +44,9 @@ type ReporterConfig struct {
 	// Period is what one report covers; 0: a UTC day (RFC 8460 §4.1).
 	// Shorter periods are for tests.
 	Period time.Duration
+	// StateFile, when set, keeps the counts not yet reported across
+	// restarts: Run loads it at start and writes it when it stops.
+	StateFile string
 }
 
 // Reporter sends the daily aggregate TLS reports (RFC 8460 §3, §5).
@@ -69,6 +72,16 @@ func NewReporter(cfg ReporterConfig) *Reporter {
 // Run sends the reports of each period (a UTC day: RFC 8460 §4.1) shortly
 // after it ends, until ctx ends.
 func (r *Reporter) Run(ctx context.Context) {
+	if f := r.cfg.StateFile; f != "" {
+		if err := r.cfg.Engine.LoadCounts(f); err != nil {
+			r.cfg.Logger.Warn(err.Error())
+		}
+		defer func() {
+			if err := r.cfg.Engine.SaveCounts(f); err != nil {
+				r.cfg.Logger.Error(err.Error())
+			}
+		}()
+	}
 	p := r.cfg.Period
 	for {
 		now := r.cfg.Now().UTC()
