@@ -202,12 +202,17 @@ func TestDANE(t *testing.T) {
 		// then an unauthenticated one.
 		"d-mix MX 10 mx-down", "d-mix MX 20 mx-notlsa", "mx-down A 127.0.0.99",
 		"_25._tcp.mx-down TLSA 3 1 1 " + dnstest.SPKISHA256(ee.Leaf),
+		// d-alias: its MX host is a CNAME for mx-ee, whose name has the
+		// TLSA records (RFC 7672 §2.2.2).
+		"d-alias MX 10 mx-alias", "mx-alias CNAME mx-ee",
 	}})
 	requireTLS := func(it *queue.Item) { it.Env.RequireTLS = true }
 	optional := func(it *queue.Item) { it.Env.TLSOptional = true }
 	w.run(t, []policyCase{
 		{name: "EE match", domain: "d-mx-ee.sec.test", state: queue.Sent, reply: "250", mx: "mx-ee", arrives: true,
 			log: []string{"policy=dane", "1 usable TLSA record(s) at _25._tcp.mx-ee.sec.test."}},
+		{name: "MX host a CNAME: TLSA at the expanded name", domain: "d-alias.sec.test", state: queue.Sent, reply: "250", mx: "mx-ee", arrives: true,
+			log: []string{"policy=dane", "at _25._tcp.mx-ee.sec.test. (mx-alias.sec.test is a CNAME for mx-ee.sec.test)"}},
 		{name: "EE mismatch defers 4.7.5 naming the records", domain: "d-mx-bad.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bad",
 			replyHas: []string{"_25._tcp.mx-bad.sec.test. TLSA 3 1 1", "TLSA 3 0 2"}},
 		{name: "expired certificate, DANE-EE ok", domain: "d-mx-exp.sec.test", state: queue.Sent, reply: "250", mx: "mx-exp", arrives: true},

@@ -253,8 +253,29 @@ func (e *Engine) dane(ctx context.Context, domain string, t route.Target) (HostP
 		p.Reason = "address records of " + t.Host + " are not DNSSEC-signed" // RFC 7672 §2.2.2
 		return p, false
 	}
-	owner := "_25._tcp." + dns.Fqdn(t.Host) // RFC 7672 §2.2.3: port 25 at MX hosts
-	a, err := e.r.Query(ctx, owner, dns.TypeTLSA, true)
+	// RFC 7672 §2.2.2: when the host name is a secure CNAME, the TLSA base
+	// domain is the expanded name first, then the original one; both are
+	// reference identifiers.
+	bases := []string{dns.Fqdn(t.Host)}
+	qtype := dns.TypeA
+	if t.IP.Is6() {
+		qtype = dns.TypeAAAA
+	}
+	if ad, err := e.r.Query(ctx, t.Host, qtype, true); err == nil && ad.Secure && !strings.EqualFold(ad.Name, bases[0]) {
+		bases = []string{ad.Name, bases[0]}
+		p.RefNames = append(p.RefNames, strings.TrimSuffix(ad.Name, "."))
+	}
+	var a Answer
+	var owner string
+	var err error
+	for i, base := range bases {
+		owner = "_25._tcp." + base // RFC 7672 §2.2.3: port 25 at MX hosts
+		a, err = e.r.Query(ctx, owner, dns.TypeTLSA, true)
+		if i+1 < len(bases) && isNotFound(err) && a.Secure {
+			continue // none at the expanded name: try the original
+		}
+		break
+	}
 	if err != nil {
 		if isNotFound(err) {
 			if a.Secure {
@@ -286,7 +307,10 @@ func (e *Engine) dane(ctx context.Context, domain string, t route.Target) (HostP
 	}
 	p.Kind = DANE
 	p.Reason = fmt.Sprintf("%d usable TLSA record(s) at %s", len(p.TLSA), owner)
-	if len(a.Name) > 0 && !strings.EqualFold(a.Name, owner) {
+	if len(bases) > 1 {
+		p.Reason += " (" + t.Host + " is a CNAME for " + strings.TrimSuffix(bases[0], ".") + ")"
+	}
+	if !strings.EqualFold(a.Name, dns.Fqdn(owner)) {
 		p.Reason += " (via CNAME " + a.Name + ")"
 	}
 	return p, true
