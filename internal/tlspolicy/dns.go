@@ -25,6 +25,7 @@ type Resolver struct {
 	servers []string // recursive resolvers, "host:port"
 	dnssec  string   // validating resolver, "host:port", or ""
 	timeout time.Duration
+	hosts   hostsTable
 }
 
 // ResolverConfig configures a Resolver.
@@ -40,6 +41,9 @@ type ResolverConfig struct {
 	// ResolvConf is the file read when Servers is empty; default
 	// "/etc/resolv.conf".
 	ResolvConf string
+	// HostsFile is consulted for addresses before DNS, as the system
+	// resolver does; default "/etc/hosts".
+	HostsFile string
 }
 
 // NewResolver returns a Resolver for cfg.
@@ -48,6 +52,11 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if r.timeout <= 0 {
 		r.timeout = 5 * time.Second
 	}
+	hosts := cfg.HostsFile
+	if hosts == "" {
+		hosts = "/etc/hosts"
+	}
+	r.hosts = readHosts(hosts)
 	for _, s := range cfg.Servers {
 		r.servers = append(r.servers, withPort(s))
 	}
@@ -214,6 +223,9 @@ func (r *Resolver) LookupNetIPSecure(ctx context.Context, host string) ([]netip.
 }
 
 func (r *Resolver) lookupIP(ctx context.Context, network, host string) ([]netip.Addr, bool, error) {
+	if ips := r.hosts.lookup(network, host); len(ips) > 0 {
+		return ips, false, nil // hosts(5), before DNS; never secure
+	}
 	var types []uint16
 	switch network {
 	case "ip4":

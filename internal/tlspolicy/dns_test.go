@@ -119,6 +119,20 @@ func TestResolverWithoutDNSSEC(t *testing.T) {
 	if err != nil || len(r2.servers) != 1 || r2.servers[0] != host+":53" {
 		t.Fatalf("resolv.conf: %v %v", r2, err)
 	}
+	// hosts(5) comes before DNS for addresses, never secure.
+	hf := t.TempDir() + "/hosts"
+	writeFile(t, hf, "# comment\n192.0.2.7 relay.example relay # alias\n2001:db8::7 relay.example\nbad line\n")
+	r4, err := NewResolver(ResolverConfig{Servers: []string{auth.Addr}, HostsFile: hf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips, secure, err := r4.LookupNetIPSecure(context.Background(), "Relay.Example.")
+	if err != nil || secure || len(ips) != 2 || ips[0].String() != "192.0.2.7" {
+		t.Errorf("hosts file: %v %v %v", ips, secure, err)
+	}
+	if ips, _ := r4.LookupNetIP(context.Background(), "ip4", "relay"); len(ips) != 1 {
+		t.Errorf("hosts alias, ip4: %v", ips)
+	}
 	// resolv.conf(5): no file means the local name server.
 	if r3, err := NewResolver(ResolverConfig{ResolvConf: t.TempDir() + "/missing"}); err != nil || r3.servers[0] != "127.0.0.1:53" {
 		t.Fatalf("missing resolv.conf: %v %v", r3, err)
