@@ -107,15 +107,12 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	noTLS := fs.Bool("no-tls", false, "do not try STARTTLS")
 	caFile := fs.String("ca", "", "PEM file of CA certificates to verify the hop against (default: system roots)")
-	configFile := fs.String("config", "", "the server's TOML configuration `file`, for DOMAIN: its DNS and TLS policy settings (default: built-in defaults)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	configFile := fs.String("config", "", "the server's TOML configuration `file`, for DOMAIN: its DNS and TLS policy settings (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml when it exists)")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	if !checkArgs(fs, pos, 1, 1, "HOST[:PORT] or DOMAIN") {
 		return 2
 	}
 	name := *ehlo
@@ -141,7 +138,7 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if isDomainArg(fs.Arg(0)) {
+	if isDomainArg(pos[0]) {
 		cfg, err := loadServeConfig(serveFlags{configFile: *configFile})
 		if err != nil {
 			fmt.Fprintf(stderr, "ferry probe: %v\n", err)
@@ -154,10 +151,10 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		rep := probeDomain(ctx, cfg, strings.TrimSuffix(fs.Arg(0), "."), name, roots, logger)
+		rep := probeDomain(ctx, cfg, strings.TrimSuffix(pos[0], "."), name, roots, logger)
 		return writeProbeDomain(stdout, stderr, rep, *asJSON)
 	}
-	target, err := probeTarget(ctx, fs.Arg(0))
+	target, err := probeTarget(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry probe: %v\n", err)
 		return 2
