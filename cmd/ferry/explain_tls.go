@@ -29,7 +29,7 @@ func explainTLS(ctx context.Context, cfg config.Config, rt route.Route, domain s
 		return []string{err.Error()}
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sts, err := newSTS(cfg, res, quiet)
+	sts, err := newSTS(cfg, res, quiet, false)
 	if err != nil {
 		return []string{err.Error()}
 	}

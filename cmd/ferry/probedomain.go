@@ -81,7 +81,7 @@ func probeDomain(ctx context.Context, cfg config.Config, domain, ehlo string, ro
 		return rep
 	}
 	rep.DNSSEC = res.DNSSEC()
-	sts, err := newSTS(cfg, res, logger)
+	sts, err := newSTS(cfg, res, logger, false)
 	if err != nil {
 		rep.Error = err.Error()
 		return rep

@@ -29,7 +29,7 @@ func newTLSPolicy(cfg config.Config, logger *slog.Logger) (*tlspolicy.Engine, er
 		return nil, err
 	}
 	ec := tlspolicy.EngineConfig{Resolver: r, Logger: logger}
-	sts, err := newSTS(cfg, r, logger)
+	sts, err := newSTS(cfg, r, logger, true)
 	if err != nil {
 		return nil, err
 	}
@@ -38,13 +38,14 @@ func newTLSPolicy(cfg config.Config, logger *slog.Logger) (*tlspolicy.Engine, er
 }
 
 // newSTS builds the MTA-STS policy source, or nil when [delivery] mta_sts
-// is off.
-func newSTS(cfg config.Config, r *tlspolicy.Resolver, logger *slog.Logger) (*tlspolicy.STS, error) {
+// is off. Only the server (owner) writes the cache in the spool; probe and
+// explain read it.
+func newSTS(cfg config.Config, r *tlspolicy.Resolver, logger *slog.Logger, owner bool) (*tlspolicy.STS, error) {
 	p := cfg.Delivery.TLSPolicy
 	if !p.MTASTS {
 		return nil, nil
 	}
-	sc := tlspolicy.STSConfig{Resolver: r, CacheDir: stsCacheDir(cfg), Port: p.MTASTSPort, Logger: logger}
+	sc := tlspolicy.STSConfig{Resolver: r, CacheDir: stsCacheDir(cfg), Port: p.MTASTSPort, Logger: logger, ReadOnly: !owner}
 	if p.MTASTSCAFile != "" {
 		roots, err := loadCAFile(p.MTASTSCAFile)
 		if err != nil {

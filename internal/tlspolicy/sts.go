@@ -112,6 +112,10 @@ type STSConfig struct {
 	Resolver *Resolver
 	// CacheDir holds the policy cache (in the spool); required.
 	CacheDir string
+	// ReadOnly uses the cache directory without writing to it (policies
+	// fetched are kept in memory only), for commands that look at a
+	// server's spool without owning it.
+	ReadOnly bool
 	// RootCAs verify policy servers; nil: the system roots. Tests set a
 	// test CA.
 	RootCAs *x509.CertPool
@@ -153,7 +157,7 @@ func NewSTS(cfg STSConfig) (*STS, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cache, err := openSTSCache(cfg.CacheDir)
+	cache, err := openSTSCache(cfg.CacheDir, cfg.ReadOnly)
 	if err != nil {
 		return nil, err
 	}

@@ -33,15 +33,16 @@ func (e stsEntry) result(reason string) stsResult {
 // stsCache is the MTA-STS policy cache: in memory, backed by files that
 // survive restarts (RFC 8461 §5.1 wants policies cached for max_age).
 type stsCache struct {
-	dir string
-	mu  sync.Mutex
-	m   map[string]stsEntry
+	dir      string
+	readOnly bool
+	mu       sync.Mutex
+	m        map[string]stsEntry
 }
 
 // openSTSCache returns the cache in dir, which is made at the first
-// store.
-func openSTSCache(dir string) (*stsCache, error) {
-	return &stsCache{dir: dir, m: map[string]stsEntry{}}, nil
+// store; a read-only cache never writes there.
+func openSTSCache(dir string, readOnly bool) (*stsCache, error) {
+	return &stsCache{dir: dir, readOnly: readOnly, m: map[string]stsEntry{}}, nil
 }
 
 // file is the cache file of a domain; domain names hold no "/" and are
@@ -78,6 +79,9 @@ func (c *stsCache) put(e stsEntry) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m[e.Domain] = e
+	if c.readOnly {
+		return nil
+	}
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("MTA-STS cache: %w", err)
 	}

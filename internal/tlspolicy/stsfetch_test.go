@@ -3,9 +3,12 @@ package tlspolicy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +99,19 @@ func TestSTSFetchLimits(t *testing.T) {
 		if res.fetchErr != tc.typ || !strings.Contains(res.reason, tc.reason) || (tc.domain == "ok.pol.test") != (res.policy != nil) {
 			t.Errorf("%s: policy %v, reason %q, type %q; want type %q, reason with %q", tc.domain, res.policy, res.reason, res.fetchErr, tc.typ, tc.reason)
 		}
+	}
+	// A read-only cache (probe, explain) keeps what it fetched in memory
+	// and never writes the spool.
+	dir := filepath.Join(t.TempDir(), "spool", "mta-sts")
+	ro, err := NewSTS(STSConfig{Resolver: r, CacheDir: dir, ReadOnly: true, Port: port, RootCAs: ca.Roots, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := ro.Policy(ctx, "ok.pol.test"); res.policy == nil {
+		t.Errorf("read-only cache: %+v", res)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a read-only cache wrote the spool: %v", err)
 	}
 	// The system roots do not know the test CA: sts-webpki-invalid.
 	if res := newSTS(false, 10*time.Second).Policy(ctx, "ok.pol.test"); res.policy != nil || res.fetchErr != "sts-webpki-invalid" {
