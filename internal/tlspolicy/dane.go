@@ -31,6 +31,7 @@ const (
 
 // TLSA is one TLSA record (RFC 6698 §2) with its association data decoded.
 type TLSA struct {
+	// Usage, Selector and MatchingType are the record's parameters.
 	Usage, Selector, MatchingType uint8
 	// Data is the certificate association data.
 	Data []byte

@@ -11,36 +11,50 @@ import (
 
 // Report is an aggregate TLS report (RFC 8460 §4.4).
 type Report struct {
-	OrganizationName string         `json:"organization-name"`
-	DateRange        DateRange      `json:"date-range"`
-	ContactInfo      string         `json:"contact-info"`
-	ReportID         string         `json:"report-id"`
-	Policies         []ReportPolicy `json:"policies"`
+	// OrganizationName is the reporter (Ferry's hostname).
+	OrganizationName string `json:"organization-name"`
+	// DateRange is the period the report covers.
+	DateRange DateRange `json:"date-range"`
+	// ContactInfo is the reporter's contact address.
+	ContactInfo string `json:"contact-info"`
+	// ReportID is unique per report.
+	ReportID string `json:"report-id"`
+	// Policies has one entry per policy type evaluated for the domain.
+	Policies []ReportPolicy `json:"policies"`
 }
 
 // DateRange is the report's period, in UTC (RFC 8460 §4.4 date-range).
 type DateRange struct {
+	// Start and End are the first and last second of the period.
 	Start time.Time `json:"start-datetime"`
 	End   time.Time `json:"end-datetime"`
 }
 
 // ReportPolicy is one policy's results in a report.
 type ReportPolicy struct {
-	Policy         PolicyDesc      `json:"policy"`
-	Summary        Summary         `json:"summary"`
+	// Policy describes the policy.
+	Policy PolicyDesc `json:"policy"`
+	// Summary counts the sessions under it.
+	Summary Summary `json:"summary"`
+	// FailureDetails break the failures down.
 	FailureDetails []FailureDetail `json:"failure-details,omitempty"`
 }
 
 // PolicyDesc describes the policy evaluated (RFC 8460 §4.4 "policy").
 type PolicyDesc struct {
-	Type   string   `json:"policy-type"`
+	// Type is "tlsa", "sts" or "no-policy-found".
+	Type string `json:"policy-type"`
+	// String is the policy: TLSA records, or the MTA-STS policy's lines.
 	String []string `json:"policy-string,omitempty"`
-	Domain string   `json:"policy-domain"`
+	// Domain is the policy domain.
+	Domain string `json:"policy-domain"`
+	// MXHost are the MTA-STS policy's MX patterns.
 	MXHost []string `json:"mx-host,omitempty"`
 }
 
 // Summary counts the sessions (RFC 8460 §4.4 "summary").
 type Summary struct {
+	// Success and Failure count the sessions.
 	Success int64 `json:"total-successful-session-count"`
 	Failure int64 `json:"total-failure-session-count"`
 }
@@ -48,10 +62,13 @@ type Summary struct {
 // FailureDetail is one kind of failed session (RFC 8460 §4.4
 // "failure-details").
 type FailureDetail struct {
-	ResultType          string `json:"result-type"`
+	// ResultType is an RFC 8460 §4.3 result type.
+	ResultType string `json:"result-type"`
+	// ReceivingMXHostname and ReceivingIP name the MX host.
 	ReceivingMXHostname string `json:"receiving-mx-hostname,omitempty"`
 	ReceivingIP         string `json:"receiving-ip,omitempty"`
-	FailedSessionCount  int64  `json:"failed-session-count"`
+	// FailedSessionCount is the number of such sessions.
+	FailedSessionCount int64 `json:"failed-session-count"`
 }
 
 // buildReports turns counts into one report per policy domain.
