@@ -45,6 +45,9 @@ type mxSpec struct {
 	cert     *testrelay.TestCert
 	keywords []string // nil: the sink's defaults; STARTTLS is added with a cert
 	tlsa     []string // TLSA record data, "3 1 1 <hex>"
+	// bogus changes the TLSA records after signing: the validating
+	// resolver finds them bogus and answers SERVFAIL.
+	bogus bool
 }
 
 // startDANEWorld starts the MX hosts, then the DNS that describes them;
@@ -74,6 +77,11 @@ func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *da
 		}
 	}
 	signed, anchor := dnstest.SignZone(t, "sec.test.", zones["sec.test"].String())
+	for _, sp := range specs {
+		if sp.bogus {
+			signed = tamperTLSA(t, signed, "_25._tcp."+sp.label+"."+sp.zone+".")
+		}
+	}
 	w.plain = zones["plain.test"].String()
 	w.auth = dnstest.StartAuth(t, signed, w.plain)
 	ub := dnstest.StartUnbound(t, w.auth.Addr, []string{"sec.test.", "plain.test."}, []string{anchor})
@@ -85,6 +93,26 @@ func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *da
 	}
 	w.res = res
 	return w
+}
+
+// tamperTLSA flips the last hex digit of the TLSA record at owner in a
+// signed zone.
+func tamperTLSA(t *testing.T, zone, owner string) string {
+	t.Helper()
+	lines := strings.Split(zone, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, owner) && strings.Contains(l, "\tTLSA\t") {
+			last := l[len(l)-1]
+			flip := byte('0')
+			if last == '0' {
+				flip = '1'
+			}
+			lines[i] = l[:len(l)-1] + string(flip)
+			return strings.Join(lines, "\n")
+		}
+	}
+	t.Fatalf("no TLSA record at %s in the signed zone", owner)
+	return ""
 }
 
 // startSinks starts the MX hosts on 127.0.0.2, 127.0.0.3, ... at one
@@ -197,6 +225,7 @@ func TestDANE(t *testing.T) {
 		{label: "mx-unusable", zone: "sec.test", cert: &other, tlsa: []string{"1 1 1 " + dnstest.SPKISHA256(other.Leaf), "0 0 1 " + dnstest.CertSHA256(ca.Cert)}},
 		{label: "mx-plain", zone: "plain.test", cert: &plainCert, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(other.Leaf)}},
 		{label: "mx-rtls", zone: "sec.test", cert: &rtls, keywords: withRequireTLS, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(rtls.Leaf)}},
+		{label: "mx-bogus", zone: "sec.test", cert: &ee, tlsa: []string{"3 1 1 " + dnstest.SPKISHA256(ee.Leaf)}, bogus: true},
 	}, map[string][]string{"sec.test": {
 		// d-mix: a DANE MX that is down (nothing listens at 127.0.0.99),
 		// then an unauthenticated one.
@@ -215,6 +244,8 @@ func TestDANE(t *testing.T) {
 			log: []string{"policy=dane", "at _25._tcp.mx-ee.sec.test. (mx-alias.sec.test is a CNAME for mx-ee.sec.test)"}},
 		{name: "EE mismatch defers 4.7.5 naming the records", domain: "d-mx-bad.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bad",
 			replyHas: []string{"_25._tcp.mx-bad.sec.test. TLSA 3 1 1", "TLSA 3 0 2"}},
+		{name: "bogus TLSA records defer 4.7.5", domain: "d-mx-bogus.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bogus",
+			replyHas: []string{"DANE: TLSA lookup for _25._tcp.mx-bogus.sec.test. failed: server answered SERVFAIL"}},
 		{name: "expired certificate, DANE-EE ok", domain: "d-mx-exp.sec.test", state: queue.Sent, reply: "250", mx: "mx-exp", arrives: true},
 		{name: "TA chain", domain: "d-mx-ta.sec.test", state: queue.Sent, reply: "250", mx: "mx-ta", arrives: true},
 		{name: "TA chain with the wrong name defers", domain: "d-mx-taname.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-taname",
