@@ -243,9 +243,10 @@ func (s *STS) txtID(ctx context.Context, domain string) (string, error) {
 }
 
 // Policy returns the MTA-STS policy in force for domain (RFC 8461 §5.1):
-// the cached one while its TXT id is unchanged and it is fresh, else a new
-// fetch; a failed discovery or fetch keeps a cached policy that has not
-// expired.
+// the cached one while its TXT id is unchanged and it is in the first half
+// of its max_age, else a new fetch (so a policy in use is refreshed before
+// it expires); a failed discovery or fetch keeps a cached policy that has
+// not expired.
 func (s *STS) Policy(ctx context.Context, domain string) stsResult {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	now := s.cfg.Now()
@@ -262,13 +263,13 @@ func (s *STS) Policy(ctx context.Context, domain string) stsResult {
 		return cached.result("cached MTA-STS policy (no _mta-sts TXT record now)")
 	case id == "":
 		return stsResult{reason: "no MTA-STS record"}
-	case fresh && cached.ID == id:
+	case fresh && cached.ID == id && !cached.stale(now):
 		return cached.result("cached MTA-STS policy id " + id)
 	}
 	mu, _ := s.fetching.LoadOrStore(domain, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
-	if e, ok := s.cache.get(domain); ok && e.ID == id && now.Before(e.Expires) {
+	if e, ok := s.cache.get(domain); ok && e.ID == id && now.Before(e.Expires) && !e.stale(now) {
 		return e.result("cached MTA-STS policy id " + id) // fetched meanwhile
 	}
 	body, p, typ, err := s.fetch(ctx, domain)

@@ -21,6 +21,12 @@ type stsEntry struct {
 	Body string `json:"policy"`
 }
 
+// stale reports whether the entry is past half its max_age and due for a
+// refresh (it stays in force until it expires).
+func (e stsEntry) stale(now time.Time) bool {
+	return now.Sub(e.Fetched) > e.Expires.Sub(e.Fetched)/2
+}
+
 // result returns the cached policy as a lookup result.
 func (e stsEntry) result(reason string) stsResult {
 	p, err := ParseSTSPolicy(e.Body)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,14 @@ func TestSTSFetchLimits(t *testing.T) {
 	good := "version: STSv1\nmode: enforce\nmx: mx.pol.test\nmax_age: 3600\n"
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
+	var fetches atomic.Int32
+	var down atomic.Bool
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		label := strings.Split(r.Host, ".")[1] // mta-sts.LABEL.pol.test
 		w.Header().Set("Content-Type", "text/plain")
 		switch label {
@@ -100,6 +108,35 @@ func TestSTSFetchLimits(t *testing.T) {
 			t.Errorf("%s: policy %v, reason %q, type %q; want type %q, reason with %q", tc.domain, res.policy, res.reason, res.fetchErr, tc.typ, tc.reason)
 		}
 	}
+	// Refresh per max_age (3600s): none in the first half, a fetch after
+	// it, and while the server is down the cached policy stays until it
+	// expires.
+	clock := time.Now()
+	rs, err := NewSTS(STSConfig{Resolver: r, CacheDir: t.TempDir(), Port: port, RootCAs: ca.Roots, Timeout: 10 * time.Second, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		after   time.Duration
+		down    bool
+		fetched bool
+		policy  bool
+	}{
+		{0, false, true, true},
+		{20 * time.Minute, false, false, true},
+		{15 * time.Minute, false, true, true}, // 35 minutes: past half
+		{35 * time.Minute, true, true, true},  // 70 minutes after the refresh: stale, fetch fails, cache holds
+		{30 * time.Minute, true, true, false}, // 100 minutes: expired, no policy
+	} {
+		clock = clock.Add(step.after)
+		down.Store(step.down)
+		before := fetches.Load()
+		res := rs.Policy(ctx, "ok.pol.test")
+		if (fetches.Load() != before) != step.fetched || (res.policy != nil) != step.policy {
+			t.Errorf("after %v more (server down %v): fetched %v, policy %v (%s)", step.after, step.down, fetches.Load() != before, res.policy != nil, res.reason)
+		}
+	}
+	down.Store(false)
 	// A read-only cache (probe, explain) keeps what it fetched in memory
 	// and never writes the spool.
 	dir := filepath.Join(t.TempDir(), "spool", "mta-sts")
