@@ -102,7 +102,8 @@ tls_ca_file = %q
 // TestTLSPolicyBinary runs DANE, MTA-STS and TLS-Required: No through
 // "ferry serve", and "ferry probe DOMAIN", on the built binary.
 func TestTLSPolicyBinary(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the world (sinks, unbound, policy server) is heavy,
+	// and timing-sensitive parallel tests (TestHostileClients) suffer.
 	w := startTLSWorld(t)
 	spool := filepath.Join(t.TempDir(), "spool")
 	const noReports = "tls_reports = false\n" // mx-ee must hold the test's messages only
@@ -215,7 +216,8 @@ func TestDANEOffWithoutValidatingResolver(t *testing.T) {
 // MX host that DANE authenticates and that offers REQUIRETLS, and fails at
 // once with 5.7.30 for one that does not offer it (RFC 8689 §4.2.1).
 func TestRequireTLSBinary(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the world (sinks, unbound, policy server) is heavy,
+	// and timing-sensitive parallel tests (TestHostileClients) suffer.
 	w := startTLSWorld(t)
 	files := newTLSFiles(t)
 	listener := fmt.Sprintf(`
@@ -259,7 +261,8 @@ tls_key = %q
 // The report period is shortened to two seconds ([delivery]
 // tls_report_period, a test knob).
 func TestTLSReportBinary(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the world (sinks, unbound, policy server) is heavy,
+	// and timing-sensitive parallel tests (TestHostileClients) suffer.
 	w := startTLSWorld(t)
 	r := startRelay(t, w.config+"tls_report_period = \"2s\"\n"+shortRetry, "")
 	c := testrelay.Dial(t, r.Addr)
