@@ -109,7 +109,8 @@ func (p HostPolicy) String() string {
 // nothing fails the handshake. onVerify, when not nil, gets the outcome of
 // every check (nil for success), for TLS-RPT and the log.
 func (p HostPolicy) TLSConfig(roots *x509.CertPool, now func() time.Time, onVerify func(error)) *tls.Config {
-	cfg := &tls.Config{ServerName: p.Host, RootCAs: roots, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{ServerName: p.Host, RootCAs: roots, MinVersion: tls.VersionTLS12,
+		CipherSuites: smtp.CipherSuites()} // no CBC-SHA1 suites, as every Ferry TLS
 	report := func(err error) error {
 		if onVerify != nil {
 			onVerify(err)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // STSPolicy is a parsed MTA-STS policy (RFC 8461 §3.2).
@@ -175,7 +177,7 @@ func newHTTPClient(r *Resolver, roots *x509.CertPool, timeout time.Duration) *ht
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, CipherSuites: smtp.CipherSuites()},
 			DisableKeepAlives: true,
 			Proxy:             nil,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
