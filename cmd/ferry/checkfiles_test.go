@@ -9,8 +9,8 @@ import (
 	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
-// tempFile writes text to name in dir and returns the path.
-func tempFile(t *testing.T, dir, name, text string) string {
+// configFixture writes text to name in dir and returns the path.
+func configFixture(t *testing.T, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	writeFile(t, p, text)
@@ -23,10 +23,10 @@ func tempFile(t *testing.T, dir, name, text string) string {
 func TestCheckConfigReferencedFiles(t *testing.T) {
 	dir := t.TempDir()
 	cert := testrelay.NewTestCert(t, "relay.test")
-	certFile := tempFile(t, dir, "cert.pem", string(cert.CertPEM))
-	keyFile := tempFile(t, dir, "key.pem", string(cert.KeyPEM))
-	users := tempFile(t, dir, "users", "this is not a user line\n")
-	notPEM := tempFile(t, dir, "ca.pem", "no certificate here\n")
+	certFile := configFixture(t, dir, "cert.pem", string(cert.CertPEM))
+	keyFile := configFixture(t, dir, "key.pem", string(cert.KeyPEM))
+	users := configFixture(t, dir, "users", "this is not a user line\n")
+	notPEM := configFixture(t, dir, "ca.pem", "no certificate here\n")
 	missing := filepath.Join(dir, "missing")
 	conf := strings.Join([]string{
 		`[[listener]]`,
@@ -46,7 +46,7 @@ func TestCheckConfigReferencedFiles(t *testing.T) {
 		`auth_password_file = "` + missing + `.pw"`, // line 15
 		``,
 	}, "\n")
-	file := tempFile(t, dir, "ferry.toml", conf)
+	file := configFixture(t, dir, "ferry.toml", conf)
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", file}, &out, &errb); code != 1 {
 		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
@@ -69,7 +69,7 @@ func TestCheckConfigReferencedFiles(t *testing.T) {
 	}
 
 	// The same listener with working files passes.
-	good := tempFile(t, dir, "good.toml", strings.Join([]string{
+	good := configFixture(t, dir, "good.toml", strings.Join([]string{
 		`[[listener]]`,
 		`address = "127.0.0.1:2525"`,
 		`tls_cert = "` + certFile + `"`,
@@ -86,7 +86,7 @@ func TestCheckConfigReferencedFiles(t *testing.T) {
 // built-in defaults, as "key = value" lines.
 func TestCheckConfigNonDefault(t *testing.T) {
 	dir := t.TempDir()
-	file := tempFile(t, dir, "ferry.toml", "[queue]\nspool = \"/srv/spool\"\nretry_max = \"1h\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n[log]\nlevel = \"debug\"\n")
+	file := configFixture(t, dir, "ferry.toml", "[queue]\nspool = \"/srv/spool\"\nretry_max = \"1h\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n[log]\nlevel = \"debug\"\n")
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", "-n", file}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -104,7 +104,7 @@ func TestCheckConfigNonDefault(t *testing.T) {
 // TestCheckConfigKey: KEYs after the file print their effective values.
 func TestCheckConfigKey(t *testing.T) {
 	dir := t.TempDir()
-	file := tempFile(t, dir, "ferry.toml", "[queue]\nspool = \"/srv/spool\"\n")
+	file := configFixture(t, dir, "ferry.toml", "[queue]\nspool = \"/srv/spool\"\n")
 	cases := []struct {
 		args []string
 		code int

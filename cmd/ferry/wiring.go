@@ -98,6 +98,7 @@ func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	c.BounceLifetime = cfg.Queue.BounceLifetime
 	c.HopConcurrency = cfg.Queue.HopConcurrency
 	c.SegmentSize = cfg.Queue.SegmentSize
+	c.Reserve = cfg.Queue.Reserve
 	return c
 }
 
@@ -128,7 +129,12 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) (
 	if idle == 0 {
 		idle = time.Nanosecond // "0s" closes at once; deliver takes 0 for its default
 	}
+	pol, err := newTLSPolicy(cfg, logger)
+	if err != nil {
+		return deliver.Config{}, err
+	}
 	return deliver.Config{
+		TLSPolicy:          pol,
 		Routes:             table,
 		HeloName:           name,
 		Workers:            d.Workers,
@@ -190,7 +196,11 @@ func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
 		}
 		add(r)
 	}
-	opts := route.Options{}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := route.Options{Resolver: res, MXPort: cfg.Delivery.TLSPolicy.MXPort}
 	if _, ok := index["*"]; !ok {
 		opts.SmartHost = cfg.Delivery.SmarthostHops
 	}

@@ -171,6 +171,10 @@ type Queue struct {
 	HopConcurrency int
 	// SegmentSize is the size of one segment file in octets.
 	SegmentSize int64
+	// Reserve is the segment space in octets kept for delivery records
+	// when the spool fills (new mail gets 452 4.3.1 first); 0 means
+	// SegmentSize/16.
+	Reserve int64
 }
 
 // Delivery configures the outbound client.
@@ -197,6 +201,8 @@ type Delivery struct {
 	TLSCAFile string
 	// Timeouts are the outbound per-phase timeouts.
 	Timeouts DeliveryTimeouts
+	// TLSPolicy is the outbound TLS policy: DNS, DANE, MTA-STS, TLS-RPT.
+	TLSPolicy TLSPolicy
 }
 
 // DeliveryTimeouts are the outbound timeouts (RFC 5321 §4.5.3.2).
@@ -379,6 +385,7 @@ func Default() Config {
 			Workers:                  20,
 			MaxMessagesPerConnection: 100,
 			IdleTimeout:              10 * time.Second,
+			TLSPolicy:                DefaultTLSPolicy(),
 			Timeouts: DeliveryTimeouts{
 				Connect:   30 * time.Second,
 				Greeting:  5 * time.Minute,

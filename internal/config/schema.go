@@ -170,11 +170,13 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 		"delay_warning":   d.duration(&q.DelayWarning, true),
 		"hop_concurrency": d.integer(&q.HopConcurrency, 1, math.MaxInt32, wantPositive),
 		"segment_size":    d.size(&q.SegmentSize, 1<<20),
+		"reserve":         d.size(&q.Reserve, 0),
 	})
 }
 
 func (d *decoder) delivery(v any, path string, dl *Delivery) {
-	d.table(v, path, map[string]field{
+	fields := d.tlsPolicyFields(&dl.TLSPolicy)
+	for k, f := range map[string]field{
 		"ehlo_name":                   d.strCheck(&dl.EHLOName, wantHost, true, checkHost),
 		"workers":                     d.integer(&dl.Workers, 1, math.MaxInt32, wantPositive),
 		"max_messages_per_connection": d.integer(&dl.MaxMessagesPerConnection, 1, math.MaxInt32, wantPositive),
@@ -199,7 +201,10 @@ func (d *decoder) delivery(v any, path string, dl *Delivery) {
 				"data_done":  d.duration(&t.DataDone, false),
 			})
 		},
-	})
+	} {
+		fields[k] = f
+	}
+	d.table(v, path, fields)
 }
 
 func (d *decoder) route(t map[string]any, path string, r *Route) {
@@ -257,6 +262,9 @@ func (d *decoder) crossChecks(cfg *Config) {
 	}
 	if cfg.Queue.RetryMax < cfg.Queue.RetryInitial {
 		d.errf("queue.retry_max", "want at least queue.retry_initial (%s), got %q", FormatDuration(cfg.Queue.RetryInitial), FormatDuration(cfg.Queue.RetryMax))
+	}
+	if cfg.Queue.Reserve >= cfg.Queue.SegmentSize/2 {
+		d.errf("queue.reserve", "want less than half of queue.segment_size (%s), got %q", FormatSize(cfg.Queue.SegmentSize), FormatSize(cfg.Queue.Reserve))
 	}
 	seenDomain := map[string]int{}
 	for i, r := range cfg.Routes {

@@ -69,6 +69,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("delay_warning", q.DelayWarning)
 	tw.int("hop_concurrency", q.HopConcurrency)
 	tw.raw("segment_size", quote(FormatSize(q.SegmentSize)))
+	tw.raw("reserve", quote(FormatSize(q.Reserve)))
 	dl := c.Delivery
 	tw.header("[delivery]")
 	tw.str("ehlo_name", dl.EHLOName)
@@ -77,6 +78,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("idle_timeout", dl.IdleTimeout)
 	tw.str("smarthost", dl.Smarthost)
 	tw.str("tls_ca_file", dl.TLSCAFile)
+	tw.writeTLSPolicy(dl.TLSPolicy)
 	t := dl.Timeouts
 	tw.header("[delivery.timeouts]")
 	tw.dur("connect", t.Connect)

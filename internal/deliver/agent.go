@@ -15,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // Queue is what delivery needs of the queue.
@@ -85,6 +86,9 @@ type Config struct {
 	// Transcript, when set, is asked at every new connection whether to
 	// record the session (see TranscriptFunc).
 	Transcript TranscriptFunc
+	// TLSPolicy, when set, decides the TLS policy (DANE, MTA-STS) of the
+	// MX hosts of direct deliveries; nil: opportunistic STARTTLS only.
+	TLSPolicy TLSPolicy
 }
 
 // Replies for connection-level failures. All defer: the hop may be back or
@@ -113,6 +117,8 @@ type Agent struct {
 	// routes is the routing table in force (Config.Routes, then
 	// SetRoutes).
 	routes atomic.Pointer[route.Table]
+	// backlog holds outcomes the queue could not record yet.
+	backlog *backlog
 }
 
 // NewAgent returns an agent delivering q's work with cfg.
@@ -157,7 +163,7 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 	if cfg.Hops == nil {
 		cfg.Hops = NewHopCache(cfg.Logger)
 	}
-	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger}
+	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger, backlog: newBacklog(cfg.Logger, q)}
 	a.routes.Store(cfg.Routes)
 	return a, nil
 }
@@ -180,6 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.worker(ctx, dctx) })
 	}
 	wg.Wait()
+	a.backlog.abandon()
 	a.pool.closeAll()
 	return nil
 }
@@ -188,9 +195,13 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Close() { a.pool.closeAll() }
 
 // worker leases with ctx and delivers with dctx, which outlives ctx by the
-// shutdown grace time.
+// shutdown grace time. Outcomes the queue could not record are written
+// first, before a lease is released or a new one taken (see backlog).
 func (a *Agent) worker(ctx, dctx context.Context) {
 	for ctx.Err() == nil {
+		if !a.backlog.flush(ctx, a.record) {
+			return
+		}
 		l, err := a.q.Lease(ctx)
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("deliver: lease failed", "err", err)
@@ -203,6 +214,7 @@ func (a *Agent) worker(ctx, dctx context.Context) {
 			continue
 		}
 		a.DeliverLease(dctx, l)
+		a.backlog.flush(dctx, a.record)
 		a.q.Release(l)
 	}
 }
@@ -211,6 +223,9 @@ func (a *Agent) worker(ctx, dctx context.Context) {
 type session struct {
 	c   *Client
 	key string
+	// relaxed is set when the connection was opened with the TLS policy
+	// waived (TLS-Required: No); only such messages may use it.
+	relaxed bool
 }
 
 // DeliverLease delivers every message of a lease and reports each
@@ -234,13 +249,16 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	if len(targets) > a.cfg.MaxTargets {
 		targets = targets[:a.cfg.MaxTargets]
 	}
+	pols := a.policies(ctx, rt, l.Hop, targets)
 	limit := a.messageLimit(rt)
 	var s *session
 	defer func() { a.finish(s, limit) }()
 	var down *smtp.Reply // set when no target could be reached
 	for _, it := range l.Items {
-		if ctx.Err() != nil {
-			return // unreported recipients return to the queue on Release
+		if ctx.Err() != nil || a.backlog.paused() {
+			// Unreported recipients return to the queue on Release. While
+			// outcomes wait to be recorded nothing more is sent.
+			return
 		}
 		if !a.q.Renew(l) {
 			a.log.Warn("deliver: lease taken back; leaving its remaining messages to the queue", "hop", l.Hop)
@@ -252,7 +270,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 			a.reportAll(ctx, it, queue.Deferred, *down, "none", "")
 			continue
 		}
-		s, down = a.deliverItem(ctx, rt, targets, s, it)
+		s, down = a.deliverItem(ctx, rt, targets, pols, s, it)
 	}
 }
 
@@ -285,7 +303,7 @@ func (a *Agent) finish(s *session, limit int) {
 // deliverItem delivers one message, reusing s when it can, and returns the
 // session to use for the next message (nil when none is open), and the
 // reply when no target could be reached.
-func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) (*session, *smtp.Reply) {
+func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, pols []tlspolicy.HostPolicy, s *session, it queue.Item) (*session, *smtp.Reply) {
 	scan, err := a.scan(it)
 	if err != nil {
 		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
@@ -293,7 +311,8 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return s, nil
 	}
 	limit := a.messageLimit(rt)
-	if s != nil && (s.c.Broken() || s.c.Messages() >= limit) {
+	need := needOf(it.Env)
+	if s != nil && (s.c.Broken() || s.c.Messages() >= limit || !need.canUse(s)) {
 		a.finish(s, limit)
 		s = nil
 	}
@@ -305,8 +324,14 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	if s == nil {
 		var rep smtp.Reply
-		s, rep = a.acquire(ctx, rt, targets)
+		s, rep = a.acquire(ctx, rt, targets, pols, need)
 		if s == nil {
+			if rep.Permanent() {
+				// REQUIRETLS with no acceptable hop: fail now
+				// (RFC 8689 §4.2.1), the next message may differ.
+				a.reportAll(ctx, it, queue.Failed, rep, "none", "")
+				return nil, nil
+			}
 			a.reportAll(ctx, it, queue.Deferred, rep, "none", "")
 			return nil, &rep
 		}

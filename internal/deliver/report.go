@@ -74,8 +74,14 @@ func (a *Agent) reportVia(ctx context.Context, it queue.Item, idx int, state que
 	if remote == "none" || c == nil {
 		remote = ""
 	}
-	err := a.q.Update(ctx, env.ID, idx, queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now})
-	if err != nil {
+	res := queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now}
+	err := a.q.Update(ctx, env.ID, idx, res)
+	switch {
+	case err == nil:
+	case recordable(err):
+		// Kept and written before any delivery starts again.
+		a.backlog.add(pendingOutcome{id: env.ID, rcpt: idx, to: to, res: res}, err)
+	default:
 		a.log.Error("deliver: recording outcome failed", "id", env.ID, "to", to, "err", err)
 	}
 }
