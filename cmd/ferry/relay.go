@@ -16,7 +16,6 @@ import (
 	"github.com/ferrymta/ferry/internal/admin"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
-	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtpd"
 )
 
@@ -78,9 +77,9 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	qc := queueConfig(cfg, logger)
 	qc.OnEvent = notifier.OnEvent
 	qc.OnCommit = metrics.ObserveCommit
-	q, err := queue.Open(qc)
+	q, err := openQueue(ctx, cfg, qc)
 	if err != nil {
-		return fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
+		return err
 	}
 	defer q.Close()
 

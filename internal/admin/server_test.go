@@ -111,7 +111,7 @@ func TestQueueOperations(t *testing.T) {
 	for _, it := range l.Items {
 		for _, r := range it.Rcpts {
 			st := queue.Result{State: queue.Deferred, Reply: smtp.NewReply(451, "4.3.0", "try later"), RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
-			if err := q.Update(ctx, it.Env.ID, r, st); err != nil {
+			if err := q.Update(ctx, nil, it.Env.ID, r, st); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -17,20 +17,12 @@ import (
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-// Queue is what delivery needs of the queue.
-type Queue interface {
-	// Lease returns due work for one next-hop key; it may block until
-	// there is some. A nil lease with a nil error means none is due.
-	Lease(ctx context.Context) (*queue.Lease, error)
-	// Update records one recipient's outcome.
-	Update(ctx context.Context, id string, rcpt int, r queue.Result) error
-	// Release ends a lease; unreported recipients become due again.
-	Release(l *queue.Lease)
-	// Renew extends a lease before each message, so that a long delivery
-	// is not taken back and delivered twice; false means it was taken
-	// back already.
-	Renew(l *queue.Lease) bool
-}
+// Queue is what delivery needs of the queue: the scheduler side of the
+// queue contract (leases by next-hop key, renewal, outcomes fenced by the
+// lease's epoch, release). Lease may block until there is work; a nil lease
+// with a nil error means none is due. Renew is called before each message,
+// so that a long delivery is not taken back and delivered twice.
+type Queue = queue.Scheduler
 
 // Config configures an Agent. Zero fields take the defaults named.
 type Config struct {

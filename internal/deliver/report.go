@@ -71,8 +71,10 @@ func (a *Agent) reportVia(ctx context.Context, it queue.Item, idx int, state que
 	if remote == "none" {
 		remote = ""
 	}
-	err := a.q.Update(ctx, env.ID, idx, queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now})
-	if err != nil {
+	err := a.q.Update(ctx, it.Lease, env.ID, idx, queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now})
+	if errors.Is(err, queue.ErrLeaseLost) {
+		a.log.Warn("deliver: outcome refused, the lease was taken over by another worker", "id", env.ID, "to", to, "err", err)
+	} else if err != nil {
 		a.log.Error("deliver: recording outcome failed", "id", env.ID, "to", to, "err", err)
 	}
 }

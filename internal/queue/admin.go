@@ -196,6 +196,11 @@ func (q *Queue) info(m *msg, history bool) (*MessageInfo, error) {
 		if !r.final() {
 			st.Next = time.Unix(0, r.next)
 		}
+		if g := m.groupOf(r.hop); g != nil && !r.final() {
+			if ls := q.leases[g.lease]; ls != nil {
+				st.LeasedBy, st.LeaseEpoch, st.LeaseExpires = q.cfg.Node, ls.id, time.Unix(0, ls.expires)
+			}
+		}
 		info.Rcpts = append(info.Rcpts, st)
 	}
 	if !history {

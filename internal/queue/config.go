@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -13,6 +14,9 @@ type Config struct {
 	Dir string
 	// Logger receives recovery reports and one line per queue event.
 	Logger *slog.Logger
+	// Node names this relay in leases ("ferry queue list"); default the
+	// host name.
+	Node string
 	// Clock returns the current time; tests inject a fake clock.
 	Clock func() time.Time
 	// RetryInitial is the delay before the first retry of a deferred
@@ -113,6 +117,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = d.Clock
 	}
+	if c.Node == "" {
+		c.Node = DefaultNode()
+	}
 	switch {
 	case c.Jitter == 0:
 		c.Jitter = d.Jitter
@@ -135,6 +142,15 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.CopyForwardLag, d.CopyForwardLag)
 	orDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
 	return c, nil
+}
+
+// DefaultNode returns the default node name of a relay: its host name, or
+// "localhost" when the system has none.
+func DefaultNode() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }
 
 // orDefault sets *v to def when *v is zero or negative.

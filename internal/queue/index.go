@@ -56,6 +56,9 @@ type group struct {
 	due   int64
 	idx   int // index in h.ready, -1 when not there
 	lease uint64
+	// epoch is the ID of the last lease that carried the group: Update
+	// under an older lease is refused (fencing).
+	epoch uint64
 }
 
 // hop is one next hop with its due groups.

@@ -90,7 +90,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 	q.nextLease++
 	ls := &leaseState{id: q.nextLease, h: h, expires: now + int64(q.cfg.LeaseTimeout)}
 	var expired []*group
-	l := &Lease{Hop: h.name, Expires: time.Unix(0, ls.expires), id: ls.id}
+	l := &Lease{Hop: h.name, Expires: time.Unix(0, ls.expires), Epoch: ls.id, Node: q.cfg.Node, id: ls.id}
 	for len(h.ready) > 0 && h.ready[0].due <= now && len(ls.groups) < q.cfg.LeaseMaxItems {
 		g := heap.Pop(&h.ready).(*group)
 		m := g.m
@@ -110,7 +110,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 			q.schedule(g)
 			continue
 		}
-		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id)}
+		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id), Lease: l}
 		for i := range m.rcpts {
 			r := &m.rcpts[i]
 			if r.hop == h && !r.final() && r.next <= now+int64(retryTogether) {
@@ -118,7 +118,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 				it.Attempts = max(it.Attempts, int(r.attempts))
 			}
 		}
-		g.lease = ls.id
+		g.lease, g.epoch = ls.id, ls.id
 		ls.groups = append(ls.groups, g)
 		l.Items = append(l.Items, it)
 	}
@@ -246,12 +246,13 @@ func jitterSeed(id string) uint64 {
 }
 
 // Update records the outcome of one attempt for recipient rcpt of message
-// id durably. Sent and Failed are final. Deferred schedules the next attempt
-// after the backoff delay, or fails the recipient with 4.4.7 when the
-// message has outlived its lifetime. When the last recipient becomes final
-// the message is finished (EventFinished, then a done record). An outcome
-// reported after the lease was taken back is still recorded.
-func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error {
+// id, delivered under lease l, durably. Sent and Failed are final. Deferred
+// schedules the next attempt after the backoff delay, or fails the
+// recipient with 4.4.7 when the message has outlived its lifetime. When the
+// last recipient becomes final the message is finished (EventFinished, then
+// a done record). An outcome reported after l was taken back is still
+// recorded unless the work was leased again since (ErrLeaseLost).
+func (q *Queue) Update(ctx context.Context, l *Lease, id string, rcpt int, r Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -269,6 +270,12 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 	if rc.final() {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s recipient %d", ErrFinal, id, rcpt)
+	}
+	if l != nil {
+		if g := m.groupOf(rc.hop); g == nil || g.epoch != l.Epoch {
+			q.mu.Unlock()
+			return fmt.Errorf("%w: %s recipient %d (lease epoch %d)", ErrLeaseLost, id, rcpt, l.Epoch)
+		}
 	}
 	now := q.now()
 	at := r.At
