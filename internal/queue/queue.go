@@ -51,10 +51,7 @@ type Queue struct {
 	// mem bounds the message content held in memory by Put calls.
 	mem *memBudget
 
-	idMu   sync.Mutex
-	idLast uint64
-	idSeq  uint64
-	idRand uint64
+	ids *IDGen
 
 	gcCh chan struct{}
 	stop chan struct{}
@@ -90,7 +87,7 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		hops:   make(map[string]*hop),
 		leases: make(map[uint64]*leaseState),
 		wake:   make(chan struct{}),
-		idRand: rand.Uint64() & 0xff,
+		ids:    NewIDGen(cfg.Clock, rand.Uint64()),
 		gcCh:   make(chan struct{}, 1),
 		mem:    newMemBudget(cfg.MaxBufferedBytes),
 		stop:   make(chan struct{}),
@@ -171,37 +168,9 @@ func (q *Queue) notify() {
 // now returns the clock's time in Unix nanoseconds.
 func (q *Queue) now() int64 { return q.cfg.Clock().UnixNano() }
 
-// idAlphabet is base32 in ASCII order, so IDs sort by time.
-const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// NewID returns a new queue ID: 13 base32 characters that sort by creation
-// time. It holds milliseconds since 2020 (42 bits), a counter (14 bits)
-// and 8 random bits chosen at Open, so IDs stay unique across restarts.
-func (q *Queue) NewID() string {
-	const epoch = 1577836800000 // 2020-01-01 in Unix milliseconds
-	ms := uint64(max(q.cfg.Clock().UnixMilli()-epoch, 0))
-	q.idMu.Lock()
-	if ms <= q.idLast {
-		ms = q.idLast
-		q.idSeq++
-		if q.idSeq >= 1<<14 {
-			ms++
-			q.idSeq = 0
-		}
-	} else {
-		q.idSeq = 0
-	}
-	q.idLast = ms
-	v := (ms&(1<<42-1))<<22 | q.idSeq<<8 | q.idRand
-	q.idMu.Unlock()
-	var b [13]byte
-	// 13 characters × 5 bits = 65 bits; the top character holds 4 bits.
-	for i := 12; i >= 0; i-- {
-		b[i] = idAlphabet[v&31]
-		v >>= 5
-	}
-	return string(b[:])
-}
+// NewID returns a new queue ID (see IDGen); the tag is chosen at random at
+// Open, so IDs stay unique across restarts.
+func (q *Queue) NewID() string { return q.ids.Next() }
 
 // Put stores a message durably and schedules its recipients. It returns
 // only once the message is on stable storage. env.ID is used as the queue ID

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -220,22 +219,9 @@ func (q *Queue) endLease(ls *leaseState) {
 }
 
 // backoff returns the delay before the retry that follows attempt number n
-// (1 for the first attempt): RetryInitial doubled per attempt up to
-// RetryMax, spread by Jitter.
+// (1 for the first attempt), see RetryDelay.
 func (q *Queue) backoff(n int, seed uint64) time.Duration {
-	d := q.cfg.RetryInitial
-	for i := 1; i < n && d < q.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, q.cfg.RetryMax)
-	if j := q.cfg.Jitter; j > 0 {
-		// The jitter is drawn from the message and the attempt number, so
-		// every recipient deferred in one attempt gets the same delay and
-		// they are retried together in one transaction.
-		r := rand.New(rand.NewPCG(seed, uint64(n)))
-		d = time.Duration(float64(d) * (1 + j*(2*r.Float64()-1)))
-	}
-	return d
+	return retryDelay(q.cfg.RetryInitial, q.cfg.RetryMax, q.cfg.Jitter, n, seed)
 }
 
 // jitterSeed derives the backoff jitter seed of a message from its ID.
@@ -351,34 +337,10 @@ func stateName(st RcptState) string {
 	return "pending"
 }
 
-// expiryReply is the reply given to a recipient that failed because its
-// message outlived its lifetime: RFC 3463 X.4.7 "delivery time expired",
-// kept in class 4 as the condition itself was transient; the recipient's
-// state (Failed) is what makes it final.
+// expiryReply is the reply given to a recipient of m that failed because
+// m outlived its lifetime (see ExpiryReply).
 func (q *Queue) expiryReply(m *msg, last smtp.Reply) smtp.Reply {
-	lt := q.lifetime(m)
-	age := fmt.Sprintf("%s", lt)
-	if lt%(24*time.Hour) == 0 {
-		age = fmt.Sprintf("%d days", lt/(24*time.Hour))
-		if lt == 24*time.Hour {
-			age = "1 day"
-		}
-	}
-	text := "Message expired after " + age
-	if last.Code != 0 {
-		text += "; last reply: " + last.String()
-	} else {
-		text += "; no delivery attempt was answered"
-	}
-	// A message that waited for security the hop never offered ends with
-	// that security failure made permanent (DESIGN.md §1): 5.7.10 for
-	// STARTTLS a route requires, 5.7.30 for REQUIRETLS (RFC 8689 §5), 5.7.5
-	// for a failed handshake or certificate check.
-	switch last.Enhanced {
-	case "4.7.10", "4.7.30", "4.7.5":
-		return smtp.NewReply(554, last.Enhanced.WithClass(5), text)
-	}
-	return smtp.NewReply(451, "4.4.7", text)
+	return ExpiryReply(q.lifetime(m), last)
 }
 
 // submitFor submits records that change m, keeping log order. Callers hold
