@@ -16,6 +16,7 @@ import (
 	"github.com/ferrymta/ferry/internal/admin"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
 )
 
@@ -77,7 +78,15 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	qc := queueConfig(cfg, logger)
 	qc.OnEvent = notifier.OnEvent
 	qc.OnCommit = metrics.ObserveCommit
-	q, err := openQueue(ctx, cfg, qc)
+	// The shared queue asks for each hop's connection limit in the routing
+	// table in force: the agent's once it runs (reloads replace it).
+	var running atomic.Pointer[deliver.Agent]
+	q, err := openQueue(ctx, cfg, qc, func() *route.Table {
+		if a := running.Load(); a != nil {
+			return a.Routes()
+		}
+		return table
+	})
 	if err != nil {
 		return err
 	}
@@ -95,6 +104,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		return fmt.Errorf("starting delivery: %w", err)
 	}
 	defer agent.Close()
+	running.Store(agent)
 	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
 		transcripts: transcripts, reloaders: reloaders}
 

@@ -119,6 +119,10 @@ func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	c.BounceLifetime = cfg.Queue.BounceLifetime
 	c.HopConcurrency = cfg.Queue.HopConcurrency
 	c.SegmentSize = cfg.Queue.SegmentSize
+	c.Node = cfg.Queue.Node
+	if c.Node == "" {
+		c.Node = cfg.Hostname
+	}
 	return c
 }
 

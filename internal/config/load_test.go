@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 		{"relay", c.Relay, Relay{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}},
 		{"limits", c.Limits, Limits{1000, 50, 20, 100}},
 		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute}},
-		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20}},
+		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20, "segment", "", "", 30 * time.Second}},
 		{"delivery.ehlo_name", c.Delivery.EHLOName, ""},
 		{"EHLOName()", c.EHLOName(), host},
 		{"delivery.workers", c.Delivery.Workers, 20},
@@ -212,7 +212,7 @@ func TestParseFull(t *testing.T) {
 	}
 	want.Limits = Limits{10, 10, 5, 30}
 	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute}
-	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20}
+	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20, "segment", "", "", 30 * time.Second}
 	want.Delivery = Delivery{
 		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
 		Smarthost:     "[smarthost.example.net]:587, backup.example.net",

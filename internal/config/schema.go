@@ -174,6 +174,10 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 		"delay_warning":   d.duration(&q.DelayWarning, true),
 		"hop_concurrency": d.integer(&q.HopConcurrency, 1, math.MaxInt32, wantPositive),
 		"segment_size":    d.size(&q.SegmentSize, 1<<20),
+		"backend":         d.strCheck(&q.Backend, wantBackend, false, checkBackend),
+		"url":             d.queueURL(&q.URL),
+		"node":            d.strCheck(&q.Node, wantHost, true, checkHost),
+		"lease_timeout":   d.duration(&q.LeaseTimeout, false),
 	})
 }
 
@@ -251,6 +255,7 @@ func (d *decoder) crossChecks(cfg *Config) {
 	if cfg.Limits.MaxConnectionsPerIP > cfg.Limits.MaxConnections {
 		d.errf("limits.max_connections_per_ip", "want at most limits.max_connections (%d), got %d", cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	}
+	d.checkQueueBackend(cfg.Queue)
 	if cfg.Queue.RetryMax < cfg.Queue.RetryInitial {
 		d.errf("queue.retry_max", "want at least queue.retry_initial (%s), got %q", FormatDuration(cfg.Queue.RetryInitial), FormatDuration(cfg.Queue.RetryMax))
 	}
