@@ -119,7 +119,7 @@ func (c Config) withDefaults() Config {
 		c.BatchMax = 256
 	}
 	if c.Committers <= 0 {
-		c.Committers = 2
+		c.Committers = 1
 	}
 	return c
 }

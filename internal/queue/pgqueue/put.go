@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferrymta/ferry/internal/queue"
@@ -149,43 +148,41 @@ func (q *Queue) commit(batch []*putReq) {
 	}
 }
 
-// commitBatch inserts the batch's messages, recipients and groups with COPY
-// and notifies idle nodes, in one transaction.
+// putSQL inserts a batch's messages, recipients and groups from arrays and
+// notifies idle nodes: one statement, so one round trip and one implicit
+// transaction (one WAL flush) for the whole batch.
+const putSQL = `WITH m AS (
+	INSERT INTO ferry_messages (id, envelope, body, size, arrival, expires)
+	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::timestamptz[], $6::timestamptz[])),
+r AS (INSERT INTO ferry_recipients (msg_id, idx, hop, addr)
+	SELECT * FROM unnest($7::text[], $8::int4[], $9::text[], $10::text[])),
+g AS (INSERT INTO ferry_groups (msg_id, hop)
+	SELECT * FROM unnest($11::text[], $12::text[]))
+SELECT pg_notify('` + notifyChannel + `', 'put')`
+
+// commitBatch stores a batch with putSQL; it returns once the server has
+// committed it.
 func (q *Queue) commitBatch(batch []*putReq) error {
 	ctx, cancel := q.opCtx(context.Background())
 	defer cancel()
-	tx, err := q.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ferry_messages"},
-		[]string{"id", "envelope", "body", "size", "arrival", "expires"},
-		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			r := batch[i]
-			return []any{r.id, r.envelope, r.body, int64(len(r.body)), r.arrival, r.expires}, nil
-		})); err != nil {
-		return err
-	}
-	var rows, groups [][]any
-	for _, r := range batch {
-		for i, rc := range r.rcpts {
-			rows = append(rows, []any{r.id, int32(i), queue.HopKey(rc.Addr), rc.Addr.Address()})
+	n := len(batch)
+	ids, envs, bodies := make([]string, n), make([][]byte, n), make([][]byte, n)
+	sizes, arrivals, expires := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
+	var rIDs, rHops, rAddrs, gIDs, gHops []string
+	var rIdx []int32
+	for i, r := range batch {
+		ids[i], envs[i], bodies[i] = r.id, r.envelope, r.body
+		sizes[i], arrivals[i], expires[i] = int64(len(r.body)), r.arrival, r.expires
+		for j, rc := range r.rcpts {
+			rIDs, rIdx = append(rIDs, r.id), append(rIdx, int32(j))
+			rHops, rAddrs = append(rHops, queue.HopKey(rc.Addr)), append(rAddrs, rc.Addr.Address())
 		}
 		for _, h := range r.hops {
-			groups = append(groups, []any{r.id, h})
+			gIDs, gHops = append(gIDs, r.id), append(gHops, h)
 		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ferry_recipients"}, []string{"msg_id", "idx", "hop", "addr"}, pgx.CopyFromRows(rows)); err != nil {
-		return err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ferry_groups"}, []string{"msg_id", "hop"}, pgx.CopyFromRows(groups)); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, 'put')", notifyChannel); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	_, err := q.pool.Exec(ctx, putSQL, ids, envs, bodies, sizes, arrivals, expires, rIDs, rIdx, rHops, rAddrs, gIDs, gHops)
+	return err
 }
 
 // isUniqueViolation reports a duplicate key (SQLSTATE 23505).
