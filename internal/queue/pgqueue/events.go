@@ -2,6 +2,7 @@ package pgqueue
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/queue"
@@ -23,7 +24,7 @@ func (q *Queue) finish(id string, recovered bool) {
 	}
 	ctx, cancel := q.opCtx(context.Background())
 	defer cancel()
-	if _, err := q.pool.Exec(ctx, `DELETE FROM ferry_messages WHERE id = $1 AND finishing IS NOT NULL`, id); err != nil {
+	if err := q.exec(ctx, id, "remove", false, append([]string{`DELETE FROM ferry_messages WHERE id = $1 AND finishing IS NOT NULL`}, deleteRefs...)...); err != nil && !errors.Is(err, queue.ErrNotFound) {
 		q.log.Error("queue: cannot remove finished message; another node finishes it again", "id", id, "err", err)
 		return
 	}

@@ -16,6 +16,9 @@ import (
 // leaseState is this node's side of a lease it holds.
 type leaseState struct {
 	l *queue.Lease
+	// renewed is when the lease was last claimed or renewed, on this
+	// node's monotonic clock.
+	renewed time.Time
 	// delayed maps message IDs deferred under the lease to the recipient
 	// whose deferral owes a delay event, sent at Release.
 	delayed map[string]int
@@ -211,7 +214,7 @@ ORDER BY m.id, r.idx`, ids, hop, micros(retryTogether))
 		}
 	}
 	q.mu.Lock()
-	q.leases[l.Epoch] = &leaseState{l: l}
+	q.leases[l.Epoch] = &leaseState{l: l, renewed: time.Now()}
 	q.mu.Unlock()
 	return l, expired, nil
 }

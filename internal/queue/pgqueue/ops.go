@@ -21,20 +21,22 @@ func (q *Queue) exec(ctx context.Context, id, what string, notify bool, stmts ..
 	ctx, cancel := q.opCtx(ctx)
 	defer cancel()
 	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
-		ct, err := tx.Exec(ctx, stmts[0], id)
-		if err != nil {
-			return err
-		}
-		if ct.RowsAffected() == 0 {
-			return fmt.Errorf("%w: %s", queue.ErrNotFound, id)
-		}
-		for _, s := range stmts[1:] {
-			if _, err := tx.Exec(ctx, s, id); err != nil {
-				return err
-			}
+		// One round trip for every statement; the first one's row count
+		// says whether the message exists.
+		b := &pgx.Batch{}
+		for _, s := range stmts {
+			b.Queue(s, id)
 		}
 		if notify {
-			_, err = tx.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChannel, what)
+			b.Queue("SELECT pg_notify($1, $2)", notifyChannel, what)
+		}
+		br := tx.SendBatch(ctx, b)
+		ct, err := br.Exec()
+		if err == nil && ct.RowsAffected() == 0 {
+			err = fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
 		}
 		return err
 	})
@@ -42,6 +44,15 @@ func (q *Queue) exec(ctx context.Context, id, what string, notify bool, stmts ..
 		return fmt.Errorf("queue: %s %s in PostgreSQL at %s: %w", what, id, q.where, err)
 	}
 	return err
+}
+
+// deleteRefs delete the rows that refer to message $1, after its own row
+// (the schema has no foreign keys, see migrations/0001_init.sql).
+var deleteRefs = []string{
+	`DELETE FROM ferry_recipients WHERE msg_id = $1`,
+	`DELETE FROM ferry_groups WHERE msg_id = $1`,
+	`DELETE FROM ferry_attempts WHERE msg_id = $1`,
+	`DELETE FROM ferry_claims WHERE msg_id = $1`,
 }
 
 // Hold stops delivery of a message until Unhold (a lease out on it runs to
@@ -99,7 +110,7 @@ FROM ferry_messages m WHERE m.id = g.msg_id AND g.hop = $1 AND g.msg_id = ANY($2
 // Delete removes a message without notice to anyone (no DSN). A node
 // delivering it finds it gone when it records the outcome.
 func (q *Queue) Delete(ctx context.Context, id string) error {
-	err := q.exec(ctx, id, "delete", false, `DELETE FROM ferry_messages WHERE id = $1`)
+	err := q.exec(ctx, id, "delete", false, append([]string{`DELETE FROM ferry_messages WHERE id = $1`}, deleteRefs...)...)
 	if err == nil {
 		q.log.Info("deleted", "id", id)
 	}

@@ -22,14 +22,27 @@ SELECT expires FROM l`
 
 // Renew extends a lease by the lease timeout. It reports false when the
 // lease expired (its work may be another node's now) or the database
-// cannot be reached: either way the caller must stop delivering it.
+// cannot be reached: either way the caller must stop delivering it. A lease
+// claimed or renewed less than a third of the lease timeout ago is not
+// renewed again (the heartbeat keeps it); fencing, not Renew, is what keeps
+// a late outcome from counting.
 func (q *Queue) Renew(l *queue.Lease) bool {
+	return q.renew(l, false)
+}
+
+// renew renews l; unless force, a recent renewal suffices.
+func (q *Queue) renew(l *queue.Lease, force bool) bool {
 	q.mu.Lock()
-	_, ok := q.leases[l.Epoch]
+	ls, ok := q.leases[l.Epoch]
+	fresh := ok && time.Since(ls.renewed) < q.cfg.LeaseTimeout/3
 	q.mu.Unlock()
 	if !ok {
 		return false
 	}
+	if fresh && !force {
+		return true
+	}
+	start := time.Now()
 	ctx, cancel := q.opCtx(context.Background())
 	defer cancel()
 	var exp time.Time
@@ -44,6 +57,9 @@ func (q *Queue) Renew(l *queue.Lease) bool {
 	}
 	q.mu.Lock()
 	l.Expires = exp
+	if ls := q.leases[l.Epoch]; ls != nil {
+		ls.renewed = start
+	}
 	q.mu.Unlock()
 	return true
 }
@@ -77,7 +93,7 @@ func (q *Queue) heartbeat(ctx context.Context) {
 		}
 		q.mu.Unlock()
 		for _, l := range held {
-			q.Renew(l)
+			q.renew(l, true)
 		}
 	}
 }
