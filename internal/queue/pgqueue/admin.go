@@ -56,7 +56,7 @@ func (q *Queue) Walk(f queue.Filter, fn func(*queue.MessageInfo) bool) error {
 		}
 		var infos []*queue.MessageInfo
 		if err == nil && len(ids) > 0 {
-			infos, err = q.infos(ctx, ids, false)
+			infos, err = q.infos(ctx, q.pool, ids, false)
 		}
 		cancel()
 		if err != nil {
@@ -115,7 +115,7 @@ func walkFilter(f queue.Filter) (string, []any) {
 func (q *Queue) Show(id string) (*queue.MessageInfo, error) {
 	ctx, cancel := q.opCtx(context.Background())
 	defer cancel()
-	infos, err := q.infos(ctx, []string{id}, true)
+	infos, err := q.infos(ctx, q.pool, []string{id}, true)
 	if err != nil {
 		return nil, fmt.Errorf("queue: show %s: %w", id, err)
 	}
@@ -125,8 +125,13 @@ func (q *Queue) Show(id string) (*queue.MessageInfo, error) {
 	return infos[0], nil
 }
 
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // infos describes the messages ids, in ID order, skipping those gone.
-func (q *Queue) infos(ctx context.Context, ids []string, history bool) ([]*queue.MessageInfo, error) {
+func (q *Queue) infos(ctx context.Context, db querier, ids []string, history bool) ([]*queue.MessageInfo, error) {
 	var out []*queue.MessageInfo
 	byID := map[string]*queue.MessageInfo{}
 	var (
@@ -135,7 +140,7 @@ func (q *Queue) infos(ctx context.Context, ids []string, history bool) ([]*queue
 		size     int64
 		held     bool
 	)
-	rows, _ := q.pool.Query(ctx, `SELECT id, envelope, size, held FROM ferry_messages WHERE id = ANY($1) ORDER BY id`, ids)
+	rows, _ := db.Query(ctx, `SELECT id, envelope, size, held FROM ferry_messages WHERE id = ANY($1) ORDER BY id`, ids)
 	_, err := pgx.ForEachRow(rows, []any{&id, &envBytes, &size, &held}, func() error {
 		env, err := queue.DecodeEnvelope(id, envBytes)
 		if err != nil {
@@ -159,7 +164,7 @@ func (q *Queue) infos(ctx context.Context, ids []string, history bool) ([]*queue
 		until         *time.Time
 		leased        bool
 	)
-	rows, _ = q.pool.Query(ctx, `SELECT r.msg_id, r.idx, r.hop, r.state, r.attempts, r.next_at,
+	rows, _ = db.Query(ctx, `SELECT r.msg_id, r.idx, r.hop, r.state, r.attempts, r.next_at,
 	g.lease_node, g.lease_epoch, g.lease_until, coalesce(g.lease_until > now(), false)
 FROM ferry_recipients r JOIN ferry_groups g ON g.msg_id = r.msg_id AND g.hop = r.hop
 WHERE r.msg_id = ANY($1) ORDER BY r.msg_id, r.idx`, ids)
@@ -192,7 +197,7 @@ WHERE r.msg_id = ANY($1) ORDER BY r.msg_id, r.idx`, ids)
 		nextAt         *time.Time
 		expired        bool
 	)
-	rows, _ = q.pool.Query(ctx, `SELECT msg_id, idx, at, state, code, enhanced, reply, remote_mta, next_at, expired
+	rows, _ = db.Query(ctx, `SELECT msg_id, idx, at, state, code, enhanced, reply, remote_mta, next_at, expired
 FROM ferry_attempts WHERE msg_id = ANY($1) ORDER BY seq`, ids)
 	_, err = pgx.ForEachRow(rows, []any{&id, &idx, &at, &state, &code, &enh, &text, &mta, &nextAt, &expired}, func() error {
 		m := byID[id]

@@ -44,7 +44,6 @@ func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 		}
 		wake := q.wake
 		q.mu.Unlock()
-		q.sweepFinishing(ctx)
 		l, next, err := q.tryLease(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

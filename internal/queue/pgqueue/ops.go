@@ -133,12 +133,6 @@ func (q *Queue) BounceNow(ctx context.Context, id string) error {
 	if len(chs) == 0 {
 		return nil
 	}
-	rec, err := q.apply(ctx, nil, id, chs)
-	if err != nil {
-		return err
-	}
-	if rec.finished {
-		q.finish(id, false)
-	}
-	return nil
+	_, err = q.apply(ctx, nil, id, chs)
+	return err
 }

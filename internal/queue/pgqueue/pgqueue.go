@@ -56,7 +56,10 @@ type Config struct {
 	HopLimit       func(hop string) int
 	// LeaseMaxItems is the most messages one lease carries; default 32.
 	LeaseMaxItems int
-	// MaxConns is the connection pool's size; default 16.
+	// MaxConns is the connection pool's size; default 32. A delivery
+	// worker recording a message's last outcome holds one while the DSN
+	// stage queues its report (which needs another): allow more than the
+	// delivery workers.
 	MaxConns int32
 	// BatchMax is the most Puts one group commit carries; default 256.
 	BatchMax int
@@ -113,7 +116,7 @@ func (c Config) withDefaults() Config {
 		c.LeaseMaxItems = 32
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 16
+		c.MaxConns = 32
 	}
 	if c.BatchMax <= 0 {
 		c.BatchMax = 256
@@ -143,10 +146,9 @@ type Queue struct {
 	wake   chan struct{} // closed and replaced on NOTIFY
 	leases map[uint64]*leaseState
 
-	lastSweep time.Time
-	stop      chan struct{}
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	stop   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Open connects to the database, applies the schema's migrations and starts

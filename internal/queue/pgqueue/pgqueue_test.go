@@ -213,39 +213,3 @@ func TestDelayClaimAcrossNodes(t *testing.T) {
 		t.Error("claim for another threshold refused")
 	}
 }
-
-// TestFinishRecovery: a message whose finisher stopped between the event and
-// the delete is finished again by another node, marked Recovered.
-func TestFinishRecovery(t *testing.T) {
-	events := make(chan queue.Event, 4)
-	cfg := Config{URL: newDB(t), LeaseTimeout: time.Second, OnEvent: func(ev queue.Event) { events <- ev }}
-	a := openQueue(t, cfg)
-	id := queuetest.Put(t, a, queuetest.Env("s@example.org", "r@example.net"), queuetest.Body("f", 100))
-	ctx := context.Background()
-	// What a dead finisher leaves: every recipient final, the mark expired.
-	if _, err := a.pool.Exec(ctx, `UPDATE ferry_recipients SET state = 1 WHERE msg_id = $1`, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.pool.Exec(ctx, `UPDATE ferry_groups SET due = NULL WHERE msg_id = $1`, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.pool.Exec(ctx, `UPDATE ferry_messages SET finishing = now() - interval '1 second' WHERE id = $1`, id); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Node = "node-b"
-	b := openQueue(t, cfg)
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, _ = b.Lease(lctx) // sweeps on its way
-	select {
-	case ev := <-events:
-		if ev.Kind != queue.EventFinished || ev.ID != id || !ev.Recovered {
-			t.Fatalf("event %+v", ev)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no recovered finished event")
-	}
-	if _, err := b.Show(id); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("recovered message still queued: %v", err)
-	}
-}

@@ -24,6 +24,8 @@ type change struct {
 
 // recorded is what apply did.
 type recorded struct {
+	// finished is set when every recipient became final and the message
+	// was removed.
 	finished bool
 	// deferred is the last recipient deferred, or -1.
 	deferred int
@@ -62,9 +64,6 @@ func (q *Queue) Update(ctx context.Context, l *queue.Lease, id string, rcpt int,
 		if !owed {
 			q.emitDelayed(id, rec.deferred)
 		}
-	}
-	if rec.finished {
-		q.finish(id, false)
 	}
 	return nil
 }
@@ -164,17 +163,46 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, ch.rcpt, at, int16(s
 		}
 		rec.states = append(rec.states, queue.RcptState(rc.state))
 	}
-	if final {
-		b.Queue(`UPDATE ferry_messages SET finishing = now() + $2 * interval '1 microsecond' WHERE id = $1`, id, micros(q.cfg.LeaseTimeout))
-	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return rec, fmt.Errorf("queue: record outcome for %s: %w", id, err)
+	}
+	if final {
+		if err := q.finishTx(ctx, tx, id); err != nil {
+			return rec, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return rec, fmt.Errorf("queue: record outcome for %s: %w", id, err)
 	}
 	rec.finished = final
 	return rec, nil
+}
+
+// finishTx finishes message id, whose recipients are all final, in the
+// transaction that made them so: EventFinished first (with every
+// recipient's history, read in tx), then the message's rows are deleted, and
+// the caller commits. Should the commit fail or the node die before it, the
+// outcome is not recorded and the message is delivered again: the event is
+// delivered at least once, never lost.
+func (q *Queue) finishTx(ctx context.Context, tx pgx.Tx, id string) error {
+	if q.cfg.OnEvent != nil {
+		infos, err := q.infos(ctx, tx, []string{id}, true)
+		if err != nil || len(infos) == 0 {
+			return fmt.Errorf("queue: read finished message %s for its report: %w", id, err)
+		}
+		m := infos[0]
+		q.cfg.OnEvent(queue.Event{Kind: queue.EventFinished, ID: id, Env: m.Env, Rcpts: m.Rcpts, Body: m.Body})
+	}
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM ferry_messages WHERE id = $1`, id)
+	for _, s := range deleteRefs {
+		b.Queue(s, id)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("queue: remove finished message %s: %w", id, err)
+	}
+	q.log.Info("removed", "id", id, "node", q.cfg.Node)
+	return nil
 }
 
 // recomputeDue sets the due time of message $1's groups from their
@@ -214,15 +242,11 @@ func (q *Queue) expireItems(ctx context.Context, l *queue.Lease, expired []strin
 		for _, r := range it.Rcpts {
 			chs = append(chs, change{rcpt: r, expire: true, r: queue.Result{Reply: q.lastReply(ctx, it.Env.ID, r)}})
 		}
-		rec, err := q.apply(ctx, l, it.Env.ID, chs)
-		if err != nil {
+		if _, err := q.apply(ctx, l, it.Env.ID, chs); err != nil {
 			q.log.Error("queue: cannot record expiry", "id", it.Env.ID, "err", err)
 			continue
 		}
 		q.log.Info("expired", "id", it.Env.ID, "hop", l.Hop, "rcpts", len(chs))
-		if rec.finished {
-			q.finish(it.Env.ID, false)
-		}
 	}
 	l.Items = keep
 	if len(keep) == 0 {

@@ -10,13 +10,9 @@ CREATE TABLE ferry_messages (
 	size      bigint NOT NULL,
 	arrival   timestamptz NOT NULL,
 	expires   timestamptz NOT NULL,
-	held      boolean NOT NULL DEFAULT false,
-	-- set once every recipient is final: the node finishing the message
-	-- (event, then DELETE) holds it until then; past it another node does.
-	finishing timestamptz
+	held      boolean NOT NULL DEFAULT false
 );
 ALTER TABLE ferry_messages ALTER COLUMN body SET STORAGE EXTERNAL;
-CREATE INDEX ferry_messages_finishing ON ferry_messages (finishing) WHERE finishing IS NOT NULL;
 
 -- One row per recipient: state 0 pending, 1 sent, 2 failed, 3 deferred.
 -- The tables below refer to ferry_messages.id without foreign keys: a
