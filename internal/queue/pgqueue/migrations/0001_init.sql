@@ -2,7 +2,7 @@
 
 -- One row per queued message. The envelope column holds Ferry's envelope
 -- encoding (version 2 with its extension trailer, docs/queue-format.md);
--- the body is one bytea value, stored out of line without compression.
+-- the body is one bytea value, uncompressed; out of line when large.
 CREATE TABLE ferry_messages (
 	id        text PRIMARY KEY,
 	envelope  bytea NOT NULL,
@@ -13,6 +13,9 @@ CREATE TABLE ferry_messages (
 	held      boolean NOT NULL DEFAULT false
 );
 ALTER TABLE ferry_messages ALTER COLUMN body SET STORAGE EXTERNAL;
+-- Rows up to a page stay whole in the heap (typical mail needs no TOAST
+-- rows, so a Put writes one heap tuple); larger bodies go out of line.
+ALTER TABLE ferry_messages SET (toast_tuple_target = 8160);
 
 -- One row per recipient: state 0 pending, 1 sent, 2 failed, 3 deferred.
 -- The tables below refer to ferry_messages.id without foreign keys: a
