@@ -52,14 +52,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: ferry bench [flags]\n\nDrives an SMTP server with parallel sessions and reports accepted msgs/s, latency\npercentiles (MAIL to final 250) and errors by reply; with --sink-listen it also plays\nthe next hop and reports end-to-end msgs/s, duplicates and missing messages.\nSee docs/performance.md.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry bench: unexpected argument %q\n", fs.Arg(0))
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

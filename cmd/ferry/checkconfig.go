@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,25 +20,26 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: ferry check-config [-q] FILE\n       ferry check-config -defaults\n\nValidates FILE and prints the effective configuration (FILE on top of the\nbuilt-in defaults) as TOML. Exit status 0 when valid, 1 with every error on\nstandard error as FILE:LINE: KEY: what was expected.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	var cfg config.Config
 	switch {
-	case *defaults && fs.NArg() == 0:
+	case *defaults:
+		if !checkArgs(fs, pos, 0, 0, "-defaults") {
+			return 2
+		}
 		cfg = config.Default()
-	case !*defaults && fs.NArg() == 1:
+	default:
+		if !checkArgs(fs, pos, 1, 1, "FILE") {
+			return 2
+		}
 		var err error
-		if cfg, err = config.Load(fs.Arg(0)); err != nil {
+		if cfg, err = config.Load(pos[0]); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-	default:
-		fs.Usage()
-		return 2
 	}
 	if *quiet {
 		return 0

@@ -37,19 +37,16 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, convertUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 1 {
-		fs.Usage()
+	if !checkArgs(fs, pos, 0, 1, "[FILE]") {
 		return 2
 	}
 	var in io.Reader = os.Stdin
-	if fs.NArg() == 1 {
-		f, err := os.Open(fs.Arg(0))
+	if len(pos) == 1 && pos[0] != "-" {
+		f, err := os.Open(pos[0])
 		if err != nil {
 			fmt.Fprintf(stderr, "ferry convert: %v\n", err)
 			return 2

@@ -61,12 +61,11 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.asJSON, "json", false, "print the explanation as JSON")
 	fs.StringVar(&o.ehlo, "ehlo", "", "EHLO name for the probe (default: the configured hostname)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !checkArgs(fs, pos, 1, 1, "ID | FILE") {
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)

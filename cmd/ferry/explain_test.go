@@ -118,7 +118,7 @@ func TestExplainCachedAndQueued(t *testing.T) {
 	f.hops.Record(deliver.HopInfo{Hop: "127.0.0.1:2526", Relay: "127.0.0.1[127.0.0.1]:2526", ESMTP: true,
 		Keywords: smtp.Extensions{"SIZE": "10240000", "PIPELINING": ""}, Seen: seen})
 	id := f.put(t, cliEightBit, "alice@x.test", "bob@domino.test")
-	code, out, errOut := ferry("explain", "--admin", f.addr, "--cached", "--route", "domino.test=[127.0.0.1]:2526", id[:len(id)-1])
+	code, out, errOut := ferry("explain", "--admin", f.addr, "--token-file", f.token, "--cached", "--route", "domino.test=[127.0.0.1]:2526", id[:len(id)-1])
 	if code != 0 {
 		t.Fatalf("explain: %d %s %s", code, out, errOut)
 	}
@@ -130,7 +130,7 @@ func TestExplainCachedAndQueued(t *testing.T) {
 		}
 	}
 	// A hop the server has not seen.
-	code, out, _ = ferry("explain", "--admin", f.addr, "--cached", "--route", "domino.test=[127.0.0.1]:2999", id)
+	code, out, _ = ferry("explain", "--admin", f.addr, "--token-file", f.token, "--cached", "--route", "domino.test=[127.0.0.1]:2999", id)
 	if code != 1 || !strings.Contains(out, "Error:     the running server has not connected to 127.0.0.1:2999 since it started") {
 		t.Errorf("unseen hop: %d %q", code, out)
 	}
@@ -138,7 +138,7 @@ func TestExplainCachedAndQueued(t *testing.T) {
 	if code, _, errOut := ferry("explain", writeMessage(t, cliPlain)); code != 1 || !strings.Contains(errOut, "--to is required") {
 		t.Errorf("no --to: %d %q", code, errOut)
 	}
-	if code, _, errOut := ferry("explain", "--admin", f.addr, "--to", "a@b.test", "NOSUCH"); code != 1 || !strings.Contains(errOut, "no such message") {
+	if code, _, errOut := ferry("explain", "--admin", f.addr, "--token-file", f.token, "--to", "a@b.test", "NOSUCH"); code != 1 || !strings.Contains(errOut, "no such message") {
 		t.Errorf("unknown ID: %d %q", code, errOut)
 	}
 }

@@ -31,12 +31,11 @@ func runLog(args []string, stdout, stderr io.Writer) int {
 	}
 	file := fs.String("file", "", "the mail log `file` (default: log.file of the configuration)")
 	configFile := fs.String("config", "", "the server's TOML configuration `file`")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) != 1 || pos[0] == "" {
-		fs.Usage()
+	if !checkArgs(fs, pos, 1, 1, "ID") {
 		return 2
 	}
 	path := *file

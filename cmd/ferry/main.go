@@ -41,17 +41,25 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := subcommands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "ferry: missing subcommand")
+		usage(stderr, cmds)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := cmds[args[1]]; ok {
 				return c.run([]string{"-h"}, stdout, stderr)
 			}
-		}
-		usage(stdout, cmds)
-		if len(args) == 0 {
+			fmt.Fprintf(stderr, "ferry help: unknown subcommand %q\n", args[1])
+			usage(stderr, cmds)
 			return 2
 		}
+		usage(stdout, cmds)
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		return runVersion(args[1:], stdout, stderr)
 	}
 	c, ok := cmds[args[0]]
 	if !ok {

@@ -38,17 +38,14 @@ func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, passwdUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(fs, pos, 1, 1, "USER") {
 		return 2
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	user := fs.Arg(0)
+	user := pos[0]
 	if err := auth.CheckUserName(user); err != nil {
 		fmt.Fprintf(stderr, "ferry passwd: %v\n", err)
 		return 2

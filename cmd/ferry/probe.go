@@ -97,14 +97,11 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	noTLS := fs.Bool("no-tls", false, "do not try STARTTLS")
 	caFile := fs.String("ca", "", "PEM file of CA certificates to verify the hop against (default: system roots)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	if !checkArgs(fs, pos, 1, 1, "HOST[:PORT]") {
 		return 2
 	}
 	name := *ehlo
@@ -130,7 +127,7 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	target, err := probeTarget(ctx, fs.Arg(0))
+	target, err := probeTarget(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry probe: %v\n", err)
 		return 2

@@ -1,102 +1,61 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/admin"
 )
 
-const queueUsage = `Usage: ferry queue [--admin ADDR | --config FILE | --spool DIR] COMMAND [flags] [ID…]
+const queueUsage = `Usage: ferry queue COMMAND [flags] [ID…]
 
-Shows and changes the queue of a running "ferry serve" through its admin
-API. The server is found with --admin, else through the address it wrote
-into its spool directory (SPOOL/admin.addr), else admin.address of the
-configuration (--config, or the built-in defaults). IDs may be given as
-unique prefixes.
+Shows and changes the queue of "ferry serve", running or not. The queue is
+the server at --admin ADDR alone, else the spool (--spool DIR, else
+queue.spool of the configuration: --config FILE, $FERRY_CONFIG or
+/etc/ferry/ferry.toml): the server that recorded its address in the spool
+answers, and when no server runs on the spool, list, show, hold, release
+and delete work on the spool directly, holding its lock (as postsuper does
+while Postfix is down). No other server is ever tried; the first line on
+standard error names the one that answered.
+
+To change a message, give its full ID or a unique prefix of at least 8
+characters ("show" takes any unique prefix).
 
 Commands:
   list [--hop H] [--sender S] [--rcpt R] [--older 1h] [--state active|deferred|held] [--json]
-                       the queue, like mailq ("!" marks a held message)
+                       the queue, like mailq, with each recipient's last
+                       reply ("!" marks a held message)
   show ID [--body] [--json]
                        envelope, recipients with states and attempt history,
                        the next hops' replies, and the transfer plan each
                        next hop would get now
-  hold ID…             stop delivering the messages until released
-  release ID…          release held messages
-  retry ID… | --all | --hop H
-                       make messages due now
-  delete ID…           remove messages without notice to anyone
-  bounce ID…           fail the messages now; their senders get a DSN
+  hold ID… | --all | --hop H | -
+                       stop delivering the messages until released
+  release ID… | --all | --hop H | -
+                       release held messages
+  retry ID… | --all | --hop H | -
+                       make messages due now (needs the running server)
+  delete ID… | --all | --hop H | -
+                       remove messages without notice to anyone
+  bounce ID… | --all | --hop H | -
+                       fail the messages now; their senders get a DSN
+                       (needs the running server)
+"-" reads IDs from standard input, one per line (the first word of each).
 
-Flags:
+Flags (of every command):
 `
 
-// adminTarget finds the admin API of a running server: the flags shared by
-// "ferry queue", "ferry explain" and "ferry log".
-type adminTarget struct {
-	addr   string
-	config string
-	spool  string
-}
-
-// register adds --admin, --config and --spool to fs.
-func (a *adminTarget) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.addr, "admin", "", "admin API `address` of the running server (host:port or a Unix socket path)")
-	fs.StringVar(&a.config, "config", "", "the server's TOML configuration `file` (default: built-in defaults)")
-	fs.StringVar(&a.spool, "spool", "", "the server's spool `directory`")
-}
-
-// address returns the admin address: --admin, else the one the server
-// recorded in its spool, else the configuration's admin.address.
-func (a adminTarget) address() (string, error) {
-	if a.addr != "" {
-		return a.addr, nil
-	}
-	cfg, err := loadServeConfig(serveFlags{configFile: a.config, spool: a.spool})
-	if err != nil {
-		return "", err
-	}
-	if addr, err := admin.ReadAddrFile(cfg.Queue.Spool); err == nil {
-		return addr, nil
-	}
-	if cfg.Admin.Address == "" {
-		return "", admin.ErrOff
-	}
-	return cfg.Admin.Address, nil
-}
-
-// client returns an admin client for the running server.
-func (a adminTarget) client() (*admin.Client, error) {
-	addr, err := a.address()
-	if err != nil {
-		return nil, err
-	}
-	return admin.NewClient(addr), nil
-}
-
-// parseInterleaved parses fs from args allowing flags after positional
-// arguments ("show ID --body"), and returns the positional arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
+// queueCommands are the "ferry queue" commands.
+var queueCommands = []string{"list", "show", "hold", "release", "retry", "delete", "bounce"}
 
 func runQueue(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry queue", flag.ContinueOnError)
@@ -107,42 +66,43 @@ func runQueue(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, queueUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	// The target flags may come before the command too ("ferry queue
+	// --spool DIR list").
+	if name := emptyFlag(fs, args); name != "" {
+		fmt.Fprintf(stderr, "ferry queue: --%s: empty value (give a value, or leave the flag out for the default)\n", name)
 		return 2
 	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
 	if fs.NArg() == 0 {
-		fs.Usage()
+		fmt.Fprintln(stderr, "ferry queue: missing command: want one of "+strings.Join(queueCommands, ", "))
+		fmt.Fprintln(stderr, `Run "ferry queue -h" for the commands and flags.`)
 		return 2
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	var run func(*admin.Client, []string, io.Writer, io.Writer) int
-	switch cmd {
-	case "list":
-		run = queueList
-	case "show":
-		run = queueShow
-	case "hold", "release", "delete", "bounce":
-		run = func(c *admin.Client, args []string, stdout, stderr io.Writer) int {
-			return queueAct(c, cmd, args, stdout, stderr)
-		}
-	case "retry":
-		run = queueRetry
-	default:
-		fmt.Fprintf(stderr, "ferry queue: unknown command %q (want list, show, hold, release, retry, delete or bounce)\n", cmd)
+	if !slices.Contains(queueCommands, cmd) {
+		fmt.Fprintf(stderr, "ferry queue: unknown command %q (want %s)\n", cmd, strings.Join(queueCommands, ", "))
 		return 2
 	}
-	if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help") {
-		return run(nil, rest, stdout, stderr)
+	sub := flag.NewFlagSet("ferry queue "+cmd, flag.ContinueOnError)
+	sub.SetOutput(stderr)
+	target.register(sub)
+	qc := queueCall{target: &target, stdout: stdout, stderr: stderr, stdin: os.Stdin}
+	switch cmd {
+	case "list":
+		return qc.list(sub, rest)
+	case "show":
+		return qc.show(sub, rest)
 	}
-	c, err := target.client()
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry queue: %v\n", err)
-		return 1
-	}
-	return run(c, rest, stdout, stderr)
+	return qc.act(sub, cmd, rest)
+}
+
+// queueCall is one "ferry queue" command being run.
+type queueCall struct {
+	target         *adminTarget
+	stdout, stderr io.Writer
+	stdin          io.Reader
 }
 
 // queueCtx bounds one admin exchange.
@@ -150,9 +110,34 @@ func queueCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), time.Minute)
 }
 
-func queueList(c *admin.Client, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ferry queue list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// withClient connects to the queue (see adminTarget.connect) and runs fn.
+func (qc queueCall) withClient(fn func(context.Context, *admin.Client) int) int {
+	ctx, cancel := queueCtx()
+	defer cancel()
+	c, closeQ, err := qc.target.connect(ctx, true, qc.stderr)
+	if err != nil {
+		fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
+		return 1
+	}
+	defer closeQ()
+	return fn(ctx, c)
+}
+
+// output reports err (status 1), else prints v as JSON with --json, else
+// for people with human.
+func (qc queueCall) output(err error, asJSON bool, v any, human func()) int {
+	if err != nil {
+		fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		return printJSON(qc.stdout, qc.stderr, v)
+	}
+	human()
+	return 0
+}
+
+func (qc queueCall) list(fs *flag.FlagSet, args []string) int {
 	var q admin.Query
 	fs.StringVar(&q.Hop, "hop", "", "only messages with a recipient for this next-hop `domain`")
 	fs.StringVar(&q.Sender, "sender", "", "only senders containing this `text`")
@@ -160,26 +145,17 @@ func queueList(c *admin.Client, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&q.Older, "older", 0, "only messages at least this `old` (e.g. 1h)")
 	fs.StringVar(&q.State, "state", "", "only messages in this `state`: active, deferred or held")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "ferry queue list: unexpected argument %q\n", pos[0])
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
-	ctx, cancel := queueCtx()
-	defer cancel()
-	msgs, err := c.List(ctx, q)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry queue: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		return printJSON(stdout, stderr, msgs)
-	}
-	printList(stdout, msgs, time.Now())
-	return 0
+	return qc.withClient(func(ctx context.Context, c *admin.Client) int {
+		msgs, err := c.List(ctx, q)
+		return qc.output(err, *asJSON, msgs, func() { printList(qc.stdout, msgs, time.Now()) })
+	})
 }
 
 // printList writes a mailq-like table.
@@ -211,6 +187,13 @@ func printList(w io.Writer, msgs []admin.Summary, now time.Time) {
 				state += ", leased by " + r.LeasedBy
 			}
 			fmt.Fprintf(w, "%-14s %9s  %-19s  %-32s (%s)\n", "", "", "", r.Addr, state)
+			if r.LastReply != "" {
+				reply := r.LastReply
+				if r.RemoteMTA != "" {
+					reply = r.RemoteMTA + " said: " + reply
+				}
+				fmt.Fprintf(w, "%-14s %9s  %-19s    (%s)\n", "", "", "", reply)
+			}
 		}
 	}
 	fmt.Fprintf(w, "-- %d KiB in %d %s", (size+1023)/1024, len(msgs), plural(len(msgs), "message"))
@@ -220,45 +203,20 @@ func printList(w io.Writer, msgs []admin.Summary, now time.Time) {
 	fmt.Fprintln(w, ".")
 }
 
-func queueShow(c *admin.Client, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ferry queue show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func (qc queueCall) show(fs *flag.FlagSet, args []string) int {
 	body := fs.Bool("body", false, "print the stored message too")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "Usage: ferry queue show ID [--body] [--json]")
+	if !checkArgs(fs, pos, 1, 1, "ID") {
 		return 2
 	}
-	ctx, cancel := queueCtx()
-	defer cancel()
-	m, err := c.Show(ctx, pos[0], *body)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry queue: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		return printJSON(stdout, stderr, m)
-	}
-	printMessage(stdout, m, time.Now())
-	return 0
-}
-
-func queueAct(c *admin.Client, action string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ferry queue "+action, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) == 0 {
-		fmt.Fprintf(stderr, "Usage: ferry queue %s ID…\n", action)
-		return 2
-	}
-	return actOnIDs(c, action, pos, stdout, stderr)
+	return qc.withClient(func(ctx context.Context, c *admin.Client) int {
+		m, err := c.Show(ctx, pos[0], *body)
+		return qc.output(err, *asJSON, m, func() { printMessage(qc.stdout, m, time.Now()) })
+	})
 }
 
 // pastTense is what each action did, for its report line.
@@ -278,11 +236,94 @@ func pastTense(action string) string {
 	return action
 }
 
+// act runs a state change (hold, release, retry, delete, bounce) on the
+// messages named by IDs (with "-": read from stdin), --all or --hop.
+func (qc queueCall) act(fs *flag.FlagSet, action string, args []string) int {
+	all := fs.Bool("all", false, "every message in the queue (retry: every message not held)")
+	hop := fs.String("hop", "", "every message with a recipient for this next-hop `domain`")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	given := 0
+	for _, b := range []bool{*all, *hop != "", len(pos) > 0} {
+		if b {
+			given++
+		}
+	}
+	if given != 1 {
+		fmt.Fprintf(qc.stderr, "ferry queue %s: give message IDs (\"-\": from standard input), --all or --hop DOMAIN: exactly one of them\n", action)
+		fmt.Fprintf(qc.stderr, "Usage: ferry queue %s ID… | --all | --hop DOMAIN | -\n", action)
+		return 2
+	}
+	ids, err := expandIDs(pos, qc.stdin)
+	if err != nil {
+		fmt.Fprintf(qc.stderr, "ferry queue %s: %v\n", action, err)
+		return 2
+	}
+	return qc.withClient(func(ctx context.Context, c *admin.Client) int {
+		if action == "retry" && len(ids) == 0 {
+			n, err := c.Retry(ctx, *hop)
+			if err != nil {
+				fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(qc.stdout, "%d %s due for delivery now\n", n, plural(n, "message"))
+			return 0
+		}
+		if len(ids) == 0 { // --all or --hop: what the listing shows now
+			msgs, err := c.List(ctx, admin.Query{Hop: *hop})
+			if err != nil {
+				fmt.Fprintf(qc.stderr, "ferry queue: %v\n", err)
+				return 1
+			}
+			for _, m := range msgs {
+				ids = append(ids, m.ID)
+			}
+			if len(ids) == 0 {
+				fmt.Fprintln(qc.stdout, "no messages")
+				return 0
+			}
+		}
+		return actOnIDs(ctx, c, action, ids, qc.stdout, qc.stderr)
+	})
+}
+
+// expandIDs replaces "-" in ids by the IDs on r: the first word of each
+// non-empty line.
+func expandIDs(ids []string, r io.Reader) ([]string, error) {
+	var out []string
+	read := false
+	for _, id := range ids {
+		if id != "-" {
+			out = append(out, id)
+			continue
+		}
+		if read {
+			return nil, errors.New(`"-" given twice`)
+		}
+		read = true
+		sc := bufio.NewScanner(r)
+		n := 0
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) > 0 {
+				out = append(out, f[0])
+				n++
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading IDs from standard input: %w", err)
+		}
+		if n == 0 {
+			return nil, errors.New("no IDs on standard input")
+		}
+	}
+	return out, nil
+}
+
 // actOnIDs runs action on each ID, reporting each; the exit status is 1
 // when any failed.
-func actOnIDs(c *admin.Client, action string, ids []string, stdout, stderr io.Writer) int {
-	ctx, cancel := queueCtx()
-	defer cancel()
+func actOnIDs(ctx context.Context, c *admin.Client, action string, ids []string, stdout, stderr io.Writer) int {
 	code := 0
 	for _, id := range ids {
 		full, err := c.Act(ctx, id, action)
@@ -298,39 +339,6 @@ func actOnIDs(c *admin.Client, action string, ids []string, stdout, stderr io.Wr
 		fmt.Fprintf(stdout, "%s: %s\n", full, pastTense(action))
 	}
 	return code
-}
-
-func queueRetry(c *admin.Client, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ferry queue retry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	all := fs.Bool("all", false, "retry every message that is not held")
-	hop := fs.String("hop", "", "retry every message with a recipient for this next-hop `domain`")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	given := 0
-	for _, b := range []bool{*all, *hop != "", len(pos) > 0} {
-		if b {
-			given++
-		}
-	}
-	if given != 1 {
-		fmt.Fprintln(stderr, "Usage: ferry queue retry ID… | --all | --hop DOMAIN")
-		return 2
-	}
-	if len(pos) > 0 {
-		return actOnIDs(c, "retry", pos, stdout, stderr)
-	}
-	ctx, cancel := queueCtx()
-	defer cancel()
-	n, err := c.Retry(ctx, *hop)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry queue: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%d %s due for delivery now\n", n, plural(n, "message"))
-	return 0
 }
 
 // flagExit maps a flag parse error to an exit status.

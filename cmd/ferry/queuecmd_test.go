@@ -27,8 +27,13 @@ type adminFixture struct {
 	hops  *deliver.HopCache
 	spool string
 	addr  string
+	// token is the file with the bearer token the admin API requires.
+	token string
 	logs  *syncBuffer
 }
+
+// fixtureToken is the admin fixture's bearer token.
+const fixtureToken = "fixture-token-0123456789"
 
 func newAdminFixture(t *testing.T, routes ...route.Route) adminFixture {
 	t.Helper()
@@ -48,9 +53,16 @@ func newAdminFixture(t *testing.T, routes ...route.Route) adminFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(admin.New(admin.Options{Queue: q, Hops: f.hops, Routes: table, Logger: logger, Spool: f.spool}))
+	srv := httptest.NewUnstartedServer(nil)
+	f.addr = srv.Listener.Addr().String()
+	srv.Config.Handler = admin.Protect(admin.New(admin.Options{Queue: q, Hops: f.hops, Routes: table, Logger: logger, Spool: f.spool}),
+		admin.Guard{Addr: f.addr, Token: fixtureToken})
+	srv.Start()
 	t.Cleanup(srv.Close)
-	f.addr = strings.TrimPrefix(srv.URL, "http://")
+	f.token = filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(f.token, []byte(fixtureToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -101,7 +113,7 @@ func TestQueueCommands(t *testing.T) {
 	a := f.put(t, cliEightBit, "alice@x.test", "bob@a.test")
 	b := f.put(t, cliPlain, "carol@x.test", "dave@b.test", "erin@b.test")
 
-	code, out, errOut := ferry("queue", "--admin", f.addr, "list")
+	code, out, errOut := ferry("queue", "--admin", f.addr, "--token-file", f.token, "list")
 	if code != 0 {
 		t.Fatalf("list: %d %s", code, errOut)
 	}
@@ -110,13 +122,13 @@ func TestQueueCommands(t *testing.T) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
 	}
-	code, out, _ = ferry("queue", "--admin", f.addr, "list", "--hop", "b.test", "--json")
+	code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "list", "--hop", "b.test", "--json")
 	var listed []admin.Summary
 	if code != 0 || json.Unmarshal([]byte(out), &listed) != nil || len(listed) != 1 || listed[0].ID != b {
 		t.Errorf("list --hop --json = %d %s", code, out)
 	}
 
-	code, out, errOut = ferry("queue", "--admin", f.addr, "show", a, "--body")
+	code, out, errOut = ferry("queue", "--admin", f.addr, "--token-file", f.token, "show", a, "--body")
 	if code != 0 {
 		t.Fatalf("show: %d %s", code, errOut)
 	}
@@ -129,44 +141,44 @@ func TestQueueCommands(t *testing.T) {
 		}
 	}
 
-	code, out, _ = ferry("queue", "--admin", f.addr, "hold", a[:len(a)-1])
+	code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "hold", a[:len(a)-1])
 	if code != 0 || out != a+": held\n" {
 		t.Errorf("hold = %d %q", code, out)
 	}
 	if info, _ := f.q.Show(a); !info.Held {
 		t.Error("not held")
 	}
-	if _, out, _ = ferry("queue", "--admin", f.addr, "list", "--state", "held"); !strings.Contains(out, a+"!") || strings.Contains(out, b) {
+	if _, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "list", "--state", "held"); !strings.Contains(out, a+"!") || strings.Contains(out, b) {
 		t.Errorf("held list:\n%s", out)
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "release", a); code != 0 || out != a+": released\n" {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "release", a); code != 0 || out != a+": released\n" {
 		t.Errorf("release = %d %q", code, out)
 	}
 	if info, _ := f.q.Show(a); info.Held {
 		t.Error("still held")
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "retry", "--hop", "b.test"); code != 0 || out != "1 message due for delivery now\n" {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "retry", "--hop", "b.test"); code != 0 || out != "1 message due for delivery now\n" {
 		t.Errorf("retry --hop = %d %q", code, out)
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "retry", "--all"); code != 0 || out != "2 messages due for delivery now\n" {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "retry", "--all"); code != 0 || out != "2 messages due for delivery now\n" {
 		t.Errorf("retry --all = %d %q", code, out)
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "retry", a, b); code != 0 || strings.Count(out, "due for delivery now") != 2 {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "retry", a, b); code != 0 || strings.Count(out, "due for delivery now") != 2 {
 		t.Errorf("retry IDs = %d %q", code, out)
 	}
-	if code, _, errOut = ferry("queue", "--admin", f.addr, "retry", a, "--all"); code != 2 {
+	if code, _, errOut = ferry("queue", "--admin", f.addr, "--token-file", f.token, "retry", a, "--all"); code != 2 {
 		t.Errorf("retry with IDs and --all = %d %s", code, errOut)
 	}
-	if code, out, errOut = ferry("queue", "--admin", f.addr, "delete", b, "NOSUCHID"); code != 1 || out != b+": deleted\n" || !strings.Contains(errOut, "NOSUCHID: queue: no such message") {
+	if code, out, errOut = ferry("queue", "--admin", f.addr, "--token-file", f.token, "delete", b, "NOSUCHID"); code != 1 || out != b+": deleted\n" || !strings.Contains(errOut, "NOSUCHID: queue: no such message") {
 		t.Errorf("delete = %d %q %q", code, out, errOut)
 	}
 	if _, err := f.q.Show(b); err == nil {
 		t.Error("deleted message still queued")
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "bounce", a); code != 0 || !strings.HasPrefix(out, a+": bounced") {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "bounce", a); code != 0 || !strings.HasPrefix(out, a+": bounced") {
 		t.Errorf("bounce = %d %q", code, out)
 	}
-	if code, out, _ = ferry("queue", "--admin", f.addr, "list"); code != 0 || out != "Queue is empty\n" {
+	if code, out, _ = ferry("queue", "--admin", f.addr, "--token-file", f.token, "list"); code != 0 || out != "Queue is empty\n" {
 		t.Errorf("final list = %d %q", code, out)
 	}
 	for _, want := range []string{"action=hold", "action=release", "msg=deleted id=" + b, "action=bounce", "msg=removed id=" + a} {
@@ -176,47 +188,85 @@ func TestQueueCommands(t *testing.T) {
 	}
 }
 
-// TestQueueFindsServer finds the server through the spool's address file
-// and through a configuration file, and says clearly when none runs.
+// TestQueueFindsServer finds the server through the spool's address file,
+// never another server, works on the spool itself when no server runs,
+// and says clearly which queue answered.
 func TestQueueFindsServer(t *testing.T) {
 	f := newAdminFixture(t)
 	id := f.put(t, cliPlain, "alice@x.test", "bob@a.test")
-	if err := admin.WriteAddrFile(f.spool, f.addr); err != nil {
+	if err := admin.WritePublished(f.spool, admin.Published{Addr: f.addr, TokenFile: f.token}); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := ferry("queue", "--spool", f.spool, "list"); code != 0 || !strings.Contains(out, id) {
+	code, out, errOut := ferry("queue", "--spool", f.spool, "list")
+	if code != 0 || !strings.Contains(out, id) || !strings.HasPrefix(errOut, "ferry: the server at "+f.addr+" answers for the spool "+f.spool+"\n") {
 		t.Errorf("--spool: %d %s %s", code, out, errOut)
 	}
-	// A configuration naming another spool and the admin address.
+	// The target flags work after the command too.
+	if code, out, errOut := ferry("queue", "list", "--spool", f.spool); code != 0 || !strings.Contains(out, id) {
+		t.Errorf("list --spool: %d %s %s", code, out, errOut)
+	}
+	// A configuration naming the spool.
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "ferry.toml")
-	os.WriteFile(conf, []byte("[queue]\nspool = \""+filepath.Join(dir, "spool")+"\"\n\n[admin]\naddress = \""+f.addr+"\"\n"), 0o600)
+	writeFile(t, conf, "[queue]\nspool = \""+f.spool+"\"\n")
 	if code, out, errOut := ferry("queue", "--config", conf, "list"); code != 0 || !strings.Contains(out, id) {
 		t.Errorf("--config: %d %s %s", code, out, errOut)
 	}
-	// Nobody listening.
+	// A configuration naming another spool, whose server is stopped, and
+	// the running server's admin address: the other spool's queue, read
+	// directly, never the running server's.
+	other := filepath.Join(dir, "spool")
+	os.Mkdir(other, 0o700)
+	writeFile(t, conf, "[queue]\nspool = \""+other+"\"\n\n[admin]\naddress = \""+f.addr+"\"\ntoken_file = \""+f.token+"\"\n")
+	code, out, errOut = ferry("queue", "--config", conf, "list")
+	if code != 0 || out != "Queue is empty\n" || !strings.Contains(errOut, "no server runs on the spool "+other+": working on it directly") {
+		t.Errorf("stopped server's spool: %d %q %q", code, out, errOut)
+	}
+	// --admin with another --spool: the server's spool differs, refused.
+	code, _, errOut = ferry("queue", "--admin", f.addr, "--token-file", f.token, "--spool", other, "delete", id)
+	if code != 1 || !strings.Contains(errOut, "serves the spool "+f.spool+", not "+other) {
+		t.Errorf("wrong server: %d %q", code, errOut)
+	}
+	if _, err := f.q.Show(id); err != nil {
+		t.Errorf("message deleted through the wrong target: %v", err)
+	}
+	// Nobody listening at --admin: that address alone, named.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	code, _, errOut := ferry("queue", "--admin", dead, "list")
+	code, _, errOut = ferry("queue", "--admin", dead, "--token-file", f.token, "list")
 	if code != 1 || errOut != "ferry queue: no ferry serve running at "+dead+" (is admin.address right?)\n" {
 		t.Errorf("no server: %d %q", code, errOut)
 	}
-	code, _, errOut = ferry("queue", "--admin", dead, "hold", "A", "B")
+	code, _, errOut = ferry("queue", "--admin", dead, "--token-file", f.token, "hold", "AAAAAAAAAA", "BBBBBBBBBB")
 	if code != 1 || strings.Count(errOut, "no ferry serve running") != 1 {
 		t.Errorf("hold with no server: %d %q", code, errOut)
 	}
-	os.WriteFile(conf, []byte("[queue]\nspool = \""+filepath.Join(dir, "spool")+"\"\n\n[admin]\naddress = \"\"\n"), 0o600)
-	if code, _, errOut := ferry("queue", "--config", conf, "list"); code != 1 || !strings.Contains(errOut, "admin API is off") {
+	code, _, errOut = ferry("queue", "--admin", f.addr, "list")
+	if code != 1 || !strings.Contains(errOut, "needs a bearer token") {
+		t.Errorf("TCP without a token: %d %q", code, errOut)
+	}
+	// A spool in use whose server published no address (admin off).
+	admin.RemoveAddrFile(f.spool)
+	writeFile(t, conf, "[queue]\nspool = \""+f.spool+"\"\n\n[admin]\naddress = \"off\"\n")
+	if code, _, errOut := ferry("queue", "--config", conf, "list"); code != 1 || !strings.Contains(errOut, "is in use, but no server recorded an admin address there") {
 		t.Errorf("admin off: %d %q", code, errOut)
+	}
+	// No spool there: an error, and none is created.
+	missing := filepath.Join(dir, "nospool")
+	if code, _, errOut := ferry("queue", "--spool", missing, "delete", "--all"); code != 1 || !strings.Contains(errOut, "no spool directory "+missing) {
+		t.Errorf("missing spool: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("ferry queue created %s: %v", missing, err)
 	}
 	if code, _, _ := ferry("queue", "--admin", f.addr, "frobnicate"); code != 2 {
 		t.Errorf("unknown command: %d", code)
 	}
-	if code, _, _ := ferry("queue", "--admin", f.addr, "show"); code != 2 {
-		t.Errorf("show without ID: %d", code)
+	if code, _, errOut := ferry("queue", "--admin", f.addr, "show"); code != 2 || !strings.HasPrefix(errOut, "ferry queue show: missing argument") {
+		t.Errorf("show without ID: %d %q", code, errOut)
 	}
 }

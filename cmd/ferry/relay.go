@@ -7,11 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ferrymta/ferry/internal/admin"
 	"github.com/ferrymta/ferry/internal/config"
@@ -126,39 +124,27 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	errc := make(chan error, len(servers)+1)
 	var serving atomic.Int32
 	var ready atomic.Bool
-	var adminSrv *http.Server
-	if cfg.Admin.Address != "" {
-		aln, err := admin.Listen(cfg.Admin.Address)
-		if err != nil {
-			for _, o := range listeners {
-				o.Close()
+	h := admin.New(admin.Options{Queue: q, Hops: agent.Hops(), RouteTable: agent.Routes, Metrics: metrics, Logger: logger,
+		Spool:       cfg.Queue.Spool,
+		Transcripts: transcripts,
+		Listeners: func() error {
+			if n := int(serving.Load()); n != len(servers) {
+				return fmt.Errorf("%d of %d SMTP listeners up", n, len(servers))
 			}
-			return err
+			return nil
+		},
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("starting or shutting down")
+			}
+			return nil
+		}})
+	adminLns, err := startAdmin(cfg, h, logger, env.stdout)
+	if err != nil {
+		for _, o := range listeners {
+			o.Close()
 		}
-		h := admin.New(admin.Options{Queue: q, Hops: agent.Hops(), RouteTable: agent.Routes, Metrics: metrics, Logger: logger,
-			Spool:       cfg.Queue.Spool,
-			Transcripts: transcripts,
-			Listeners: func() error {
-				if n := int(serving.Load()); n != len(servers) {
-					return fmt.Errorf("%d of %d SMTP listeners up", n, len(servers))
-				}
-				return nil
-			},
-			Ready: func() error {
-				if !ready.Load() {
-					return errors.New("starting or shutting down")
-				}
-				return nil
-			}})
-		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		go adminSrv.Serve(aln)
-		addr := admin.ListenerAddr(aln)
-		if err := admin.WriteAddrFile(cfg.Queue.Spool, addr); err != nil {
-			logger.Warn("admin address file", "err", err)
-		}
-		defer admin.RemoveAddrFile(cfg.Queue.Spool)
-		logger.Info("admin API listening", "addr", addr)
-		fmt.Fprintf(env.stdout, "ferry serve: admin API on %s\n", addr)
+		return err
 	}
 	deliverCtx, stopDeliver := context.WithCancel(context.Background())
 	defer stopDeliver()
@@ -182,7 +168,11 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		logger.Info("listening", "addr", listeners[i].Addr().String())
 		fmt.Fprintf(env.stdout, "ferry serve: listening on %s\n", listeners[i].Addr())
 	}
-	logger.Info("ferry started", "hostname", cfg.Hostname, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
+	configName := f.configFile
+	if configName == "" {
+		configName = "(built-in defaults)"
+	}
+	logger.Info("ferry started", "hostname", cfg.Hostname, "config", configName, "spool", cfg.Queue.Spool, "routes", len(cfg.Routes)+len(f.routes))
 
 	ready.Store(true)
 	var runErr error
@@ -204,9 +194,7 @@ wait:
 	ready.Store(false)
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if adminSrv != nil {
-		defer adminSrv.Shutdown(context.Background())
-	}
+	defer adminLns.close()
 	// Delivery and the listeners wind down together, each within the
 	// grace time: no new leases, no new sessions, transfers in progress
 	// finish. Messages accepted meanwhile are safe in the queue.

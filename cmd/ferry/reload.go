@@ -110,7 +110,7 @@ func restartChanges(running, cfg config.Config) []string {
 	add(!reflect.DeepEqual(rd, cd), "[delivery] (other than smarthost)")
 	add(running.Log.Format != cfg.Log.Format, "log.format")
 	add(running.Log.File != cfg.Log.File, "log.file")
-	add(running.Admin != cfg.Admin, "admin.address")
+	add(running.Admin != cfg.Admin, "[admin]")
 	add(running.DSN != cfg.DSN, "[dsn]")
 	return out
 }

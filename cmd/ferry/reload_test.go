@@ -131,9 +131,6 @@ spool = %q
 [delivery]
 idle_timeout = "0s"
 
-[admin]
-address = "127.0.0.1:0"
-
 [[route]]
 domain = "company.example"
 nexthop = "[127.0.0.1]:%s"

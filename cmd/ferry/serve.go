@@ -20,8 +20,14 @@ const shutdownGrace = 30 * time.Second
 // stringList is a repeatable string flag.
 type stringList []string
 
-func (l *stringList) String() string     { return fmt.Sprint(*l) }
-func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+func (l *stringList) String() string { return fmt.Sprint(*l) }
+func (l *stringList) Set(s string) error {
+	if s == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, s)
+	return nil
+}
 
 // serveFlags are the flags of "ferry serve"; each overrides the file.
 type serveFlags struct {
@@ -34,13 +40,14 @@ type serveFlags struct {
 	relayNets  stringList
 	accept     stringList
 	admin      string
+	adminToken string
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f serveFlags
-	fs.StringVar(&f.configFile, "config", "", "TOML configuration `file` (default: built-in defaults)")
+	fs.StringVar(&f.configFile, "config", "", "TOML configuration `file` (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml when it exists, else the built-in defaults)")
 	fs.Var(&f.listen, "listen", "SMTP listen `address` host:port (repeatable; replaces the configured listeners' addresses)")
 	fs.StringVar(&f.spool, "spool", "", "queue spool `directory`")
 	fs.StringVar(&f.queueURL, "queue-url", "", "PostgreSQL `URL` of a queue shared by several relays (postgres://user:password@host/database); sets queue.backend = \"postgres\"")
@@ -48,16 +55,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&f.routes, "route", "route `DOMAIN=NEXTHOP[,NEXTHOP…]`, e.g. 'company.example=[127.0.0.1]:2526' or '*=[smarthost.example]:587' (repeatable; replaces a configured route for the same domain)")
 	fs.Var(&f.relayNets, "relay-network", "client `CIDR` allowed to relay (repeatable; given at all, replaces the default loopback networks)")
 	fs.Var(&f.accept, "accept-domain", "`domain` anyone may send to (repeatable)")
-	fs.StringVar(&f.admin, "admin", "", "admin API `address` (host:port, port 0 for any, or an absolute Unix socket path; \"off\" disables it)")
+	fs.StringVar(&f.admin, "admin", "", "admin API `address`: an absolute Unix socket path, host:port (port 0 for any; needs a token file), or \"off\" (default: admin.address, else the socket admin.sock in the spool)")
+	fs.StringVar(&f.adminToken, "admin-token-file", "", "`file` with the bearer token a TCP admin address requires (replaces admin.token_file)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry serve [flags]\n\nRuns the relay: SMTP listeners, the durable queue and delivery.\nWith no --config the built-in defaults apply (see docs/config.md).\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: ferry serve [flags]\n\nRuns the relay: SMTP listeners, the durable queue and delivery.\nThe configuration is --config FILE, else $FERRY_CONFIG, else\n/etc/ferry/ferry.toml when it exists, else the built-in defaults\n(see docs/config.md).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q: give the configuration file as --config %s\n", pos[0], pos[0])
 		return 2
+	}
+	var err error
+	if f.configFile, err = configFile(f.configFile); err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 1
 	}
 	cfg, err := loadServeConfig(f)
 	if err != nil {
@@ -100,12 +115,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadServeConfig reads the file (or the defaults) and applies the flags.
+// loadServeConfig reads the file (--config, else what configFile finds,
+// else the defaults) and applies the flags.
 func loadServeConfig(f serveFlags) (config.Config, error) {
 	cfg := config.Default()
-	if f.configFile != "" {
-		var err error
-		if cfg, err = config.Load(f.configFile); err != nil {
+	file, err := configFile(f.configFile)
+	if err != nil {
+		return cfg, err
+	}
+	if file != "" {
+		if cfg, err = config.Load(file); err != nil {
 			return cfg, err
 		}
 	}
@@ -121,12 +140,11 @@ func loadServeConfig(f serveFlags) (config.Config, error) {
 		}
 		cfg.Queue.Backend, cfg.Queue.URL = config.BackendPostgres, f.queueURL
 	}
-	switch f.admin {
-	case "":
-	case "off":
-		cfg.Admin.Address = ""
-	default:
+	if f.admin != "" {
 		cfg.Admin.Address = f.admin
+	}
+	if f.adminToken != "" {
+		cfg.Admin.TokenFile = f.adminToken
 	}
 	if len(f.listen) > 0 {
 		tmpl := config.DefaultListener()

@@ -81,7 +81,7 @@ domain = "company.example"
 nexthop = "[127.0.0.1]:2526"
 
 [admin]
-address = ""
+address = "off"
 `, f.certFile, f.keyFile, f.usersFile, filepath.Join(dir, "spool"))
 	if err := os.WriteFile(f.configFile, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)

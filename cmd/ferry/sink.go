@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -93,7 +92,7 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	)
 	fs.StringVar(&opts.Addr, "listen", "127.0.0.1:2526", "TCP `address` to listen on (port 0: any free port)")
 	fs.StringVar(&opts.Hostname, "hostname", "sink.test", "`name` in the greeting and the EHLO reply")
-	fs.StringVar(&keywords, "keywords", "", "comma-separated EHLO `keywords` offered, replacing the default set\n(PIPELINING,SIZE,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8,CHUNKING,BINARYMIME);\nunknown keywords such as HELP are offered as given; \"\" offers none")
+	fs.StringVar(&keywords, "keywords", "", "comma-separated EHLO `keywords` offered, replacing the default set\n(PIPELINING,SIZE,8BITMIME,ENHANCEDSTATUSCODES,DSN,SMTPUTF8,CHUNKING,BINARYMIME);\nunknown keywords such as HELP are offered as given; \"none\" offers none")
 	fs.BoolVar(&opts.NoESMTP, "no-esmtp", false, "answer EHLO with 502: HELO only")
 	fs.Int64Var(&opts.MaxSize, "size", 0, "message size limit in `octets`, offered with SIZE (0: none)")
 	fs.IntVar(&opts.MaxRecipients, "max-recipients", 1000, "recipients per message (at least 100)")
@@ -106,19 +105,19 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&opts.TranscriptDir, "transcripts", "", "`directory` for per-session transcripts")
 	fs.StringVar(&opts.TLSCert, "tls-cert", "", "PEM certificate chain `file`; with --tls-key the sink offers STARTTLS")
 	fs.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry sink: unexpected argument %q\n", fs.Arg(0))
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "keywords" {
 			opts.Keywords = []string{}
+			if strings.EqualFold(keywords, "none") {
+				return
+			}
 			for _, k := range strings.Split(keywords, ",") {
 				if k = strings.TrimSpace(k); k != "" {
 					opts.Keywords = append(opts.Keywords, k)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,7 +94,7 @@ next_hops = ["127.0.0.1"]
 
 	// At run time: full content, inbound only, in another directory.
 	post := func(body string) (int, string) {
-		resp, err := http.Post("http://"+rs.admin+"/transcripts", "application/json", strings.NewReader(body))
+		resp, err := unixHTTP(rs.admin).Post("http://localhost/transcripts", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +134,7 @@ next_hops = ["127.0.0.1"]
 	if err := reloadNow(t, rs.reloads); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + rs.admin + "/transcripts")
+	resp, err := unixHTTP(rs.admin).Get("http://localhost/transcripts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +144,13 @@ next_hops = ["127.0.0.1"]
 	if got := string(buf[:n]); !strings.Contains(got, fromFile) || !strings.Contains(got, `"full_content": false`) {
 		t.Errorf("GET /transcripts after reload: %s", got)
 	}
+}
+
+// unixHTTP returns an HTTP client that reaches the admin API on the Unix
+// socket sock (the default: admin.sock in the spool).
+func unixHTTP(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
 }

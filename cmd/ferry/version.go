@@ -15,7 +15,14 @@ var version = "0.1.0-dev"
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ferry version (or ferry --version)\n\nPrints Ferry's version, its source revision, the Go version and the platform. No flags.")
+	}
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if !checkArgs(fs, pos, 0, 0, "") {
 		return 2
 	}
 	rev := ""

@@ -82,6 +82,26 @@ func startAdmin(t *testing.T, opts Options) (*Client, string) {
 	return NewClient(addr), addr
 }
 
+// deferLeased plays one delivery attempt: it leases what is due and
+// defers every leased recipient with reply from mx[192.0.2.1]:25.
+func deferLeased(t *testing.T, q *queue.Queue, reply smtp.Reply) {
+	t.Helper()
+	ctx := testCtx(t)
+	l, err := q.Lease(ctx)
+	if err != nil || l == nil {
+		t.Fatalf("Lease: %v %v", l, err)
+	}
+	for _, it := range l.Items {
+		for _, r := range it.Rcpts {
+			st := queue.Result{State: queue.Deferred, Reply: reply, RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
+			if err := q.Update(ctx, nil, it.Env.ID, r, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	q.Release(l)
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func testCtx(t *testing.T) context.Context {

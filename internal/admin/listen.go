@@ -11,8 +11,12 @@ import (
 )
 
 // ErrOff is returned by Listen and by the CLI's address lookup when the
-// admin API is switched off (admin.address = "").
-var ErrOff = errors.New("the admin API is off (admin.address is empty)")
+// admin API is switched off (admin.address = "off").
+var ErrOff = errors.New(`the admin API is off (admin.address = "off")`)
+
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path
+// holds 108 octets with the terminating NUL).
+const maxSocketPath = 107
 
 // AddrFileName is the file in the spool directory where a running server
 // records its admin address (see WriteAddrFile).
@@ -21,9 +25,9 @@ const AddrFileName = "admin.addr"
 // IsUnixSocket reports whether addr names a Unix socket: an absolute path.
 func IsUnixSocket(addr string) bool { return filepath.IsAbs(addr) }
 
-// Listen listens on addr: "host:port" for TCP (keep it on loopback: the
-// API has no authentication), or an absolute path for a Unix socket, made
-// readable and writable by the owner only. A stale socket file left by a
+// Listen listens on addr: "host:port" for TCP (serve it behind Protect
+// with a token), or an absolute path for a Unix socket, made readable and
+// writable by the owner only (the user the server runs as). A stale socket file left by a
 // server that is gone is replaced; a socket someone still answers on is an
 // error.
 func Listen(addr string) (net.Listener, error) {
@@ -36,6 +40,9 @@ func Listen(addr string) (net.Listener, error) {
 			return nil, fmt.Errorf("admin API: %w", err)
 		}
 		return ln, nil
+	}
+	if len(addr) > maxSocketPath {
+		return nil, fmt.Errorf("admin API: socket path %s has %d octets; Unix sockets allow at most %d (set admin.address to a shorter path)", addr, len(addr), maxSocketPath)
 	}
 	if fi, err := os.Lstat(addr); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -70,14 +77,36 @@ func ListenerAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
+// Published is what a running server records in spool/admin.addr for
+// "ferry queue --spool DIR": its admin address and, for a TCP listener, the
+// token file clients read.
+type Published struct {
+	Addr      string
+	TokenFile string
+}
+
+// tokenFileTag starts the admin.addr line naming the token file.
+const tokenFileTag = "token_file "
+
 // WriteAddrFile records addr in spool/admin.addr so that "ferry queue
 // --spool DIR" finds the running server. It replaces the file atomically.
 func WriteAddrFile(spool, addr string) error {
+	return WritePublished(spool, Published{Addr: addr})
+}
+
+// WritePublished records p in spool/admin.addr, replacing the file
+// atomically: the address on the first line, then "token_file PATH" when
+// there is one.
+func WritePublished(spool string, p Published) error {
+	text := p.Addr + "\n"
+	if p.TokenFile != "" {
+		text += tokenFileTag + p.TokenFile + "\n"
+	}
 	f, err := os.CreateTemp(spool, "."+AddrFileName+"-*")
 	if err != nil {
 		return fmt.Errorf("writing admin address: %w", err)
 	}
-	if _, err := f.WriteString(addr + "\n"); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return fmt.Errorf("writing admin address: %w", err)
@@ -96,15 +125,29 @@ func WriteAddrFile(spool, addr string) error {
 // ReadAddrFile returns the admin address a server recorded in spool; the
 // error wraps fs.ErrNotExist when there is none.
 func ReadAddrFile(spool string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(spool, AddrFileName))
+	p, err := ReadPublished(spool)
+	return p.Addr, err
+}
+
+// ReadPublished returns what a server recorded in spool/admin.addr; the
+// error wraps fs.ErrNotExist when there is none.
+func ReadPublished(spool string) (Published, error) {
+	name := filepath.Join(spool, AddrFileName)
+	b, err := os.ReadFile(name)
 	if err != nil {
-		return "", fmt.Errorf("reading admin address: %w", err)
+		return Published{}, fmt.Errorf("reading admin address: %w", err)
 	}
-	addr := strings.TrimSpace(string(b))
-	if addr == "" {
-		return "", fmt.Errorf("reading admin address: %s is empty", filepath.Join(spool, AddrFileName))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	p := Published{Addr: strings.TrimSpace(lines[0])}
+	if p.Addr == "" {
+		return Published{}, fmt.Errorf("reading admin address: %s is empty", name)
 	}
-	return addr, nil
+	for _, l := range lines[1:] {
+		if f, ok := strings.CutPrefix(l, tokenFileTag); ok {
+			p.TokenFile = strings.TrimSpace(f)
+		}
+	}
+	return p, nil
 }
 
 // RemoveAddrFile removes the address file at shutdown; a missing file is

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/deliver"
@@ -49,7 +50,20 @@ type Options struct {
 	// Ready reports whether the server has finished starting and accepts
 	// mail; /readyz answers 503 with its error. nil: always ready.
 	Ready func() error
+	// Offline says no server runs on the queue ("ferry queue" opened the
+	// spool itself): retry and bounce, which need delivery and DSNs,
+	// answer 409.
+	Offline bool
 }
+
+// SpoolHeader is the response header naming the spool the answering
+// server serves, so a client can check it reached the queue it meant.
+const SpoolHeader = "Ferry-Spool"
+
+// MinChangePrefix is the shortest ID prefix a state-changing request may
+// name a message by (the full ID is always accepted): queue IDs sort by
+// time, so a short prefix can match a message the operator never saw.
+const MinChangePrefix = 8
 
 // planTimeout bounds the route resolution of one GET /queue/{id}.
 const planTimeout = 5 * time.Second
@@ -85,7 +99,48 @@ func New(opts Options) http.Handler {
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry(), promhttp.HandlerOpts{}))
 	}
-	return mux
+	if opts.Spool == "" {
+		return mux
+	}
+	spool := absPath(opts.Spool)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(SpoolHeader, spool)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// absPath returns dir made absolute and clean, or dir when that fails.
+func absPath(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+// NewMetricsHandler returns the handler of the separate metrics listener
+// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics
+// and GET /healthz of New's handler h, without the SpoolHeader; everything
+// else 404.
+func NewMetricsHandler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	mux.Handle("GET /healthz", h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(noSpoolHeader{w}, r)
+	})
+}
+
+// noSpoolHeader drops SpoolHeader from a response before it is sent.
+type noSpoolHeader struct{ http.ResponseWriter }
+
+func (w noSpoolHeader) WriteHeader(code int) {
+	w.Header().Del(SpoolHeader)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noSpoolHeader) Write(p []byte) (int, error) {
+	w.Header().Del(SpoolHeader)
+	return w.ResponseWriter.Write(p)
 }
 
 // routes returns the routing table in force, or nil.
@@ -161,7 +216,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Summary{}
 	err = s.opts.Queue.Walk(f, func(m *queue.MessageInfo) bool {
-		out = append(out, summaryOf(m))
+		out = append(out, s.withLastReplies(m))
 		return r.Context().Err() == nil
 	})
 	if err != nil {
@@ -169,6 +224,26 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// withLastReplies summarises m with each recipient's last reply (as mailq
+// shows it), read from the history when a recipient has been attempted.
+func (s *server) withLastReplies(m *queue.MessageInfo) Summary {
+	for _, r := range m.Rcpts {
+		if r.Attempts == 0 && r.State != queue.Failed {
+			continue
+		}
+		full, err := s.opts.Queue.Show(m.ID)
+		if err != nil {
+			break // finished meanwhile: list what Walk saw
+		}
+		sum := summaryOf(full)
+		for i := range sum.Rcpts {
+			sum.Rcpts[i].History = nil
+		}
+		return sum
+	}
+	return summaryOf(m)
 }
 
 func (s *server) show(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +302,11 @@ func (s *server) act(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("unknown action %q: want hold, release, retry, delete or bounce", name)})
 		return
 	}
-	id, err := s.opts.Queue.Resolve(r.PathValue("id"))
+	if s.opts.Offline && (name == "retry" || name == "bounce") {
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: fmt.Sprintf("%s needs the running server (delivery, reports); start ferry serve", name)})
+		return
+	}
+	id, err := s.resolveForChange(r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -236,28 +315,70 @@ func (s *server) act(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%s %s: %w", name, id, err))
 		return
 	}
-	s.log.Info("admin", "id", id, "action", name, "client", r.RemoteAddr)
+	s.log.Info("admin", "id", id, "action", name, "client", clientOf(r))
 	writeJSON(w, http.StatusOK, ActionResult{ID: id, Action: name})
 }
 
+// clientOf names the API client of r for the log: its address over TCP,
+// "unix socket" for a peer on the Unix socket (Go names it "@"), "local"
+// for a request answered in process (a stopped server's spool).
+func clientOf(r *http.Request) string {
+	switch r.RemoteAddr {
+	case "@":
+		return "unix socket"
+	case "":
+		return "local"
+	}
+	return r.RemoteAddr
+}
+
+// resolveForChange returns the message ID a state-changing request names:
+// the full ID, or a unique prefix of at least MinChangePrefix characters.
+func (s *server) resolveForChange(prefix string) (string, error) {
+	id, err := s.opts.Queue.Resolve(prefix)
+	if err != nil {
+		return "", err
+	}
+	if id != prefix && len(prefix) < MinChangePrefix {
+		return "", badRequest("ID prefix %q is too short to change a message: give at least %d characters or the full ID", prefix, MinChangePrefix)
+	}
+	return id, nil
+}
+
+// RetryRequest is the JSON body of POST /queue/retry: Hop, or All.
+type RetryRequest struct {
+	Hop string `json:"hop,omitempty"`
+	All bool   `json:"all,omitempty"`
+}
+
 func (s *server) retryMany(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	hop, all := q.Get("hop"), q.Get("all")
+	if s.opts.Offline {
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: "retry needs the running server (delivery); start ferry serve"})
+		return
+	}
+	var req RetryRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxPostBody)).Decode(&req); err != nil {
+		writeError(w, badRequest("want a JSON body {\"hop\": \"DOMAIN\"} or {\"all\": true}: %v", err))
+		return
+	}
+	hop := req.Hop
 	var n int
 	var err error
 	switch {
+	case hop != "" && req.All:
+		err = badRequest(`give "hop" or "all", not both`)
 	case hop != "":
 		n, err = s.opts.Queue.RetryHop(r.Context(), hop)
-	case all == "1" || all == "true":
+	case req.All:
 		n, err = s.retryAll(r.Context())
 	default:
-		err = badRequest("give hop=HOP or all=1")
+		err = badRequest(`give {"hop": "DOMAIN"} or {"all": true}`)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.log.Info("admin", "action", "retry", "hop", hop, "messages", n, "client", r.RemoteAddr)
+	s.log.Info("admin", "action", "retry", "hop", hop, "messages", n, "client", clientOf(r))
 	writeJSON(w, http.StatusOK, RetryResult{Messages: n})
 }
 

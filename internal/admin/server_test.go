@@ -104,19 +104,7 @@ func TestQueueOperations(t *testing.T) {
 
 	// A delivery attempt defers message a: the listing's state filter and
 	// Show's history see it.
-	l, err := q.Lease(ctx)
-	if err != nil || l == nil {
-		t.Fatalf("Lease: %v %v", l, err)
-	}
-	for _, it := range l.Items {
-		for _, r := range it.Rcpts {
-			st := queue.Result{State: queue.Deferred, Reply: smtp.NewReply(451, "4.3.0", "try later"), RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
-			if err := q.Update(ctx, nil, it.Env.ID, r, st); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	q.Release(l)
+	deferLeased(t, q, smtp.NewReply(451, "4.3.0", "try later"))
 	deferred, err := cl.List(ctx, Query{State: "deferred"})
 	if err != nil || len(deferred) == 0 {
 		t.Fatalf("deferred list = %v, %v", ids(deferred), err)
@@ -151,8 +139,9 @@ func TestQueueOperations(t *testing.T) {
 		t.Fatalf("body = %q, %v", withBody.Content, err)
 	}
 
-	// retry ID: the deferred recipient is due now.
-	if full, err := cl.Act(ctx, prefix, "retry"); err != nil || full != dID {
+	// retry ID: the deferred recipient is due now. A change needs a
+	// prefix of MinChangePrefix characters at least.
+	if full, err := cl.Act(ctx, dID[:max(len(prefix), MinChangePrefix)], "retry"); err != nil || full != dID {
 		t.Fatalf("retry = %q, %v", full, err)
 	}
 	info, _ := q.Show(dID)

@@ -57,7 +57,7 @@ func (s *server) setTranscripts(w http.ResponseWriter, r *http.Request) {
 	now := normalRules(s.opts.Transcripts.Transcripts())
 	s.log.Info("admin", "action", "transcripts", "dir", now.Dir,
 		"clients", fmt.Sprint(now.Clients), "next_hops", fmt.Sprint(now.NextHops),
-		"full_content", now.FullContent, "client", r.RemoteAddr)
+		"full_content", now.FullContent, "client", clientOf(r))
 	writeJSON(w, http.StatusOK, now)
 }
 

@@ -270,11 +270,17 @@ type Log struct {
 	File string
 }
 
-// Admin configures the admin HTTP API.
+// Admin configures the admin HTTP API (see admin.go for its defaults).
 type Admin struct {
-	// Address is "host:port", or an absolute path for a Unix socket;
-	// empty disables the API.
+	// Address is "host:port", an absolute path for a Unix socket, AdminOff
+	// to disable the API, or empty for the default: the Unix socket
+	// AdminSocketName in the spool (see Config.AdminAddress).
 	Address string
+	// TokenFile holds the bearer token a TCP admin listener requires.
+	TokenFile string
+	// MetricsListen is an extra TCP "host:port" serving only /metrics and
+	// /healthz, without a token; empty: none.
+	MetricsListen string
 }
 
 // KnownKeywords returns the EHLO keywords Ferry can offer on a listener or
@@ -372,7 +378,7 @@ func Default() Config {
 			},
 		},
 		Log:   Log{Format: "text", Level: "info"},
-		Admin: Admin{Address: "127.0.0.1:8025"},
+		Admin: Admin{},
 		DSN:   DSN{MaxReturnSize: 100 << 10}, // dsn.DefaultMaxReturnSize
 	}
 }

@@ -114,7 +114,9 @@ func TestValidationErrors(t *testing.T) {
 		{"route inline table", "route = [{domain = \"*\", tls = \"maybe\"}]\n", `ferry.toml:1: route.tls: want "none", "may" or "required", got "maybe"`},
 		{"route element not table", "route = [1]\n", `ferry.toml:1: route: want a table, got 1`},
 		{"log format", "[log]\nformat = \"xml\"\n", `ferry.toml:2: log.format: want "text" or "json", got "xml"`},
-		{"admin address", "[admin]\naddress = \"8025\"\n", `ferry.toml:2: admin.address: want an address like "127.0.0.1:8025", an absolute Unix socket path, or "" (off), got "8025" (no port (or give an absolute path for a Unix socket))`},
+		{"admin address", "[admin]\naddress = \"8025\"\n", `ferry.toml:2: admin.address: want an address like "127.0.0.1:8025", an absolute Unix socket path, or "off", got "8025" (no port (or give an absolute path for a Unix socket))`},
+		{"admin address empty", "[admin]\naddress = \"\"\n", `ferry.toml:2: admin.address: want an address like "127.0.0.1:8025", an absolute Unix socket path, or "off", got ""`},
+		{"admin TCP without token", "[admin]\n\naddress = \"127.0.0.1:8025\"\n", `ferry.toml:3: admin.address: want admin.token_file with a TCP admin address (the TCP admin API requires a bearer token), got "127.0.0.1:8025" without one`},
 		{"multi-line string skipped", "[log]\nfile = \"\"\"\nlevel = 1\n\"\"\"\nlevel = \"x\"\n", `ferry.toml:5: log.level: want "debug", "info", "warn" or "error", got "x"`},
 	}
 	for _, tc := range cases {

@@ -50,7 +50,8 @@ func TestDefaults(t *testing.T) {
 		{"delivery.timeouts", c.Delivery.Timeouts, DeliveryTimeouts{30 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute, 2 * time.Minute, 3 * time.Minute, 10 * time.Minute}},
 		{"routes", len(c.Routes), 0},
 		{"log", c.Log, Log{"text", "info", ""}},
-		{"admin", c.Admin, Admin{"127.0.0.1:8025"}},
+		{"admin", c.Admin, Admin{}},
+		{"AdminAddress()", c.AdminAddress(), "/var/spool/ferry/admin.sock"},
 		{"route defaults", DefaultRoute(), Route{EightBit: "convert", DKIMSigned: "convert", TLS: "may"}},
 	}
 	for _, tc := range checks {
@@ -231,7 +232,7 @@ func TestParseFull(t *testing.T) {
 		{Domain: "*", EightBit: "convert", DKIMSigned: "convert", TLS: "may"},
 	}
 	want.Log = Log{"json", "debug", "/var/log/ferry.log"}
-	want.Admin = Admin{"/run/ferry/admin.sock"}
+	want.Admin = Admin{Address: "/run/ferry/admin.sock"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Parse(full):\n got %+v\nwant %+v", c, want)
 	}
@@ -303,5 +304,17 @@ func TestErrorsAreAllReportedInLineOrder(t *testing.T) {
 	}, "\n")
 	if err.Error() != want {
 		t.Errorf("got\n%s\nwant\n%s", err, want)
+	}
+}
+
+// TestIsLoopbackAddress checks which admin addresses count as loopback.
+func TestIsLoopbackAddress(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8025": true, "127.1.2.3:1": true, "[::1]:8025": true, "localhost:8025": true,
+		"0.0.0.0:8025": false, ":8025": false, "[::]:8025": false, "192.0.2.1:8025": false, "8025": false,
+	} {
+		if got := IsLoopbackAddress(addr); got != want {
+			t.Errorf("IsLoopbackAddress(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

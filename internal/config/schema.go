@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 )
 
@@ -29,16 +28,6 @@ func checkHost(s string) (string, error) {
 }
 
 func checkListen(s string) (string, error) { return s, checkAddress(s) }
-
-func checkAdmin(s string) (string, error) {
-	if filepath.IsAbs(s) {
-		return s, nil
-	}
-	if err := checkAddress(s); err != nil {
-		return "", fmt.Errorf("%v (or give an absolute path for a Unix socket)", err)
-	}
-	return s, nil
-}
 
 func checkNextHop(s string) (string, error) {
 	if _, err := route.ParseNextHops(s); err != nil {
@@ -110,9 +99,7 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 		"dsn":         func(v any, path string) { d.dsn(v, path, &cfg.DSN) },
 		"transcripts": func(v any, path string) { d.transcripts(v, path, &cfg.Transcripts) },
 		"admin": func(v any, path string) {
-			d.table(v, path, map[string]field{
-				"address": d.strCheck(&cfg.Admin.Address, `an address like "127.0.0.1:8025", an absolute Unix socket path, or "" (off)`, true, checkAdmin),
-			})
+			d.admin(v, path, &cfg.Admin)
 		},
 	})
 	if cfg.Hostname == "" {

@@ -149,7 +149,7 @@ func TestWriteTOMLDefault(t *testing.T) {
 		"lifetime = \"120h\"\n",
 		"segment_size = \"64MiB\"\n",
 		"\n[delivery.timeouts]\nconnect = \"30s\"\n",
-		"\n[admin]\naddress = \"127.0.0.1:8025\"\n",
+		"\n[admin]\ntoken_file = \"\"\n",
 	} {
 		if !bytes.Contains(buf.Bytes(), []byte(line)) {
 			t.Errorf("WriteTOML output lacks %q:\n%s", line, buf.String())

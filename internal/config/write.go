@@ -99,7 +99,11 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.str("level", c.Log.Level)
 	tw.str("file", c.Log.File)
 	tw.header("[admin]")
-	tw.str("address", c.Admin.Address)
+	if c.Admin.Address != "" { // unset: the socket in the spool
+		tw.str("address", c.Admin.Address)
+	}
+	tw.str("token_file", c.Admin.TokenFile)
+	tw.str("metrics_listen", c.Admin.MetricsListen)
 	tw.header("[dsn]")
 	tw.str("postmaster", c.DSN.Postmaster)
 	tw.raw("max_return_size", quote(FormatSize(c.DSN.MaxReturnSize)))

@@ -117,7 +117,7 @@ func startRelayFlags(t *testing.T, configText, spool string, flags ...string) *r
 	if spool == "" {
 		spool = filepath.Join(t.TempDir(), "spool")
 	}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", spool, "--hostname", relayHostname, "--admin", "127.0.0.1:0"}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", spool, "--hostname", relayHostname}
 	if configText != "" {
 		file := filepath.Join(t.TempDir(), "ferry.toml")
 		if err := os.WriteFile(file, []byte(configText), 0o644); err != nil {

@@ -33,7 +33,11 @@ func TestEveryKeywordCombination(t *testing.T) {
 	hops := make([]*hop, len(combos))
 	var routes []string
 	for i, kw := range combos {
-		hops[i] = startSink(t, "127.0.0.1:0", "--keywords", strings.Join(kw, ","), "--strict-7bit")
+		offer := strings.Join(kw, ",")
+		if offer == "" {
+			offer = "none"
+		}
+		hops[i] = startSink(t, "127.0.0.1:0", "--keywords", offer, "--strict-7bit")
 		routes = append(routes, routeTo(fmt.Sprintf("kw%d.example", i), hops[i].Addr))
 	}
 	r := startRelay(t, "", "", routes...)

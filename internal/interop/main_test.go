@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // mail log.
 func startFerry(t *testing.T, routes ...string) *testrelay.Proc {
 	t.Helper()
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", t.TempDir(), "--hostname", "ferry.test", "--admin", "127.0.0.1:0"}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--spool", t.TempDir(), "--hostname", "ferry.test"}
 	for _, r := range routes {
 		args = append(args, "--route", r)
 	}

@@ -61,6 +61,12 @@ type Config struct {
 	// OnEvent, when set, learns of delays and finished messages (for DSNs);
 	// see Event.
 	OnEvent func(Event)
+	// Offline opens the spool for the administrator while no server runs
+	// on it ("ferry queue" with the server stopped): messages that
+	// recovery finds finished are left as they are, for the server to
+	// report (DSNs) and remove at its next start, and segments are not
+	// collected (the server does that when it runs again).
+	Offline bool
 	// OnCommit, when set, is called by the committer after every group
 	// commit that reached stable storage (for metrics). It runs on the
 	// committer's goroutine, between two commits: it must return at once

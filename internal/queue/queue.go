@@ -113,10 +113,13 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 	q.segs = append(q.segs, s)
 	q.active = s
 	q.c = newCommitter(q, s)
-	q.wg.Add(2)
+	q.wg.Add(1)
 	go func() { defer q.wg.Done(); q.c.run() }()
-	go func() { defer q.wg.Done(); q.gcLoop() }()
-	if len(unfinished) > 0 {
+	if !cfg.Offline { // the server collects segments when it runs again
+		q.wg.Add(1)
+		go func() { defer q.wg.Done(); q.gcLoop() }()
+	}
+	if len(unfinished) > 0 && !cfg.Offline {
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()

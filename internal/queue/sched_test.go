@@ -384,9 +384,11 @@ func TestAdminOperations(t *testing.T) {
 	}
 }
 
-func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
-	clock := newFakeClock()
-	dir := t.TempDir()
+// crashBeforeDone leaves in dir a message whose one recipient failed,
+// with the process stopped after the finished event and before the done
+// record, and returns its ID.
+func crashBeforeDone(t *testing.T, dir string, clock *fakeClock) string {
+	t.Helper()
 	var q *Queue
 	var first eventLog
 	q = schedQueue(t, dir, clock, func(c *Config) {
@@ -403,9 +405,18 @@ func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Release(l)
+	q.Close()
 	if len(first.finished()) != 1 {
 		t.Fatal("no finished event")
 	}
+	return id
+}
+
+func TestFinishedEventRepeatedAfterCrash(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	id := crashBeforeDone(t, dir, clock)
+	var q *Queue
 	var again eventLog
 	done := make(chan struct{})
 	q = schedQueue(t, dir, clock, func(c *Config) {
@@ -502,4 +513,39 @@ func TestLeaseRenew(t *testing.T) {
 		t.Error("Renew of a lease taken back succeeded")
 	}
 	q.Release(l2)
+}
+
+// TestOfflineLeavesFinishedMessages checks that a queue opened Offline
+// (by "ferry queue" while the server is stopped) does not finish a message
+// whose recipients are all final: the server's next start still reports
+// it (its DSN), so nothing is lost.
+func TestOfflineLeavesFinishedMessages(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	id := crashBeforeDone(t, dir, clock)
+	off := schedQueue(t, dir, clock, func(c *Config) { c.Offline = true })
+	if _, err := off.Show(id); err != nil {
+		t.Fatalf("offline Show: %v", err)
+	}
+	// An administrative change goes through the committer, after
+	// anything recovery would have written.
+	if err := off.Hold(context.Background(), id); err != nil {
+		t.Fatalf("offline Hold: %v", err)
+	}
+	off.Close()
+
+	var again eventLog
+	done := make(chan struct{})
+	q := schedQueue(t, dir, clock, func(c *Config) {
+		c.OnEvent = func(ev Event) { again.add(ev); close(done) }
+	})
+	defer q.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the finished message was not reported at the server's start after an offline open")
+	}
+	if fin := again.finished(); len(fin) != 1 || fin[0].ID != id {
+		t.Fatalf("events after the offline open: %+v", fin)
+	}
 }

@@ -50,6 +50,9 @@ type Binary struct {
 	// SIGTERM and fail the test unless the process exits within 10s (it
 	// is then killed); without it, the cleanup sends SIGKILL.
 	GracefulStop bool
+	// Env holds extra "KEY=value" entries for the processes' environment;
+	// they replace inherited ones of the same key.
+	Env []string
 }
 
 // NewBinary returns where Main builds ferry for the test package pkg:
@@ -112,13 +115,16 @@ func moduleRoot() (string, error) {
 
 // env is the environment of the ferry processes: the tests' own, with the
 // race detector's pause at exit cut from its default of one second (a
-// race report is still written before the process ends).
-func env() []string {
+// race report is still written before the process ends), FERRY_CONFIG
+// set to an empty file so that no /etc/ferry/ferry.toml of the machine
+// applies, and then b.Env.
+func (b Binary) env() []string {
 	gorace := "atexit_sleep_ms=50"
 	if old := os.Getenv("GORACE"); old != "" {
 		gorace = old + " " + gorace
 	}
-	return append(os.Environ(), "GORACE="+gorace)
+	out := append(os.Environ(), "GORACE="+gorace, "FERRY_CONFIG="+os.DevNull)
+	return append(out, b.Env...)
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: one goroutine
@@ -202,7 +208,7 @@ func (b Binary) Start(t testing.TB, name string, args ...string) *Proc {
 		done:     make(chan struct{}),
 		graceful: b.GracefulStop,
 	}
-	p.Cmd.Env = env()
+	p.Cmd.Env = b.env()
 	p.Cmd.Stdout = watch
 	p.Cmd.Stderr = p.Stderr
 	if err := p.Cmd.Start(); err != nil {
@@ -351,10 +357,17 @@ func WaitWithin(t testing.TB, limit time.Duration, what string, cond func() bool
 // stdout, stderr and exit code.
 func (b Binary) Run(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return b.RunInput(t, "", args...)
+}
+
+// RunInput is Run with input on the command's standard input.
+func (b Binary) RunInput(t testing.TB, input string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.Path, args...)
-	cmd.Env = env()
+	cmd.Env = b.env()
+	cmd.Stdin = strings.NewReader(input)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
