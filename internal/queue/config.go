@@ -126,27 +126,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Node == "" {
 		c.Node = DefaultNode()
 	}
-	switch {
-	case c.Jitter == 0:
-		c.Jitter = d.Jitter
-	case c.Jitter < 0:
-		c.Jitter = 0
-	case c.Jitter > 1:
-		c.Jitter = 1
-	}
-	orDefault(&c.RetryInitial, d.RetryInitial)
-	orDefault(&c.RetryMax, d.RetryMax)
-	orDefault(&c.Lifetime, d.Lifetime)
-	orDefault(&c.BounceLifetime, d.BounceLifetime)
-	orDefault(&c.LeaseTimeout, d.LeaseTimeout)
-	orDefault(&c.HopConcurrency, d.HopConcurrency)
-	orDefault(&c.MaxBufferedBytes, d.MaxBufferedBytes)
-	orDefault(&c.MemoryWait, d.MemoryWait)
-	orDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
-	orDefault(&c.SegmentSize, d.SegmentSize)
-	orDefault(&c.GCInterval, d.GCInterval)
-	orDefault(&c.CopyForwardLag, d.CopyForwardLag)
-	orDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
+	c.Jitter = JitterOrDefault(c.Jitter, d.Jitter)
+	OrDefault(&c.RetryInitial, d.RetryInitial)
+	OrDefault(&c.RetryMax, d.RetryMax)
+	OrDefault(&c.Lifetime, d.Lifetime)
+	OrDefault(&c.BounceLifetime, d.BounceLifetime)
+	OrDefault(&c.LeaseTimeout, d.LeaseTimeout)
+	OrDefault(&c.HopConcurrency, d.HopConcurrency)
+	OrDefault(&c.MaxBufferedBytes, d.MaxBufferedBytes)
+	OrDefault(&c.MemoryWait, d.MemoryWait)
+	OrDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
+	OrDefault(&c.SegmentSize, d.SegmentSize)
+	OrDefault(&c.GCInterval, d.GCInterval)
+	OrDefault(&c.CopyForwardLag, d.CopyForwardLag)
+	OrDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
 	return c, nil
 }
 
@@ -157,11 +150,4 @@ func DefaultNode() string {
 		return h
 	}
 	return "localhost"
-}
-
-// orDefault sets *v to def when *v is zero or negative.
-func orDefault[T int | int64 | time.Duration](v *T, def T) {
-	if *v <= 0 {
-		*v = def
-	}
 }

@@ -1,8 +1,6 @@
 package queue_test
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/ferrymta/ferry/internal/queue"
@@ -13,7 +11,7 @@ import (
 func TestContract(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T, o queuetest.Options) queue.Store {
 		cfg := queue.DefaultConfig(t.TempDir())
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = queuetest.Quiet()
 		cfg.Node = o.Node
 		cfg.LeaseTimeout = o.LeaseTimeout
 		cfg.RetryInitial, cfg.RetryMax, cfg.Jitter = o.RetryInitial, o.RetryInitial, -1

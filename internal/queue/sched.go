@@ -63,15 +63,9 @@ func (q *Queue) Lease(ctx context.Context) (*Lease, error) {
 		if wakeAt != 0 {
 			wait = min(wait, max(time.Duration(wakeAt-now), time.Millisecond))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-wake:
-		case <-t.C:
+		if err := WaitWake(ctx, wake, wait); err != nil {
+			return nil, err
 		}
-		t.Stop()
 	}
 }
 

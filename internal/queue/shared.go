@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -163,4 +164,38 @@ func addrString(p smtp.Path) string {
 
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// WaitWake waits until wake is closed or d has passed, and returns nil; or
+// until ctx is done, and returns its error. Idle Lease calls of every
+// backend wait with it.
+func WaitWake(ctx context.Context, wake <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+	case <-t.C:
+	}
+	return nil
+}
+
+// OrDefault sets *v to def when *v is zero or negative.
+func OrDefault[T int | int32 | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// JitterOrDefault returns the retry jitter to use for a configured one: def
+// for 0, none for a negative value, at most 1.
+func JitterOrDefault(j, def float64) float64 {
+	switch {
+	case j == 0:
+		return def
+	case j < 0:
+		return 0
+	}
+	return min(j, 1)
 }

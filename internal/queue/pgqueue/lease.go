@@ -58,15 +58,9 @@ func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 		if next > 0 {
 			wait = min(wait, next)
 		}
-		t := time.NewTimer(max(wait, time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-wake:
-		case <-t.C:
+		if err := queue.WaitWake(ctx, wake, max(wait, time.Millisecond)); err != nil {
+			return nil, err
 		}
-		t.Stop()
 	}
 }
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"testing"
 
 	"github.com/ferrymta/ferry/internal/pgtest"
+	"github.com/ferrymta/ferry/internal/queue/queuetest"
 )
 
 // cluster is the private PostgreSQL cluster shared by this package's tests;
@@ -53,7 +53,7 @@ func newDB(t testing.TB) string {
 }
 
 // quiet is a logger that drops everything.
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return queuetest.Quiet() }
 
 // openQueue opens a queue on url, closed at the end of t.
 func openQueue(t testing.TB, cfg Config) *Queue {

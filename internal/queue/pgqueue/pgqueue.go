@@ -86,44 +86,22 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	def := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&c.RetryInitial, 5*time.Minute)
-	def(&c.RetryMax, time.Hour)
-	def(&c.Lifetime, 120*time.Hour)
-	def(&c.BounceLifetime, 24*time.Hour)
-	def(&c.LeaseTimeout, 30*time.Second)
+	queue.OrDefault(&c.RetryInitial, 5*time.Minute)
+	queue.OrDefault(&c.RetryMax, time.Hour)
+	queue.OrDefault(&c.Lifetime, 120*time.Hour)
+	queue.OrDefault(&c.BounceLifetime, 24*time.Hour)
+	queue.OrDefault(&c.LeaseTimeout, 30*time.Second)
 	if c.Heartbeat == 0 {
 		c.Heartbeat = c.LeaseTimeout / 3
 	}
-	def(&c.ConnectTimeout, 10*time.Second)
-	def(&c.OpTimeout, 30*time.Second)
-	switch {
-	case c.Jitter == 0:
-		c.Jitter = 0.1
-	case c.Jitter < 0:
-		c.Jitter = 0
-	case c.Jitter > 1:
-		c.Jitter = 1
-	}
-	if c.HopConcurrency <= 0 {
-		c.HopConcurrency = 4
-	}
-	if c.LeaseMaxItems <= 0 {
-		c.LeaseMaxItems = 32
-	}
-	if c.MaxConns <= 0 {
-		c.MaxConns = 32
-	}
-	if c.BatchMax <= 0 {
-		c.BatchMax = 256
-	}
-	if c.Committers <= 0 {
-		c.Committers = 1
-	}
+	queue.OrDefault(&c.ConnectTimeout, 10*time.Second)
+	queue.OrDefault(&c.OpTimeout, 30*time.Second)
+	c.Jitter = queue.JitterOrDefault(c.Jitter, 0.1)
+	queue.OrDefault(&c.HopConcurrency, 4)
+	queue.OrDefault(&c.LeaseMaxItems, 32)
+	queue.OrDefault(&c.MaxConns, 32)
+	queue.OrDefault(&c.BatchMax, 256)
+	queue.OrDefault(&c.Committers, 1)
 	return c
 }
 

@@ -3,6 +3,9 @@ package queuetest
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,3 +52,21 @@ func BenchPut(b *testing.B, q queue.Intake, writers, size int) {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
 }
+
+// BenchDir returns a directory for a benchmark's spool on the disk under
+// test: a fresh one under $env when that is set, else a temporary one.
+func BenchDir(b *testing.B, env string) string {
+	d := os.Getenv(env)
+	if d == "" {
+		return b.TempDir()
+	}
+	dir, err := os.MkdirTemp(d, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Quiet returns a logger that drops everything.
+func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
