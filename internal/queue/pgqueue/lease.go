@@ -89,14 +89,21 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 		if l == nil {
 			continue
 		}
-		if l = q.expireItems(ctx, l, expired); l != nil {
+		if l = q.expireItems(ctx, l, expired); l != nil && len(l.Items) == 0 {
+			q.Release(l) // nothing left to attempt (cannot happen while due is kept right)
+			l = nil
+		}
+		if l != nil {
 			return l, 0, nil
 		}
 	}
-	// Nothing to claim: wake at the next due time, or when a lease ends.
+	// Nothing to claim: wake at the next due time or lease expiry still
+	// ahead. Work that is due but waits for a full hop wakes us with the
+	// NOTIFY of the Release that makes room, or at that lease's expiry.
 	var next *float64
 	err = q.pool.QueryRow(ctx, `SELECT extract(epoch FROM least(
-	(SELECT min(greatest(due, coalesce(lease_until, due))) FROM ferry_groups WHERE due IS NOT NULL),
+	(SELECT min(greatest(due, coalesce(lease_until, due))) FROM ferry_groups
+		WHERE due IS NOT NULL AND greatest(due, coalesce(lease_until, due)) > now()),
 	(SELECT min(expires) FROM ferry_leases WHERE expires > now())) - now())`).Scan(&next)
 	if err != nil {
 		return nil, 0, err
@@ -134,6 +141,11 @@ WHERE hop = $1 AND expires > now()`, hop).Scan(&live); err != nil {
 	}
 	if live >= q.hopLimit(hop) {
 		return nil, nil, nil
+	}
+	// Expired leases only kept their hop's count; their groups keep the
+	// epoch for fencing, and renewing them fails without the row too.
+	if _, err := tx.Exec(ctx, `DELETE FROM ferry_leases WHERE hop = $1 AND expires <= now()`, hop); err != nil {
+		return nil, nil, err
 	}
 	rows, err := tx.Query(ctx, `WITH c AS (
 	SELECT msg_id FROM ferry_groups
