@@ -30,6 +30,7 @@ func openQueue(ctx context.Context, cfg config.Config, qc queue.Config, routes f
 			Lifetime: qc.Lifetime, BounceLifetime: qc.BounceLifetime,
 			LeaseTimeout: cfg.Queue.LeaseTimeout, HopConcurrency: qc.HopConcurrency,
 			OnEvent: qc.OnEvent, OnCommit: qc.OnCommit,
+			MaxBufferedBytes: qc.MaxBufferedBytes, MemoryWait: qc.MemoryWait,
 			MaxConns: int32(max(32, 2*cfg.Delivery.Workers+8)),
 			HopLimit: func(hop string) int {
 				if t := routes(); t != nil {

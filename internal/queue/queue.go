@@ -49,7 +49,7 @@ type Queue struct {
 
 	c *committer
 	// mem bounds the message content held in memory by Put calls.
-	mem *memBudget
+	mem *MemBudget
 
 	ids *IDGen
 
@@ -89,7 +89,7 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		wake:   make(chan struct{}),
 		ids:    NewIDGen(cfg.Clock, rand.Uint64()),
 		gcCh:   make(chan struct{}, 1),
-		mem:    newMemBudget(cfg.MaxBufferedBytes),
+		mem:    NewMemBudget(cfg.MaxBufferedBytes),
 		stop:   make(chan struct{}),
 	}
 	unfinished, err := q.recover()
@@ -190,11 +190,11 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	// Read the body first, whatever happens next: the server's DATA
 	// reader must always reach its end.
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
-	rec, held, err := q.readBody(ctx, rec, body)
+	rec, held, err := q.mem.ReadBody(ctx, rec, body, q.cfg.MemoryWait, maxPayload)
 	if err != nil {
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
-	defer q.mem.release(held)
+	defer q.mem.Release(held)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

@@ -71,6 +71,12 @@ type Config struct {
 	// OpTimeout bounds one database operation (a Put's commit, an Update);
 	// default 30s.
 	OpTimeout time.Duration
+	// MaxBufferedBytes bounds the message content Put calls hold in memory
+	// at once; a Put that would exceed it waits up to MemoryWait, then fails
+	// with queue.ErrBusy (451). Defaults 512 MiB and one minute, as for the
+	// segment log.
+	MaxBufferedBytes int64
+	MemoryWait       time.Duration
 	// OnEvent learns of delays and finished messages (the DSN stage).
 	OnEvent func(queue.Event)
 	// OnCommit is called after every group commit of Puts (for metrics);
@@ -102,6 +108,8 @@ func (c Config) withDefaults() Config {
 	queue.OrDefault(&c.MaxConns, 32)
 	queue.OrDefault(&c.BatchMax, 256)
 	queue.OrDefault(&c.Committers, 1)
+	queue.OrDefault(&c.MaxBufferedBytes, 512<<20)
+	queue.OrDefault(&c.MemoryWait, time.Minute)
 	return c
 }
 
@@ -118,6 +126,7 @@ type Queue struct {
 
 	puts   chan *putReq
 	sendMu sync.RWMutex
+	mem    *queue.MemBudget
 
 	mu     sync.Mutex
 	closed bool
@@ -168,6 +177,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	q := &Queue{cfg: cfg, log: cfg.Logger, pool: pool, where: where,
 		ids:    queue.NewIDGen(time.Now, uint64(tag)),
 		puts:   make(chan *putReq, 4*cfg.BatchMax),
+		mem:    queue.NewMemBudget(cfg.MaxBufferedBytes),
 		wake:   make(chan struct{}),
 		leases: make(map[uint64]*leaseState),
 		stop:   make(chan struct{}), cancel: cancel}

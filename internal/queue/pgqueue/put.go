@@ -38,14 +38,13 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	if env.Arrival.IsZero() {
 		env.Arrival = time.Now()
 	}
-	b, err := io.ReadAll(io.LimitReader(body, maxBody+1))
+	// Read the body first, whatever happens next: the server's DATA reader
+	// must always reach its end. The budget bounds what all sessions hold.
+	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, 4096), body, q.cfg.MemoryWait, maxBody)
 	if err != nil {
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
-	if len(b) > maxBody {
-		_, _ = io.Copy(io.Discard, body)
-		return "", queue.ErrTooLarge
-	}
+	defer q.mem.Release(held)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
