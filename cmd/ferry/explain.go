@@ -24,8 +24,10 @@ Says in plain words what Ferry would do with a message for one recipient,
 and why: the route, the next hop and what it offers (probed now, or from
 the running server's hop-capability cache with --cached), what the message
 needs, the transfer plan, which MIME parts would be converted and how, and
-what that means (a DKIM signature that no longer verifies, a bounce with
-the reason). FILE is a message file; otherwise the argument is a queue ID
+what that means (a bounce with the reason), and what happens to DKIM
+signatures: which the message carries (verified now when [dkim] resolver
+is set), which the conversion breaks, whether Ferry signs it and with
+which key, and whether it adds an ARC set. FILE is a message file; otherwise the argument is a queue ID
 (or a unique prefix) of the running server, whose envelope is then used.
 Takes the same --config, --spool and --route flags as "ferry serve". It
 sends no mail.
@@ -274,6 +276,9 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 		ex.Plan = plan.String()
 	}
 	ex.Explanation = sentences(ex, rt.Policy)
+	if ex.Signatures, err = signatureSentences(ctx, cfg, ex, msg.content, msg.env, rt.Policy); err != nil {
+		ex.Error = "DKIM: " + err.Error()
+	}
 	return ex, nil
 }
 

@@ -41,7 +41,10 @@ type explanation struct {
 	Plan         string            `json:"plan,omitempty"`
 	Reply        string            `json:"reply,omitempty"`
 	Explanation  []string          `json:"explanation"`
-	Error        string            `json:"error,omitempty"`
+	// Signatures say what happens to DKIM signatures and ARC (see
+	// signatureSentences).
+	Signatures []string `json:"signatures,omitempty"`
+	Error      string   `json:"error,omitempty"`
 
 	needs           deliver.MessageNeeds
 	hop             *deliver.HopInfo
@@ -293,9 +296,6 @@ func decisionSentences(ex *explanation, pol route.Policy) []string {
 		}
 		out = append(out, "header fields "+strings.Join(fields, ", ")+" will be RFC 2047-encoded")
 	}
-	if n.DKIMSigned || ex.Conversion.DKIMSigned {
-		out = append(out, "the DKIM signature will no longer verify (RFC 6376 §5.3)")
-	}
 	return out
 }
 
@@ -342,6 +342,10 @@ func printExplanation(w io.Writer, ex *explanation) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, capitalize(strings.Join(ex.Explanation, "; "))+".")
+	if len(ex.Signatures) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Signatures: "+capitalize(strings.Join(ex.Signatures, "; "))+".")
+	}
 }
 
 func capitalize(s string) string {

@@ -27,7 +27,7 @@ Connect to an SMTP server the way Ferry's delivery does and show what it
 offers: the greeting, every EHLO keyword with what it means, STARTTLS with
 the TLS version, cipher and certificate chain, the keywords after TLS, and
 the transfer plan Ferry would use for an 8-bit, a binary and an SMTPUTF8
-message to this hop. HOST is connected to directly (no MX lookup); write an
+message to this hop, and what each does to DKIM signatures. HOST is connected to directly (no MX lookup); write an
 IPv6 address in brackets. PORT defaults to 25. It sends no mail.
 
 Flags:
@@ -67,6 +67,8 @@ type probePlan struct {
 	Message string `json:"message"`
 	Plan    string `json:"plan,omitempty"`
 	Reply   string `json:"reply,omitempty"`
+	// DKIM says what the transfer does to DKIM signatures.
+	DKIM string `json:"dkim"`
 }
 
 // probeReport is the whole probe, printed as text or JSON.
@@ -275,10 +277,11 @@ func plans(ext smtp.Extensions) []probePlan {
 	for _, s := range samples {
 		p, r := deliver.Plan(s.needs, ext, route.Policy{})
 		if r != nil {
-			out = append(out, probePlan{Message: s.name, Reply: "fail at once: " + r.String()})
+			out = append(out, probePlan{Message: s.name, Reply: "fail at once: " + r.String(), DKIM: dkimFate(p, r, route.Policy{})})
 			continue
 		}
-		out = append(out, probePlan{Message: s.name, Plan: p.WithSevenBitOutput().String()})
+		p = p.WithSevenBitOutput()
+		out = append(out, probePlan{Message: s.name, Plan: p.String(), DKIM: dkimFate(p, nil, route.Policy{})})
 	}
 	return out
 }
@@ -329,6 +332,7 @@ func printProbe(w io.Writer, r probeReport) {
 				what = p.Reply
 			}
 			fmt.Fprintf(w, "  %-48s %s\n", p.Message+":", what)
+			fmt.Fprintf(w, "  %-48s DKIM: %s\n", "", p.DKIM)
 		}
 	}
 	if r.Error != "" {

@@ -422,6 +422,11 @@ func printMessage(w io.Writer, m *admin.Message, now time.Time) {
 		}
 		fmt.Fprintf(w, "Client:    %s\n", line)
 	}
+	if m.AuthResults != "" {
+		fmt.Fprintf(w, "Verified:  %s\n", m.AuthResults)
+	} else {
+		fmt.Fprintln(w, "Verified:  not checked at receipt")
+	}
 	fmt.Fprintln(w, "Recipients:")
 	for _, r := range m.Rcpts {
 		state := r.State

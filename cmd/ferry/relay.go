@@ -12,8 +12,10 @@ import (
 	"sync/atomic"
 
 	"github.com/ferrymta/ferry/internal/admin"
+	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
 )
@@ -56,11 +58,18 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	// starts: a missing file stops "ferry serve" at once.
 	serverConfigs := make([]smtpd.Config, len(cfg.Listeners))
 	var reloaders []reloader
+	// One bound on password checks for all listeners: each argon2id check
+	// holds its memory parameter while it runs.
+	authGate := auth.NewGate(cfg.Limits.MaxAuthChecks, cfg.Timeouts.AuthCheckWait)
 	for i, l := range cfg.Listeners {
 		sc, rs, err := smtpdConfig(cfg, l, logger)
 		if err != nil {
 			return err
 		}
+		if sc.Auth != nil {
+			sc.Auth = authGate.Wrap(sc.Auth)
+		}
+		sc.Trusted = policy.Trusted
 		sc.TranscriptFor = transcripts.forListener(i)
 		serverConfigs[i] = sc
 		reloaders = append(reloaders, rs...)
@@ -95,6 +104,13 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	if err != nil {
 		return err
 	}
+	keyring, err := loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	dkimKeys := dkim.NewKeys(keyring)
+	dc.Signer = dkimSigner(cfg, dkimKeys)
+	store := receiptStore(cfg, q, logger)
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
 	agent, err := deliver.NewAgent(q, dc)
@@ -104,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	defer agent.Close()
 	running.Store(agent)
 	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
-		transcripts: transcripts, reloaders: reloaders}
+		transcripts: transcripts, reloaders: reloaders, dkimKeys: dkimKeys}
 
 	var servers []*smtpd.Server
 	var listeners []net.Listener
@@ -117,7 +133,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 			return fmt.Errorf("listening on %s: %w", l.Address, err)
 		}
 		listeners = append(listeners, ln)
-		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
+		servers = append(servers, smtpd.New(serverConfigs[i], store, policy))
 	}
 
 	var wg sync.WaitGroup

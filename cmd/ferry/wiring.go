@@ -75,6 +75,10 @@ func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) (smt
 	c.Timeouts.Command = cfg.Timeouts.Command
 	c.Timeouts.Data = cfg.Timeouts.DataBlock
 	c.Timeouts.DataTotal = cfg.Timeouts.DataTotal
+	c.Timeouts.HelloPhase = cfg.Timeouts.HelloPhase
+	c.Timeouts.EnvelopePhase = cfg.Timeouts.EnvelopePhase
+	c.Timeouts.PregreetWait = cfg.Timeouts.PregreetWait
+	c.ReservedConnections = cfg.Limits.ReservedConnections
 	c.Logger = logger
 	if cfg.DSN.Postmaster != "" {
 		pm, err := smtp.ParseAddress(cfg.DSN.Postmaster)
@@ -234,7 +238,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	if cr.DKIMSigned != "" {
-		if p.DKIMSigned, err = route.ParseAction(cr.DKIMSigned); err != nil {
+		if p.DKIMSigned, err = route.ParseDKIMAction(cr.DKIMSigned); err != nil {
 			return r, fmt.Errorf("route %s: dkim_signed: %w", cr.Domain, err)
 		}
 	}
@@ -244,6 +248,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	p.EHLOName = cr.EHLOName
+	p.DKIMKey = cr.DKIMKey
 	p.DiscardKeywords = cr.DiscardKeywords
 	p.MaxConnections = cr.MaxConnections
 	p.MaxMessagesPerConnection = cr.MaxMessagesPerConnection

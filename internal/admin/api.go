@@ -35,6 +35,10 @@ type Message struct {
 	// Auth is MAIL FROM's AUTH= parameter (RFC 4954 §5).
 	Auth   string     `json:"auth,omitempty"`
 	Client ClientInfo `json:"client"`
+	// AuthResults are the DKIM and ARC results found at receipt, as RFC
+	// 8601 resinfo clauses ("dkim=pass header.d=example.org; arc=none");
+	// empty when the message was not verified.
+	AuthResults string `json:"auth_results,omitempty"`
 	// Plans hold one transfer plan per next-hop key of the pending
 	// recipients; empty when the server has no routing table.
 	Plans []HopPlan `json:"plans,omitempty"`
@@ -206,6 +210,7 @@ func messageOf(m *queue.MessageInfo) Message {
 		msg.Ret, msg.EnvID, msg.Auth = string(env.Ret), env.EnvID, env.Auth
 		msg.Client = ClientInfo{Addr: env.Client.Addr, Helo: env.Client.Helo, User: env.Client.User,
 			TLS: env.Client.TLS, Protocol: env.Client.Protocol}
+		msg.AuthResults = env.AuthResults.String()
 	}
 	return msg
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// Converter converts content for hops that need it; nil makes such
 	// recipients fail with 554 5.6.3.
 	Converter Converter
+	// Signer signs content after conversion (DKIM, ARC); nil: Ferry adds
+	// no signature.
+	Signer Signer
 	// Dial opens connections; nil: net.Dialer.
 	Dial DialFunc
 	// Hops is the hop-capability cache; nil: a new one.
@@ -323,7 +326,18 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError(), relay, plan.String())
 		return s, nil
 	}
-	replies, err := s.c.Send(ctx, Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}, plan, a.cfg.Converter)
+	msg := Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}
+	var signed *SignResult
+	if a.cfg.Signer != nil {
+		req := SignRequest{Env: it.Env, Policy: rt.Policy, Signed: scan.DKIMSigned}
+		msg.Sign = func(open func() io.Reader, changed bool) (SignResult, error) {
+			req.Converted = changed
+			res, err := a.cfg.Signer.Sign(req, open)
+			signed = &res
+			return res, err
+		}
+	}
+	replies, err := s.c.Send(ctx, msg, plan, a.cfg.Converter)
 	_ = body.Close()
 	if err != nil {
 		a.log.Info("deliver: session ended", "id", it.Env.ID, "relay", relay, "err", err)
@@ -331,6 +345,10 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	if conv, ok := s.c.LastConversion(); ok {
 		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", it.Env.ID, relay, conv.Summary),
 			"event", "converted", "id", it.Env.ID, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
+	}
+	if signed != nil && signed.Summary != "" {
+		a.log.Info(fmt.Sprintf("%s: %s for %s", it.Env.ID, signed.Summary, relay),
+			"event", "signed", "id", it.Env.ID, "relay", relay, "summary", signed.Summary)
 	}
 	if plan.RelayedDSN && a.cfg.OnRelayed != nil {
 		// Before the outcomes are recorded: the last one finishes the

@@ -69,6 +69,9 @@ func encodeEnvelope(b []byte, env *smtp.Envelope) []byte {
 // extensions, then each as a tag and an octet string.
 func appendEnvExt(b []byte, env *smtp.Envelope) []byte {
 	var ext []envExt
+	if env.AuthResults != nil {
+		ext = append(ext, envExt{tag: envExtAuth, val: encodeAuthResults(env.AuthResults)})
+	}
 	b = binary.AppendUvarint(b, uint64(len(ext)))
 	for _, x := range ext {
 		b = binary.AppendUvarint(b, x.tag)
@@ -94,6 +97,8 @@ func decodeEnvExt(d *decoder, env *smtp.Envelope) {
 		tag := d.uvarint()
 		val := d.str()
 		switch tag {
+		case envExtAuth:
+			env.AuthResults = decodeAuthResults([]byte(val))
 		default:
 			_ = val // a later version's field: skipped
 		}

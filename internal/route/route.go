@@ -13,6 +13,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // DefaultPort is the SMTP port used when a next hop names none (RFC 5321
@@ -46,19 +48,24 @@ func (h NextHop) String() string {
 }
 
 // Action says what delivery does when a message must be changed for a next
-// hop: convert it or bounce it.
+// hop: convert it or bounce it; for DKIM-signed mail also convert it and
+// add an ARC set (RFC 8617).
 type Action uint8
 
-// Actions. The zero value converts.
+// Actions. The zero value converts. ARC is for DKIMSigned only.
 const (
 	Convert Action = iota
 	Bounce
+	ARC
 )
 
-// String returns "convert" or "bounce".
+// String returns "convert", "bounce" or "arc".
 func (a Action) String() string {
-	if a == Bounce {
+	switch a {
+	case Bounce:
 		return "bounce"
+	case ARC:
+		return "arc"
 	}
 	return "convert"
 }
@@ -101,8 +108,13 @@ type Policy struct {
 	// converted or bounced with 5.6.3 (RFC 6152 §3).
 	EightBit Action
 	// DKIMSigned says whether a DKIM-signed message that needs conversion
-	// is converted (breaking the signature, RFC 6376 §5.3) or bounced.
+	// is converted (breaking the signature, RFC 6376 §5.3; Ferry signs
+	// the converted message where it holds a key), bounced, or converted
+	// and ARC-sealed (ARC).
 	DKIMSigned Action
+	// DKIMKey names the signing key for this route's mail (a key's domain
+	// or selector._domainkey.domain); empty: the key of the From domain.
+	DKIMKey string
 	// TLS is the STARTTLS policy.
 	TLS TLSMode
 	// Auth holds credentials for AUTH; nil means no authentication.
@@ -205,7 +217,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 			rc := r
 			t.wildcard = &rc
 		case strings.HasPrefix(p, "."):
-			parent := strings.TrimSuffix(p[1:], ".")
+			parent := smtp.DomainKey(p[1:])
 			if err := checkDomain(parent); err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Pattern, err)
 			}
@@ -214,7 +226,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 			}
 			t.subdomains[parent] = r
 		default:
-			d := strings.TrimSuffix(p, ".")
+			d := smtp.DomainKey(p)
 			if err := checkDomain(d); err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Pattern, err)
 			}
@@ -234,9 +246,12 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 
 // Lookup returns the route for a recipient domain: an exact match first,
 // then the longest matching ".parent" pattern, then "*", else direct MX
-// delivery with the default policy.
+// delivery with the default policy. Patterns and domain are compared in
+// smtp.DomainKey form, the one relay decisions and the queue use, so every
+// spelling of a name (U-label or A-label, case, ideographic or full-width
+// dots and letters, a trailing dot) finds the same route.
 func (t *Table) Lookup(domain string) Route {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
+	d := smtp.DomainKey(domain)
 	if r, ok := t.exact[d]; ok {
 		return r
 	}

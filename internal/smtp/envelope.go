@@ -73,6 +73,9 @@ type Envelope struct {
 	Client ClientInfo
 	// Arrival is when the message was accepted.
 	Arrival time.Time
+	// AuthResults are the DKIM and ARC results found at receipt; nil when
+	// the message was not verified.
+	AuthResults *AuthResults
 }
 
 // ClientInfo describes the SMTP client that submitted a message.

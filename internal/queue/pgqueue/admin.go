@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // walkPage is how many messages Walk reads per query.
@@ -93,7 +94,7 @@ func walkFilter(f queue.Filter) (string, []any) {
 		conds = append(conds, "m.arrival >= now() - "+arg(micros(f.MaxAge))+" * interval '1 microsecond'")
 	}
 	if f.Hop != "" {
-		conds = append(conds, "EXISTS (SELECT 1 FROM ferry_groups g WHERE g.msg_id = m.id AND g.hop = "+arg(strings.ToLower(f.Hop))+")")
+		conds = append(conds, "EXISTS (SELECT 1 FROM ferry_groups g WHERE g.msg_id = m.id AND g.hop = "+arg(smtp.DomainKey(f.Hop))+")")
 	}
 	switch f.State {
 	case queue.HeldState:

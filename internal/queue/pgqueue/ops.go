@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // exec runs statements on message id in one transaction, the first of which
@@ -81,7 +81,7 @@ func (q *Queue) RetryNow(ctx context.Context, id string) error {
 // RetryHop makes every message with a pending recipient for hop due at once
 // and returns how many messages it touched.
 func (q *Queue) RetryHop(ctx context.Context, hop string) (int, error) {
-	hop = strings.ToLower(hop)
+	hop = smtp.DomainKey(hop)
 	ctx, cancel := q.opCtx(ctx)
 	defer cancel()
 	n := 0

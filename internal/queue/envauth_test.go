@@ -1,0 +1,38 @@
+package queue
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// TestAuthResultsRoundTrip: the results at receipt survive the envelope
+// (extension tag 1), and an envelope without them has none.
+func TestAuthResultsRoundTrip(t *testing.T) {
+	env := &smtp.Envelope{
+		From:    smtp.Path{LocalPart: "a", Domain: "example.org"},
+		Rcpts:   []smtp.Recipient{{Addr: smtp.Path{LocalPart: "b", Domain: "example.net"}}},
+		Arrival: time.Unix(1764752400, 0),
+		AuthResults: &smtp.AuthResults{ARC: "pass", ARCInstance: 2, DKIM: []smtp.DKIMResult{
+			{Domain: "example.org", Selector: "s1", Algorithm: "rsa-sha256", Result: "pass"},
+			{Domain: "example.com", Selector: "old", Algorithm: "ed25519-sha256", Result: "fail", Reason: "body hash did not verify"},
+		}},
+	}
+	got, err := decodeEnvelope("0ABC", encodeEnvelope(nil, env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.AuthResults, env.AuthResults) {
+		t.Errorf("AuthResults = %+v, want %+v", got.AuthResults, env.AuthResults)
+	}
+	env.AuthResults = nil
+	got, err = decodeEnvelope("0ABC", encodeEnvelope(nil, env))
+	if err != nil || got.AuthResults != nil {
+		t.Errorf("without results: %+v, %v", got.AuthResults, err)
+	}
+	if decodeAuthResults([]byte{0x05, 'a'}) != nil {
+		t.Error("a truncated value decoded")
+	}
+}
