@@ -229,3 +229,14 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 		file, alg, domain, selector, abs, string(alg), dkim.ZoneLine(name, rec))
 	return 0
 }
+
+// HasRoomFor passes the wrapped store's free-space answer through, so that
+// verification at receipt does not switch off the early 452 4.3.1 at MAIL
+// (smtpd.SpaceChecker); a store that cannot tell admits the message and Put
+// finds out.
+func (s *verifyingStore) HasRoomFor(size int64) bool {
+	if sc, ok := s.Store.(smtpd.SpaceChecker); ok {
+		return sc.HasRoomFor(size)
+	}
+	return true
+}

@@ -133,7 +133,7 @@ func loadExplainMessage(ctx context.Context, o explainOptions, arg string) (expl
 // envelopeOf rebuilds the envelope parts that matter to a transfer plan
 // from the admin API's view of a queued message.
 func envelopeOf(m *admin.Message, from string) (*smtp.Envelope, error) {
-	env := &smtp.Envelope{ID: m.ID, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS,
+	env := &smtp.Envelope{ID: m.ID, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS, TLSOptional: m.TLSOptional,
 		Ret: smtp.DSNReturn(m.Ret), EnvID: m.EnvID, Body: smtp.BodyType(m.Body)}
 	if from == "" {
 		from = m.Sender
@@ -254,6 +254,7 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	for _, t := range targets {
 		ex.Targets = append(ex.Targets, t.String())
 	}
+	ex.TLSPolicy = explainTLS(ctx, cfg, rt, domain, targets, msg.env)
 	hop, source, err := findHop(ctx, o, cfg.Hostname, rt.Policy, targets)
 	if err != nil {
 		ex.Error = err.Error()

@@ -24,8 +24,10 @@ type explanation struct {
 	Route   string        `json:"route"`
 	Policy  explainPolicy `json:"policy"`
 	Targets []string      `json:"targets,omitempty"`
-	NextHop string        `json:"next_hop,omitempty"`
-	Relay   string        `json:"relay,omitempty"`
+	// TLSPolicy says per MX host which TLS policy applies and why.
+	TLSPolicy []string `json:"tls_policy,omitempty"`
+	NextHop   string   `json:"next_hop,omitempty"`
+	Relay     string   `json:"relay,omitempty"`
 	// Source is "probe" (connected just now) or "cache" (the running
 	// server's hop-capability cache).
 	Source   string    `json:"source,omitempty"`
@@ -304,6 +306,13 @@ func printExplanation(w io.Writer, ex *explanation) {
 	fmt.Fprintf(w, "Message:   %s, %d octets, %d %s\n", ex.Message, ex.Size, ex.Parts, plural(ex.Parts, "MIME part"))
 	fmt.Fprintf(w, "Envelope:  from %s to <%s>\n", ex.From, ex.To)
 	fmt.Fprintf(w, "Route:     %s (eightbit=%s, dkim_signed=%s, tls=%s)\n", ex.Route, ex.Policy.EightBit, ex.Policy.DKIMSigned, ex.Policy.TLS)
+	for i, l := range ex.TLSPolicy {
+		head := "TLS:       "
+		if i > 0 {
+			head = "           "
+		}
+		fmt.Fprintf(w, "%s%s\n", head, l)
+	}
 	if ex.NextHop != "" {
 		src := "probed just now"
 		if ex.Source == "cache" {

@@ -400,7 +400,7 @@ func printMessage(w io.Writer, m *admin.Message, now time.Time) {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{m.SMTPUTF8, "SMTPUTF8"}, {m.RequireTLS, "REQUIRETLS"}} {
+	}{{m.SMTPUTF8, "SMTPUTF8"}, {m.RequireTLS, "REQUIRETLS"}, {m.TLSOptional, "TLS-Required: No"}} {
 		if f.on {
 			body += ", " + f.name
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // relayEnv is what serve needs besides the configuration.
@@ -113,6 +114,13 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	store := receiptStore(cfg, q, logger)
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
+	if eng, ok := dc.TLSPolicy.(*tlspolicy.Engine); ok {
+		stopReports, err := startTLSReports(cfg, eng, q.Put, logger)
+		if err != nil {
+			return err
+		}
+		defer stopReports()
+	}
 	agent, err := deliver.NewAgent(q, dc)
 	if err != nil {
 		return fmt.Errorf("starting delivery: %w", err)

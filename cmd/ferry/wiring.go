@@ -157,7 +157,12 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) (
 	if idle == 0 {
 		idle = time.Nanosecond // "0s" closes at once; deliver takes 0 for its default
 	}
+	pol, err := newTLSPolicy(cfg, logger)
+	if err != nil {
+		return deliver.Config{}, err
+	}
 	return deliver.Config{
+		TLSPolicy:          pol,
 		Routes:             table,
 		HeloName:           name,
 		Workers:            d.Workers,
@@ -219,7 +224,11 @@ func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
 		}
 		add(r)
 	}
-	opts := route.Options{}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := route.Options{Resolver: res, MXPort: cfg.Delivery.TLSPolicy.MXPort}
 	if _, ok := index["*"]; !ok {
 		opts.SmartHost = cfg.Delivery.SmarthostHops
 	}

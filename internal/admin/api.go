@@ -29,6 +29,8 @@ type Message struct {
 	Body       string `json:"body_type"`
 	SMTPUTF8   bool   `json:"smtputf8,omitempty"`
 	RequireTLS bool   `json:"requiretls,omitempty"`
+	// TLSOptional: the header said "TLS-Required: No" (RFC 8689 §5).
+	TLSOptional bool `json:"tls_required_no,omitempty"`
 	// Ret and EnvID are the DSN parameters of MAIL FROM (RFC 3461 §4.3, §4.4).
 	Ret   string `json:"ret,omitempty"`
 	EnvID string `json:"envid,omitempty"`
@@ -206,7 +208,7 @@ func messageOf(m *queue.MessageInfo) Message {
 		if env.Body != "" {
 			msg.Body = string(env.Body)
 		}
-		msg.SMTPUTF8, msg.RequireTLS = env.SMTPUTF8, env.RequireTLS
+		msg.SMTPUTF8, msg.RequireTLS, msg.TLSOptional = env.SMTPUTF8, env.RequireTLS, env.TLSOptional
 		msg.Ret, msg.EnvID, msg.Auth = string(env.Ret), env.EnvID, env.Auth
 		msg.Client = ClientInfo{Addr: env.Client.Addr, Helo: env.Client.Helo, User: env.Client.User,
 			TLS: env.Client.TLS, Protocol: env.Client.Protocol}

@@ -209,6 +209,8 @@ type Delivery struct {
 	TLSCAFile string
 	// Timeouts are the outbound per-phase timeouts.
 	Timeouts DeliveryTimeouts
+	// TLSPolicy is the outbound TLS policy: DNS, DANE, MTA-STS, TLS-RPT.
+	TLSPolicy TLSPolicy
 }
 
 // DeliveryTimeouts are the outbound timeouts (RFC 5321 §4.5.3.2).
@@ -393,6 +395,7 @@ func Default() Config {
 			Workers:                  20,
 			MaxMessagesPerConnection: 100,
 			IdleTimeout:              10 * time.Second,
+			TLSPolicy:                DefaultTLSPolicy(),
 			Timeouts: DeliveryTimeouts{
 				Connect:   30 * time.Second,
 				Greeting:  5 * time.Minute,

@@ -178,7 +178,8 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 }
 
 func (d *decoder) delivery(v any, path string, dl *Delivery) {
-	d.table(v, path, map[string]field{
+	fields := d.tlsPolicyFields(&dl.TLSPolicy)
+	for k, f := range map[string]field{
 		"ehlo_name":                   d.strCheck(&dl.EHLOName, wantHost, true, checkHost),
 		"workers":                     d.integer(&dl.Workers, 1, math.MaxInt32, wantPositive),
 		"max_messages_per_connection": d.integer(&dl.MaxMessagesPerConnection, 1, math.MaxInt32, wantPositive),
@@ -203,7 +204,10 @@ func (d *decoder) delivery(v any, path string, dl *Delivery) {
 				"data_done":  d.duration(&t.DataDone, false),
 			})
 		},
-	})
+	} {
+		fields[k] = f
+	}
+	d.table(v, path, fields)
 }
 
 func (d *decoder) route(t map[string]any, path string, r *Route) {

@@ -77,6 +77,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("idle_timeout", dl.IdleTimeout)
 	tw.str("smarthost", dl.Smarthost)
 	tw.str("tls_ca_file", dl.TLSCAFile)
+	tw.writeTLSPolicy(dl.TLSPolicy)
 	t := dl.Timeouts
 	tw.header("[delivery.timeouts]")
 	tw.dur("connect", t.Connect)

@@ -15,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // Queue is what delivery needs of the queue: the scheduler side of the
@@ -77,6 +78,9 @@ type Config struct {
 	// Transcript, when set, is asked at every new connection whether to
 	// record the session (see TranscriptFunc).
 	Transcript TranscriptFunc
+	// TLSPolicy, when set, decides the TLS policy (DANE, MTA-STS) of the
+	// MX hosts of direct deliveries; nil: opportunistic STARTTLS only.
+	TLSPolicy TLSPolicy
 }
 
 // Replies for connection-level failures. All defer: the hop may be back or
@@ -203,6 +207,9 @@ func (a *Agent) worker(ctx, dctx context.Context) {
 type session struct {
 	c   *Client
 	key string
+	// relaxed is set when the connection was opened with the TLS policy
+	// waived (TLS-Required: No); only such messages may use it.
+	relaxed bool
 }
 
 // DeliverLease delivers every message of a lease and reports each
@@ -226,6 +233,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	if len(targets) > a.cfg.MaxTargets {
 		targets = targets[:a.cfg.MaxTargets]
 	}
+	pols := a.policies(ctx, rt, l.Hop, targets)
 	limit := a.messageLimit(rt)
 	var s *session
 	defer func() { a.finish(s, limit) }()
@@ -244,7 +252,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 			a.reportAll(ctx, it, queue.Deferred, *down, "none", "")
 			continue
 		}
-		s, down = a.deliverItem(ctx, rt, targets, s, it)
+		s, down = a.deliverItem(ctx, rt, targets, pols, s, it)
 	}
 }
 
@@ -277,7 +285,7 @@ func (a *Agent) finish(s *session, limit int) {
 // deliverItem delivers one message, reusing s when it can, and returns the
 // session to use for the next message (nil when none is open), and the
 // reply when no target could be reached.
-func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) (*session, *smtp.Reply) {
+func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, pols []tlspolicy.HostPolicy, s *session, it queue.Item) (*session, *smtp.Reply) {
 	scan, err := a.scan(it)
 	if err != nil {
 		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
@@ -285,7 +293,8 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return s, nil
 	}
 	limit := a.messageLimit(rt)
-	if s != nil && (s.c.Broken() || s.c.Messages() >= limit) {
+	need := needOf(it.Env)
+	if s != nil && (s.c.Broken() || s.c.Messages() >= limit || !need.canUse(s)) {
 		a.finish(s, limit)
 		s = nil
 	}
@@ -297,8 +306,14 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	if s == nil {
 		var rep smtp.Reply
-		s, rep = a.acquire(ctx, rt, targets)
+		s, rep = a.acquire(ctx, rt, targets, pols, need)
 		if s == nil {
+			if rep.Permanent() {
+				// REQUIRETLS with no acceptable hop: fail now
+				// (RFC 8689 §4.2.1), the next message may differ.
+				a.reportAll(ctx, it, queue.Failed, rep, "none", "")
+				return nil, nil
+			}
 			a.reportAll(ctx, it, queue.Deferred, rep, "none", "")
 			return nil, &rep
 		}

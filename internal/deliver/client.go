@@ -15,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/maillog"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // Timeouts are the client's idle timeouts per phase: each read or write of
@@ -108,6 +109,12 @@ type Client struct {
 	preTLS   smtp.Extensions // offered before STARTTLS, when TLS is on
 	tls      *tls.ConnectionState
 	verified bool // the hop's certificate verified for its name
+	// authTLS is set when TLS is up and the hop was authenticated by a
+	// policy that REQUIRETLS accepts (DANE, MTA-STS, a tls=required
+	// route's PKIX check).
+	authTLS bool
+	// policy is the TLS policy the connection was opened under.
+	policy   tlspolicy.HostPolicy
 	authed   bool
 	messages int // messages accepted over this connection
 	attempts int // transactions started

@@ -36,3 +36,37 @@ func TestAuthResultsRoundTrip(t *testing.T) {
 		t.Error("a truncated value decoded")
 	}
 }
+
+// TestEnvelopeExtensionsTogether: every extension survives beside the
+// others, and a tag this version does not know is skipped, not an error.
+func TestEnvelopeExtensionsTogether(t *testing.T) {
+	env := &smtp.Envelope{
+		From:        smtp.Path{LocalPart: "a", Domain: "example.org"},
+		Rcpts:       []smtp.Recipient{{Addr: smtp.Path{LocalPart: "b", Domain: "example.net"}}},
+		TLSOptional: true,
+		AuthResults: &smtp.AuthResults{ARC: "none", DKIM: []smtp.DKIMResult{
+			{Domain: "example.org", Selector: "s1", Algorithm: "rsa-sha256", Result: "pass"},
+		}},
+	}
+	e := encodeEnvelope(nil, env)
+	got, err := decodeEnvelope("0ABC", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.TLSOptional || !reflect.DeepEqual(got.AuthResults, env.AuthResults) {
+		t.Errorf("got TLSOptional=%v AuthResults=%+v", got.TLSOptional, got.AuthResults)
+	}
+	// The trailer is last: its count is the octet after the recipients'
+	// encoding. Rewrite it with one more, unknown, extension at the end.
+	plain := *env
+	plain.TLSOptional, plain.AuthResults = false, nil
+	base := encodeEnvelope(nil, &plain)
+	withUnknown := append(base[:len(base)-1:len(base)-1], 1, 99, 3, 'x', 'y', 'z')
+	got, err = decodeEnvelope("0ABC", withUnknown)
+	if err != nil {
+		t.Fatalf("unknown tag: %v", err)
+	}
+	if got.From != env.From || len(got.Rcpts) != 1 {
+		t.Errorf("unknown tag: envelope %+v", got)
+	}
+}

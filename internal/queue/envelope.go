@@ -19,6 +19,9 @@ const envVersion = 2
 // docs/queue-format.md.
 const (
 	envExtEnd = 0 // reserved: never written
+	// envExtTLSOptional: the message said "TLS-Required: No" at receipt
+	// (RFC 8689 §5); an empty value.
+	envExtTLSOptional = 2
 )
 
 // Envelope flag bits.
@@ -72,6 +75,9 @@ func appendEnvExt(b []byte, env *smtp.Envelope) []byte {
 	if env.AuthResults != nil {
 		ext = append(ext, envExt{tag: envExtAuth, val: encodeAuthResults(env.AuthResults)})
 	}
+	if env.TLSOptional {
+		ext = append(ext, envExt{tag: envExtTLSOptional})
+	}
 	b = binary.AppendUvarint(b, uint64(len(ext)))
 	for _, x := range ext {
 		b = binary.AppendUvarint(b, x.tag)
@@ -99,6 +105,8 @@ func decodeEnvExt(d *decoder, env *smtp.Envelope) {
 		switch tag {
 		case envExtAuth:
 			env.AuthResults = decodeAuthResults([]byte(val))
+		case envExtTLSOptional:
+			env.TLSOptional = true
 		default:
 			_ = val // a later version's field: skipped
 		}

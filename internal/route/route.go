@@ -173,6 +173,7 @@ type Table struct {
 	direct     Route
 	resolver   Resolver
 	shuffle    func(n int, swap func(i, j int))
+	mxPort     int
 }
 
 // Options configure a Table.
@@ -188,6 +189,9 @@ type Options struct {
 	// Shuffle permutes MX hosts of equal preference (RFC 5321 §5.1); nil
 	// means math/rand/v2's Shuffle. Tests pass a deterministic one.
 	Shuffle func(n int, swap func(i, j int))
+	// MXPort is the port direct delivery dials at MX hosts; 0 means 25.
+	// It is a test knob: tests run their MX hosts on loopback ports.
+	MXPort int
 }
 
 // NewTable builds a routing table from routes. A pattern may appear only
@@ -199,6 +203,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 		direct:     Route{Policy: opts.DefaultPolicy},
 		resolver:   opts.Resolver,
 		shuffle:    opts.Shuffle,
+		mxPort:     opts.MXPort,
 	}
 	if t.resolver == nil {
 		t.resolver = net.DefaultResolver

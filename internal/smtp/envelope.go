@@ -59,6 +59,10 @@ type Envelope struct {
 	SMTPUTF8 bool
 	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689).
 	RequireTLS bool
+	// TLSOptional is set when the message's header said "TLS-Required: No"
+	// at receipt (RFC 8689 §5): the sender asks that delivery ignore DANE
+	// and MTA-STS failures. REQUIRETLS overrides it.
+	TLSOptional bool
 	// Size is the SIZE= the client declared, or 0.
 	Size int64
 	// Ret and EnvID are the RET= and ENVID= DSN parameters (RFC 3461 §4.3,
