@@ -71,10 +71,16 @@ func (a *Agent) reportVia(ctx context.Context, it queue.Item, idx int, state que
 	if remote == "none" {
 		remote = ""
 	}
-	err := a.q.Update(ctx, it.Lease, env.ID, idx, queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now})
-	if errors.Is(err, queue.ErrLeaseLost) {
+	res := queue.Result{State: state, Reply: rep, RemoteMTA: remote, At: now}
+	err := a.q.Update(ctx, it.Lease, env.ID, idx, res)
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrLeaseLost):
 		a.log.Warn("deliver: outcome refused, the lease was taken over by another worker", "id", env.ID, "to", to, "err", err)
-	} else if err != nil {
+	case recordable(err):
+		// Kept and written before any delivery starts again.
+		a.backlog.add(pendingOutcome{lease: it.Lease, id: env.ID, rcpt: idx, to: to, res: res}, err)
+	default:
 		a.log.Error("deliver: recording outcome failed", "id", env.ID, "to", to, "err", err)
 	}
 }

@@ -28,6 +28,9 @@ type Store interface {
 	Operator
 	// Stats returns counters and sizes for metrics.
 	Stats() Stats
+	// Writable reports whether the queue takes new mail and records now:
+	// nil when it does, else why not. It is meant for a readiness check.
+	Writable() error
 	// Close stops the queue after pending writes are committed. Leases
 	// still out are abandoned; their work becomes due again when they
 	// expire (shared backend) or at the next start (segment log).

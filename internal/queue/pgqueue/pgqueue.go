@@ -309,6 +309,24 @@ func (q *Queue) Stats() queue.Stats {
 	return st
 }
 
+// writableTimeout bounds the database check of Writable.
+const writableTimeout = 2 * time.Second
+
+// Writable reports whether the database takes writes now: it answers, and
+// it is not a standby in recovery (read-only).
+func (q *Queue) Writable() error {
+	ctx, cancel := context.WithTimeout(context.Background(), writableTimeout)
+	defer cancel()
+	var standby bool
+	if err := q.pool.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby); err != nil {
+		return fmt.Errorf("queue: PostgreSQL at %s does not answer: %w", q.where, err)
+	}
+	if standby {
+		return fmt.Errorf("queue: PostgreSQL at %s is a read-only standby", q.where)
+	}
+	return nil
+}
+
 // opCtx bounds one database operation.
 func (q *Queue) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, q.cfg.OpTimeout)
