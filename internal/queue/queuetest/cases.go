@@ -35,6 +35,9 @@ func Cases() []Case {
 }
 
 func putLeaseRoundtrip(t *testing.T, q queue.Store, ev *Events) {
+	if err := q.Writable(); err != nil {
+		t.Errorf("a fresh queue is not writable: %v", err)
+	}
 	env := Env("sender@example.org", "a@example.net", "b@EXAMPLE.net")
 	env.SMTPUTF8, env.RequireTLS = true, true
 	body := Body("roundtrip", 4096)
