@@ -101,19 +101,12 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
-	no := uint64(1)
-	if n := len(q.segs); n > 0 {
-		no = q.segs[n-1].no + 1
-	}
-	path := filepath.Join(cfg.Dir, segName(no))
-	f, err := fs.Create(path, cfg.SegmentSize)
+	s, err := q.startSegment()
 	if err != nil {
 		q.closeFiles()
 		lock.Close()
-		return nil, fmt.Errorf("queue: create segment %s: %w", path, err)
+		return nil, err
 	}
-	s := &segment{no: no, path: path, f: f, size: cfg.SegmentSize}
-	q.segs = append(q.segs, s)
 	q.active = s
 	q.c = newCommitter(q, s)
 	q.wg.Add(1)
