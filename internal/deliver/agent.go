@@ -354,9 +354,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 			a.cfg.OnRelayed(it.Env, relayed, relay, relayedReply, it.Body)
 		}
 	}
+	// Record every recipient's outcome now, before QUIT or the next
+	// message on this connection, in one commit.
+	outs := make([]outcome, len(it.Rcpts))
 	for i, idx := range it.Rcpts {
-		a.reportVia(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String(), s.c)
+		outs[i] = outcome{idx, classify(replies[i]), replies[i]}
 	}
+	a.reportOutcomes(ctx, it, outs, relay, plan.String(), s.c)
 	if s.c.Broken() {
 		a.finish(s, limit)
 		return nil, nil
