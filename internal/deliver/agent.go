@@ -368,8 +368,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	return s, nil
 }
 
-// scan reads a queued message's content for its needs.
+// scan returns a queued message's content needs: the scan kept with the
+// message at receipt, or, for a message stored without one, a scan of its
+// content read now.
 func (a *Agent) scan(it queue.Item) (downgrade.Needs, error) {
+	if it.Env.ContentScan != nil {
+		return *it.Env.ContentScan, nil
+	}
 	body, err := it.Body()
 	if err != nil {
 		return downgrade.Needs{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -213,12 +214,25 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	// Read the body first, whatever happens next: the server's DATA
 	// reader must always reach its end.
+	// The content is scanned once, here, and the result kept with the
+	// message; the envelope carries a placeholder filled in after the
+	// body is read.
+	env.ContentScan = &downgrade.Needs{}
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	slot := scanSlot(rec, bodyOff)
+	if slot < 0 { // another extension came last: store no scan
+		env.ContentScan = nil
+		rec, bodyOff = messagePrefix(rec[:0], env)
+	}
 	rec, held, err := q.readBody(ctx, rec, body)
 	if err != nil {
+		env.ContentScan = nil
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
 	defer q.mem.release(held)
+	if slot >= 0 {
+		scanAtReceipt(rec, slot, bodyOff, env)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
