@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -169,7 +168,7 @@ func scanSlot(rec []byte, bodyOff int) int {
 // the content-scan value at slot (from scanSlot) and env.ContentScan. A
 // failed scan is stored as no scan, so delivery scans again.
 func scanAtReceipt(rec []byte, slot, bodyOff int, env *smtp.Envelope) {
-	n, err := downgrade.Scan(bytes.NewReader(rec[bodyOff:]))
+	n, err := downgrade.ScanBytes(rec[bodyOff:])
 	if err != nil {
 		env.ContentScan = nil
 		rec[slot], rec[slot+1] = 0, 0
