@@ -89,6 +89,14 @@ func accessConfig(cfg config.Config, f serveFlags) (access.Config, error) {
 	return ac, nil
 }
 
+// Trusted reports whether a client address is in the relay networks in
+// force: such clients may use the reserved connections and are not made
+// to wait before the greeting.
+func (p *accessPolicy) Trusted(remote net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addrString(remote))
+	return err == nil && p.rules.Load().InRelayNetworks(ap.Addr().Unmap())
+}
+
 // client describes a session to internal/access.
 func client(sess smtpd.SessionInfo) access.Client {
 	c := access.Client{User: sess.User, TLS: sess.TLS}

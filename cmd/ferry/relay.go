@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ferrymta/ferry/internal/admin"
+	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/queue"
@@ -56,11 +57,18 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	// starts: a missing file stops "ferry serve" at once.
 	serverConfigs := make([]smtpd.Config, len(cfg.Listeners))
 	var reloaders []reloader
+	// One bound on password checks for all listeners: each argon2id check
+	// holds its memory parameter while it runs.
+	authGate := auth.NewGate(cfg.Limits.MaxAuthChecks, cfg.Timeouts.AuthCheckWait)
 	for i, l := range cfg.Listeners {
 		sc, rs, err := smtpdConfig(cfg, l, logger)
 		if err != nil {
 			return err
 		}
+		if sc.Auth != nil {
+			sc.Auth = authGate.Wrap(sc.Auth)
+		}
+		sc.Trusted = policy.Trusted
 		sc.TranscriptFor = transcripts.forListener(i)
 		serverConfigs[i] = sc
 		reloaders = append(reloaders, rs...)

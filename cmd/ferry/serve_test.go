@@ -125,7 +125,8 @@ func TestServeConfigFile(t *testing.T) {
 		if ok, _ := c.Auth.Authenticate("alice", "wrong"); ok {
 			t.Error("alice/wrong authenticated")
 		}
-		want := smtpd.Timeouts{Greeting: 40 * time.Second, Command: 5 * time.Minute, Data: 3 * time.Minute, DataTotal: 7 * time.Minute, Write: 5 * time.Minute}
+		want := smtpd.Timeouts{Greeting: 40 * time.Second, Command: 5 * time.Minute, Data: 3 * time.Minute, DataTotal: 7 * time.Minute, Write: 5 * time.Minute,
+			HelloPhase: 5 * time.Minute, EnvelopePhase: 10 * time.Minute, PregreetWait: time.Second}
 		if c.Timeouts != want {
 			t.Errorf("timeouts %+v, want %+v", c.Timeouts, want)
 		}

@@ -75,6 +75,10 @@ func smtpdConfig(cfg config.Config, l config.Listener, logger *slog.Logger) (smt
 	c.Timeouts.Command = cfg.Timeouts.Command
 	c.Timeouts.Data = cfg.Timeouts.DataBlock
 	c.Timeouts.DataTotal = cfg.Timeouts.DataTotal
+	c.Timeouts.HelloPhase = cfg.Timeouts.HelloPhase
+	c.Timeouts.EnvelopePhase = cfg.Timeouts.EnvelopePhase
+	c.Timeouts.PregreetWait = cfg.Timeouts.PregreetWait
+	c.ReservedConnections = cfg.Limits.ReservedConnections
 	c.Logger = logger
 	if cfg.DSN.Postmaster != "" {
 		pm, err := smtp.ParseAddress(cfg.DSN.Postmaster)

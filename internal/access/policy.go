@@ -177,6 +177,13 @@ func (p *Policy) relayReason(c Client) (string, bool) {
 	return "", false
 }
 
+// InRelayNetworks reports whether ip is in one of the relay networks: a
+// trusted client, for which the server also keeps reserved connections.
+func (p *Policy) InRelayNetworks(ip netip.Addr) bool {
+	_, ok := p.relay.match(clientAddr(ip))
+	return ok
+}
+
 // tlsNote returns " over TLS" for a TLS session, for reasons.
 func tlsNote(c Client) string {
 	if c.TLS {

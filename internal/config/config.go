@@ -123,6 +123,11 @@ type Limits struct {
 	// MaxReceived is the number of Received: fields beyond which a message
 	// is refused as a loop (554 5.4.6).
 	MaxReceived int
+	// ReservedConnections of MaxConnections are kept for clients in the
+	// relay networks and addresses that authenticated recently.
+	ReservedConnections int
+	// MaxAuthChecks is the number of password checks that run at once.
+	MaxAuthChecks int
 }
 
 // Timeouts are inbound idle timeouts per phase (RFC 5321 §4.5.3.2).
@@ -135,6 +140,15 @@ type Timeouts struct {
 	DataBlock time.Duration
 	// DataTotal bounds a whole DATA or BDAT transfer.
 	DataTotal time.Duration
+	// HelloPhase bounds the stretch before each MAIL.
+	HelloPhase time.Duration
+	// EnvelopePhase bounds the stretch from MAIL to DATA or BDAT.
+	EnvelopePhase time.Duration
+	// PregreetWait is the pause before the greeting to clients outside the
+	// relay networks; 0: none.
+	PregreetWait time.Duration
+	// AuthCheckWait bounds the wait for a free password check.
+	AuthCheckWait time.Duration
 }
 
 // Queue configures the durable store and the retry schedule.
@@ -332,12 +346,18 @@ func Default() Config {
 			MaxConnectionsPerIP: 50,
 			MaxErrors:           20,
 			MaxReceived:         100,
+			ReservedConnections: 100,
+			MaxAuthChecks:       4,
 		},
 		Timeouts: Timeouts{
-			Greeting:  5 * time.Minute,
-			Command:   5 * time.Minute,
-			DataBlock: 3 * time.Minute,
-			DataTotal: 30 * time.Minute,
+			Greeting:      5 * time.Minute,
+			Command:       5 * time.Minute,
+			DataBlock:     3 * time.Minute,
+			DataTotal:     30 * time.Minute,
+			HelloPhase:    5 * time.Minute,
+			EnvelopePhase: 10 * time.Minute,
+			PregreetWait:  time.Second,
+			AuthCheckWait: 10 * time.Second,
 		},
 		Queue: Queue{
 			Spool:          "/var/spool/ferry",

@@ -70,7 +70,7 @@ func TestValidationErrors(t *testing.T) {
 		{"relay network word", "[relay]\nnetworks = [\"localhost\"]\n", `ferry.toml:2: relay.networks: ` + wantNets + `, got "localhost" (want an address or CIDR prefix: ParseAddr("localhost"): unable to parse IP)`},
 		{"accept domain underscore", "[relay]\naccept_domains = [\"ok.example\", \"bad_name.example\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "bad_name.example" (idna: disallowed rune U+005F)`},
 		{"accept domain wildcard", "[relay]\naccept_domains = [\"*.example.com\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "*.example.com" (write ".example.com" to match subdomains)`},
-		{"accept domain literal", "[relay]\naccept_domains = [\"[192.0.2.1]\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "[192.0.2.1]" (access: address literal, not a domain name)`},
+		{"accept domain literal", "[relay]\naccept_domains = [\"[192.0.2.1]\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "[192.0.2.1]" (address literal, not a domain name)`},
 		{"accept domain numeric", "[relay]\naccept_domains = [\"1.2.3.4\"]\n", `ferry.toml:2: relay.accept_domains: ` + wantDoms + `, got "1.2.3.4" (numeric top-level label)`},
 		{"sender rule nobody", "[relay]\n[[relay.sender_rule]]\ndomains = [\"example.com\"]\n", `ferry.toml:2: relay.sender_rule: want networks or users to say whom the rule applies to, got neither`},
 		{"sender rule no domains", "[[relay.sender_rule]]\nusers = [\"alice\"]\ndomains = []\n", `ferry.toml:3: relay.sender_rule.domains: want at least one sender domain, got none`},

@@ -37,8 +37,9 @@ func TestDefaults(t *testing.T) {
 		{"listener TLS and AUTH", [6]any{c.Listeners[0].TLSCert, c.Listeners[0].TLSKey, c.Listeners[0].RequireTLS,
 			c.Listeners[0].ImplicitTLS, c.Listeners[0].AuthUsersFile, c.Listeners[0].AllowInsecureAuth}, [6]any{"", "", false, false, "", false}},
 		{"relay", c.Relay, Relay{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}},
-		{"limits", c.Limits, Limits{1000, 50, 20, 100}},
-		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute}},
+		{"limits", c.Limits, Limits{1000, 50, 20, 100, 100, 4}},
+		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute,
+			5 * time.Minute, 10 * time.Minute, time.Second, 10 * time.Second}},
 		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20}},
 		{"delivery.ehlo_name", c.Delivery.EHLOName, ""},
 		{"EHLOName()", c.EHLOName(), host},
@@ -102,12 +103,18 @@ max_connections = 10
 max_connections_per_ip = 10
 max_errors = 5
 max_received = 30
+reserved_connections = 2
+max_auth_checks = 3
 
 [timeouts]
 greeting = "30s"
 command = "1m"
 data_block = "2m"
 data_total = "1h30m"
+hello_phase = "4m"
+envelope_phase = "8m"
+pregreet_wait = "0s"
+auth_check_wait = "7s"
 
 [relay]
 networks = ["10.0.0.0/8", "192.0.2.7", "[2001:db8::]/32", "::ffff:172.16.0.0/108"]
@@ -211,8 +218,9 @@ func TestParseFull(t *testing.T) {
 		PerIP:   access.RateLimit{Messages: 100, Interval: time.Minute},
 		PerUser: access.RateLimit{Messages: 1000, Interval: 24 * time.Hour},
 	}
-	want.Limits = Limits{10, 10, 5, 30}
-	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute}
+	want.Limits = Limits{10, 10, 5, 30, 2, 3}
+	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute,
+		4 * time.Minute, 8 * time.Minute, 0, 7 * time.Second}
 	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20}
 	want.Delivery = Delivery{
 		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,

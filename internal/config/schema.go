@@ -43,6 +43,7 @@ func checkRouteDomain(s string) (string, error) {
 	if s == "*" {
 		return s, nil
 	}
+	s = strings.TrimSuffix(s, ".") // a trailing dot names the same domain
 	d := strings.TrimPrefix(s, ".")
 	if err := checkDomain(d); err != nil {
 		return "", err
@@ -137,15 +138,21 @@ func (d *decoder) limits(v any, path string, l *Limits) {
 		"max_connections_per_ip": d.integer(&l.MaxConnectionsPerIP, 1, math.MaxInt32, wantPositive),
 		"max_errors":             d.integer(&l.MaxErrors, 1, math.MaxInt32, wantPositive),
 		"max_received":           d.integer(&l.MaxReceived, 1, math.MaxInt32, wantPositive),
+		"reserved_connections":   d.integer(&l.ReservedConnections, 0, math.MaxInt32, "a whole number, 0 or more"),
+		"max_auth_checks":        d.integer(&l.MaxAuthChecks, 1, math.MaxInt32, wantPositive),
 	})
 }
 
 func (d *decoder) timeouts(v any, path string, t *Timeouts) {
 	d.table(v, path, map[string]field{
-		"greeting":   d.duration(&t.Greeting, false),
-		"command":    d.duration(&t.Command, false),
-		"data_block": d.duration(&t.DataBlock, false),
-		"data_total": d.duration(&t.DataTotal, false),
+		"greeting":        d.duration(&t.Greeting, false),
+		"command":         d.duration(&t.Command, false),
+		"data_block":      d.duration(&t.DataBlock, false),
+		"data_total":      d.duration(&t.DataTotal, false),
+		"hello_phase":     d.duration(&t.HelloPhase, false),
+		"envelope_phase":  d.duration(&t.EnvelopePhase, false),
+		"pregreet_wait":   d.duration(&t.PregreetWait, true),
+		"auth_check_wait": d.duration(&t.AuthCheckWait, false),
 	})
 }
 
@@ -237,6 +244,13 @@ func (d *decoder) crossChecks(cfg *Config) {
 	}
 	if cfg.Limits.MaxConnectionsPerIP > cfg.Limits.MaxConnections {
 		d.errf("limits.max_connections_per_ip", "want at most limits.max_connections (%d), got %d", cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
+	}
+	if _, set := d.lines["limits.reserved_connections"]; !set {
+		// Not given: a tenth of the connections, whatever max_connections is.
+		cfg.Limits.ReservedConnections = cfg.Limits.MaxConnections / 10
+	}
+	if cfg.Limits.ReservedConnections >= cfg.Limits.MaxConnections {
+		d.errf("limits.reserved_connections", "want fewer than limits.max_connections (%d), got %d", cfg.Limits.MaxConnections, cfg.Limits.ReservedConnections)
 	}
 	if cfg.Queue.RetryMax < cfg.Queue.RetryInitial {
 		d.errf("queue.retry_max", "want at least queue.retry_initial (%s), got %q", FormatDuration(cfg.Queue.RetryInitial), FormatDuration(cfg.Queue.RetryMax))

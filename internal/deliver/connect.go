@@ -88,6 +88,7 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 			ServerName:         t.Host,
 			RootCAs:            a.cfg.RootCAs,
 			MinVersion:         tls.VersionTLS12,
+			CipherSuites:       smtp.CipherSuites(),  // no CBC-SHA1 suites
 			InsecureSkipVerify: mode == route.TLSMay, // RFC 7435: opportunistic, unauthenticated
 		}
 		err := c.StartTLS(ctx, cfg)

@@ -106,7 +106,7 @@ func (q *Queue) matchIndex(m *msg, f Filter, now int64) bool {
 	if f.Hop != "" {
 		ok := false
 		for _, g := range m.groups {
-			ok = ok || g.h.name == strings.ToLower(f.Hop)
+			ok = ok || g.h.name == smtp.DomainKey(f.Hop)
 		}
 		if !ok {
 			return false
@@ -279,7 +279,7 @@ func (q *Queue) RetryNow(ctx context.Context, id string) error {
 // RetryHop makes every message with a pending recipient for hop due at
 // once; it returns how many messages it touched.
 func (q *Queue) RetryHop(ctx context.Context, hop string) (int, error) {
-	hop = strings.ToLower(hop)
+	hop = smtp.DomainKey(hop)
 	q.mu.Lock()
 	var ids []string
 	for id, m := range q.msgs {

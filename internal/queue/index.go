@@ -2,7 +2,6 @@ package queue
 
 import (
 	"container/heap"
-	"strings"
 
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -66,8 +65,9 @@ type hop struct {
 	idx    int // index in Queue.hopHeap, -1 when not there
 }
 
-// hopKey returns the next-hop key of a recipient: its domain in lower case.
-func hopKey(p smtp.Path) string { return strings.ToLower(p.Domain) }
+// hopKey returns the next-hop key of a recipient: its domain in
+// smtp.DomainKey form, the one routes, relay decisions and logs use.
+func hopKey(p smtp.Path) string { return smtp.DomainKey(p.Domain) }
 
 type groupHeap []*group
 

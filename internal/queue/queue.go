@@ -35,6 +35,9 @@ type Queue struct {
 	log  *slog.Logger
 	fs   fileLayer
 	lock *os.File
+	// freeSpace returns the octets free for the spool; nil: statfs(2).
+	// Tests set it to play a full disk.
+	freeSpace func(dir string) (int64, error)
 
 	mu        sync.Mutex
 	msgs      map[string]*msg

@@ -14,8 +14,9 @@ import (
 // recType is the type octet of a log record (docs/queue-format.md).
 type recType uint8
 
-// Record types. The zero type never starts a record: twelve zero octets mark
-// the end of the records in a segment (preallocated space).
+// Record types. The zero type never starts a record: preallocated space is
+// zero, and recovery treats zero octets followed only by zeros as the end
+// of the records in a segment.
 const (
 	recMessage recType = 1 // envelope and body of one message
 	recState   recType = 2 // one recipient's new state after an attempt
@@ -92,16 +93,6 @@ func checkCRC(rec []byte) bool {
 	crc := crc32.Update(0, castagnoli(), rec[:8])
 	crc = crc32.Update(crc, castagnoli(), rec[headerSize:])
 	return crc == binary.LittleEndian.Uint32(rec[8:12])
-}
-
-// isZeroHeader reports whether h is twelve zero octets: the end of records.
-func isZeroHeader(h []byte) bool {
-	for _, c := range h[:headerSize] {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // decodeRecord decodes a whole record (header and payload) whose CRC has

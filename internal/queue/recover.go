@@ -10,6 +10,13 @@ import (
 // recoveryStats counts what recovery found.
 type recoveryStats struct {
 	segments, records, messages, skipped, tails int
+	// bad counts checked records that could not be applied.
+	bad int
+	// damaged segments, preserved in spool/corrupt/.
+	damaged int
+	// orphans holds the IDs of messages that later records name but whose
+	// message record was not found (and no done record followed).
+	orphans map[string]struct{}
 }
 
 // recover scans every segment in order and rebuilds the index. It returns
@@ -21,8 +28,8 @@ func (q *Queue) recover() ([]*msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st recoveryStats
-	for _, no := range nos {
+	st := recoveryStats{orphans: make(map[string]struct{})}
+	for i, no := range nos {
 		path := filepath.Join(q.cfg.Dir, segName(no))
 		f, err := q.fs.Open(path)
 		if err != nil {
@@ -35,11 +42,12 @@ func (q *Queue) recover() ([]*msg, error) {
 		}
 		s := &segment{no: no, path: path, f: f, size: size}
 		q.segs = append(q.segs, s)
-		if err := q.scanSegment(s, &st); err != nil {
+		if err := q.scanSegment(s, i == len(nos)-1, &st); err != nil {
 			return nil, err
 		}
 		st.segments++
 	}
+	q.reportOrphans(st.orphans)
 	var unfinished []*msg
 	for _, m := range q.msgs {
 		if m.allFinal() {
@@ -52,7 +60,7 @@ func (q *Queue) recover() ([]*msg, error) {
 		}
 	}
 	q.log.Info("queue recovered", "dir", q.cfg.Dir, "segments", st.segments, "records", st.records,
-		"messages", len(q.msgs), "skipped_records", st.skipped, "tails_cut", st.tails,
+		"messages", len(q.msgs), "skipped_records", st.skipped, "tails_cut", st.tails, "damaged_segments", st.damaged,
 		"unfinished", len(unfinished), "elapsed", time.Since(start))
 	return unfinished, nil
 }
@@ -107,33 +115,20 @@ func (w *window) validAt(off int64) ([]byte, bool, error) {
 	return rec, checkCRC(rec), nil
 }
 
-// scanSegment applies every valid record of s. A record that fails its
-// checks is skipped by scanning forward for the next valid header; when
-// none follows, the rest is a torn tail and is cut off. Twelve zero octets
-// where a header should start end the segment (preallocated space).
-func (q *Queue) scanSegment(s *segment, st *recoveryStats) error {
+// scanSegment applies every valid record of s. Where no valid record
+// starts, recovery looks for the next one (resync): the octets in between
+// are a damaged range, logged with the queue IDs found in it. When nothing
+// valid follows, the rest is either zeros (preallocated space: the end of
+// the records) or a tail that is not a whole record. A torn tail of the
+// newest segment is what a crash during a write leaves; it is cut off.
+// Any other damage means records may be lost that were acknowledged, so
+// the segment is preserved in spool/corrupt/ and left as it is.
+func (q *Queue) scanSegment(s *segment, newest bool, st *recoveryStats) error {
 	w := &window{f: s.f, size: s.size}
+	var dmg segDamage
+	bad := st.bad
 	off := int64(0)
-	for {
-		h, ok, err := w.get(off, headerSize)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.path, err)
-		}
-		if !ok && off < s.size {
-			rest, _, err := w.get(off, int(s.size-off))
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.path, err)
-			}
-			if !isZero(rest) {
-				if err := q.cutTail(s, off, st); err != nil {
-					return err
-				}
-			}
-			break
-		}
-		if !ok || isZeroHeader(h) {
-			break
-		}
+	for off < s.size {
 		rec, ok, err := w.validAt(off)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.path, err)
@@ -143,29 +138,35 @@ func (q *Queue) scanSegment(s *segment, st *recoveryStats) error {
 			off += int64(len(rec))
 			continue
 		}
-		next := int64(-1)
-		for p := off + 1; p+headerSize <= s.size; p++ {
-			_, ok, err := w.validAt(p)
+		next, nz, err := w.resync(off)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.path, err)
+		}
+		if next >= 0 {
+			ids, err := w.namedIDs(off, next)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.path, err)
 			}
-			if ok {
-				next = p
-				break
-			}
+			st.skipped++
+			dmg.ranges++
+			q.log.Warn("queue: corrupt record skipped", "segment", s.path, "offset", off,
+				"resync_offset", next, "octets", next-off, "ids", ids)
+			off = next
+			continue
 		}
-		if next < 0 {
-			if err := q.cutTail(s, off, st); err != nil {
-				return err
+		if nz >= 0 {
+			dmg.tail, dmg.tailOff, dmg.tailLen = true, off, nz+1-off
+			ids, err := w.namedIDs(off, nz+1)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.path, err)
 			}
-			break
+			dmg.tailIDs = ids
 		}
-		st.skipped++
-		q.log.Warn("queue: corrupt record skipped", "segment", s.path, "offset", off, "resync_offset", next)
-		off = next
+		break
 	}
 	s.end = off
-	return nil
+	dmg.bad = st.bad - bad
+	return q.settleDamage(s, newest, dmg, st)
 }
 
 // applyRecord applies one checked record found during recovery.
@@ -174,6 +175,7 @@ func (q *Queue) applyRecord(s *segment, off int64, rec []byte, st *recoveryStats
 	r, err := decodeRecord(rec)
 	if err != nil {
 		st.skipped++
+		st.bad++
 		q.log.Warn("queue: undecodable record skipped", "segment", s.path, "offset", off, "err", err)
 		return
 	}
@@ -187,6 +189,7 @@ func (q *Queue) applyRecord(s *segment, off int64, rec []byte, st *recoveryStats
 					q.unindex(old) // an earlier copy: this record supersedes it
 				}
 				st.messages++
+				delete(st.orphans, r.id)
 				m := q.newMsg(envl, l, len(rec), headerSize+1+len(r.id)+bodyOff)
 				q.msgs[m.id] = m
 				return
@@ -194,15 +197,24 @@ func (q *Queue) applyRecord(s *segment, off int64, rec []byte, st *recoveryStats
 			err = derr
 		}
 		st.skipped++
+		st.bad++
 		q.log.Warn("queue: undecodable message record skipped", "segment", s.path, "offset", off, "err", err)
 		return
 	}
 	m := q.msgs[r.id]
 	if m == nil {
-		return // the message's record was collected, or never committed
+		// The message's record was collected (it is done), or it was lost
+		// in a damaged range: a done record settles which.
+		if r.typ == recDone {
+			delete(st.orphans, r.id)
+		} else {
+			st.orphans[r.id] = struct{}{}
+		}
+		return
 	}
 	if err := q.applyChange(m, r, l); err != nil {
 		st.skipped++
+		st.bad++
 		q.log.Warn("queue: bad record skipped", "segment", s.path, "offset", off, "id", r.id, "err", err)
 	}
 }
@@ -244,27 +256,4 @@ func (q *Queue) applyChange(m *msg, r record, l loc) error {
 	m.hist = append(m.hist, l)
 	q.addRef(m, l.seg)
 	return nil
-}
-
-// cutTail truncates a segment at off, where a torn or corrupt tail starts.
-func (q *Queue) cutTail(s *segment, off int64, st *recoveryStats) error {
-	st.tails++
-	q.log.Warn("queue: torn or corrupt tail cut off", "segment", s.path, "offset", off, "octets", s.size-off)
-	if err := s.f.Truncate(off); err != nil {
-		return fmt.Errorf("queue: cut tail of %s at %d: %w", s.path, off, err)
-	}
-	if err := s.f.Datasync(); err != nil {
-		return fmt.Errorf("queue: cut tail of %s at %d: %w", s.path, off, err)
-	}
-	s.size = off
-	return nil
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,12 +17,15 @@ import (
 //   - the preallocated tail after the records of every other segment is
 //     cut off, since nothing is written there again.
 //
+// A damaged segment (kept in spool/corrupt/ by recovery, the same file) is
+// left exactly as it is.
+//
 // Only when the last segment cannot be reused is a new one created.
 // Callers are Open, before the committer starts.
 func (q *Queue) startSegment() (*segment, error) {
 	kept := q.segs[:0]
 	for i, s := range q.segs {
-		if s.end == 0 && s.refs == 0 && s.live == 0 && i < len(q.segs)-1 {
+		if s.end == 0 && s.refs == 0 && s.live == 0 && !s.damaged && i < len(q.segs)-1 {
 			q.removeEmpty(s)
 			continue
 		}
@@ -32,12 +36,12 @@ func (q *Queue) startSegment() (*segment, error) {
 	var last *segment
 	if n := len(q.segs); n > 0 {
 		last = q.segs[n-1]
-		if last.size > last.end && q.zeroAfterEnd(last) {
+		if !last.damaged && last.size > last.end && q.zeroAfterEnd(last) {
 			q.trimTails(q.segs[:n-1])
 			q.log.Info("queue: reusing segment", "segment", last.path, "offset", last.end, "room", last.size-last.end)
 			return last, nil
 		}
-		if last.end == 0 {
+		if last.end == 0 && !last.damaged {
 			q.removeEmpty(last)
 			q.segs = q.segs[:n-1]
 		}
@@ -71,7 +75,7 @@ func (q *Queue) removeEmpty(s *segment) {
 // zero, so that appending there cannot leave a stale, never-committed
 // record behind the new ones for a later recovery to find.
 func (q *Queue) zeroAfterEnd(s *segment) bool {
-	buf := make([]byte, 1<<20)
+	buf, zero := make([]byte, 1<<20), make([]byte, 1<<20)
 	for off := s.end; off < s.size; {
 		n := int(min(int64(len(buf)), s.size-off))
 		k, err := s.f.ReadAt(buf[:n], off)
@@ -79,7 +83,7 @@ func (q *Queue) zeroAfterEnd(s *segment) bool {
 			q.log.Warn("queue: cannot read segment tail", "segment", s.path, "err", err)
 			return false
 		}
-		if !isZero(buf[:n]) {
+		if !bytes.Equal(buf[:n], zero[:n]) {
 			return false
 		}
 		off += int64(n)
@@ -91,7 +95,7 @@ func (q *Queue) zeroAfterEnd(s *segment) bool {
 // longer written. A failure only costs disk space, so it is logged.
 func (q *Queue) trimTails(segs []*segment) {
 	for _, s := range segs {
-		if s.size <= s.end {
+		if s.size <= s.end || s.damaged {
 			continue
 		}
 		if err := s.f.Truncate(s.end); err != nil {

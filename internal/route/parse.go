@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // ParseNextHop parses one next hop: "host" or "host:port" (MX lookup on
@@ -127,7 +129,7 @@ func ParseRouteFlag(s string) (Route, error) {
 		return Route{}, fmt.Errorf("route %q: empty pattern", s)
 	}
 	if r.Pattern != "*" {
-		if err := checkDomain(strings.TrimPrefix(r.Pattern, ".")); err != nil {
+		if err := checkDomain(smtp.DomainKey(strings.TrimPrefix(r.Pattern, "."))); err != nil {
 			return Route{}, fmt.Errorf("route %q: %w", s, err)
 		}
 	}

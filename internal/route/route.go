@@ -13,6 +13,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/ferrymta/ferry/internal/smtp"
 )
 
 // DefaultPort is the SMTP port used when a next hop names none (RFC 5321
@@ -205,7 +207,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 			rc := r
 			t.wildcard = &rc
 		case strings.HasPrefix(p, "."):
-			parent := strings.TrimSuffix(p[1:], ".")
+			parent := smtp.DomainKey(p[1:])
 			if err := checkDomain(parent); err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Pattern, err)
 			}
@@ -214,7 +216,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 			}
 			t.subdomains[parent] = r
 		default:
-			d := strings.TrimSuffix(p, ".")
+			d := smtp.DomainKey(p)
 			if err := checkDomain(d); err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Pattern, err)
 			}
@@ -234,9 +236,12 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 
 // Lookup returns the route for a recipient domain: an exact match first,
 // then the longest matching ".parent" pattern, then "*", else direct MX
-// delivery with the default policy.
+// delivery with the default policy. Patterns and domain are compared in
+// smtp.DomainKey form, the one relay decisions and the queue use, so every
+// spelling of a name (U-label or A-label, case, ideographic or full-width
+// dots and letters, a trailing dot) finds the same route.
 func (t *Table) Lookup(domain string) Route {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
+	d := smtp.DomainKey(domain)
 	if r, ok := t.exact[d]; ok {
 		return r
 	}

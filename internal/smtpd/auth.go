@@ -44,6 +44,12 @@ var (
 	errAuthCancelled = errors.New("smtpd: authentication cancelled by the client")
 	// errAuthBase64 marks a response that is not valid base64.
 	errAuthBase64 = errors.New("smtpd: malformed base64 in AUTH response")
+	// errAuthLockedOut marks a check refused because the client's address
+	// reached its failure limit while the exchange ran.
+	errAuthLockedOut = errors.New("smtpd: too many failed authentications")
+	// errAuthBusy marks a check refused because failures and checks in
+	// progress from the client's address reach the limit.
+	errAuthBusy = errors.New("smtpd: too many authentications in progress")
 	// errAuthLineTooLong marks a response over maxAuthLine octets.
 	errAuthLineTooLong = errors.New("smtpd: AUTH response line too long")
 )
@@ -92,8 +98,19 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 		return r
 	}
 	var user string
+	checked := false // the check ran and its failure is counted
 	check := func(username, password string) error {
+		// Count the attempt before the hash is computed: parallel checks
+		// from one address cannot all start before the first fails.
+		switch ss.srv.authLimit.attempt(ip, time.Now()) {
+		case attemptLocked:
+			return errAuthLockedOut
+		case attemptBusy:
+			return errAuthBusy
+		}
 		ok, err := cfg.Auth.Authenticate(username, password)
+		checked = true
+		ss.srv.authLimit.finish(ip, !ok && err == nil, time.Now())
 		switch {
 		case err != nil:
 			if ss.log != nil {
@@ -132,6 +149,7 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 	switch {
 	case err == nil && user != "":
 		ss.info.User = user
+		ss.srv.authLimit.succeeded(ip, time.Now())
 		if ss.log != nil {
 			ss.log.Info("authenticated", slog.String("session", ss.info.ID), slog.String("mechanism", mech),
 				slog.String("user", user))
@@ -147,10 +165,19 @@ func (ss *session) cmdAuth(arg string) smtp.Reply {
 		return replyLineTooLong()
 	case errors.Is(err, errAuthUnavailable):
 		return replyAuthUnavailable()
+	case errors.Is(err, errAuthLockedOut):
+		ss.logAuthFailed(mech, "locked out")
+		return replyAuthLockedOut(cfg.Hostname)
+	case errors.Is(err, errAuthBusy):
+		ss.logAuthFailed(mech, "too many attempts in progress")
+		return replyAuthBusy()
 	}
 	// Bad credentials, or a response the mechanism could not parse.
 	ss.logAuthFailed(mech, "invalid credentials")
-	if ss.srv.authLimit.fail(ip, time.Now()) {
+	if !checked {
+		ss.srv.authLimit.fail(ip, time.Now())
+	}
+	if ss.srv.authLimit.locked(ip, time.Now()) {
 		return replyAuthLockedOut(cfg.Hostname)
 	}
 	if d := cfg.AuthFailureDelay; d > 0 {

@@ -17,11 +17,52 @@ type authLimiter struct {
 
 	mu        sync.Mutex
 	failures  map[string][]time.Time
+	inflight  map[string]int // checks in progress per address
 	lastSweep time.Time
+	// good holds when each address last authenticated successfully, for
+	// the reserved connections; at most maxGoodAddrs entries.
+	good map[string]time.Time
 }
 
+// authTrustTime is how long an address that authenticated successfully may
+// use the reserved connections.
+const authTrustTime = time.Hour
+
+// maxGoodAddrs bounds the addresses remembered as authenticated.
+const maxGoodAddrs = 4096
+
 func newAuthLimiter(max int, window time.Duration) *authLimiter {
-	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{}}
+	return &authLimiter{max: max, window: window, failures: map[string][]time.Time{},
+		inflight: map[string]int{}, good: map[string]time.Time{}}
+}
+
+// succeeded remembers that ip authenticated at now.
+func (l *authLimiter) succeeded(ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.good[ip]; !ok && len(l.good) >= maxGoodAddrs {
+		oldest, at := "", now
+		for a, t := range l.good {
+			if now.Sub(t) >= authTrustTime {
+				delete(l.good, a)
+			} else if t.Before(at) {
+				oldest, at = a, t
+			}
+		}
+		if len(l.good) >= maxGoodAddrs {
+			delete(l.good, oldest)
+		}
+	}
+	l.good[ip] = now
+}
+
+// authenticatedRecently reports whether ip authenticated successfully
+// within authTrustTime before now.
+func (l *authLimiter) authenticatedRecently(ip string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.good[ip]
+	return ok && now.Sub(t) < authTrustTime
 }
 
 // locked reports whether ip is locked out at now.
@@ -50,6 +91,52 @@ func (l *authLimiter) fail(ip string, now time.Time) bool {
 	}
 	l.failures[ip] = append(times, now)
 	return n+1 >= l.max
+}
+
+// Outcomes of authLimiter.attempt.
+const (
+	attemptOK     = iota // counted; check it, then call finish
+	attemptLocked        // the address is locked out
+	attemptBusy          // failures and checks in progress reach the limit
+)
+
+// attempt counts a credential check of ip before it is made: checks in
+// progress count towards the limit together with recent failures, so
+// parallel logins from one address cannot all be hashed before the first
+// fails. It returns attemptLocked when the failures alone reach the limit,
+// attemptBusy when the checks in progress make up the rest (try again
+// soon), and attemptOK, counting the check, otherwise.
+func (l *authLimiter) attempt(ip string, now time.Time) int {
+	if l.max <= 0 {
+		return attemptOK
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	n := l.recent(ip, now)
+	switch {
+	case n >= l.max:
+		return attemptLocked
+	case n+l.inflight[ip] >= l.max:
+		return attemptBusy
+	}
+	l.inflight[ip]++
+	return attemptOK
+}
+
+// finish ends a check counted by attempt; a failure is recorded at now.
+func (l *authLimiter) finish(ip string, failed bool, now time.Time) {
+	if l.max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	if l.inflight[ip]--; l.inflight[ip] <= 0 {
+		delete(l.inflight, ip)
+	}
+	l.mu.Unlock()
+	if failed {
+		l.fail(ip, now)
+	}
 }
 
 // recent returns the number of failures of ip within the window before now,
@@ -107,6 +194,12 @@ func replyEncryptionRequired() smtp.Reply {
 
 func replyAuthUnavailable() smtp.Reply {
 	return reply(454, "4.7.0", "Temporary authentication failure")
+}
+
+// replyAuthBusy answers an AUTH from an address whose recent failures and
+// checks in progress reach the lock-out limit.
+func replyAuthBusy() smtp.Reply {
+	return reply(454, "4.7.0", "Temporary authentication failure: too many attempts in progress, try again later")
 }
 
 // replyAuthLockedOut ends the session of a client address with too many

@@ -29,16 +29,19 @@ const (
 	KwRequireTLS          = "REQUIRETLS"          // RFC 8689
 )
 
-// Timeouts are the server's per-phase idle timeouts (RFC 5321 §4.5.3.2).
-// Each is a deadline set before every read or write of that phase, so a
-// client that keeps sending is never cut off, and one that stalls is.
+// Timeouts are the server's per-phase timeouts (RFC 5321 §4.5.3.2). Data
+// and Write are idle deadlines set before every read or write; Greeting and
+// Command bound a whole command line, and HelloPhase, EnvelopePhase and
+// DataTotal whole phases, so a client that trickles a byte at a time is
+// cut off too.
 type Timeouts struct {
-	// Greeting is how long the server waits for the client's first command
-	// after the greeting (and, on an implicit TLS listener, for the TLS
-	// handshake before it). 0 means Command.
+	// Greeting is how long the server waits for the client's whole first
+	// command line after the greeting (and, on an implicit TLS listener,
+	// for the TLS handshake before it). 0 means Command.
 	Greeting time.Duration
-	// Command is how long the server waits for the next command line
-	// (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+	// Command is how long the server waits for the whole next command line
+	// (RFC 5321 §4.5.3.2.7: at least 5 minutes), from the moment it is
+	// ready for it: octets arriving one by one do not extend it.
 	Command time.Duration
 	// Data is how long the server waits for more message content after the
 	// 354 reply or within a BDAT chunk (the client's "data block" time,
@@ -52,6 +55,21 @@ type Timeouts struct {
 	DataTotal time.Duration
 	// Write is how long sending one flush of replies may take.
 	Write time.Duration
+	// HelloPhase bounds the time outside mail transactions from the
+	// connection (or the last message stored) on: greeting, EHLO,
+	// STARTTLS, AUTH, RSET, NOOP and transactions reset without a message,
+	// however quickly each line comes. A client that never gets a message
+	// stored cannot hold a connection slot for longer. 0 means 5 minutes.
+	HelloPhase time.Duration
+	// EnvelopePhase bounds the stretch from an accepted MAIL to DATA or the
+	// first BDAT (the RCPT commands). 0 means 10 minutes.
+	EnvelopePhase time.Duration
+	// PregreetWait, when positive, is how long the server waits before
+	// sending its greeting to a client that is not Trusted; a client that
+	// sends anything in that time (RFC 5321 §3.1 says it must wait for the
+	// greeting) gets 554 5.5.1 and is disconnected at once, like Postfix's
+	// pregreet test. 0: the greeting is sent at once.
+	PregreetWait time.Duration
 }
 
 // Config configures a Server. The zero value of a field means its default
@@ -101,6 +119,15 @@ type Config struct {
 	// MaxConnectionsPerIP limits concurrent sessions from one client IP
 	// address; 0: no limit.
 	MaxConnectionsPerIP int
+	// ReservedConnections of MaxConnections are kept for trusted clients:
+	// those Trusted accepts, and addresses that authenticated successfully
+	// within the last hour. Other clients are refused with 421 4.7.0 once
+	// MaxConnections-ReservedConnections sessions run. 0: no reserve.
+	ReservedConnections int
+	// Trusted reports whether a client address is trusted (Ferry passes
+	// its relay networks): it may use the reserved connections and skips
+	// the pregreet wait. nil trusts nobody.
+	Trusted func(remote net.Addr) bool
 	// Logger receives the mail log events; nil discards them.
 	Logger *slog.Logger
 	// Postmaster, when set, is the address "RCPT TO:<Postmaster>" without
@@ -158,7 +185,8 @@ type Config struct {
 // RFC 5321 §4.5.3.2 minimums, and half an hour for a whole transfer.
 func defaultTimeouts() Timeouts {
 	return Timeouts{Greeting: 5 * time.Minute, Command: 5 * time.Minute, Data: 3 * time.Minute,
-		DataTotal: 30 * time.Minute, Write: 5 * time.Minute}
+		DataTotal: 30 * time.Minute, Write: 5 * time.Minute, HelloPhase: 5 * time.Minute,
+		EnvelopePhase: 10 * time.Minute}
 }
 
 // DefaultConfig returns the configuration Ferry's listener uses unless told
@@ -191,8 +219,12 @@ func (c *Config) Validate() error {
 	if c.MaxRecipients != 0 && c.MaxRecipients < 100 {
 		return fmt.Errorf("smtpd: max recipients %d: RFC 5321 §4.5.3.1.8 requires at least 100", c.MaxRecipients)
 	}
-	if c.MaxMessageSize < 0 || c.MaxErrors < 0 || c.MaxReceived < 0 || c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+	if c.MaxMessageSize < 0 || c.MaxErrors < 0 || c.MaxReceived < 0 || c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 ||
+		c.ReservedConnections < 0 || c.Timeouts.PregreetWait < 0 {
 		return fmt.Errorf("smtpd: negative limit in configuration")
+	}
+	if c.ReservedConnections > 0 && c.MaxConnections > 0 && c.ReservedConnections >= c.MaxConnections {
+		return fmt.Errorf("smtpd: reserved connections %d: want fewer than the connection limit %d", c.ReservedConnections, c.MaxConnections)
 	}
 	seen := map[string]bool{}
 	for _, k := range c.Keywords {
@@ -273,6 +305,12 @@ func (c Config) withDefaults() Config {
 	if c.Timeouts.Write == 0 {
 		c.Timeouts.Write = d.Timeouts.Write
 	}
+	if c.Timeouts.HelloPhase == 0 {
+		c.Timeouts.HelloPhase = d.Timeouts.HelloPhase
+	}
+	if c.Timeouts.EnvelopePhase == 0 {
+		c.Timeouts.EnvelopePhase = d.Timeouts.EnvelopePhase
+	}
 	if c.AuthFailureDelay == 0 {
 		c.AuthFailureDelay = d.AuthFailureDelay
 	}
@@ -287,6 +325,9 @@ func (c Config) withDefaults() Config {
 		// copied so that later changes to them have no effect.
 		c.TLS = c.TLS.Clone()
 		c.TLS.MinVersion = max(c.TLS.MinVersion, tls.VersionTLS12)
+		if c.TLS.CipherSuites == nil {
+			c.TLS.CipherSuites = smtp.CipherSuites() // no CBC-SHA1 suites
+		}
 	}
 	return c
 }

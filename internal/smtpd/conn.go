@@ -35,6 +35,9 @@ type idleConn struct {
 	interrupted   bool
 	// readErr is the last error a read returned.
 	readErr error
+	// trusted is set for a client that may use the reserved connections
+	// (Server.trusted), decided when it connected.
+	trusted bool
 }
 
 // Read sets the read deadline, then reads.
@@ -104,6 +107,11 @@ func (c *idleConn) shuttingDown() bool {
 	defer c.mu.Unlock()
 	return c.interrupted
 }
+
+// clearReadErr forgets a read error the session has dealt with (the
+// expected timeout of the pregreet wait), so later checks of readErr see
+// only failures of the reads after it.
+func (c *idleConn) clearReadErr() { c.readErr = nil }
 
 // timedOut reports whether the last read failed on its deadline.
 func (c *idleConn) timedOut() bool {

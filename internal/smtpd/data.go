@@ -134,6 +134,7 @@ func (ss *session) finishMessage(m *pendingMessage, id string, err error, drain 
 			id = m.env.ID
 		}
 		maillog.Queued(ss.log, ss.info.ID, id, m.env.From, len(m.env.Rcpts), tr.n, m.env.Body)
+		ss.queued = true // the next hello phase starts when this transaction ends
 		return replyQueued(id)
 	}
 	r := storeReply(err, m.ld.exceeded)

@@ -311,3 +311,32 @@ func onlyTranscript(t *testing.T, srv *Server, dir string) []byte {
 	}
 	return tr
 }
+
+// fullStore is a memStore on a disk with room for messages up to room
+// octets.
+type fullStore struct {
+	memStore
+	room int64
+}
+
+func (f *fullStore) HasRoomFor(size int64) bool { return size <= f.room }
+
+// TestSizeFullDiskAtMail: a SIZE= the store has no room for is refused at
+// MAIL with 452 4.3.1 (RFC 1870 §6.1), before any content is sent; a size
+// that fits, or none, is accepted.
+func TestSizeFullDiskAtMail(t *testing.T) {
+	store := &fullStore{room: 1000}
+	_, addr := startServer(t, testConfig(), store, nil)
+	runScript(t, addr, script(
+		lines(greeting), ehloDefault,
+		lines(
+			"C: MAIL FROM:<a@example.org> SIZE=5000",
+			"S: 452 4.3.1 Error: insufficient system storage",
+			"C: MAIL FROM:<a@example.org> SIZE=500",
+			"S: 250 2.1.0 Ok",
+			"C: RSET",
+			"S: 250 2.0.0 Ok",
+			"C: MAIL FROM:<a@example.org>",
+			"S: 250 2.1.0 Ok",
+		)))
+}

@@ -27,6 +27,9 @@ func (ss *session) cmdMail(line, arg string) smtp.Reply {
 	if !env.SMTPUTF8 && !from.IsASCII() {
 		return replyNeedSMTPUTF8()
 	}
+	if sc, ok := ss.srv.store.(SpaceChecker); ok && env.Size > 0 && !sc.HasRoomFor(env.Size) {
+		return replyStorageFull() // RFC 1870 §6.1: temporarily unable to accommodate
+	}
 	if r := ss.srv.policy.Mail(ss.info, from, params); r != nil {
 		return *r
 	}

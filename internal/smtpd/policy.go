@@ -23,6 +23,16 @@ type Store interface {
 	Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error)
 }
 
+// SpaceChecker is implemented by a Store that can tell cheaply whether a
+// message of a declared size fits now. The server then answers a MAIL
+// whose SIZE= cannot fit with 452 4.3.1 (RFC 1870 §6.1), before any
+// content is sent, rather than after the whole transfer.
+type SpaceChecker interface {
+	// HasRoomFor reports whether a message of about size octets can be
+	// stored now.
+	HasRoomFor(size int64) bool
+}
+
 // ReplyError is an error that carries the exact reply the client gets, for
 // Store and policy implementations that decide the SMTP outcome.
 type ReplyError struct {

@@ -83,3 +83,9 @@ func replyTooManyConns(host string) smtp.Reply {
 func replyShutdown(host string) smtp.Reply {
 	return reply(421, "4.3.2", host+" Service shutting down, closing transmission channel")
 }
+
+// replyPregreet refuses a client that sent data before the greeting
+// (RFC 5321 §3.1, §4.3.1: 554 in place of the greeting).
+func replyPregreet(host string) smtp.Reply {
+	return reply(554, "5.5.1", host+" Error: protocol error: data sent before the greeting")
+}

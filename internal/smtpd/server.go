@@ -128,18 +128,31 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// trusted reports whether a client may use the reserved connections and
+// skips the pregreet wait: Config.Trusted says so, or its address
+// authenticated successfully within the last hour.
+func (s *Server) trusted(remote net.Addr, ip string) bool {
+	return (s.cfg.Trusted != nil && s.cfg.Trusted(remote)) || s.authLimit.authenticatedRecently(ip, time.Now())
+}
+
 // admit starts a session for c, or refuses it with 421 4.7.0 when a
-// connection limit is reached.
+// connection limit is reached. Clients that are not trusted find the limit
+// ReservedConnections lower.
 func (s *Server) admit(c net.Conn) {
 	ip := remoteIP(c.RemoteAddr())
-	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Greeting, writeTimeout: s.cfg.Timeouts.Write}
+	trusted := s.trusted(c.RemoteAddr(), ip)
+	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Greeting, writeTimeout: s.cfg.Timeouts.Write, trusted: trusted}
+	limit := s.cfg.MaxConnections
+	if !trusted {
+		limit -= s.cfg.ReservedConnections
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		c.Close()
 		return
 	}
-	over := (s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections) ||
+	over := (s.cfg.MaxConnections > 0 && len(s.conns) >= limit) ||
 		(s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP)
 	s.active.Add(1)
 	if !over {
@@ -171,14 +184,16 @@ func (s *Server) refuse(c *idleConn, r smtp.Reply) {
 	c.Close()
 }
 
+// release frees c's connection slot, then closes it: a client that sees
+// the close and connects again finds the slot free.
 func (s *Server) release(c *idleConn, ip string) {
-	c.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
 	s.mu.Unlock()
+	c.Close()
 }
 
 // Shutdown stops accepting connections, closes idle sessions with 421, lets

@@ -30,6 +30,14 @@ type session struct {
 	// until then reads wait Timeouts.Greeting rather than Timeouts.Command.
 	heard bool
 	line  string // the command being answered, for the log
+	// phaseEnd is when the current session phase (hello or envelope) must
+	// be over; inTx says which phase it is. queued is set when a message
+	// was stored since the hello phase began: only then does the end of a
+	// transaction start a new one (MAIL, RSET, MAIL… does not).
+	phaseEnd time.Time
+	helloEnd time.Time // when the current hello phase ends
+	inTx     bool
+	queued   bool
 
 	// The current transaction; env is nil outside one.
 	env  *smtp.Envelope
@@ -64,6 +72,9 @@ func (s *Server) runSession(c *idleConn) {
 		ss.send(*r)
 		return
 	}
+	if w := s.cfg.Timeouts.PregreetWait; w > 0 && !c.trusted && !ss.waitBeforeGreeting(w) {
+		return
+	}
 	banner := s.cfg.Hostname + " ESMTP Ferry"
 	if s.cfg.NoESMTP {
 		banner = s.cfg.Hostname + " SMTP Ferry"
@@ -86,11 +97,7 @@ func (ss *session) loop() {
 			ss.send(replyShutdown(cfg.Hostname))
 			return
 		}
-		timeout := cfg.Timeouts.Command
-		if !ss.heard {
-			timeout = cfg.Timeouts.Greeting
-		}
-		ss.conn.setReadTimeout(timeout, ss.env == nil)
+		ss.setCommandDeadline()
 		line, err := readCommandLine(ss.r)
 		ss.heard = ss.heard || err == nil || errors.Is(err, errLineTooLong)
 		switch {
@@ -107,6 +114,66 @@ func (ss *session) loop() {
 		ss.line = maillog.RedactCommand(line)
 		ss.command(line)
 	}
+}
+
+// setCommandDeadline bounds the read of the next command line: the whole
+// line must arrive within Timeouts.Command (Greeting for the first) and
+// within the current phase. Between BDAT chunks the transfer's own limit
+// stays in force.
+func (ss *session) setCommandDeadline() {
+	cfg := &ss.srv.cfg
+	now := time.Now()
+	switch inTx := ss.env != nil; {
+	case ss.phaseEnd.IsZero():
+		ss.phaseEnd = now.Add(cfg.Timeouts.HelloPhase)
+		ss.helloEnd = ss.phaseEnd
+	case inTx && !ss.inTx:
+		ss.inTx = true
+		ss.phaseEnd = now.Add(cfg.Timeouts.EnvelopePhase)
+	case !inTx && ss.inTx:
+		// Back in the hello phase: a fresh one after a stored message,
+		// else the rest of the one before the transaction.
+		ss.inTx = false
+		if ss.queued {
+			ss.queued = false
+			ss.helloEnd = now.Add(cfg.Timeouts.HelloPhase)
+		}
+		ss.phaseEnd = ss.helloEnd
+	}
+	timeout := cfg.Timeouts.Command
+	if !ss.heard {
+		timeout = cfg.Timeouts.Greeting
+	}
+	ss.conn.setReadTimeout(timeout, ss.env == nil)
+	if ss.bdat != nil {
+		return
+	}
+	limit := now.Add(timeout)
+	if ss.phaseEnd.Before(limit) {
+		limit = ss.phaseEnd
+	}
+	ss.conn.setReadLimit(limit)
+}
+
+// waitBeforeGreeting waits up to d before the greeting (RFC 5321 §3.1: the
+// client must wait for it) and reports whether the session goes on. A
+// client that sends anything in that time is refused at once with 554
+// 5.5.1; one that disconnects, or a shutdown, ends the session silently.
+func (ss *session) waitBeforeGreeting(d time.Duration) bool {
+	ss.conn.setReadTimeout(d, true)
+	_, err := ss.r.Peek(1)
+	if err == nil {
+		r := replyPregreet(ss.srv.cfg.Hostname)
+		ss.tr.Note("<client sent data before the greeting>")
+		maillog.Reject(ss.log, ss.info.ID, "CONNECT", r)
+		ss.send(r)
+		return false
+	}
+	if !ss.conn.timedOut() || ss.conn.shuttingDown() {
+		return false
+	}
+	ss.conn.clearReadErr() // the silence was what the wait hoped for
+	return true
 }
 
 // readFailed ends the session after a failed read with the right reply.

@@ -47,9 +47,10 @@ func (s *CertStore) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 }
 
 // TLSConfig returns a server configuration that takes its certificate from
-// s at every handshake and negotiates TLS 1.2 or later (RFC 8996).
+// s at every handshake and negotiates TLS 1.2 or later (RFC 8996) with
+// AEAD cipher suites only (smtp.CipherSuites).
 func (s *CertStore) TLSConfig() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.GetCertificate}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.GetCertificate, CipherSuites: smtp.CipherSuites()}
 }
 
 // startTLSOffered reports whether EHLO lists STARTTLS in this session.

@@ -333,3 +333,39 @@ func TestTLSConfigValidation(t *testing.T) {
 		t.Errorf("insecure auth: %v", err)
 	}
 }
+
+// handshake12 sends STARTTLS on a new session and runs a TLS 1.2
+// handshake offering suites (nil: the defaults).
+func handshake12(t *testing.T, addr string, pool *x509.CertPool, suites []uint16) (*tls.Conn, error) {
+	t.Helper()
+	c := dial(t, addr)
+	c.expectPrefix("220 ")
+	c.ehlo()
+	c.send("STARTTLS\r\n")
+	c.expect("220 2.0.0 Ready to start TLS\r\n")
+	cfg := clientTLS(pool)
+	cfg.MaxVersion = tls.VersionTLS12
+	cfg.CipherSuites = suites
+	tc := tls.Client(c.conn, cfg)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	return tc, tc.Handshake()
+}
+
+// TestNoCBCSHA1Inbound: a client that offers only CBC suites with SHA-1
+// MACs in TLS 1.2 finds no suite in common; AEAD suites still work.
+func TestNoCBCSHA1Inbound(t *testing.T) {
+	s := newTLSSetup(t)
+	_, addr := startServer(t, s.cfg, &memStore{}, nil)
+	cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA}
+	if tc, err := handshake12(t, addr, s.pool, cbc); err == nil {
+		t.Fatalf("handshake with CBC-SHA1 suites only succeeded: %s", tls.CipherSuiteName(tc.ConnectionState().CipherSuite))
+	}
+	tc, err := handshake12(t, addr, s.pool, nil)
+	if err != nil {
+		t.Fatalf("TLS 1.2 handshake with the default suites: %v", err)
+	}
+	if name := tls.CipherSuiteName(tc.ConnectionState().CipherSuite); !strings.Contains(name, "GCM") && !strings.Contains(name, "CHACHA20") {
+		t.Errorf("TLS 1.2 negotiated %s, want an AEAD suite", name)
+	}
+}
