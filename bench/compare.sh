@@ -91,8 +91,12 @@ echo "compare.sh: building (work dir $work)" >&2
 # maddy, pinned, in a throw-away module in the work dir (the module and its
 # binary are never part of the repository).
 mkdir -p "$work/maddy-build" "$work/maddy/state" "$work/maddy/run"
+# maddy's own go.mod replaces three modules with its forks; a module that
+# requires maddy must say the same, so its replace lines are copied over.
 (cd "$work/maddy-build" && go mod init maddy-build.invalid/bench > /dev/null 2>&1 &&
 	go get -tool "github.com/foxcpp/maddy/cmd/maddy@$maddy_version" > build.log 2>&1 &&
+	grep '^replace ' "$(go env GOMODCACHE)/github.com/foxcpp/maddy@$maddy_version/go.mod" >> go.mod &&
+	go mod tidy >> build.log 2>&1 &&
 	GOBIN="$work" go install github.com/foxcpp/maddy/cmd/maddy >> build.log 2>&1) ||
 	{ echo "compare.sh: building maddy $maddy_version failed:" >&2; tail -20 "$work/maddy-build/build.log" >&2; exit 1; }
 
