@@ -53,18 +53,4 @@ func TestStoredScanSpareRead(t *testing.T) {
 
 // BenchmarkDeliverSinkStoredScan is BenchmarkDeliverSink for a message
 // queued with its content scan (no scan before the attempt).
-func BenchmarkDeliverSinkStoredScan(b *testing.B) {
-	_, rt := startSink(b, sink.Options{})
-	q := newMemQueue()
-	a, _ := testAgent(b, q, rt, func(c *Config) { c.MaxMessagesPerConn = 1 << 30 })
-	body := "Subject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 64)
-	it := testMessage("BENCH", body, "x@hop.test")
-	it.Env.ContentScan = &downgrade.Needs{}
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		a.DeliverLease(context.Background(), &queue.Lease{Hop: "hop.test", Items: []queue.Item{it}})
-	}
-	if r := q.last(b, "BENCH", 0); r.State != queue.Sent {
-		b.Fatalf("last delivery: %v", r.Reply)
-	}
-}
+func BenchmarkDeliverSinkStoredScan(b *testing.B) { benchDeliverSink(b, &downgrade.Needs{}) }

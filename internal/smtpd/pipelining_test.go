@@ -3,13 +3,11 @@ package smtpd
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -56,19 +54,7 @@ func startLoggedServer(t testing.TB, cfg Config, store Store) (*writeLog, string
 		t.Fatal(err)
 	}
 	l := &writeLog{Listener: inner}
-	srv := New(cfg, store, nil)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveOn(t, l, cfg, store, nil)
 	return l, inner.Addr().String()
 }
 
