@@ -97,7 +97,7 @@ mkdir -p "$work/maddy-build" "$work/maddy/state" "$work/maddy/run"
 	go get -tool "github.com/foxcpp/maddy/cmd/maddy@$maddy_version" > build.log 2>&1 &&
 	grep '^replace ' "$(go env GOMODCACHE)/github.com/foxcpp/maddy@$maddy_version/go.mod" >> go.mod &&
 	go mod tidy >> build.log 2>&1 &&
-	GOBIN="$work" go install github.com/foxcpp/maddy/cmd/maddy >> build.log 2>&1) ||
+	GOBIN="$work/bin" go install github.com/foxcpp/maddy/cmd/maddy >> build.log 2>&1) ||
 	{ echo "compare.sh: building maddy $maddy_version failed:" >&2; tail -20 "$work/maddy-build/build.log" >&2; exit 1; }
 
 # free_port prints a loopback port nobody listens on now.
@@ -150,7 +150,7 @@ smtp tcp://127.0.0.1:$maddy_port {
     deliver_to &relay_queue
 }
 EOF
-"$work/maddy" --config "$work/maddy.conf" run > "$work/maddy.out" 2> "$work/maddy.err" &
+"$work/bin/maddy" --config "$work/maddy.conf" run > "$work/maddy.out" 2> "$work/maddy.err" &
 maddy_pid=$!
 
 mkfifo "$work/relay.stdin"
