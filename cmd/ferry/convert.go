@@ -18,6 +18,8 @@ Converts the message in FILE (or standard input) to valid 7-bit MIME without
 loss and writes it to standard output: 8-bit, binary and over-long lines are
 encoded quoted-printable or base64, 8-bit header text becomes RFC 2047
 encoded-words, and every byte that need not change is copied as it was.
+A message that is 7-bit already (no octet above 127, no NUL, no bare CR or
+LF, no line over 998 octets) is copied unchanged, as the relay sends it.
 
 Exit status:
   0  success; with --check: the message needs no conversion
@@ -44,23 +46,24 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	if !checkArgs(fs, pos, 0, 1, "[FILE]") {
 		return 2
 	}
-	var in io.Reader = os.Stdin
+	name := "" // standard input
 	if len(pos) == 1 && pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			fmt.Fprintf(stderr, "ferry convert: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		in = f
+		name = pos[0]
 	}
+	in, err := convertInput(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry convert: %v\n", err)
+		return 2
+	}
+	defer in.Close()
 	var out io.Writer = io.Discard
 	var bw *bufio.Writer
 	if !*check {
 		bw = bufio.NewWriter(stdout)
 		out = bw
 	}
-	rep, err := downgrade.Convert(out, in, downgrade.Options{})
+	var cv downgrade.Converter
+	rep, _, err := cv.ConvertIfNeeded(out, in)
 	if err == nil && bw != nil {
 		err = bw.Flush()
 	}
@@ -84,4 +87,37 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// convertInput opens the message: the named file, or for "" standard
+// input copied to a temporary file, since the message is read twice (a
+// scan, then the conversion if it needs one). Closing it removes that
+// copy.
+func convertInput(name string) (io.ReadSeekCloser, error) {
+	if name != "" {
+		return os.Open(name)
+	}
+	f, err := os.CreateTemp("", "ferry-convert-*")
+	if err != nil {
+		return nil, fmt.Errorf("buffering standard input: %w", err)
+	}
+	tf := &tempFile{f}
+	if _, err := io.Copy(f, os.Stdin); err != nil {
+		tf.Close()
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		tf.Close()
+		return nil, fmt.Errorf("buffering standard input: %w", err)
+	}
+	return tf, nil
+}
+
+// tempFile is a temporary file that is removed when closed.
+type tempFile struct{ *os.File }
+
+func (t *tempFile) Close() error {
+	err := t.File.Close()
+	os.Remove(t.Name())
+	return err
 }

@@ -24,8 +24,10 @@ Says in plain words what Ferry would do with a message for one recipient,
 and why: the route, the next hop and what it offers (probed now, or from
 the running server's hop-capability cache with --cached), what the message
 needs, the transfer plan, which MIME parts would be converted and how, and
-what that means (a DKIM signature that no longer verifies, a bounce with
-the reason). FILE is a message file; otherwise the argument is a queue ID
+what that means (a bounce with the reason), and what happens to DKIM
+signatures: which the message carries (verified now when [dkim] resolver
+is set), which the conversion breaks, whether Ferry signs it and with
+which key, and whether it adds an ARC set. FILE is a message file; otherwise the argument is a queue ID
 (or a unique prefix) of the running server, whose envelope is then used.
 Takes the same --config, --spool and --route flags as "ferry serve". It
 sends no mail.
@@ -131,7 +133,7 @@ func loadExplainMessage(ctx context.Context, o explainOptions, arg string) (expl
 // envelopeOf rebuilds the envelope parts that matter to a transfer plan
 // from the admin API's view of a queued message.
 func envelopeOf(m *admin.Message, from string) (*smtp.Envelope, error) {
-	env := &smtp.Envelope{ID: m.ID, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS,
+	env := &smtp.Envelope{ID: m.ID, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS, TLSOptional: m.TLSOptional,
 		Ret: smtp.DSNReturn(m.Ret), EnvID: m.EnvID, Body: smtp.BodyType(m.Body)}
 	if from == "" {
 		from = m.Sender
@@ -252,6 +254,7 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	for _, t := range targets {
 		ex.Targets = append(ex.Targets, t.String())
 	}
+	ex.TLSPolicy = explainTLS(ctx, cfg, rt, domain, targets, msg.env)
 	hop, source, err := findHop(ctx, o, cfg.Hostname, rt.Policy, targets)
 	if err != nil {
 		ex.Error = err.Error()
@@ -274,6 +277,9 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 		ex.Plan = plan.String()
 	}
 	ex.Explanation = sentences(ex, rt.Policy)
+	if ex.Signatures, err = signatureSentences(ctx, cfg, ex, msg.content, msg.env, rt.Policy); err != nil {
+		ex.Error = "DKIM: " + err.Error()
+	}
 	return ex, nil
 }
 

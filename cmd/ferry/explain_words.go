@@ -24,8 +24,10 @@ type explanation struct {
 	Route   string        `json:"route"`
 	Policy  explainPolicy `json:"policy"`
 	Targets []string      `json:"targets,omitempty"`
-	NextHop string        `json:"next_hop,omitempty"`
-	Relay   string        `json:"relay,omitempty"`
+	// TLSPolicy says per MX host which TLS policy applies and why.
+	TLSPolicy []string `json:"tls_policy,omitempty"`
+	NextHop   string   `json:"next_hop,omitempty"`
+	Relay     string   `json:"relay,omitempty"`
 	// Source is "probe" (connected just now) or "cache" (the running
 	// server's hop-capability cache).
 	Source   string    `json:"source,omitempty"`
@@ -41,7 +43,10 @@ type explanation struct {
 	Plan         string            `json:"plan,omitempty"`
 	Reply        string            `json:"reply,omitempty"`
 	Explanation  []string          `json:"explanation"`
-	Error        string            `json:"error,omitempty"`
+	// Signatures say what happens to DKIM signatures and ARC (see
+	// signatureSentences).
+	Signatures []string `json:"signatures,omitempty"`
+	Error      string   `json:"error,omitempty"`
 
 	needs           deliver.MessageNeeds
 	hop             *deliver.HopInfo
@@ -293,9 +298,6 @@ func decisionSentences(ex *explanation, pol route.Policy) []string {
 		}
 		out = append(out, "header fields "+strings.Join(fields, ", ")+" will be RFC 2047-encoded")
 	}
-	if n.DKIMSigned || ex.Conversion.DKIMSigned {
-		out = append(out, "the DKIM signature will no longer verify (RFC 6376 §5.3)")
-	}
 	return out
 }
 
@@ -304,6 +306,13 @@ func printExplanation(w io.Writer, ex *explanation) {
 	fmt.Fprintf(w, "Message:   %s, %d octets, %d %s\n", ex.Message, ex.Size, ex.Parts, plural(ex.Parts, "MIME part"))
 	fmt.Fprintf(w, "Envelope:  from %s to <%s>\n", ex.From, ex.To)
 	fmt.Fprintf(w, "Route:     %s (eightbit=%s, dkim_signed=%s, tls=%s)\n", ex.Route, ex.Policy.EightBit, ex.Policy.DKIMSigned, ex.Policy.TLS)
+	for i, l := range ex.TLSPolicy {
+		head := "TLS:       "
+		if i > 0 {
+			head = "           "
+		}
+		fmt.Fprintf(w, "%s%s\n", head, l)
+	}
 	if ex.NextHop != "" {
 		src := "probed just now"
 		if ex.Source == "cache" {
@@ -342,6 +351,10 @@ func printExplanation(w io.Writer, ex *explanation) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, capitalize(strings.Join(ex.Explanation, "; "))+".")
+	if len(ex.Signatures) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Signatures: "+capitalize(strings.Join(ex.Signatures, "; "))+".")
+	}
 }
 
 func capitalize(s string) string {

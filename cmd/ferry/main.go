@@ -32,6 +32,7 @@ func subcommands() map[string]subcommand {
 		"explain": {"say in plain words what Ferry would do with a message for a recipient, and why", runExplain},
 		"log":     {"print a queued message's whole history from the mail log", runLog},
 		"bench":   {"drive an SMTP server with load; count what arrives at a sink", runBench},
+		"dkim":    {"make a DKIM key and print the DNS record to publish (dkim keygen)", runDKIM},
 	}
 }
 

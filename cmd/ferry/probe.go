@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -21,14 +22,23 @@ import (
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-const probeUsage = `Usage: ferry probe [flags] HOST[:PORT]
+const probeUsage = `Usage: ferry probe [flags] HOST:PORT | [HOST] | IP
+       ferry probe [flags] DOMAIN
 
 Connect to an SMTP server the way Ferry's delivery does and show what it
 offers: the greeting, every EHLO keyword with what it means, STARTTLS with
 the TLS version, cipher and certificate chain, the keywords after TLS, and
 the transfer plan Ferry would use for an 8-bit, a binary and an SMTPUTF8
-message to this hop. HOST is connected to directly (no MX lookup); write an
-IPv6 address in brackets. PORT defaults to 25. It sends no mail.
+message to this hop, and what each does to DKIM signatures. A host with a
+port, in brackets, or an IP address is connected to directly (no MX lookup;
+port 25 unless given); write an IPv6 address in brackets.
+
+A DOMAIN without a port is a recipient domain: its MX hosts are looked up
+with Ferry's DNS client ([delivery] resolvers and dnssec_resolver of
+--config) and, per host, the DANE and MTA-STS verdicts, the policy that
+applies and a STARTTLS check under it are shown (docs/tls-policy.md).
+
+It sends no mail.
 
 Flags:
 `
@@ -67,6 +77,8 @@ type probePlan struct {
 	Message string `json:"message"`
 	Plan    string `json:"plan,omitempty"`
 	Reply   string `json:"reply,omitempty"`
+	// DKIM says what the transfer does to DKIM signatures.
+	DKIM string `json:"dkim"`
 }
 
 // probeReport is the whole probe, printed as text or JSON.
@@ -97,11 +109,12 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	noTLS := fs.Bool("no-tls", false, "do not try STARTTLS")
 	caFile := fs.String("ca", "", "PEM file of CA certificates to verify the hop against (default: system roots)")
+	configFile := fs.String("config", "", "the server's TOML configuration `file`, for DOMAIN: its DNS and TLS policy settings (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml when it exists)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
 	}
-	if !checkArgs(fs, pos, 1, 1, "HOST[:PORT]") {
+	if !checkArgs(fs, pos, 1, 1, "HOST[:PORT] or DOMAIN") {
 		return 2
 	}
 	name := *ehlo
@@ -127,26 +140,63 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if isDomainArg(pos[0]) {
+		cfg, err := loadServeConfig(serveFlags{configFile: *configFile})
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry probe: %v\n", err)
+			return 2
+		}
+		if roots == nil && cfg.Delivery.TLSCAFile != "" {
+			if roots, err = loadCAFile(cfg.Delivery.TLSCAFile); err != nil {
+				fmt.Fprintf(stderr, "ferry probe: delivery.tls_ca_file: %v\n", err)
+				return 2
+			}
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		rep := probeDomain(ctx, cfg, strings.TrimSuffix(pos[0], "."), name, roots, logger)
+		return writeProbeDomain(stdout, stderr, rep, *asJSON)
+	}
 	target, err := probeTarget(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry probe: %v\n", err)
 		return 2
 	}
 	rep := probe(ctx, target, name, !*noTLS, roots)
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "ferry probe: %v\n", err)
-			return 1
-		}
-	} else {
-		printProbe(stdout, rep)
+	if !writeProbe(stdout, stderr, rep, *asJSON, func() { printProbe(stdout, rep) }) {
+		return 1
 	}
 	if rep.Error != "" {
 		return 1
 	}
 	return 0
+}
+
+// writeProbe prints a probe report as indented JSON, or with text; false
+// when the JSON could not be written.
+func writeProbe(stdout, stderr io.Writer, rep any, asJSON bool, text func()) bool {
+	if !asJSON {
+		text()
+		return true
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		fmt.Fprintf(stderr, "ferry probe: %v\n", err)
+		return false
+	}
+	return true
+}
+
+// isDomainArg reports whether a probe argument is a recipient domain: a
+// name without a port, not an IP address and not in brackets.
+func isDomainArg(s string) bool {
+	if strings.ContainsAny(s, ":[]") {
+		return false
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return false
+	}
+	return strings.Contains(strings.TrimSuffix(s, "."), ".")
 }
 
 // probeTarget parses HOST[:PORT] and resolves HOST to its first address.
@@ -275,10 +325,11 @@ func plans(ext smtp.Extensions) []probePlan {
 	for _, s := range samples {
 		p, r := deliver.Plan(s.needs, ext, route.Policy{})
 		if r != nil {
-			out = append(out, probePlan{Message: s.name, Reply: "fail at once: " + r.String()})
+			out = append(out, probePlan{Message: s.name, Reply: "fail at once: " + r.String(), DKIM: dkimFate(p, r, route.Policy{})})
 			continue
 		}
-		out = append(out, probePlan{Message: s.name, Plan: p.WithSevenBitOutput().String()})
+		p = p.WithSevenBitOutput()
+		out = append(out, probePlan{Message: s.name, Plan: p.String(), DKIM: dkimFate(p, nil, route.Policy{})})
 	}
 	return out
 }
@@ -329,6 +380,7 @@ func printProbe(w io.Writer, r probeReport) {
 				what = p.Reply
 			}
 			fmt.Fprintf(w, "  %-48s %s\n", p.Message+":", what)
+			fmt.Fprintf(w, "  %-48s DKIM: %s\n", "", p.DKIM)
 		}
 	}
 	if r.Error != "" {

@@ -397,7 +397,7 @@ func printMessage(w io.Writer, m *admin.Message, now time.Time) {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{m.SMTPUTF8, "SMTPUTF8"}, {m.RequireTLS, "REQUIRETLS"}} {
+	}{{m.SMTPUTF8, "SMTPUTF8"}, {m.RequireTLS, "REQUIRETLS"}, {m.TLSOptional, "TLS-Required: No"}} {
 		if f.on {
 			body += ", " + f.name
 		}
@@ -418,6 +418,11 @@ func printMessage(w io.Writer, m *admin.Message, now time.Time) {
 			line += ", user " + cl.User
 		}
 		fmt.Fprintf(w, "Client:    %s\n", line)
+	}
+	if m.AuthResults != "" {
+		fmt.Fprintf(w, "Verified:  %s\n", m.AuthResults)
+	} else {
+		fmt.Fprintln(w, "Verified:  not checked at receipt")
 	}
 	fmt.Fprintln(w, "Recipients:")
 	for _, r := range m.Rcpts {

@@ -15,8 +15,10 @@ import (
 	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtpd"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // relayEnv is what serve needs besides the configuration.
@@ -95,15 +97,29 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	if err != nil {
 		return err
 	}
+	keyring, err := loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	dkimKeys := dkim.NewKeys(keyring)
+	dc.Signer = dkimSigner(cfg, dkimKeys)
+	store := receiptStore(cfg, q, logger)
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
+	if eng, ok := dc.TLSPolicy.(*tlspolicy.Engine); ok {
+		stopReports, err := startTLSReports(cfg, eng, q.Put, logger)
+		if err != nil {
+			return err
+		}
+		defer stopReports()
+	}
 	agent, err := deliver.NewAgent(q, dc)
 	if err != nil {
 		return fmt.Errorf("starting delivery: %w", err)
 	}
 	defer agent.Close()
 	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
-		transcripts: transcripts, reloaders: reloaders}
+		transcripts: transcripts, reloaders: reloaders, dkimKeys: dkimKeys}
 
 	var servers []*smtpd.Server
 	var listeners []net.Listener
@@ -116,7 +132,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 			return fmt.Errorf("listening on %s: %w", l.Address, err)
 		}
 		listeners = append(listeners, ln)
-		servers = append(servers, smtpd.New(serverConfigs[i], q, policy))
+		servers = append(servers, smtpd.New(serverConfigs[i], store, policy))
 	}
 
 	var wg sync.WaitGroup

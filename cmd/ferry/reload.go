@@ -10,6 +10,7 @@ import (
 	"github.com/ferrymta/ferry/internal/access"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/dkim"
 	"github.com/ferrymta/ferry/internal/route"
 )
 
@@ -27,6 +28,8 @@ type relay struct {
 	access      *accessPolicy
 	transcripts *transcriptSwitch
 	reloaders   []reloader
+	// dkimKeys are the DKIM keys in force; a reload reads them again.
+	dkimKeys *dkim.Keys
 }
 
 // reload reads the configuration file again (SIGHUP). Everything is built
@@ -59,6 +62,10 @@ func (r *relay) reload() error {
 		r.logger.Warn("needs a restart: "+what+" changed", "file", f.configFile, "setting", what)
 	}
 	r.agent.SetRoutes(cfg.routes)
+	if r.dkimKeys != nil {
+		r.dkimKeys.Set(cfg.dkimKeys)
+		r.logger.Info("DKIM keys reloaded", "keys", cfg.dkimKeys.Len())
+	}
 	if r.access.changed(cfg.accessConfig) {
 		r.access.set(cfg.accessConfig, cfg.accessRules)
 		r.logger.Info("relay rules reloaded")
@@ -112,6 +119,8 @@ func restartChanges(running, cfg config.Config) []string {
 	add(running.Log.File != cfg.Log.File, "log.file")
 	add(running.Admin != cfg.Admin, "[admin]")
 	add(running.DSN != cfg.DSN, "[dsn]")
+	add(len(running.DKIM.Keys) == 0 && len(cfg.DKIM.Keys) > 0, "[[dkim.key]] (signing was off at start)")
+	add(running.DKIM.Resolver != cfg.DKIM.Resolver || running.DKIM.AuthServID != cfg.DKIM.AuthServID || running.DKIM.ARCKey != cfg.DKIM.ARCKey, "[dkim] resolver, authserv_id or arc_key")
 	return out
 }
 
@@ -160,6 +169,7 @@ type prepared struct {
 	accessRules  *access.Policy
 	transcripts  *transcriptState
 	level        slog.Level
+	dkimKeys     *dkim.Keyring
 }
 
 // prepare loads the file, applies the flags and builds what reload
@@ -177,6 +187,9 @@ func (r *relay) prepare(f serveFlags) (*prepared, error) {
 		return nil, err
 	}
 	if p.transcripts, err = transcriptStateOf(cfg); err != nil {
+		return nil, err
+	}
+	if p.dkimKeys, err = loadKeyring(cfg); err != nil {
 		return nil, err
 	}
 	if err := p.level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {

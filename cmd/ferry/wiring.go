@@ -153,7 +153,12 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) (
 	if idle == 0 {
 		idle = time.Nanosecond // "0s" closes at once; deliver takes 0 for its default
 	}
+	pol, err := newTLSPolicy(cfg, logger)
+	if err != nil {
+		return deliver.Config{}, err
+	}
 	return deliver.Config{
+		TLSPolicy:          pol,
 		Routes:             table,
 		HeloName:           name,
 		Workers:            d.Workers,
@@ -215,7 +220,11 @@ func buildRoutes(cfg config.Config, flagRoutes []string) (*route.Table, error) {
 		}
 		add(r)
 	}
-	opts := route.Options{}
+	res, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := route.Options{Resolver: res, MXPort: cfg.Delivery.TLSPolicy.MXPort}
 	if _, ok := index["*"]; !ok {
 		opts.SmartHost = cfg.Delivery.SmarthostHops
 	}
@@ -234,7 +243,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	if cr.DKIMSigned != "" {
-		if p.DKIMSigned, err = route.ParseAction(cr.DKIMSigned); err != nil {
+		if p.DKIMSigned, err = route.ParseDKIMAction(cr.DKIMSigned); err != nil {
 			return r, fmt.Errorf("route %s: dkim_signed: %w", cr.Domain, err)
 		}
 	}
@@ -244,6 +253,7 @@ func routeFromConfig(cr config.Route) (route.Route, error) {
 		}
 	}
 	p.EHLOName = cr.EHLOName
+	p.DKIMKey = cr.DKIMKey
 	p.DiscardKeywords = cr.DiscardKeywords
 	p.MaxConnections = cr.MaxConnections
 	p.MaxMessagesPerConnection = cr.MaxMessagesPerConnection

@@ -29,12 +29,18 @@ type Message struct {
 	Body       string `json:"body_type"`
 	SMTPUTF8   bool   `json:"smtputf8,omitempty"`
 	RequireTLS bool   `json:"requiretls,omitempty"`
+	// TLSOptional: the header said "TLS-Required: No" (RFC 8689 §5).
+	TLSOptional bool `json:"tls_required_no,omitempty"`
 	// Ret and EnvID are the DSN parameters of MAIL FROM (RFC 3461 §4.3, §4.4).
 	Ret   string `json:"ret,omitempty"`
 	EnvID string `json:"envid,omitempty"`
 	// Auth is MAIL FROM's AUTH= parameter (RFC 4954 §5).
 	Auth   string     `json:"auth,omitempty"`
 	Client ClientInfo `json:"client"`
+	// AuthResults are the DKIM and ARC results found at receipt, as RFC
+	// 8601 resinfo clauses ("dkim=pass header.d=example.org; arc=none");
+	// empty when the message was not verified.
+	AuthResults string `json:"auth_results,omitempty"`
 	// Plans hold one transfer plan per next-hop key of the pending
 	// recipients; empty when the server has no routing table.
 	Plans []HopPlan `json:"plans,omitempty"`
@@ -196,10 +202,11 @@ func messageOf(m *queue.MessageInfo) Message {
 		if env.Body != "" {
 			msg.Body = string(env.Body)
 		}
-		msg.SMTPUTF8, msg.RequireTLS = env.SMTPUTF8, env.RequireTLS
+		msg.SMTPUTF8, msg.RequireTLS, msg.TLSOptional = env.SMTPUTF8, env.RequireTLS, env.TLSOptional
 		msg.Ret, msg.EnvID, msg.Auth = string(env.Ret), env.EnvID, env.Auth
 		msg.Client = ClientInfo{Addr: env.Client.Addr, Helo: env.Client.Helo, User: env.Client.User,
 			TLS: env.Client.TLS, Protocol: env.Client.Protocol}
+		msg.AuthResults = env.AuthResults.String()
 	}
 	return msg
 }

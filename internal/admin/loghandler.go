@@ -187,6 +187,22 @@ func (m *Metrics) observe(msg string, level slog.Level, ev eventAttrs) {
 		if v, ok := ev["dkim_broken"]; ok && v.Kind() == slog.KindBool && v.Bool() {
 			m.dkimBroken.Inc()
 		}
+	case "verified":
+		for _, clause := range strings.Split(ev.str("results"), "; ") {
+			method, result, ok := strings.Cut(clause, "=")
+			if !ok {
+				continue
+			}
+			result, _, _ = strings.Cut(result, " ")
+			m.authVerified.WithLabelValues(method, result).Inc()
+		}
+	case "signed":
+		summary := ev.str("summary")
+		for what, marker := range map[string]string{"dkim": "DKIM-signed", "arc": "ARC set added", "kept": "not DKIM-signed again"} {
+			if strings.Contains(summary, marker) {
+				m.authSigned.WithLabelValues(what).Inc()
+			}
+		}
 	case "expired":
 		n, ok := ev.int("rcpts")
 		if !ok {

@@ -28,6 +28,8 @@ type Metrics struct {
 	hopErrors       *prometheus.CounterVec
 	converted       prometheus.Counter
 	conversions     *prometheus.CounterVec
+	authVerified    *prometheus.CounterVec
+	authSigned      *prometheus.CounterVec
 	dkimBroken      prometheus.Counter
 	expired         prometheus.Counter
 	finished        prometheus.Counter
@@ -83,6 +85,8 @@ func NewMetrics() *Metrics {
 	m.hopFailures = counterVec("ferry_delivery_failures_total", "Deferred and bounced recipients per next-hop key (recipient domain).", "hop", "status")
 	m.hopErrors = counterVec("ferry_hop_errors_total", "Session failures per next hop (host:port, or the domain for routing): connect, tls, routing.", "hop", "kind")
 	m.converted = counter("ferry_conversions_total", "Messages whose content was converted for a next hop (converted events).")
+	m.authVerified = counterVec("ferry_auth_verified_total", "DKIM signatures (method=dkim) and ARC chains (method=arc) checked at receipt, by RFC 8601 result.", "method", "result")
+	m.authSigned = counterVec("ferry_auth_signed_total", "What delivery added to messages: what=dkim (a DKIM-Signature), arc (an ARC set), kept (a valid own signature, not signed again).", "what")
 	m.conversions = counterVec("ferry_conversion_kinds_total", "Converted messages by kind of change, e.g. 8bit→quoted-printable, header→encoded-word.", "kind")
 	m.dkimBroken = counter("ferry_conversions_dkim_broken_total", "Converted messages whose DKIM signature no longer verifies (RFC 6376 §5.3).")
 	m.expired = counter("ferry_recipients_expired_total", "Recipients failed because their message outlived the queue lifetime.")

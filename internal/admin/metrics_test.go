@@ -315,6 +315,15 @@ func TestHandlerEvents(t *testing.T) {
 		{"conversion kind binary", func(l *slog.Logger) {
 			l.Info("c", "event", "converted", "summary", "converted 1 part (binary→base64)", "dkim_broken", false)
 		}, series("ferry_conversion_kinds_total", "kind=binary→base64"), 1},
+		{"dkim verified", func(l *slog.Logger) {
+			l.Info("Q1: …", "event", "verified", "id", "Q1", "results", "dkim=pass header.d=example.org header.s=s1; dkim=fail (body hash did not verify) header.d=example.com; arc=none")
+		}, series("ferry_auth_verified_total", "method=dkim", "result=fail"), 1},
+		{"arc verified", func(l *slog.Logger) {
+			l.Info("Q1: …", "event", "verified", "id", "Q1", "results", "dkim=none; arc=pass")
+		}, series("ferry_auth_verified_total", "method=arc", "result=pass"), 1},
+		{"signed and sealed", func(l *slog.Logger) {
+			l.Info("Q1: …", "event", "signed", "id", "Q1", "summary", "DKIM-signed d=example.org s=s1 (rsa-sha256); ARC set added by arc._domainkey.relay.example (cv=none)")
+		}, series("ferry_auth_signed_total", "what=arc"), 1},
 		{"with attrs", func(l *slog.Logger) { l.With("session", "s9").Info("connect", "client", "192.0.2.1:5") },
 			series("ferry_smtpd_connections_total"), 1},
 		{"debug is not counted", func(l *slog.Logger) { l.Debug("connect") },

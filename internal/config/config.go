@@ -46,6 +46,8 @@ type Config struct {
 	// Transcripts selects sessions whose protocol transcript is written
 	// (besides a listener's TranscriptDir).
 	Transcripts Transcripts
+	// DKIM configures DKIM signing, verification and ARC (see dkim.go).
+	DKIM DKIM
 }
 
 // Listener is one inbound SMTP listener.
@@ -195,6 +197,8 @@ type Delivery struct {
 	TLSCAFile string
 	// Timeouts are the outbound per-phase timeouts.
 	Timeouts DeliveryTimeouts
+	// TLSPolicy is the outbound TLS policy: DNS, DANE, MTA-STS, TLS-RPT.
+	TLSPolicy TLSPolicy
 }
 
 // DeliveryTimeouts are the outbound timeouts (RFC 5321 §4.5.3.2).
@@ -228,9 +232,13 @@ type Route struct {
 	// EightBit is PolicyConvert or PolicyBounce: what to do with 8-bit
 	// content when the hop lacks 8BITMIME (RFC 6152 §3).
 	EightBit string
-	// DKIMSigned is PolicyConvert or PolicyBounce: whether a DKIM-signed
-	// message may be converted (RFC 6376 §5.3).
+	// DKIMSigned is PolicyConvert, PolicyBounce or PolicyARC: whether a
+	// DKIM-signed message may be converted (RFC 6376 §5.3), and whether an
+	// ARC set is added when it is.
 	DKIMSigned string
+	// DKIMKey names the [[dkim.key]] that signs mail on this
+	// route; empty: the key of the From domain.
+	DKIMKey string
 	// TLS is TLSNone, TLSMay or TLSRequired.
 	TLS string
 	// AuthUser is the SASL user for the hop; empty means no AUTH.
@@ -373,6 +381,7 @@ func Default() Config {
 			Workers:                  20,
 			MaxMessagesPerConnection: 100,
 			IdleTimeout:              10 * time.Second,
+			TLSPolicy:                DefaultTLSPolicy(),
 			Timeouts: DeliveryTimeouts{
 				Connect:   30 * time.Second,
 				Greeting:  5 * time.Minute,

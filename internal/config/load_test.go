@@ -228,6 +228,7 @@ func TestParseFull(t *testing.T) {
 		SmarthostHops: []route.NextHop{{Host: "smarthost.example.net", Port: 587, NoMX: true}, {Host: "backup.example.net", Port: 25}},
 		TLSCAFile:     "/etc/ferry/ca.pem",
 		Timeouts:      DeliveryTimeouts{5 * time.Second, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute},
+		TLSPolicy:     DefaultTLSPolicy(),
 	}
 	want.Routes = []Route{
 		{

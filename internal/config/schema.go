@@ -99,6 +99,7 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 		},
 		"dsn":         func(v any, path string) { d.dsn(v, path, &cfg.DSN) },
 		"transcripts": func(v any, path string) { d.transcripts(v, path, &cfg.Transcripts) },
+		"dkim":        func(v any, path string) { d.dkim(v, path, &cfg.DKIM) },
 		"admin": func(v any, path string) {
 			d.admin(v, path, &cfg.Admin)
 		},
@@ -107,6 +108,7 @@ func (d *decoder) root(raw map[string]any, cfg *Config) {
 		cfg.Hostname = Default().Hostname
 	}
 	d.crossChecks(cfg)
+	d.dkimChecks(cfg)
 }
 
 func (d *decoder) listener(t map[string]any, path string, l *Listener) {
@@ -172,7 +174,8 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 }
 
 func (d *decoder) delivery(v any, path string, dl *Delivery) {
-	d.table(v, path, map[string]field{
+	fields := d.tlsPolicyFields(&dl.TLSPolicy)
+	for k, f := range map[string]field{
 		"ehlo_name":                   d.strCheck(&dl.EHLOName, wantHost, true, checkHost),
 		"workers":                     d.integer(&dl.Workers, 1, math.MaxInt32, wantPositive),
 		"max_messages_per_connection": d.integer(&dl.MaxMessagesPerConnection, 1, math.MaxInt32, wantPositive),
@@ -197,7 +200,10 @@ func (d *decoder) delivery(v any, path string, dl *Delivery) {
 				"data_done":  d.duration(&t.DataDone, false),
 			})
 		},
-	})
+	} {
+		fields[k] = f
+	}
+	d.table(v, path, fields)
 }
 
 func (d *decoder) route(t map[string]any, path string, r *Route) {
@@ -214,7 +220,8 @@ func (d *decoder) route(t map[string]any, path string, r *Route) {
 			}
 		},
 		"eightbit":                    d.enum(&r.EightBit, PolicyConvert, PolicyBounce),
-		"dkim_signed":                 d.enum(&r.DKIMSigned, PolicyConvert, PolicyBounce),
+		"dkim_signed":                 d.enum(&r.DKIMSigned, PolicyConvert, PolicyBounce, PolicyARC),
+		"dkim_key":                    d.str(&r.DKIMKey, "a key's domain or selector._domainkey.domain"),
 		"tls":                         d.enum(&r.TLS, TLSNone, TLSMay, TLSRequired),
 		"auth_user":                   d.str(&r.AuthUser, "a user name"),
 		"auth_password_file":          d.str(&r.AuthPasswordFile, wantPath),

@@ -77,6 +77,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("idle_timeout", dl.IdleTimeout)
 	tw.str("smarthost", dl.Smarthost)
 	tw.str("tls_ca_file", dl.TLSCAFile)
+	tw.writeTLSPolicy(dl.TLSPolicy)
 	t := dl.Timeouts
 	tw.header("[delivery.timeouts]")
 	tw.dur("connect", t.Connect)
@@ -92,6 +93,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 		tw.str("nexthop", r.NextHop)
 		tw.str("eightbit", r.EightBit)
 		tw.str("dkim_signed", r.DKIMSigned)
+		tw.str("dkim_key", r.DKIMKey)
 		tw.str("tls", r.TLS)
 		tw.str("auth_user", r.AuthUser)
 		tw.str("auth_password_file", r.AuthPasswordFile)
@@ -118,6 +120,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.list("clients", prefixStrings(c.Transcripts.Clients))
 	tw.list("next_hops", c.Transcripts.NextHops)
 	tw.bool("full_content", c.Transcripts.FullContent)
+	tw.dkim(c.DKIM)
 	if tw.err != nil {
 		return fmt.Errorf("write config: %w", tw.err)
 	}

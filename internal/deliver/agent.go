@@ -15,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // Queue is what delivery needs of the queue.
@@ -60,6 +61,9 @@ type Config struct {
 	// Converter converts content for hops that need it; nil makes such
 	// recipients fail with 554 5.6.3.
 	Converter Converter
+	// Signer signs content after conversion (DKIM, ARC); nil: Ferry adds
+	// no signature.
+	Signer Signer
 	// Dial opens connections; nil: net.Dialer.
 	Dial DialFunc
 	// Hops is the hop-capability cache; nil: a new one.
@@ -82,6 +86,9 @@ type Config struct {
 	// Transcript, when set, is asked at every new connection whether to
 	// record the session (see TranscriptFunc).
 	Transcript TranscriptFunc
+	// TLSPolicy, when set, decides the TLS policy (DANE, MTA-STS) of the
+	// MX hosts of direct deliveries; nil: opportunistic STARTTLS only.
+	TLSPolicy TLSPolicy
 }
 
 // Replies for connection-level failures. All defer: the hop may be back or
@@ -208,6 +215,9 @@ func (a *Agent) worker(ctx, dctx context.Context) {
 type session struct {
 	c   *Client
 	key string
+	// relaxed is set when the connection was opened with the TLS policy
+	// waived (TLS-Required: No); only such messages may use it.
+	relaxed bool
 }
 
 // DeliverLease delivers every message of a lease and reports each
@@ -231,6 +241,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	if len(targets) > a.cfg.MaxTargets {
 		targets = targets[:a.cfg.MaxTargets]
 	}
+	pols := a.policies(ctx, rt, l.Hop, targets)
 	limit := a.messageLimit(rt)
 	var s *session
 	defer func() { a.finish(s, limit) }()
@@ -249,7 +260,7 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 			a.reportAll(ctx, it, queue.Deferred, *down, "none", "")
 			continue
 		}
-		s, down = a.deliverItem(ctx, rt, targets, s, it)
+		s, down = a.deliverItem(ctx, rt, targets, pols, s, it)
 	}
 }
 
@@ -282,7 +293,7 @@ func (a *Agent) finish(s *session, limit int) {
 // deliverItem delivers one message, reusing s when it can, and returns the
 // session to use for the next message (nil when none is open), and the
 // reply when no target could be reached.
-func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, s *session, it queue.Item) (*session, *smtp.Reply) {
+func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route.Target, pols []tlspolicy.HostPolicy, s *session, it queue.Item) (*session, *smtp.Reply) {
 	scan, err := a.scan(it)
 	if err != nil {
 		a.log.Error("deliver: reading queued message", "id", it.Env.ID, "err", err)
@@ -290,7 +301,8 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return s, nil
 	}
 	limit := a.messageLimit(rt)
-	if s != nil && (s.c.Broken() || s.c.Messages() >= limit) {
+	need := needOf(it.Env)
+	if s != nil && (s.c.Broken() || s.c.Messages() >= limit || !need.canUse(s)) {
 		a.finish(s, limit)
 		s = nil
 	}
@@ -302,8 +314,14 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	}
 	if s == nil {
 		var rep smtp.Reply
-		s, rep = a.acquire(ctx, rt, targets)
+		s, rep = a.acquire(ctx, rt, targets, pols, need)
 		if s == nil {
+			if rep.Permanent() {
+				// REQUIRETLS with no acceptable hop: fail now
+				// (RFC 8689 §4.2.1), the next message may differ.
+				a.reportAll(ctx, it, queue.Failed, rep, "none", "")
+				return nil, nil
+			}
 			a.reportAll(ctx, it, queue.Deferred, rep, "none", "")
 			return nil, &rep
 		}
@@ -331,7 +349,18 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		a.reportAll(ctx, it, queue.Deferred, ReplyLocalReadError(), relay, plan.String())
 		return s, nil
 	}
-	replies, err := s.c.Send(ctx, Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}, plan, a.cfg.Converter)
+	msg := Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}
+	var signed *SignResult
+	if a.cfg.Signer != nil {
+		req := SignRequest{Env: it.Env, Policy: rt.Policy, Signed: scan.DKIMSigned}
+		msg.Sign = func(open func() io.Reader, changed bool) (SignResult, error) {
+			req.Converted = changed
+			res, err := a.cfg.Signer.Sign(req, open)
+			signed = &res
+			return res, err
+		}
+	}
+	replies, err := s.c.Send(ctx, msg, plan, a.cfg.Converter)
 	_ = body.Close()
 	if err != nil {
 		a.log.Info("deliver: session ended", "id", it.Env.ID, "relay", relay, "err", err)
@@ -339,6 +368,10 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	if conv, ok := s.c.LastConversion(); ok {
 		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", it.Env.ID, relay, conv.Summary),
 			"event", "converted", "id", it.Env.ID, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
+	}
+	if signed != nil && signed.Summary != "" {
+		a.log.Info(fmt.Sprintf("%s: %s for %s", it.Env.ID, signed.Summary, relay),
+			"event", "signed", "id", it.Env.ID, "relay", relay, "summary", signed.Summary)
 	}
 	if plan.RelayedDSN && a.cfg.OnRelayed != nil {
 		// Before the outcomes are recorded: the last one finishes the

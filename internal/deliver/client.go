@@ -15,6 +15,7 @@ import (
 	"github.com/ferrymta/ferry/internal/maillog"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
 // Timeouts are the client's idle timeouts per phase: each read or write of
@@ -111,15 +112,23 @@ type Client struct {
 	preTLS           smtp.Extensions // offered before STARTTLS, when TLS is on
 	tls              *tls.ConnectionState
 	verified         bool // the hop's certificate verified for its name
-	authed           bool
-	messages         int // messages accepted over this connection
-	attempts         int // transactions started
-	broken           bool
+	// authTLS is set when TLS is up and the hop was authenticated by a
+	// policy that REQUIRETLS accepts (DANE, MTA-STS, a tls=required
+	// route's PKIX check).
+	authTLS bool
+	// policy is the TLS policy the connection was opened under.
+	policy   tlspolicy.HostPolicy
+	authed   bool
+	messages int // messages accepted over this connection
+	attempts int // transactions started
+	broken   bool
 	// dirty is set while a transaction may be open at the hop, so the
 	// next one must start with RSET.
 	dirty bool
 	// conversion is the report of the last transfer's conversion.
 	conversion *ConversionReport
+	// sign signs the content of the transfer in progress; nil: unsigned.
+	sign signFunc
 	// tr records the session when set (SetTranscript); trFull records
 	// content lines; trSecret marks the SASL lines being sent.
 	tr       *maillog.Transcript

@@ -85,8 +85,7 @@ type TransferPlan struct {
 	RequireTLS bool
 }
 
-// Replies for recipients a plan cannot deliver. Each is final at once,
-// except ReplyRequireTLS, which defers (another MX may offer it).
+// Replies for recipients a plan cannot deliver. Each is final at once.
 
 // ReplyTooBig returns the reply for this case: the hop's SIZE limit is below the message size
 // (RFC 1870 §6.1, RFC 3463 X.3.4).
@@ -139,9 +138,10 @@ func ReplyHeaderNeeds8Bit() smtp.Reply {
 }
 
 // ReplyRequireTLS returns the reply for this case: the sender asked for REQUIRETLS and the hop does
-// not offer it (RFC 8689 §5); deferred, failing with 5.7.30 at expiry.
+// not offer it. RFC 8689 §4.2.1 makes this a failure, not a reason to retry for days; the code is
+// RFC 8689 §5's 5.7.30.
 func ReplyRequireTLS() smtp.Reply {
-	return smtp.NewReply(451, "4.7.30", "REQUIRETLS support required but not offered by the next hop")
+	return smtp.NewReply(550, smtp.EnhRequireTLS, "REQUIRETLS support required but not offered by the next hop")
 }
 
 // Plan decides how a message with the given needs goes to a hop offering

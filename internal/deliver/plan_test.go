@@ -90,7 +90,7 @@ func TestPlan(t *testing.T) {
 		// Row 7: REQUIRETLS (route tls=required is a connection matter, see
 		// client tests).
 		{name: "requiretls offered", needs: MessageNeeds{RequireTLS: true}, ext: ext("REQUIRETLS"), want: "body=7BIT, DATA, requiretls"},
-		{name: "requiretls missing defers", needs: MessageNeeds{RequireTLS: true}, ext: full, reply: "451 4.7.30"},
+		{name: "requiretls missing fails", needs: MessageNeeds{RequireTLS: true}, ext: full, reply: "550 5.7.30"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,9 @@ type Message struct {
 	// Body is the stored content (the queue keeps the original; any
 	// conversion happens while sending).
 	Body io.Reader
+	// Sign, when set, signs the content after any conversion; the
+	// header fields it returns go before it (see Signer).
+	Sign signFunc
 }
 
 // Converter rewrites content for a hop that cannot take it as it is (see
@@ -91,6 +94,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 	defer c.watch(ctx)()
 	c.attempts++
 	c.conversion = nil
+	c.sign = m.Sign
 	replies := make([]smtp.Reply, len(m.Rcpts))
 	from := m.Env.From
 	if plan.ALabels {
@@ -336,14 +340,38 @@ func (c *Client) abortContent(err error) (smtp.Reply, error) {
 		return ReplyConversionFailed(), err
 	case errors.Is(err, errEightBitLeak):
 		return ReplyConversionFailed(), err
+	case isSignError(err):
+		return ReplySigningFailed(), err
 	}
 	return ReplyConnectionLost(), err
 }
 
 // content returns the reader of what goes on the wire: the stored body, or
-// the converter's output streamed through a pipe. stop ends the converter
-// and stores its report for LastConversion.
+// the converter's output streamed through a pipe, and when the message is
+// to be signed, the signature fields before it (signedContent). stop ends
+// the converter and stores its report for LastConversion.
 func (c *Client) content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
+	src, stop := c.converted(body, plan, conv)
+	if c.sign == nil {
+		return src, stop
+	}
+	once := false
+	stopOnce := func() {
+		if !once {
+			once = true
+			stop()
+		}
+	}
+	r, release := c.signedContent(src, stopOnce, c.sign)
+	return r, func() {
+		stopOnce()
+		release()
+	}
+}
+
+// converted returns the stored body, or the converter's output streamed
+// through a pipe; stop ends the converter and stores its report.
+func (c *Client) converted(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
 	c.conversion = nil
 	tagged := &storeReader{r: body}
 	if !plan.Convert {

@@ -107,7 +107,7 @@ func tokenize(v []byte) []token {
 // encodeAddressList rewrites an address-list body: display names and
 // comments with 8-bit text become encoded-words; an 8-bit octet in an
 // addr-spec (or anywhere else) yields errAddr8bit.
-func encodeAddressList(v []byte) ([]byte, error) {
+func encodeAddressList(v []byte, cs string) ([]byte, error) {
 	toks := tokenize(v)
 	var out []byte
 	start := 0
@@ -127,14 +127,14 @@ func encodeAddressList(v []byte) ([]byte, error) {
 		var err error
 		switch {
 		case angle >= 0:
-			out, err = appendPhrase(out, run[:angle])
+			out, err = appendPhrase(out, run[:angle], cs)
 			if err == nil {
-				out, err = appendAddrSpec(out, run[angle:])
+				out, err = appendAddrSpec(out, run[angle:], cs)
 			}
 		case group:
-			out, err = appendPhrase(out, run)
+			out, err = appendPhrase(out, run, cs)
 		default:
-			out, err = appendAddrSpec(out, run)
+			out, err = appendAddrSpec(out, run, cs)
 		}
 		if err != nil {
 			return nil, err
@@ -148,28 +148,38 @@ func encodeAddressList(v []byte) ([]byte, error) {
 }
 
 // appendComment appends a comment, its text encoded when it is 8-bit.
-func appendComment(out, c []byte) []byte {
+func appendComment(out, c []byte, cs string) []byte {
 	if !has8bit(c) {
 		return append(out, c...)
 	}
 	inner := c[1:]
-	if len(inner) > 0 && inner[len(inner)-1] == ')' {
+	closed := len(inner) > 0 && inner[len(inner)-1] == ')'
+	if closed {
 		inner = inner[:len(inner)-1]
 	}
 	out = append(out, '(')
-	out = append(out, encodeWords(unescape(inner))...)
+	out = append(out, encodeText(unescape(inner), cs)...)
+	if !closed {
+		return out // an unterminated comment stays one
+	}
 	return append(out, ')')
 }
 
 // appendAddrSpec appends tokens of an addr-spec or angle-addr, in which
 // only comments may be encoded.
-func appendAddrSpec(out []byte, run []token) ([]byte, error) {
+func appendAddrSpec(out []byte, run []token, cs string) ([]byte, error) {
+	return appendCommentsOnly(out, run, cs, errAddr8bit)
+}
+
+// appendCommentsOnly appends tokens in which only comments may carry
+// encoded-words: 8-bit text anywhere else yields errKind.
+func appendCommentsOnly(out []byte, run []token, cs string, errKind error) ([]byte, error) {
 	for _, t := range run {
 		switch {
 		case t.kind == 'c':
-			out = appendComment(out, t.b)
+			out = appendComment(out, t.b, cs)
 		case has8bit(t.b):
-			return nil, errAddr8bit
+			return nil, errKind
 		default:
 			out = append(out, t.b...)
 		}
@@ -178,12 +188,14 @@ func appendAddrSpec(out []byte, run []token) ([]byte, error) {
 }
 
 // appendPhrase appends a display name: each stretch of words between
-// comments that holds 8-bit text becomes encoded-words (quoted strings are
-// unquoted first: encoded-words may not stand inside them).
-func appendPhrase(out []byte, run []token) ([]byte, error) {
+// comments that holds 8-bit text becomes encoded-words. Quoted strings are
+// unquoted first (encoded-words may not stand inside them) and their
+// content is taken literally; an encoded-word among the atoms stays as it
+// is (see encodeRun).
+func appendPhrase(out []byte, run []token, cs string) ([]byte, error) {
 	for len(run) > 0 {
 		if run[0].kind == 'c' {
-			out = appendComment(out, run[0].b)
+			out = appendComment(out, run[0].b, cs)
 			run = run[1:]
 			continue
 		}
@@ -205,7 +217,17 @@ func appendPhrase(out []byte, run []token) ([]byte, error) {
 			}
 			continue
 		}
-		var text []byte
+		// Leading and trailing white space stays outside the words.
+		for len(words) > 0 && words[0].kind == 'w' {
+			out = append(out, words[0].b...)
+			words = words[1:]
+		}
+		var trail []byte
+		for len(words) > 0 && words[len(words)-1].kind == 'w' {
+			trail = append(append([]byte{}, words[len(words)-1].b...), trail...)
+			words = words[:len(words)-1]
+		}
+		var ps []piece
 		for _, t := range words {
 			switch t.kind {
 			case 'q':
@@ -213,31 +235,59 @@ func appendPhrase(out []byte, run []token) ([]byte, error) {
 				if len(inner) > 0 && inner[len(inner)-1] == '"' {
 					inner = inner[:len(inner)-1]
 				}
-				text = append(text, unescape(inner)...)
+				ps = append(ps, piece{'t', unescape(inner)})
 			case 'a':
 				return nil, errAddr8bit
+			case 'w':
+				ps = append(ps, piece{'w', t.b})
 			default:
-				text = append(text, t.b...)
+				ps = append(ps, splitPieces(t.b)...)
 			}
 		}
-		lead := len(text) - len(trimLeftWSP(text))
-		trail := len(text) - len(trimRightWSP(text))
-		if lead == len(text) {
-			out = append(out, text...)
-			continue
-		}
-		out = append(out, text[:lead]...)
 		if len(out) > 0 && !isWSP(out[len(out)-1]) {
 			out = append(out, ' ')
 		}
-		out = append(out, encodeWords(text[lead:len(text)-trail])...)
-		if trail > 0 {
-			out = append(out, text[len(text)-trail:]...)
+		out = append(out, encodeRun(ps, false, false, cs)...)
+		if len(trail) > 0 {
+			out = append(out, trail...)
 		} else if len(run) > 0 {
 			out = append(out, ' ')
 		}
 	}
 	return out, nil
+}
+
+// errStructured8bit reports 8-bit text in a structured field outside a
+// comment, where no encoded-word may stand.
+var errStructured8bit = errors.New("8-bit octet in a structured field")
+
+// encodeKeywords rewrites a Keywords body, a list of phrases (RFC 5322
+// §3.6.5): each phrase with 8-bit text becomes encoded-words.
+func encodeKeywords(v []byte, cs string) ([]byte, error) {
+	toks := tokenize(v)
+	var out []byte
+	start := 0
+	for i := 0; i <= len(toks); i++ {
+		if i < len(toks) && !(toks[i].kind == 's' && toks[i].b[0] == ',') {
+			continue
+		}
+		var err error
+		if out, err = appendPhrase(out, toks[start:i], cs); err != nil {
+			return nil, err
+		}
+		if i < len(toks) {
+			out = append(out, ',')
+		}
+		start = i + 1
+	}
+	return out, nil
+}
+
+// encodeComments rewrites a structured field body in which only comments
+// may carry encoded-words (RFC 2047 §5 rule 2: Date, Received, Message-ID
+// and the like); 8-bit text elsewhere yields errStructured8bit.
+func encodeComments(v []byte, cs string) ([]byte, error) {
+	return appendCommentsOnly(nil, tokenize(v), cs, errStructured8bit)
 }
 
 // unescape removes quoted-pair backslashes (RFC 5322 §3.2.1).

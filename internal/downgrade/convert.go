@@ -15,16 +15,20 @@ const maxRepairs = 100
 
 // converter holds the state of one Convert call.
 type converter struct {
-	opts  Options
-	src   *lineSrc
-	w     *bufio.Writer
-	rep   *Report
-	body  spool // the current leaf, preamble or epilogue
-	dec   spool // a decoded leaf
-	st    stats // of body
-	decSt stats // of dec
-	qp    qpEncoder
-	b64   b64Encoder
+	opts Options
+	src  *lineSrc
+	w    *bufio.Writer
+	rep  *Report
+	body spool // the current leaf, preamble or epilogue
+	// charset is the charset declared by the message's top-level
+	// Content-Type: the label for 8-bit header text of parts that declare
+	// none.
+	charset string
+	dec     spool // a decoded leaf
+	st      stats // of body
+	decSt   stats // of dec
+	qp      qpEncoder
+	b64     b64Encoder
 }
 
 // delim is what ended a body: a delimiter line of one of the enclosing
@@ -131,15 +135,12 @@ func childPath(path string, i int) string {
 // message (the whole input, or a message/rfc822 body).
 func (c *converter) entity(path string, isMsg bool, defType string, stack []string, depth int) (delim, error) {
 	note := func(what string) { c.repair(path, what) }
-	h, err := readHeader(c.src, c.opts.MaxHeaderBytes, path, stack, note)
+	h, err := readHeader(c.src, c.opts.MaxHeaderBytes, path, stack, isMsg, note)
 	if err != nil {
 		return delim{}, err
 	}
 	if path == "" && h.get("dkim-signature") != nil {
 		c.rep.DKIMSigned = true
-	}
-	if err := c.fixHeader(h, path); err != nil {
-		return delim{}, err
 	}
 	ctf := h.get("content-type")
 	mt := mediaType{full: defType}
@@ -149,17 +150,29 @@ func (c *converter) entity(path string, isMsg bool, defType string, stack []stri
 			mt.full = "text/plain" // RFC 2045 §5.2
 		}
 	}
+	if path == "" {
+		c.charset = mt.charset
+	}
+	cs := mt.charset
+	if cs == "" {
+		cs = c.charset // the message's, for a part that declares none
+	}
+	if err := c.fixHeader(h, path, cs); err != nil {
+		return delim{}, err
+	}
 	label := cteLabel(h.get("content-transfer-encoding"))
-	if depth < c.opts.MaxDepth && identityCTE(label) {
+	if depth < c.opts.MaxDepth && !encodedCTE(label) {
 		switch {
 		case mt.isMultipart() && mt.boundary != "" && len(mt.boundary) <= 200:
 			c.relabel(h, label, path)
+			c.addMIMEVersion(h, isMsg, path)
 			if _, err := c.w.Write(h.bytes()); err != nil {
 				return delim{}, fmt.Errorf("downgrade: writing: %w", err)
 			}
 			return c.multipart(path, mt, stack, depth)
 		case mt.isMessage():
 			c.relabel(h, label, path)
+			c.addMIMEVersion(h, isMsg, path)
 			if _, err := c.w.Write(h.bytes()); err != nil {
 				return delim{}, fmt.Errorf("downgrade: writing: %w", err)
 			}
@@ -173,15 +186,30 @@ func (c *converter) entity(path string, isMsg bool, defType string, stack []stri
 	return c.leaf(h, leafPath, mt, ctf == nil, label, isMsg, stack)
 }
 
-// relabel makes a composite's 8bit or binary label 7bit: its body will be
-// 7-bit once converted (RFC 2045 §6.4, RFC 2046 §5.2.1).
+// relabel makes a composite's 8bit or binary label, or one Convert does
+// not know (walked as identity), 7bit: its body will be 7-bit once
+// converted (RFC 2045 §6.4, RFC 2046 §5.2.1).
 func (c *converter) relabel(h *header, label, path string) {
-	if label != "8bit" && label != "binary" {
+	if label == "" || label == "7bit" {
 		return
 	}
 	h.set("content-transfer-encoding", "Content-Transfer-Encoding", []byte("Content-Transfer-Encoding: 7bit\r\n"))
 	c.rep.Relabelled = append(c.rep.Relabelled, path)
 	c.rep.Changed = true
+}
+
+// addMIMEVersion adds "MIME-Version: 1.0" to the header of a message that
+// has a Content-Type field but none: without it strict readers take the
+// message for plain text (RFC 2045 §4) and show the transfer encodings
+// conversion adds as they are. Of a composite message it is not known yet
+// whether a part will be encoded; Convert runs on messages that need
+// conversion, so it is added whenever the field is missing.
+func (c *converter) addMIMEVersion(h *header, isMsg bool, path string) {
+	if !isMsg || h.get("content-type") == nil || h.get("mime-version") != nil {
+		return
+	}
+	h.fields = append(h.fields, field{raw: []byte("MIME-Version: 1.0\r\n"), name: "MIME-Version", lname: "mime-version"})
+	c.repair(path, "MIME-Version: 1.0 added to a message with Content-Type")
 }
 
 // multipart converts a multipart body: preamble, parts, epilogue.
@@ -269,11 +297,17 @@ func (c *converter) leaf(h *header, path string, mt mediaType, noCT bool, label 
 		}
 		return d, c.body.writeTo(c.w)
 	}
-	if mt.isComposite() && identityCTE(label) {
+	if mt.isComposite() && !encodedCTE(label) {
 		return d, malformed(path, "%s entity with content unfit for 7-bit cannot be walked and may not be encoded", mt.full)
 	}
 	content, cst := &c.body, &c.st
-	if !identityCTE(label) {
+	if !identityCTE(label) && !encodedCTE(label) {
+		// A label Convert does not know ("7-bit", "plain", x-uuencode):
+		// the body is taken as it is and encoded losslessly, as for a
+		// lying 7bit label (RFC 2045 §6.4 leaves such data opaque).
+		c.notice(path, fmt.Sprintf("unknown Content-Transfer-Encoding %q taken as the data as it is", label))
+	}
+	if encodedCTE(label) {
 		if err := c.decode(path, label, nonMIME); err != nil {
 			return d, err
 		}

@@ -43,9 +43,32 @@
 // §6.4, RFC 2046 §5.2.1), which is always true of the output.
 //
 // 8-bit header text becomes RFC 2047 encoded-words where RFC 2047 §5 allows
-// them: in unstructured fields, in display names and in comments. An 8-bit
-// octet inside an addr-spec, or inside another structured field, cannot be
+// them: in unstructured fields, in phrases (display names, the List-Id
+// phrase, Keywords) and in comments of any structured field (a comment in
+// Date: or Received:, say). Raw 8-bit text next to an existing
+// encoded-word keeps the white space between them, which decoders would
+// otherwise drop; raw 8-bit octets inside a "Q" encoded-word are escaped.
+// The label is utf-8 for valid UTF-8, else the charset the entity (or the
+// message) declares when it is a single-octet charset in which every
+// octet is a graphic character, else unknown-8bit (RFC 1428), the last
+// resort. An 8-bit parameter value of Content-Type or Content-Disposition
+// (name=, filename=) becomes an RFC 2231 extended value with the same
+// label, its sections joined:
+//
+//	filename*=utf-8''R%C3%A9sum%C3%A9.pdf
+//
+// An 8-bit octet inside an addr-spec, a message ID, a boundary, a media type,
+// an mbox From line or elsewhere in a structured field cannot be
 // expressed in 7-bit; Convert fails with ErrNeedsSMTPUTF8.
+//
+// A header line of white space only is an obsolete continuation (RFC 5322
+// §4.2 obs-FWS), never the end of the header section. An mbox "From "
+// line at the top of a message (the input, or a message/rfc822 body) is
+// kept where it is, as part of the header block.
+//
+// ConvertIfNeeded makes the decision delivery makes: a message that Scan
+// finds fit for a 7-bit transport as it is goes out byte for byte, without
+// the repairs below; `ferry convert` uses it.
 //
 // Input may use CRLF or bare LF line ends: when the first header line ends
 // in a bare LF, every bare LF in the message is taken as a line end (a
@@ -55,6 +78,10 @@
 //   - bare LF line ends in header sections and delimiter lines become CRLF;
 //   - a header line without a colon ends the header section, and a blank
 //     line is inserted before it so that it becomes the first body line;
+//   - a composite message with a Content-Type field and no MIME-Version
+//     gets "MIME-Version: 1.0" (a leaf message gets it when encoded);
+//   - a composite labelled 8bit, binary or with an unknown label is
+//     relabelled 7bit;
 //   - a header line longer than 998 octets is folded at white space;
 //   - a multipart body that ends without its close-delimiter gets one;
 //   - 8-bit octets, NULs and bare CRs in a preamble or epilogue, which
@@ -67,9 +94,11 @@
 // or a bare CR, or has a line over 998 octets with no white space to fold
 // at; when a header section exceeds Options.MaxHeaderBytes; when a
 // multipart body never shows its boundary and is not 7-bit (its content
-// would be lost to readers); when a leaf that is not 7-bit carries an
-// unknown transfer encoding (x-uuencode, say); and when a composite entity
-// that cannot be walked (no boundary, nested too deep) is not 7-bit.
+// would be lost to readers); and when a composite entity that cannot be
+// walked (no boundary, nested too deep) is not 7-bit. A leaf with a
+// transfer encoding Convert does not know ("7-bit", "7bits", "plain",
+// x-uuencode) is taken as the data as it is and encoded like any other
+// (RFC 2045 §6.4 leaves such a body opaque; its octets are kept).
 //
 // On error the output written so far is incomplete and must be discarded.
 package downgrade

@@ -29,20 +29,12 @@ func has8bit(b []byte) bool {
 	return false
 }
 
-// charsetOf names the charset of text: utf-8 when it is valid UTF-8,
-// otherwise unknown-8bit (RFC 1428, RFC 1700).
-func charsetOf(text []byte) string {
-	if utf8.Valid(text) {
-		return "utf-8"
-	}
-	return "unknown-8bit"
-}
-
-// encodeWords returns text as encoded-words separated by single spaces,
-// each at most 75 characters. It uses "Q" or "B", whichever is shorter,
-// and never splits a UTF-8 character across two words (RFC 2047 §5).
-func encodeWords(text []byte) []byte {
-	cs := charsetOf(text)
+// encodeWords returns text as encoded-words labelled cs, separated by
+// single spaces, each at most 75 characters. It uses "Q" or "B", whichever
+// is shorter, and never splits a UTF-8 character across two words (RFC
+// 2047 §5); cs is utf-8, unknown-8bit or a single-octet charset (see
+// labelFor), so no other character can be split.
+func encodeWords(text []byte, cs string) []byte {
 	qLen := 0
 	for _, c := range text {
 		if qSafe[c] || c == ' ' {
@@ -109,41 +101,6 @@ func encodeWords(text []byte) []byte {
 
 // isWSP reports space and tab.
 func isWSP(c byte) bool { return c == ' ' || c == '\t' }
-
-// encodeUnstructured rewrites an unstructured field body (RFC 5322
-// §3.2.5): the span from the first to the last word with an 8-bit octet
-// becomes encoded-words (white space inside it is encoded too, since white
-// space between encoded-words is dropped on decoding); the text around it
-// stays as it is.
-func encodeUnstructured(v []byte) []byte {
-	first, last := -1, -1 // octet offsets of the span
-	for i := 0; i < len(v); {
-		for i < len(v) && isWSP(v[i]) {
-			i++
-		}
-		j := i
-		for j < len(v) && !isWSP(v[j]) {
-			j++
-		}
-		if has8bit(v[i:j]) {
-			if first < 0 {
-				first = i
-			}
-			last = j
-		}
-		i = j
-	}
-	if first < 0 {
-		return v
-	}
-	out := make([]byte, 0, len(v)*3)
-	out = append(out, v[:first]...)
-	if first == 0 {
-		out = append(out, ' ')
-	}
-	out = append(out, encodeWords(v[first:last])...)
-	return append(out, v[last:]...)
-}
 
 // fold turns "name:" and an unfolded field body into raw header lines:
 // CRLF is inserted before white space wherever a line would pass 76

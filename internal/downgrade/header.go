@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// field is one header field: its raw lines, each ending in CRLF.
+// field is one header field: its raw lines, each ending in CRLF. An mbox
+// "From " line at the top of a message is kept as a field with no name.
 type field struct {
 	raw   []byte
 	name  string // as written, without trailing white space
@@ -77,8 +78,11 @@ func (h *header) bytes() []byte {
 // result; repairs are reported through note.
 //
 // A delimiter line of stack also ends the section (a part with no header
-// and no body): it is pushed back and no blank line is added.
-func readHeader(src *lineSrc, maxBytes int, part string, stack []string, note func(string)) (*header, error) {
+// and no body): it is pushed back and no blank line is added. msg is set
+// for the header of a message (the input, or a message/rfc822 body),
+// which may begin with an mbox "From " line: that line is kept as a field
+// without a name.
+func readHeader(src *lineSrc, maxBytes int, part string, stack []string, msg bool, note func(string)) (*header, error) {
 	h := &header{}
 	total := 0
 	var line []byte
@@ -134,7 +138,9 @@ func readHeader(src *lineSrc, maxBytes int, part string, stack []string, note fu
 			return h, nil // the blank line
 		}
 		if content[0] == ' ' || content[0] == '\t' {
-			if len(h.fields) > 0 && !blankLine(content) {
+			// A line of white space only is obs-FWS, a continuation
+			// (RFC 5322 §4.2), never the end of the section.
+			if len(h.fields) > 0 {
 				f := &h.fields[len(h.fields)-1]
 				f.raw = append(append(f.raw, content...), crlf...)
 				if fix != "" {
@@ -142,6 +148,16 @@ func readHeader(src *lineSrc, maxBytes int, part string, stack []string, note fu
 				}
 				continue
 			}
+		} else if msg && len(h.fields) == 0 && bytes.HasPrefix(content, []byte("From ")) {
+			// An mbox "From " line before a message's header: it belongs
+			// to the header block and is kept where it is.
+			b := make([]byte, 0, len(content)+2)
+			b = append(append(b, content...), crlf...)
+			h.fields = append(h.fields, field{raw: b})
+			if fix != "" {
+				note(fix)
+			}
+			continue
 		} else if name, ok := fieldName(content); ok {
 			b := make([]byte, 0, len(content)+2)
 			b = append(append(b, content...), crlf...)
@@ -158,16 +174,6 @@ func readHeader(src *lineSrc, maxBytes int, part string, stack []string, note fu
 		h.inserted = true
 		return h, nil
 	}
-}
-
-// blankLine reports whether b holds only white space.
-func blankLine(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' {
-			return false
-		}
-	}
-	return true
 }
 
 // fieldName returns the name of the field that line starts, if it does
@@ -194,6 +200,7 @@ func fieldName(line []byte) (string, bool) {
 type mediaType struct {
 	full     string // type/subtype, lower case
 	boundary string
+	charset  string // the charset parameter, lower case
 }
 
 func (m mediaType) isMultipart() bool { return strings.HasPrefix(m.full, "multipart/") }
@@ -211,7 +218,8 @@ func (m mediaType) isComposite() bool {
 }
 
 // parseMediaType reads a Content-Type value tolerantly: comments are
-// dropped, case is folded, and parameters other than boundary are ignored.
+// dropped, case is folded, and parameters other than boundary and charset
+// are ignored.
 func parseMediaType(v []byte) mediaType {
 	s := stripComments(string(v))
 	var m mediaType
@@ -261,6 +269,9 @@ func parseMediaType(v []byte) mediaType {
 		if key == "boundary" && m.boundary == "" {
 			m.boundary = val
 		}
+		if key == "charset" && m.charset == "" {
+			m.charset = strings.ToLower(val)
+		}
 	}
 	return m
 }
@@ -309,6 +320,13 @@ func cteLabel(f *field) string {
 		return ""
 	}
 	return strings.ToLower(strings.TrimSpace(stripComments(string(f.value()))))
+}
+
+// encodedCTE reports the labels whose body must be decoded to give the
+// content (RFC 2045 §6.7, §6.8); every other label is walked and converted
+// as identity.
+func encodedCTE(label string) bool {
+	return label == "quoted-printable" || label == "base64"
 }
 
 // identityCTE reports labels whose body is the content itself.

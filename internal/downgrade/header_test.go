@@ -23,7 +23,7 @@ func TestEncodeAddressList(t *testing.T) {
 		{" J\xc3\xb6rg", "", true}, // a phrase with no address is no display name
 	}
 	for _, tt := range tests {
-		got, err := encodeAddressList([]byte(tt.in))
+		got, err := encodeAddressList([]byte(tt.in), "")
 		if tt.err {
 			if !errors.Is(err, errAddr8bit) {
 				t.Errorf("%q: err %v, want errAddr8bit", tt.in, err)
@@ -47,7 +47,7 @@ func TestEncodeUnstructured(t *testing.T) {
 		" caf\xe9 latin-1",
 	}
 	for _, in := range tests {
-		enc := encodeUnstructured([]byte(in))
+		enc := encodeUnstructured([]byte(in), "")
 		raw, ok := fold("Subject", enc)
 		if !ok {
 			t.Fatalf("%q: fold failed", in)

@@ -2,12 +2,15 @@ package downgrade
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"mime"
 	"net/mail"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
 )
 
 // msgGen builds random well-formed messages whose leaves hold every kind
@@ -72,13 +75,20 @@ func (g *msgGen) entity(b *bytes.Buffer, depth int) {
 		fmt.Fprintf(b, "--%s--\r\nepilogue\r\n", bd)
 	case depth < 3 && r < 4:
 		b.WriteString("Content-Type: message/rfc822\r\n\r\n")
+		if g.rng.IntN(3) == 0 {
+			b.WriteString("From sender@example.org Mon Jan  1 10:00:00 2024\r\n") // mbox
+		}
 		g.message(b, depth+1)
 	default:
 		types := []string{"text/plain; charset=utf-8", "application/octet-stream", "text/html", ""}
 		if t := types[g.rng.IntN(len(types))]; t != "" {
 			fmt.Fprintf(b, "Content-Type: %s\r\n", t)
 		}
-		labels := []string{"", "7bit", "8bit", "binary", "8BIT (lies)"}
+		if g.rng.IntN(4) == 0 {
+			names := []string{"r\xc3\xa9sum\xc3\xa9.pdf", "caf\xe9 cr\xe8me.txt", "plain.txt"}
+			fmt.Fprintf(b, "Content-Disposition: attachment; filename=\"%s\"\r\n", names[g.rng.IntN(len(names))])
+		}
+		labels := []string{"", "7bit", "8bit", "binary", "8BIT (lies)", "7-bit", "plain"}
 		if l := labels[g.rng.IntN(len(labels))]; l != "" {
 			fmt.Fprintf(b, "Content-Transfer-Encoding: %s\r\n", l)
 		}
@@ -91,6 +101,14 @@ func (g *msgGen) message(b *bytes.Buffer, depth int) {
 	subjects := []string{"plain subject", "r\xc3\xa9union \xc3\xa0 10h", "caf\xe9 cr\xe8me", strings.Repeat("mot ", 30) + "fin\xc3\xa9"}
 	froms := []string{"a@example.org", "J\xc3\xb6rg M\xc3\xbcller <j@example.org>", "\"Dupont, Zo\xc3\xa9\" <z@example.fr>", "x@example.org (B\xc3\xbcro)"}
 	fmt.Fprintf(b, "From: %s\r\nSubject: %s\r\n", froms[g.rng.IntN(len(froms))], subjects[g.rng.IntN(len(subjects))])
+	extra := []string{
+		" \r\n", // obs-FWS: a continuation of white space only
+		"Date: Mon, 1 Jan 2024 10:00:00 +0100 (Mitteleurop\xe4ische Zeit)\r\n",
+		"List-Id: Liste fran\xc3\xa7aise <liste.example.org>\r\n",
+		"Comments: =?utf-8?Q?caf=C3=A9?= cr\xc3\xa8me\r\n",
+		"",
+	}
+	b.WriteString(extra[g.rng.IntN(len(extra))])
 	if g.rng.IntN(4) > 0 {
 		b.WriteString("MIME-Version: 1.0\r\n")
 	}
@@ -119,6 +137,10 @@ func TestRoundTripProperty(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d: %v\n%q", i, err, in)
 		}
+		// The second parser: leaves and every header field.
+		if err := downgradetest.Compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
+			t.Fatalf("message %d: go-message: %v\nin:  %q\nout: %q", i, err, in, out)
+		}
 		// Header text: decode both with net/mail and mime.WordDecoder.
 		mi, err1 := mail.ReadMessage(bytes.NewReader(normalize(in)))
 		mo, err2 := mail.ReadMessage(bytes.NewReader(out))
@@ -126,7 +148,8 @@ func TestRoundTripProperty(t *testing.T) {
 			t.Fatalf("message %d: net/mail: %v / %v", i, err1, err2)
 		}
 		subj, err := dec.DecodeHeader(mo.Header.Get("Subject"))
-		if err != nil || subj != mi.Header.Get("Subject") {
+		// Trailing white space is not text (an obs-FWS line adds some).
+		if err != nil || strings.TrimSpace(subj) != strings.TrimSpace(mi.Header.Get("Subject")) {
 			t.Fatalf("message %d: Subject %q (%v), want %q", i, subj, err, mi.Header.Get("Subject"))
 		}
 		p := mail.AddressParser{WordDecoder: dec}

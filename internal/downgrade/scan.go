@@ -58,7 +58,7 @@ func scan(r io.Reader, size int) (Needs, error) {
 	var st stats
 	br := bufio.NewReaderSize(io.TeeReader(r, &st), size)
 	src := &lineSrc{br: br}
-	h, err := readHeader(src, 1<<20, "", nil, func(string) {})
+	h, err := readHeader(src, 1<<20, "", nil, true, func(string) {})
 	if err != nil && !errors.Is(err, ErrMalformed) {
 		return Needs{}, fmt.Errorf("downgrade: scanning: %w", err)
 	}
@@ -73,7 +73,7 @@ func scan(r io.Reader, size int) (Needs, error) {
 			n.HeaderEightBit = true
 			var c converter
 			c.rep = &Report{}
-			if errors.Is(c.encodeField(f, ""), ErrNeedsSMTPUTF8) {
+			if errors.Is(c.encodeField(f, "", ""), ErrNeedsSMTPUTF8) {
 				n.NeedsSMTPUTF8 = true
 			}
 		}
@@ -88,4 +88,32 @@ func scan(r io.Reader, size int) (Needs, error) {
 	n.BareLF = st.bareLF > 0
 	n.LongLines = st.long > 0
 	return n, nil
+}
+
+// ConvertIfNeeded is how a message is made fit for a 7-bit next hop: when
+// Scan finds it fit as it is (Needs.SevenBit), which is when delivery
+// sends it unconverted to a hop without 8BITMIME, it is copied to dst
+// byte for byte and the Report says unchanged; otherwise it is converted
+// as by Convert. src is read twice, hence the io.ReadSeeker. Delivery
+// makes the same decision in its transfer plan; `ferry convert` calls
+// this, so both agree on every message.
+func (cv *Converter) ConvertIfNeeded(dst io.Writer, src io.ReadSeeker) (*Report, Needs, error) {
+	n, err := Scan(src)
+	if err != nil {
+		return nil, n, err
+	}
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return nil, n, fmt.Errorf("downgrade: rereading the message: %w", err)
+	}
+	if !n.SevenBit() {
+		rep, err := cv.Convert(dst, src)
+		return rep, n, err
+	}
+	cnt := &countingWriter{w: dst}
+	k, err := io.Copy(cnt, src)
+	rep := &Report{BytesIn: k, BytesOut: cnt.n, DKIMSigned: n.DKIMSigned}
+	if err != nil {
+		return rep, n, fmt.Errorf("downgrade: copying the message: %w", err)
+	}
+	return rep, n, nil
 }

@@ -39,7 +39,7 @@ func TestCommandsNeverIgnoreArguments(t *testing.T) {
 		{"serve --route empty", []string{"serve", "--route", ""}, 2, `ferry serve: --route: empty value (give a value, or leave the flag out for the default)`},
 		{"serve unknown flag", []string{"serve", "--spoool", "/x"}, 2, "flag provided but not defined: -spoool"},
 		{"sink extra argument", []string{"sink", "--listen", "127.0.0.1:0", "extra"}, 2, `ferry sink: unexpected argument "extra"`},
-		{"probe without host", []string{"probe", "--json"}, 2, "ferry probe: missing argument: want HOST[:PORT]"},
+		{"probe without host", []string{"probe", "--json"}, 2, "ferry probe: missing argument: want HOST[:PORT] or DOMAIN"},
 		{"probe two hosts", []string{"probe", "a.test", "b.test"}, 2, `ferry probe: unexpected argument "b.test"`},
 		{"check-config two files", []string{"check-config", conf, conf}, 2, `ferry check-config: unexpected argument "` + conf + `"`},
 		{"queue empty --spool", []string{"queue", "--spool", "", "list"}, 2, "ferry queue: --spool: empty value (give a value, or leave the flag out for the default)"},

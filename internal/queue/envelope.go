@@ -20,6 +20,9 @@ const envVersion = 2
 // docs/queue-format.md.
 const (
 	envExtEnd = 0 // reserved: never written
+	// envExtTLSOptional: the message said "TLS-Required: No" at receipt
+	// (RFC 8689 §5); an empty value.
+	envExtTLSOptional = 2
 	// envExtContentScan is the content scan at receipt
 	// (smtp.Envelope.ContentScan): two octets, the flags of
 	// encodeScanFlags and 1 when the scan is valid. It is written last in
@@ -75,6 +78,12 @@ func encodeEnvelope(b []byte, env *smtp.Envelope) []byte {
 // extensions, then each as a tag and an octet string.
 func appendEnvExt(b []byte, env *smtp.Envelope) []byte {
 	var ext []envExt
+	if env.AuthResults != nil {
+		ext = append(ext, envExt{tag: envExtAuth, val: encodeAuthResults(env.AuthResults)})
+	}
+	if env.TLSOptional {
+		ext = append(ext, envExt{tag: envExtTLSOptional})
+	}
 	// The content scan goes last: Put patches its value in place.
 	if env.ContentScan != nil {
 		ext = append(ext, envExt{envExtContentScan, []byte{encodeScanFlags(*env.ContentScan), 1}})
@@ -104,6 +113,10 @@ func decodeEnvExt(d *decoder, env *smtp.Envelope) {
 		tag := d.uvarint()
 		val := d.str()
 		switch tag {
+		case envExtAuth:
+			env.AuthResults = decodeAuthResults([]byte(val))
+		case envExtTLSOptional:
+			env.TLSOptional = true
 		case envExtContentScan:
 			if len(val) >= 2 && val[1] == 1 {
 				n := decodeScanFlags(val[0])

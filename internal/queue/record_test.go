@@ -42,7 +42,7 @@ func TestStateRecordRoundTrip(t *testing.T) {
 func TestEnvelopeRoundTrip(t *testing.T) {
 	env := &smtp.Envelope{
 		ID: "0ABC", From: smtp.Path{LocalPart: "a \"b\"", Domain: "bücher.example"}, Body: smtp.BodyBinaryMIME,
-		SMTPUTF8: true, RequireTLS: true, Size: 12345, Ret: smtp.ReturnHeaders, EnvID: "env-1", Auth: "<>",
+		SMTPUTF8: true, RequireTLS: true, TLSOptional: true, Size: 12345, Ret: smtp.ReturnHeaders, EnvID: "env-1", Auth: "<>",
 		Rcpts: []smtp.Recipient{
 			{Addr: smtp.Path{LocalPart: "x", Domain: "Example.COM"}, Notify: smtp.NotifySuccess | smtp.NotifyDelay, ORcpt: "rfc822;x@example.com"},
 			{Addr: smtp.Path{LocalPart: "postmaster"}},

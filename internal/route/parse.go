@@ -115,7 +115,7 @@ func ParseNextHops(s string) ([]NextHop, error) {
 // "*=[smarthost.example]:587;tls=required;auth=user:secret". PATTERN is a
 // domain, ".domain" for its subdomains or "*". NEXTHOP "direct" means MX
 // delivery to the recipient domain. Keys: eightbit (convert|bounce), dkim
-// (convert|bounce), tls (none|may|required), ehlo (a name), discard
+// (convert|bounce|arc), dkimkey (a key reference), tls (none|may|required), ehlo (a name), discard
 // (keywords separated by spaces or "+"), auth (user:password), conns and
 // msgs (positive integers).
 func ParseRouteFlag(s string) (Route, error) {
@@ -163,7 +163,12 @@ func SetPolicyOption(p *Policy, key, value string) error {
 	case "eightbit", "8bit":
 		p.EightBit, err = ParseAction(value)
 	case "dkim", "dkimsigned":
-		p.DKIMSigned, err = ParseAction(value)
+		p.DKIMSigned, err = ParseDKIMAction(value)
+	case "dkimkey":
+		if value == "" {
+			return fmt.Errorf("option dkimkey: want a key's domain or selector._domainkey.domain")
+		}
+		p.DKIMKey = value
 	case "tls":
 		p.TLS, err = ParseTLSMode(value)
 	case "ehlo":
@@ -193,7 +198,7 @@ func SetPolicyOption(p *Policy, key, value string) error {
 			p.MaxMessagesPerConnection = n
 		}
 	default:
-		return fmt.Errorf("unknown option %q (want eightbit, dkim, tls, ehlo, discard, auth, conns or msgs)", key)
+		return fmt.Errorf("unknown option %q (want eightbit, dkim, dkimkey, tls, ehlo, discard, auth, conns or msgs)", key)
 	}
 	if err != nil {
 		return fmt.Errorf("option %s: %w", key, err)
@@ -210,6 +215,19 @@ func ParseAction(s string) (Action, error) {
 		return Bounce, nil
 	}
 	return Convert, fmt.Errorf("%q is not convert or bounce", s)
+}
+
+// ParseDKIMAction parses "convert", "bounce" or "arc": the actions for
+// DKIM-signed mail that must be converted.
+func ParseDKIMAction(s string) (Action, error) {
+	if strings.EqualFold(s, "arc") {
+		return ARC, nil
+	}
+	a, err := ParseAction(s)
+	if err != nil {
+		return a, fmt.Errorf("%q is not convert, bounce or arc", s)
+	}
+	return a, nil
 }
 
 // ParseTLSMode parses "none", "may" or "required".

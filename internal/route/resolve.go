@@ -23,11 +23,29 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
+// SecureResolver is a Resolver that also says whether an answer was
+// DNSSEC-validated (RFC 7672 §2.2 needs it for DANE). When the Table's
+// resolver implements it, Targets carry the status.
+type SecureResolver interface {
+	Resolver
+	// LookupMXSecure is LookupMX, and whether the MX RRset was secure.
+	LookupMXSecure(ctx context.Context, name string) ([]*net.MX, bool, error)
+	// LookupNetIPSecure is LookupNetIP for "ip", and whether the address
+	// records were secure.
+	LookupNetIPSecure(ctx context.Context, host string) ([]netip.Addr, bool, error)
+}
+
 // Target is one address to connect to.
 type Target struct {
 	// Host is the host name the address belongs to (the MX host or the
 	// configured next hop), used for TLS server name checks and logs.
 	Host string
+	// MX is set when Host came from an MX lookup (or is the domain itself
+	// for lack of MX records, RFC 5321 §5.1).
+	MX bool
+	// MXSecure is set when the MX RRset (or its secure denial) was
+	// DNSSEC-validated; AddrSecure when Host's address records were.
+	MXSecure, AddrSecure bool
 	// IP is the address.
 	IP netip.Addr
 	// Port is the TCP port.
@@ -100,7 +118,11 @@ func (t *Table) Resolve(ctx context.Context, r Route, domain string) ([]Target, 
 		if lit, ok := addressLiteral(domain); ok {
 			return []Target{{Host: domain, IP: lit, Port: DefaultPort}}, nil
 		}
-		targets, err := t.resolveMX(ctx, strings.TrimSuffix(domain, "."), DefaultPort)
+		port := t.mxPort
+		if port == 0 {
+			port = DefaultPort
+		}
+		targets, err := t.resolveMX(ctx, strings.TrimSuffix(domain, "."), port)
 		if err != nil {
 			return nil, err
 		}
@@ -143,15 +165,22 @@ func (t *Table) Resolve(ctx context.Context, r Route, domain string) ([]Target, 
 // preferences shuffled, the name's own addresses when it has no MX, and
 // RFC 7505's null MX as a permanent failure.
 func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target, error) {
-	mxs, err := t.resolver.LookupMX(ctx, name)
+	var mxs []*net.MX
+	var secure bool
+	var err error
+	if sr, ok := t.resolver.(SecureResolver); ok {
+		mxs, secure, err = sr.LookupMXSecure(ctx, name)
+	} else {
+		mxs, err = t.resolver.LookupMX(ctx, name)
+	}
 	if err != nil {
 		if isNotFound(err) {
-			return t.resolveHost(ctx, name, port)
+			return markMX(t.resolveHost(ctx, name, port))(secure)
 		}
 		return nil, &Error{Reply: ReplyDNSFailure(), Err: fmt.Errorf("MX lookup for %s: %w", name, err)}
 	}
 	if len(mxs) == 0 {
-		return t.resolveHost(ctx, name, port)
+		return markMX(t.resolveHost(ctx, name, port))(secure)
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
 		return nil, &Error{Reply: ReplyNullMX(), Err: fmt.Errorf("%s publishes a null MX", name)}
@@ -190,6 +219,7 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 			}
 			continue
 		}
+		targets, _ = markMX(targets, nil)(secure)
 		out = append(out, targets...)
 	}
 	if len(out) == 0 {
@@ -198,12 +228,30 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 	return out, nil
 }
 
+// markMX returns a function marking targets as reached through an MX
+// lookup whose RRset was secure or not.
+func markMX(targets []Target, err error) func(secure bool) ([]Target, error) {
+	return func(secure bool) ([]Target, error) {
+		for i := range targets {
+			targets[i].MX, targets[i].MXSecure = true, secure
+		}
+		return targets, err
+	}
+}
+
 // resolveHost returns the addresses of one host name or IP address.
 func (t *Table) resolveHost(ctx context.Context, host string, port int) ([]Target, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []Target{{Host: host, IP: ip, Port: port}}, nil
 	}
-	ips, err := t.resolver.LookupNetIP(ctx, "ip", host)
+	var ips []netip.Addr
+	var secure bool
+	var err error
+	if sr, ok := t.resolver.(SecureResolver); ok {
+		ips, secure, err = sr.LookupNetIPSecure(ctx, host)
+	} else {
+		ips, err = t.resolver.LookupNetIP(ctx, "ip", host)
+	}
 	if err != nil {
 		if isNotFound(err) {
 			return nil, &Error{Reply: ReplyHostNotFound(), Err: fmt.Errorf("address lookup for %s: %w", host, err)}
@@ -215,7 +263,7 @@ func (t *Table) resolveHost(ctx context.Context, host string, port int) ([]Targe
 	}
 	out := make([]Target, len(ips))
 	for i, ip := range ips {
-		out[i] = Target{Host: host, IP: ip.Unmap(), Port: port}
+		out[i] = Target{Host: host, IP: ip.Unmap(), Port: port, AddrSecure: secure}
 	}
 	return out, nil
 }

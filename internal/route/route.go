@@ -48,19 +48,24 @@ func (h NextHop) String() string {
 }
 
 // Action says what delivery does when a message must be changed for a next
-// hop: convert it or bounce it.
+// hop: convert it or bounce it; for DKIM-signed mail also convert it and
+// add an ARC set (RFC 8617).
 type Action uint8
 
-// Actions. The zero value converts.
+// Actions. The zero value converts. ARC is for DKIMSigned only.
 const (
 	Convert Action = iota
 	Bounce
+	ARC
 )
 
-// String returns "convert" or "bounce".
+// String returns "convert", "bounce" or "arc".
 func (a Action) String() string {
-	if a == Bounce {
+	switch a {
+	case Bounce:
 		return "bounce"
+	case ARC:
+		return "arc"
 	}
 	return "convert"
 }
@@ -103,8 +108,13 @@ type Policy struct {
 	// converted or bounced with 5.6.3 (RFC 6152 §3).
 	EightBit Action
 	// DKIMSigned says whether a DKIM-signed message that needs conversion
-	// is converted (breaking the signature, RFC 6376 §5.3) or bounced.
+	// is converted (breaking the signature, RFC 6376 §5.3; Ferry signs
+	// the converted message where it holds a key), bounced, or converted
+	// and ARC-sealed (ARC).
 	DKIMSigned Action
+	// DKIMKey names the signing key for this route's mail (a key's domain
+	// or selector._domainkey.domain); empty: the key of the From domain.
+	DKIMKey string
 	// TLS is the STARTTLS policy.
 	TLS TLSMode
 	// Auth holds credentials for AUTH; nil means no authentication.
@@ -163,6 +173,7 @@ type Table struct {
 	direct     Route
 	resolver   Resolver
 	shuffle    func(n int, swap func(i, j int))
+	mxPort     int
 }
 
 // Options configure a Table.
@@ -178,6 +189,9 @@ type Options struct {
 	// Shuffle permutes MX hosts of equal preference (RFC 5321 §5.1); nil
 	// means math/rand/v2's Shuffle. Tests pass a deterministic one.
 	Shuffle func(n int, swap func(i, j int))
+	// MXPort is the port direct delivery dials at MX hosts; 0 means 25.
+	// It is a test knob: tests run their MX hosts on loopback ports.
+	MXPort int
 }
 
 // NewTable builds a routing table from routes. A pattern may appear only
@@ -189,6 +203,7 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 		direct:     Route{Policy: opts.DefaultPolicy},
 		resolver:   opts.Resolver,
 		shuffle:    opts.Shuffle,
+		mxPort:     opts.MXPort,
 	}
 	if t.resolver == nil {
 		t.resolver = net.DefaultResolver

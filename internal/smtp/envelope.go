@@ -63,6 +63,10 @@ type Envelope struct {
 	SMTPUTF8 bool
 	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689).
 	RequireTLS bool
+	// TLSOptional is set when the message's header said "TLS-Required: No"
+	// at receipt (RFC 8689 §5): the sender asks that delivery ignore DANE
+	// and MTA-STS failures. REQUIRETLS overrides it.
+	TLSOptional bool
 	// Size is the SIZE= the client declared, or 0.
 	Size int64
 	// Ret and EnvID are the RET= and ENVID= DSN parameters (RFC 3461 §4.3,
@@ -77,6 +81,9 @@ type Envelope struct {
 	Client ClientInfo
 	// Arrival is when the message was accepted.
 	Arrival time.Time
+	// AuthResults are the DKIM and ARC results found at receipt; nil when
+	// the message was not verified.
+	AuthResults *AuthResults
 	// ContentScan is what a scan of the stored content (its 8-bit and
 	// binary octets, long lines, 8-bit header text, DKIM signature) found
 	// when the message was queued, so delivery need not read the content

@@ -118,8 +118,9 @@ func (ss *session) startBDAT() {
 	// bounded (slowloris); resetTransaction lifts the bound.
 	ss.conn.setReadLimit(time.Now().Add(cfg.Timeouts.DataTotal))
 	b.msg = ss.prepareMessage(pr)
-	ctx, env, body, store := ss.putContext(), b.msg.env, b.msg.body, ss.srv.store
+	msg, ctx, env, body, store := b.msg, ss.putContext(), b.msg.env, b.msg.body, ss.srv.store
 	go func() {
+		msg.noteHeader() // reads chunks as the session feeds them
 		id, err := store.Put(ctx, env, body)
 		pr.CloseWithError(errTransactionAborted) // unblock the session if Put stopped early
 		b.result <- putResult{id, err}

@@ -61,6 +61,7 @@ func (ss *session) cmdData(arg string) smtp.Reply {
 // returns the zero Reply.
 func (ss *session) store(content io.Reader) smtp.Reply {
 	m := ss.prepareMessage(content)
+	m.noteHeader()
 	id, err := ss.srv.store.Put(ss.putContext(), m.env, m.body)
 	return ss.finishMessage(m, id, err, content)
 }
@@ -70,6 +71,8 @@ type pendingMessage struct {
 	env  *smtp.Envelope
 	ld   *loopDetector
 	body *trackingReader
+	// peek reads the header section ahead (noteHeader).
+	peek *headerPeek
 	// lines records the content in a full-content transcript; nil
 	// otherwise. Content drained after the store gave up is not recorded.
 	lines *maillog.ContentLines
@@ -94,7 +97,8 @@ func (ss *session) prepareMessage(content io.Reader) *pendingMessage {
 	if !ss.srv.cfg.OmitReceived {
 		body = io.MultiReader(strings.NewReader(ss.receivedField(env)), ld)
 	}
-	return &pendingMessage{env: env, ld: ld, body: &trackingReader{r: body}, lines: lines}
+	peek := &headerPeek{r: body}
+	return &pendingMessage{env: env, ld: ld, body: &trackingReader{r: peek}, peek: peek, lines: lines}
 }
 
 // finishMessage turns the store's result into the final reply and ends the

@@ -133,7 +133,8 @@ func TestStartTLS(t *testing.T) {
 	c.expect("503 5.5.1 Error: TLS already active\r\n")
 	c.send("MAIL FROM:<a@example.com> REQUIRETLS\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
 	c.expect("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n")
-	c.send("Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+	// REQUIRETLS overrides a TLS-Required: No field (RFC 8689 §5).
+	c.send("Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n.\r\nQUIT\r\n")
 	c.expect("250 2.0.0 Ok: queued as ID1\r\n221 2.0.0 Bye\r\n")
 	msgs := store.messages()
 	if len(msgs) != 1 {
@@ -142,7 +143,7 @@ func TestStartTLS(t *testing.T) {
 	m := msgs[0]
 	wantVersion := strings.Replace(tls.VersionName(st.Version), "TLS ", "TLSv", 1)
 	wantCipher := tls.CipherSuiteName(st.CipherSuite)
-	if !m.env.Client.TLS || m.env.Client.Protocol != "ESMTPS" || !m.env.RequireTLS || m.env.Client.User != "" {
+	if !m.env.Client.TLS || m.env.Client.Protocol != "ESMTPS" || !m.env.RequireTLS || m.env.TLSOptional || m.env.Client.User != "" {
 		t.Errorf("client info %+v, requiretls %v", m.env.Client, m.env.RequireTLS)
 	}
 	if m.tx.Session.TLSVersion != wantVersion || m.tx.Session.TLSCipher != wantCipher || m.tx.Session.Helo != "client.test" {

@@ -2,13 +2,11 @@ package testrelay
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"testing"
@@ -33,16 +31,9 @@ type TestCert struct {
 // 127.0.0.1 and dnsNames, valid from an hour ago for two hours.
 func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+		SerialNumber:          serialNumber(t),
 		Subject:               pkix.Name{CommonName: cn},
 		DNSNames:              dnsNames,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
@@ -53,7 +44,17 @@ func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c := signCert(t, tmpl, tmpl, key, key)
+	c.Roots = x509.NewCertPool()
+	c.Roots.AddCert(c.Leaf)
+	return c
+}
+
+// signCert makes the certificate tmpl for key, signed by parent's key
+// signer, with the chain [leaf] (the caller adds issuers).
+func signCert(t testing.TB, tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) TestCert {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +66,9 @@ func NewTestCert(t testing.TB, cn string, dnsNames ...string) TestCert {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
 	return TestCert{
 		TLS:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		Leaf:    leaf,
-		Roots:   roots,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}
