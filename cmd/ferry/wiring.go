@@ -123,6 +123,7 @@ func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	c.BounceLifetime = cfg.Queue.BounceLifetime
 	c.HopConcurrency = cfg.Queue.HopConcurrency
 	c.SegmentSize = cfg.Queue.SegmentSize
+	c.Reserve = cfg.Queue.Reserve
 	return c
 }
 

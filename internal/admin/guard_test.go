@@ -232,13 +232,14 @@ func TestOpenSpool(t *testing.T) {
 	}
 }
 
-// TestMetricsHandler checks the metrics listener's handler: /metrics and
-// /healthz without a token and without naming the spool, nothing else.
+// TestMetricsHandler checks the metrics listener's handler: /metrics,
+// /healthz and /readyz without a token and without naming the spool,
+// nothing else.
 func TestMetricsHandler(t *testing.T) {
 	q, spool := openQueue(t, discardLogger(), nil)
 	srv := httptest.NewServer(NewMetricsHandler(New(Options{Queue: q, Spool: spool, Metrics: NewMetrics()})))
 	t.Cleanup(srv.Close)
-	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/queue": 404, "/hops": 404} {
+	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/readyz": 200, "/queue": 404, "/hops": 404} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -146,6 +146,7 @@ type queueCollector struct {
 	m                                                *Metrics
 	messages, total, rcpts, oldest, bytes            *prometheus.Desc
 	segments, leases, segmentsRemoved, copiedForward *prometheus.Desc
+	writeErrors, refused, writable                   *prometheus.Desc
 }
 
 func newQueueCollector(m *Metrics) queueCollector {
@@ -160,13 +161,16 @@ func newQueueCollector(m *Metrics) queueCollector {
 		leases:          prometheus.NewDesc("ferry_queue_leases", "Leases of due work held by delivery workers.", nil, nil),
 		segmentsRemoved: prometheus.NewDesc("ferry_queue_segments_removed_total", "Segment files removed since start.", nil, nil),
 		copiedForward:   prometheus.NewDesc("ferry_queue_copied_forward_total", "Messages copied forward out of old segments since start.", nil, nil),
+		writeErrors:     prometheus.NewDesc("ferry_queue_write_errors_total", "Failed writes, fdatasyncs and segment creations of the queue's log since start (a full or read-only spool).", nil, nil),
+		refused:         prometheus.NewDesc("ferry_queue_refused_total", "Messages refused with 452 4.3.1 since start because the spool's free segment space reached the reserve kept for delivery records.", nil, nil),
+		writable:        prometheus.NewDesc("ferry_queue_writable", "1 while the queue stores records and takes new mail, 0 while it cannot (see /readyz).", nil, nil),
 	}
 }
 
 // Describe sends every queue metric's description.
 func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.messages, c.total, c.rcpts, c.oldest, c.bytes,
-		c.segments, c.leases, c.segmentsRemoved, c.copiedForward} {
+		c.segments, c.leases, c.segmentsRemoved, c.copiedForward, c.writeErrors, c.refused, c.writable} {
 		ch <- d
 	}
 }
@@ -189,6 +193,13 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	send(c.leases, prometheus.GaugeValue, float64(st.Leases))
 	send(c.segmentsRemoved, prometheus.CounterValue, float64(st.SegmentsRemoved))
 	send(c.copiedForward, prometheus.CounterValue, float64(st.CopiedForward))
+	send(c.writeErrors, prometheus.CounterValue, float64(st.WriteErrors))
+	send(c.refused, prometheus.CounterValue, float64(st.Refused))
+	writable := 1.0
+	if q.Writable() != nil {
+		writable = 0
+	}
+	send(c.writable, prometheus.GaugeValue, writable)
 
 	var active, deferred, held, pending, deferredRcpts, bytes float64
 	var oldest float64

@@ -238,6 +238,7 @@ func TestMetricsScriptedRun(t *testing.T) {
 		{series("ferry_queue_messages", "state=active"), 1},
 		{series("ferry_queue_messages", "state=deferred"), 0},
 		{series("ferry_queue_recipients", "state=deferred"), 1},
+		{series("ferry_queue_writable"), 1},
 		{series("ferry_log_events_total", "event=queued", "level=info"), 4},
 	}
 	for _, c := range checks {
@@ -251,6 +252,11 @@ func TestMetricsScriptedRun(t *testing.T) {
 	}
 	if v := got[`ferry_delivery_delay_seconds_bucket{status="sent",le="+Inf"}`]; v != 1 {
 		t.Errorf("delay histogram +Inf bucket = %v", v)
+	}
+	for _, name := range []string{"ferry_queue_write_errors_total", "ferry_queue_refused_total"} {
+		if v, ok := got[series(name)]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v) on a healthy spool, want 0", name, v, ok)
+		}
 	}
 	if v, ok := got["ferry_queue_oldest_age_seconds"]; !ok || v < 0 || v > 60 {
 		t.Errorf("oldest age = %v (present %v)", v, ok)

@@ -48,7 +48,8 @@ type Options struct {
 	// /healthz includes it. nil skips the check.
 	Listeners func() error
 	// Ready reports whether the server has finished starting and accepts
-	// mail; /readyz answers 503 with its error. nil: always ready.
+	// mail; /readyz answers 503 with its error. nil: always ready. /readyz
+	// also fails while Queue.Writable reports an error.
 	Ready func() error
 	// Offline says no server runs on the queue ("ferry queue" opened the
 	// spool itself): retry and bounce, which need delivery and DSNs,
@@ -118,13 +119,15 @@ func absPath(dir string) string {
 }
 
 // NewMetricsHandler returns the handler of the separate metrics listener
-// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics
-// and GET /healthz of New's handler h, without the SpoolHeader; everything
+// (admin.metrics_listen), open to anyone who reaches it: only GET /metrics,
+// GET /healthz and GET /readyz of New's handler h (a load balancer needs
+// readiness: a full spool fails it), without the SpoolHeader; everything
 // else 404.
 func NewMetricsHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	mux.Handle("GET /healthz", h)
+	mux.Handle("GET /readyz", h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(noSpoolHeader{w}, r)
 	})
@@ -453,6 +456,14 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
 			h.Status, h.Checks["ready"], code = "failing", err.Error(), http.StatusServiceUnavailable
+		}
+	}
+	if s.opts.Queue != nil {
+		// A spool that cannot store records, or refuses new mail for its
+		// reserve, is not ready for more mail.
+		h.Checks["queue"] = "ok"
+		if err := s.opts.Queue.Writable(); err != nil {
+			h.Status, h.Checks["queue"], code = "failing", err.Error(), http.StatusServiceUnavailable
 		}
 	}
 	writeJSON(w, code, h)

@@ -300,8 +300,8 @@ func TestHealth(t *testing.T) {
 	if code, h := get("/healthz"); code != 503 || h.Status != "failing" || h.Checks["listeners"] != listenErr.Error() {
 		t.Errorf("healthz with a listener down = %d %+v", code, h)
 	}
-	if code, _ := get("/readyz"); code != 200 {
-		t.Errorf("readyz = %d", code)
+	if code, h := get("/readyz"); code != 200 || h.Checks["queue"] != "ok" {
+		t.Errorf("readyz = %d %+v, want 200 with the queue check ok", code, h)
 	}
 	readyErr = errors.New("starting")
 	if code, h := get("/readyz"); code != 503 || h.Checks["ready"] != "starting" {

@@ -171,6 +171,10 @@ type Queue struct {
 	HopConcurrency int
 	// SegmentSize is the size of one segment file in octets.
 	SegmentSize int64
+	// Reserve is the segment space in octets kept for delivery records
+	// when the spool fills (new mail gets 452 4.3.1 first); 0 means
+	// SegmentSize/16.
+	Reserve int64
 }
 
 // Delivery configures the outbound client.

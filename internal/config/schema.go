@@ -170,6 +170,7 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 		"delay_warning":   d.duration(&q.DelayWarning, true),
 		"hop_concurrency": d.integer(&q.HopConcurrency, 1, math.MaxInt32, wantPositive),
 		"segment_size":    d.size(&q.SegmentSize, 1<<20),
+		"reserve":         d.size(&q.Reserve, 0),
 	})
 }
 
@@ -261,6 +262,9 @@ func (d *decoder) crossChecks(cfg *Config) {
 	}
 	if cfg.Queue.RetryMax < cfg.Queue.RetryInitial {
 		d.errf("queue.retry_max", "want at least queue.retry_initial (%s), got %q", FormatDuration(cfg.Queue.RetryInitial), FormatDuration(cfg.Queue.RetryMax))
+	}
+	if cfg.Queue.Reserve >= cfg.Queue.SegmentSize/2 {
+		d.errf("queue.reserve", "want less than half of queue.segment_size (%s), got %q", FormatSize(cfg.Queue.SegmentSize), FormatSize(cfg.Queue.Reserve))
 	}
 	seenDomain := map[string]int{}
 	for i, r := range cfg.Routes {

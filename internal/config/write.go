@@ -69,6 +69,7 @@ func (c Config) WriteTOML(w io.Writer) error {
 	tw.dur("delay_warning", q.DelayWarning)
 	tw.int("hop_concurrency", q.HopConcurrency)
 	tw.raw("segment_size", quote(FormatSize(q.SegmentSize)))
+	tw.raw("reserve", quote(FormatSize(q.Reserve)))
 	dl := c.Delivery
 	tw.header("[delivery]")
 	tw.str("ehlo_name", dl.EHLOName)

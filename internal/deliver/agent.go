@@ -117,6 +117,8 @@ type Agent struct {
 	// routes is the routing table in force (Config.Routes, then
 	// SetRoutes).
 	routes atomic.Pointer[route.Table]
+	// backlog holds outcomes the queue could not record yet.
+	backlog *backlog
 }
 
 // NewAgent returns an agent delivering q's work with cfg.
@@ -161,7 +163,7 @@ func NewAgent(q Queue, cfg Config) (*Agent, error) {
 	if cfg.Hops == nil {
 		cfg.Hops = NewHopCache(cfg.Logger)
 	}
-	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger}
+	a := &Agent{cfg: cfg, q: q, pool: newPool(cfg.IdleTimeout), hops: cfg.Hops, log: cfg.Logger, backlog: newBacklog(cfg.Logger, q)}
 	a.routes.Store(cfg.Routes)
 	return a, nil
 }
@@ -184,6 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.worker(ctx, dctx) })
 	}
 	wg.Wait()
+	a.backlog.abandon()
 	a.pool.closeAll()
 	return nil
 }
@@ -192,9 +195,13 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Close() { a.pool.closeAll() }
 
 // worker leases with ctx and delivers with dctx, which outlives ctx by the
-// shutdown grace time.
+// shutdown grace time. Outcomes the queue could not record are written
+// first, before a lease is released or a new one taken (see backlog).
 func (a *Agent) worker(ctx, dctx context.Context) {
 	for ctx.Err() == nil {
+		if !a.backlog.flush(ctx, a.record) {
+			return
+		}
 		l, err := a.q.Lease(ctx)
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("deliver: lease failed", "err", err)
@@ -207,6 +214,7 @@ func (a *Agent) worker(ctx, dctx context.Context) {
 			continue
 		}
 		a.DeliverLease(dctx, l)
+		a.backlog.flush(dctx, a.record)
 		a.q.Release(l)
 	}
 }
@@ -247,8 +255,10 @@ func (a *Agent) DeliverLease(ctx context.Context, l *queue.Lease) {
 	defer func() { a.finish(s, limit) }()
 	var down *smtp.Reply // set when no target could be reached
 	for _, it := range l.Items {
-		if ctx.Err() != nil {
-			return // unreported recipients return to the queue on Release
+		if ctx.Err() != nil || a.backlog.paused() {
+			// Unreported recipients return to the queue on Release. While
+			// outcomes wait to be recorded nothing more is sent.
+			return
 		}
 		if !a.q.Renew(l) {
 			a.log.Warn("deliver: lease taken back; leaving its remaining messages to the queue", "hop", l.Hop)

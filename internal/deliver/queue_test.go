@@ -2,8 +2,6 @@ package deliver
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +17,7 @@ import (
 func TestWithRealQueue(t *testing.T) {
 	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "PIPELINING", "HELP"}, Strict7Bit: true,
 		Rules: []sink.Rule{mustRule(t, "RCPT:later@*=451 4.3.0 try later")}})
-	cfg := queue.DefaultConfig(t.TempDir())
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	q, err := queue.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := openQueue(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	put := func(body string, rcpts ...string) string {

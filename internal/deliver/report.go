@@ -67,9 +67,16 @@ func (a *Agent) reportOutcomes(ctx context.Context, it queue.Item, outs []outcom
 		a.logOutcome(it.Env, o, now, relay, plan, c)
 	}
 	record := func(o outcome) {
-		err := a.q.Update(ctx, it.Env.ID, o.idx, queue.Result{State: o.state, Reply: o.rep, RemoteMTA: remote, At: now})
-		if err != nil {
-			a.log.Error("deliver: recording outcome failed", "id", it.Env.ID, "to", rcptAddress(it.Env, o.idx), "err", err)
+		to := rcptAddress(it.Env, o.idx)
+		res := queue.Result{State: o.state, Reply: o.rep, RemoteMTA: remote, At: now}
+		err := a.q.Update(ctx, it.Env.ID, o.idx, res)
+		switch {
+		case err == nil:
+		case recordable(err):
+			// Kept and written before any delivery starts again.
+			a.backlog.add(pendingOutcome{id: it.Env.ID, rcpt: o.idx, to: to, res: res}, err)
+		default:
+			a.log.Error("deliver: recording outcome failed", "id", it.Env.ID, "to", to, "err", err)
 		}
 	}
 	if len(outs) == 1 {

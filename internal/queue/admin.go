@@ -348,18 +348,9 @@ func (q *Queue) finishMessage(m *msg, recovered bool) {
 			q.cfg.OnEvent(Event{Kind: EventFinished, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Recovered: recovered})
 		}
 	}
-	q.mu.Lock()
-	if q.msgs[m.id] != m || q.closed {
-		q.mu.Unlock()
-		return
-	}
-	req := q.submitFor(m, encodeSimple(recDone, m.id, doneFinished))
-	q.mu.Unlock()
-	if _, err := q.applyCommitted(m, req); err != nil {
-		q.log.Error("queue: cannot write done record; the message finishes again at the next start", "id", m.id, "err", err)
-		return
-	}
-	q.log.Info("removed", "id", m.id)
+	// A done record that cannot be written now is retried by the
+	// collector; the failure itself is logged as a write episode.
+	_ = q.writeDone(m)
 }
 
 // emitDelayed delivers EventDelayed after recipient rcpt of m was

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,8 @@ type committer struct {
 	kick chan struct{}
 	stop chan struct{}
 	exit chan struct{}
+	// freed is kicked when segments were removed: the next spare may fit.
+	freed chan struct{}
 
 	// Owned by the committer goroutine.
 	active *segment
@@ -44,9 +47,22 @@ type committer struct {
 	dirty int64
 	buf   []byte
 	// spare receives the next segment file, zero-filled in the
-	// background; preparing says a preparation is running.
+	// background; preparing says a preparation is running, ready holds
+	// its file once it succeeded.
 	spare     chan spareFile
 	preparing bool
+	ready     segFile
+	// retry fires when the next spare should be tried again after it did
+	// not fit or failed; nil when none is due.
+	retry *time.Timer
+
+	// The spool's write health (see space.go), safe for any goroutine.
+	health
+	// undone are finished messages whose done record could not be
+	// written, retried from the collector no sooner than undoneAt;
+	// guarded by q.mu.
+	undone   []*msg
+	undoneAt time.Time
 }
 
 // spareFile is a prepared segment file under its temporary name.
@@ -66,6 +82,8 @@ func newCommitter(q *Queue, active *segment) *committer {
 		exit:   make(chan struct{}),
 		active: active,
 		spare:  make(chan spareFile, 1),
+		freed:  make(chan struct{}, 1),
+		health: newHealth(q.log),
 	}
 }
 
@@ -90,8 +108,26 @@ func (c *committer) run() {
 	c.prepare()
 	var spare []*request
 	for {
+		var retry <-chan time.Time
+		if c.retry != nil {
+			retry = c.retry.C
+		}
 		select {
 		case <-c.kick:
+		case sp := <-c.spare:
+			c.gotSpare(sp)
+			continue
+		case <-retry:
+			c.retry = nil
+			c.prepare()
+			continue
+		case <-c.freed:
+			if c.retry != nil {
+				c.retry.Stop()
+				c.retry = nil
+			}
+			c.prepare()
+			continue
 		case <-c.stop:
 			c.mu.Lock()
 			batch := c.pend
@@ -133,10 +169,12 @@ func finish(rs []*request, err error) {
 // commit writes a batch, rotating to a new segment when the active one is
 // full. A request never spans two segments.
 func (c *committer) commit(batch []*request) {
+	batch = c.admit(batch)
 	i := 0
 	for i < len(batch) {
 		if c.dirty > c.active.end {
 			if err := c.repair(); err != nil {
+				c.failedWrite(err)
 				finish(batch[i:], err)
 				return
 			}
@@ -156,6 +194,7 @@ func (c *committer) commit(batch []*request) {
 		}
 		if start == i {
 			if err := c.rotate(); err != nil {
+				c.failedCreate(err)
 				finish(batch[i:], err)
 				return
 			}
@@ -172,9 +211,12 @@ func (c *committer) commit(batch []*request) {
 		}
 		if err != nil {
 			c.dirty = max(c.dirty, off+int64(len(c.buf)))
-			finish(batch[start:i], fmt.Errorf("write segment %s: %w", c.active.path, err))
+			err = fmt.Errorf("write segment %s: %w", c.active.path, err)
+			c.failedWrite(err)
+			finish(batch[start:i], err)
 			continue
 		}
+		c.written()
 		pos := off
 		for _, r := range batch[start:i] {
 			r.seg = c.active
@@ -208,53 +250,101 @@ func (c *committer) repair() error {
 	return nil
 }
 
-// prepare starts zero-filling the next segment file in the background.
+// spareRetry is the first wait before the next spare segment is tried
+// again when it did not fit or failed; each later failure doubles it up to
+// maillog.EpisodeRetryMax. Segment removals try again at once.
+const spareRetry = time.Second
+
+// prepare starts zero-filling the next segment file in the background,
+// unless one is prepared or being prepared. It does not start when the
+// file system would keep less than the reserve free after it, so that
+// preallocation never turns a nearly full disk into a full one; it is
+// tried again later (see run).
 func (c *committer) prepare() {
-	if c.preparing {
+	if c.preparing || c.ready != nil || c.retry != nil {
+		return
+	}
+	q := c.q
+	if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize+q.cfg.Reserve {
+		c.spareLater(spareRetry)
 		return
 	}
 	c.preparing = true
-	path := filepath.Join(c.q.cfg.Dir, spareName)
-	c.q.fs.Remove(path)
+	path := filepath.Join(q.cfg.Dir, spareName)
+	q.fs.Remove(path)
 	go func() {
-		f, err := c.q.fs.Create(path, c.q.cfg.SegmentSize)
+		f, err := q.fs.Create(path, q.cfg.SegmentSize)
 		c.spare <- spareFile{f, err}
 	}()
+}
+
+// spareLater arms the retry of the next spare after d.
+func (c *committer) spareLater(d time.Duration) {
+	if c.retry == nil {
+		c.retry = time.NewTimer(d)
+	}
+}
+
+// gotSpare takes the result of a preparation.
+func (c *committer) gotSpare(sp spareFile) {
+	c.preparing = false
+	if sp.err != nil {
+		c.spareLater(c.failedCreate(fmt.Errorf("prepare the next segment: %w", sp.err)))
+		return
+	}
+	c.ready = sp.f
+	c.spareReady.Store(true)
+	// A segment file was just created: new mail has room again. A write
+	// episode ends only with a write to the active segment (this file may
+	// have been made before the writes began to fail).
+	c.created()
+	c.fullEp.OK()
 }
 
 // takeSpare waits for the prepared segment file, if one is being prepared,
 // and renames it to path.
 func (c *committer) takeSpare(path string) segFile {
-	if !c.preparing {
+	if c.preparing {
+		c.gotSpare(<-c.spare)
+	}
+	f := c.ready
+	if f == nil {
 		return nil
 	}
-	sp := <-c.spare
-	c.preparing = false
-	if sp.err != nil {
-		return nil
-	}
+	c.ready = nil
+	c.spareReady.Store(false)
 	if err := c.q.fs.Rename(filepath.Join(c.q.cfg.Dir, spareName), path); err != nil {
-		sp.f.Close()
+		f.Close()
+		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
 		return nil
 	}
-	return sp.f
+	return f
 }
 
 // closeSpare waits for a running preparation and removes its file.
 func (c *committer) closeSpare() {
-	if !c.preparing {
-		return
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
 	}
-	sp := <-c.spare
-	c.preparing = false
-	if sp.err == nil {
-		sp.f.Close()
+	if c.preparing {
+		sp := <-c.spare
+		c.preparing = false
+		if sp.err == nil {
+			c.ready = sp.f
+		}
+	}
+	if c.ready != nil {
+		c.ready.Close()
+		c.ready = nil
+		c.spareReady.Store(false)
 		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
 	}
 }
 
 // rotate makes the next segment active: the prepared spare when there is
-// one, else a file created now. It then starts preparing the next spare.
+// one, else a file created now, if the file system has room for it. It
+// then starts preparing the next spare.
 func (c *committer) rotate() error {
 	q := c.q
 	no := c.active.no + 1
@@ -262,9 +352,15 @@ func (c *committer) rotate() error {
 	f := c.takeSpare(path)
 	if f == nil {
 		var err error
-		f, err = q.fs.Create(path, q.cfg.SegmentSize)
+		f, err = c.createNow(path)
 		if err != nil {
-			return fmt.Errorf("create segment %s: %w", path, err)
+			// Keep trying to prepare a spare meanwhile, so that a
+			// spool that becomes writable again is noticed without
+			// waiting for the next write.
+			if !c.preparing {
+				c.spareLater(spareRetry)
+			}
+			return err
 		}
 	}
 	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize}
@@ -274,7 +370,26 @@ func (c *committer) rotate() error {
 	q.mu.Unlock()
 	c.active = s
 	c.dirty = 0
+	c.created()
 	q.gcKick()
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
 	c.prepare()
 	return nil
+}
+
+// createNow creates the segment file path at once, if the file system has
+// room for it.
+func (c *committer) createNow(path string) (segFile, error) {
+	q := c.q
+	if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize {
+		return nil, fmt.Errorf("create segment %s: %d octets free, %d needed: %w", path, free, q.cfg.SegmentSize, syscall.ENOSPC)
+	}
+	f, err := q.fs.Create(path, q.cfg.SegmentSize)
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	return f, nil
 }

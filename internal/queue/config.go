@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -37,6 +38,15 @@ type Config struct {
 	LeaseMaxItems int
 	// SegmentSize is the preallocated size of a segment file.
 	SegmentSize int64
+	// Reserve is the preallocated segment space kept for recipient state,
+	// done and other small records when the spool fills: a new message is
+	// refused (an error wrapping syscall.ENOSPC, which the server answers
+	// with 452 4.3.1) rather than leave less than Reserve octets in the
+	// active and the prepared next segment, so that deliveries can still
+	// be recorded and finished messages removed. A spare segment is only
+	// preallocated when the file system keeps Reserve octets free after
+	// it. Zero means SegmentSize/16; it must be below SegmentSize/2.
+	Reserve int64
 	// GCInterval is how often segment collection runs.
 	GCInterval time.Duration
 	// CopyForwardLag is how many segments may follow the oldest one before
@@ -137,6 +147,12 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.MemoryWait, d.MemoryWait)
 	orDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
 	orDefault(&c.SegmentSize, d.SegmentSize)
+	if c.Reserve <= 0 {
+		c.Reserve = c.SegmentSize / 16
+	}
+	if c.Reserve >= c.SegmentSize/2 {
+		return c, fmt.Errorf("queue: Config.Reserve (%d octets) must be less than half of SegmentSize (%d octets)", c.Reserve, c.SegmentSize)
+	}
 	orDefault(&c.GCInterval, d.GCInterval)
 	orDefault(&c.CopyForwardLag, d.CopyForwardLag)
 	orDefault(&c.CopyForwardBatch, d.CopyForwardBatch)

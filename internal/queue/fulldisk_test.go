@@ -6,22 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // faultLayer is the real file layer with an injectable full disk: while
 // full, creating a segment fails and a write stores half its data and
-// fails, both with ENOSPC.
+// fails, both with ENOSPC (or errno when set, e.g. EROFS or EIO).
 type faultLayer struct {
 	osLayer
 	mu                        sync.Mutex
 	full                      bool
+	errno                     syscall.Errno
 	failedCreate, failedWrite int
+}
+
+// fault returns the injected error number.
+func (l *faultLayer) fault() syscall.Errno {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.errno != 0 {
+		return l.errno
+	}
+	return syscall.ENOSPC
 }
 
 func (l *faultLayer) setFull(v bool) {
@@ -41,7 +53,7 @@ func (l *faultLayer) Create(path string, size int64) (segFile, error) {
 		l.mu.Lock()
 		l.failedCreate++
 		l.mu.Unlock()
-		return nil, &os.PathError{Op: "fallocate", Path: path, Err: syscall.ENOSPC}
+		return nil, &os.PathError{Op: "fallocate", Path: path, Err: l.fault()}
 	}
 	f, err := l.osLayer.Create(path, size)
 	if err != nil {
@@ -52,7 +64,7 @@ func (l *faultLayer) Create(path string, size int64) (segFile, error) {
 
 func (l *faultLayer) Rename(oldpath, newpath string) error {
 	if l.isFull() {
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.ENOSPC}
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: l.fault()}
 	}
 	return l.osLayer.Rename(oldpath, newpath)
 }
@@ -76,7 +88,7 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		f.l.failedWrite++
 		f.l.mu.Unlock()
 		n, _ := f.segFile.WriteAt(p[:len(p)/2], off)
-		return n, &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+		return n, &os.PathError{Op: "write", Path: "segment", Err: f.l.fault()}
 	}
 	return f.segFile.WriteAt(p, off)
 }
@@ -145,18 +157,7 @@ func TestFullDiskInjected(t *testing.T) {
 }
 
 func TestFullDiskTmpfs(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("tmpfs full-disk test needs root to mount a 2 MiB tmpfs; the injected-error variant ran instead")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a 2 MiB tmpfs (%v: %s); the injected-error variant ran instead", err, strings.TrimSpace(string(out)))
-	}
-	defer func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	}()
+	mnt := testrelay.MountTmpfs(t, "2m")
 	// Ballast the operator can delete to free space.
 	ballast := filepath.Join(mnt, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 512<<10), 0o600); err != nil {

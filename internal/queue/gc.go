@@ -35,6 +35,12 @@ func (q *Queue) gcLoop() {
 // same message remains. It returns how many segments it removed and
 // messages it copied.
 func (q *Queue) gcStep() (removed, copied int) {
+	q.retryDone()
+	defer func() {
+		if removed > 0 {
+			q.c.spaceFreed()
+		}
+	}()
 	for {
 		q.mu.Lock()
 		if q.closed || len(q.segs) < 2 {
@@ -60,6 +66,61 @@ func (q *Queue) gcStep() (removed, copied int) {
 		q.mu.Unlock()
 	}
 	return removed, q.copyForward()
+}
+
+// writeDone writes m's done record, which drops it from the index. When
+// that fails, m waits for the collector to try again (retryDone): its
+// recipients are final, so it is never delivered again meanwhile.
+func (q *Queue) writeDone(m *msg) error {
+	q.mu.Lock()
+	if q.msgs[m.id] != m || q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	req := q.submitFor(m, encodeSimple(recDone, m.id, doneFinished))
+	q.mu.Unlock()
+	if _, err := q.applyCommitted(m, req); err != nil {
+		q.mu.Lock()
+		q.c.undone = append(q.c.undone, m)
+		if q.c.undoneAt.IsZero() {
+			q.c.undoneAt = time.Now().Add(q.c.doneEp.Fail(err, "messages", len(q.c.undone)))
+		}
+		q.mu.Unlock()
+		return err
+	}
+	q.log.Info("removed", "id", m.id)
+	return nil
+}
+
+// retryDone writes the done records that failed before, once their
+// backoff delay has passed, oldest first, and stops at the first failure.
+func (q *Queue) retryDone() {
+	q.mu.Lock()
+	if len(q.c.undone) == 0 || time.Now().Before(q.c.undoneAt) {
+		q.mu.Unlock()
+		return
+	}
+	ms := q.c.undone
+	q.c.undone, q.c.undoneAt = nil, time.Time{}
+	q.mu.Unlock()
+	for i, m := range ms {
+		q.mu.Lock()
+		if q.msgs[m.id] != m || q.closed {
+			q.mu.Unlock()
+			continue
+		}
+		req := q.submitFor(m, encodeSimple(recDone, m.id, doneFinished))
+		q.mu.Unlock()
+		if _, err := q.applyCommitted(m, req); err != nil {
+			q.mu.Lock()
+			q.c.undone = append(ms[i:], q.c.undone...)
+			q.c.undoneAt = time.Now().Add(q.c.doneEp.Fail(err, "messages", len(q.c.undone)))
+			q.mu.Unlock()
+			return
+		}
+		q.log.Info("removed", "id", m.id)
+	}
+	q.c.doneEp.OK("messages", len(ms))
 }
 
 // copyJob is one message being copied forward.
@@ -185,6 +246,10 @@ type Stats struct {
 	CopiedForward   int
 	// Leases is the number of leases out.
 	Leases int
+	// WriteErrors counts failed writes, fdatasyncs and segment creations
+	// since Open; Refused counts messages refused for the reserve.
+	WriteErrors int
+	Refused     int
 }
 
 // Stats returns the queue's current counters.
@@ -195,5 +260,7 @@ func (q *Queue) Stats() Stats {
 	s.Messages = len(q.msgs)
 	s.Segments = len(q.segs)
 	s.Leases = len(q.leases)
+	s.WriteErrors = int(q.c.writeErrors.Load())
+	s.Refused = int(q.c.refused.Load())
 	return s
 }

@@ -33,6 +33,9 @@ type fileLayer interface {
 	Remove(path string) error
 	// Rename renames a file and syncs its directory.
 	Rename(oldpath, newpath string) error
+	// Free returns the octets an unprivileged process may still allocate
+	// on the file system holding dir (statfs(2) f_bavail × f_bsize).
+	Free(dir string) (int64, error)
 }
 
 // osLayer is the real file layer. noSync (tests only) skips every sync,
@@ -152,6 +155,8 @@ func (l osLayer) Remove(path string) error {
 	}
 	return syncDir(filepath.Dir(path))
 }
+
+func (osLayer) Free(dir string) (int64, error) { return statfsFree(dir) }
 
 // syncDir makes a directory's entries durable.
 func syncDir(dir string) error {
