@@ -389,9 +389,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 			a.cfg.OnRelayed(it.Env, relayed, relay, relayedReply, it.Body)
 		}
 	}
+	// Record every recipient's outcome now, before QUIT or the next
+	// message on this connection, in one commit.
+	outs := make([]outcome, len(it.Rcpts))
 	for i, idx := range it.Rcpts {
-		a.reportVia(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String(), s.c)
+		outs[i] = outcome{idx, classify(replies[i]), replies[i]}
 	}
+	a.reportOutcomes(ctx, it, outs, relay, plan.String(), s.c)
 	if s.c.Broken() {
 		a.finish(s, limit)
 		return nil, nil
@@ -399,8 +403,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	return s, nil
 }
 
-// scan reads a queued message's content for its needs.
+// scan returns a queued message's content needs: the scan kept with the
+// message at receipt, or, for a message stored without one, a scan of its
+// content read now.
 func (a *Agent) scan(it queue.Item) (downgrade.Needs, error) {
+	if it.Env.ContentScan != nil {
+		return *it.Env.ContentScan, nil
+	}
 	body, err := it.Body()
 	if err != nil {
 		return downgrade.Needs{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -101,19 +102,12 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
-	no := uint64(1)
-	if n := len(q.segs); n > 0 {
-		no = q.segs[n-1].no + 1
-	}
-	path := filepath.Join(cfg.Dir, segName(no))
-	f, err := fs.Create(path, cfg.SegmentSize)
+	s, err := q.startSegment()
 	if err != nil {
 		q.closeFiles()
 		lock.Close()
-		return nil, fmt.Errorf("queue: create segment %s: %w", path, err)
+		return nil, err
 	}
-	s := &segment{no: no, path: path, f: f, size: cfg.SegmentSize}
-	q.segs = append(q.segs, s)
 	q.active = s
 	q.c = newCommitter(q, s)
 	q.wg.Add(1)
@@ -192,12 +186,25 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	// Read the body first, whatever happens next: the server's DATA
 	// reader must always reach its end.
+	// The content is scanned once, here, and the result kept with the
+	// message; the envelope carries a placeholder filled in after the
+	// body is read.
+	env.ContentScan = &downgrade.Needs{}
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	slot := scanSlot(rec, bodyOff)
+	if slot < 0 { // another extension came last: store no scan
+		env.ContentScan = nil
+		rec, bodyOff = messagePrefix(rec[:0], env)
+	}
 	rec, held, err := q.mem.ReadBody(ctx, rec, body, q.cfg.MemoryWait, maxPayload)
 	if err != nil {
+		env.ContentScan = nil
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
 	defer q.mem.Release(held)
+	if slot >= 0 {
+		scanAtReceipt(rec, slot, bodyOff, env)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

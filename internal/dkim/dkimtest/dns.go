@@ -4,11 +4,11 @@
 package dkimtest
 
 import (
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ferrymta/ferry/internal/testrelay"
 	"github.com/miekg/dns"
 )
 
@@ -28,15 +28,7 @@ type DNS struct {
 // StartDNS starts a server; it stops when the test ends.
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
+	pc, ln := testrelay.ListenUDPTCP(t)
 	d := &DNS{Addr: pc.LocalAddr().String(), txt: map[string]string{}}
 	d.udp = &dns.Server{PacketConn: pc, Handler: d}
 	d.tcp = &dns.Server{Listener: ln, Handler: d}
