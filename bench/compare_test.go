@@ -60,7 +60,7 @@ func TestCompareQuick(t *testing.T) {
 		t.Fatalf("%d scenarios in the table; want 4", len(res.Scenarios))
 	}
 	for _, s := range res.Scenarios {
-		for _, name := range []string{"baseline", "postfix", "ferry"} {
+		for _, name := range []string{"baseline", "postfix", "maddy", "ferry"} {
 			v, ok := s.Servers[name]
 			if !ok || v.Runs == 0 || v.Accepted == 0 || v.AcceptRate <= 0 || v.EndToEndRate <= 0 {
 				t.Errorf("%s/%s: %+v; want runs with accepted messages and positive rates", s.Name, name, v)

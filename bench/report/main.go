@@ -1,7 +1,7 @@
 // Command report turns the per-run JSON reports that bench/compare.sh
 // collects ("ferry bench --json" output, one file per scenario, server and
 // run, named SCENARIO__SERVER__RUN.json) into one table of medians and
-// Ferry/Postfix ratios, printed and written as JSON.
+// Ferry/Postfix and Ferry/maddy ratios, printed and written as JSON.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,7 @@ import (
 )
 
 // Servers in the order the table lists them.
-var servers = []string{"baseline", "postfix", "ferry"}
+var servers = []string{"baseline", "postfix", "maddy", "ferry"}
 
 // Scenario is one line of the comparison.
 type Scenario struct {
@@ -29,34 +30,47 @@ type Scenario struct {
 	// Ratio is Ferry's median over Postfix's: accept and end-to-end rates
 	// (higher is better) and CPU per message (lower is better).
 	Ratio *Ratio `json:"ratio_ferry_over_postfix,omitempty"`
+	// RatioMaddy is Ferry's median over maddy's, alike.
+	RatioMaddy *Ratio `json:"ratio_ferry_over_maddy,omitempty"`
 	// FerryOverBaseline is Ferry's end-to-end median over the baseline's
 	// accept median: the share of the set-up's ceiling Ferry reaches.
 	FerryOverBaseline float64 `json:"ferry_e2e_over_baseline,omitempty"`
+	// Ceiling is the most messages per second a relay can carry on this
+	// machine's cores if it spends, per message, as much CPU as the load
+	// generator and sink together (the baseline's median, measured):
+	// cores / (2 × that CPU). FerryOfCeiling is Ferry's end-to-end median
+	// over it.
+	Ceiling        float64 `json:"ceiling_msgs_per_s,omitempty"`
+	FerryOfCeiling float64 `json:"ferry_e2e_over_ceiling,omitempty"`
 }
 
 // Server is one server's runs of a scenario and their medians.
 type Server struct {
-	Runs             int            `json:"runs"`
-	Sessions         int            `json:"sessions"`
-	Messages         int            `json:"messages"`
-	Size             int            `json:"size"`
-	Kind             string         `json:"kind"`
-	AcceptRate       float64        `json:"accept_rate_median"`
-	EndToEndRate     float64        `json:"end_to_end_rate_median"`
-	CPUPerThousand   float64        `json:"cpu_seconds_per_1000_msgs_median"`
-	P99Millis        float64        `json:"p99_ms_median"`
-	AcceptRates      []float64      `json:"accept_rates"`
-	EndToEndRates    []float64      `json:"end_to_end_rates"`
-	CPUPerThousands  []float64      `json:"cpu_seconds_per_1000_msgs"`
-	P99s             []float64      `json:"p99_ms"`
-	Accepted         int            `json:"accepted_total"`
-	Duplicates       int64          `json:"duplicates_total"`
-	Missing          int            `json:"missing_total"`
-	EightBitViolated int64          `json:"eightbit_without_8bitmime_total"`
-	Errors           map[string]int `json:"errors"`
+	Runs           int     `json:"runs"`
+	Sessions       int     `json:"sessions"`
+	Messages       int     `json:"messages"`
+	Size           int     `json:"size"`
+	Kind           string  `json:"kind"`
+	AcceptRate     float64 `json:"accept_rate_median"`
+	EndToEndRate   float64 `json:"end_to_end_rate_median"`
+	CPUPerThousand float64 `json:"cpu_seconds_per_1000_msgs_median"`
+	P99Millis      float64 `json:"p99_ms_median"`
+	// BenchCPUPerThousand is the CPU seconds the load generator and the
+	// sink ("ferry bench") spent per 1,000 accepted messages.
+	BenchCPUPerThousand  float64        `json:"bench_cpu_seconds_per_1000_msgs_median,omitempty"`
+	BenchCPUPerThousands []float64      `json:"bench_cpu_seconds_per_1000_msgs,omitempty"`
+	AcceptRates          []float64      `json:"accept_rates"`
+	EndToEndRates        []float64      `json:"end_to_end_rates"`
+	CPUPerThousands      []float64      `json:"cpu_seconds_per_1000_msgs"`
+	P99s                 []float64      `json:"p99_ms"`
+	Accepted             int            `json:"accepted_total"`
+	Duplicates           int64          `json:"duplicates_total"`
+	Missing              int            `json:"missing_total"`
+	EightBitViolated     int64          `json:"eightbit_without_8bitmime_total"`
+	Errors               map[string]int `json:"errors"`
 }
 
-// Ratio is Ferry over Postfix.
+// Ratio is Ferry over another relay (Postfix or maddy).
 type Ratio struct {
 	Accept   float64 `json:"accept"`
 	EndToEnd float64 `json:"end_to_end"`
@@ -122,10 +136,14 @@ func build(dir string, order []string) (*Output, error) {
 			return nil, err
 		}
 		var rep loadgen.Report
+		var self struct {
+			BenchCPU *float64 `json:"bench_cpu_seconds"`
+		}
 		if err := json.Unmarshal(b, &rep); err != nil {
 			o.Notes = append(o.Notes, fmt.Sprintf("%s: unreadable report (%v)", filepath.Base(f), err))
 			continue
 		}
+		_ = json.Unmarshal(b, &self)
 		s := byName[scn]
 		if s == nil {
 			s = &Scenario{Name: scn, Servers: map[string]*Server{}}
@@ -151,6 +169,9 @@ func build(dir string, order []string) (*Output, error) {
 		if rep.CPU != nil {
 			v.CPUPerThousands = append(v.CPUPerThousands, rep.CPU.PerThousand)
 		}
+		if self.BenchCPU != nil && rep.Client.Accepted > 0 {
+			v.BenchCPUPerThousands = append(v.BenchCPUPerThousands, *self.BenchCPU*1000/float64(rep.Client.Accepted))
+		}
 		v.P99s = append(v.P99s, float64(rep.Client.Latency.P99)/float64(time.Millisecond))
 	}
 	for _, s := range byName {
@@ -159,13 +180,18 @@ func build(dir string, order []string) (*Output, error) {
 			v.EndToEndRate = median(v.EndToEndRates)
 			v.CPUPerThousand = median(v.CPUPerThousands)
 			v.P99Millis = median(v.P99s)
+			v.BenchCPUPerThousand = median(v.BenchCPUPerThousands)
 		}
-		f, p, b := s.Servers["ferry"], s.Servers["postfix"], s.Servers["baseline"]
-		if f != nil && p != nil {
-			s.Ratio = &Ratio{Accept: div(f.AcceptRate, p.AcceptRate), EndToEnd: div(f.EndToEndRate, p.EndToEndRate), CPU: div(f.CPUPerThousand, p.CPUPerThousand)}
-		}
+		f, p, m, b := s.Servers["ferry"], s.Servers["postfix"], s.Servers["maddy"], s.Servers["baseline"]
+		s.Ratio, s.RatioMaddy = ratio(f, p), ratio(f, m)
 		if f != nil && b != nil {
 			s.FerryOverBaseline = div(f.EndToEndRate, b.AcceptRate)
+		}
+		if b != nil && b.BenchCPUPerThousand > 0 {
+			s.Ceiling = float64(runtime.NumCPU()) * 1000 / (2 * b.BenchCPUPerThousand)
+			if f != nil {
+				s.FerryOfCeiling = div(f.EndToEndRate, s.Ceiling)
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -192,6 +218,14 @@ func build(dir string, order []string) (*Output, error) {
 		o.Idle = b
 	}
 	return o, nil
+}
+
+// ratio is f's medians over o's, nil when either is missing.
+func ratio(f, o *Server) *Ratio {
+	if f == nil || o == nil {
+		return nil
+	}
+	return &Ratio{Accept: div(f.AcceptRate, o.AcceptRate), EndToEnd: div(f.EndToEndRate, o.EndToEndRate), CPU: div(f.CPUPerThousand, o.CPUPerThousand)}
 }
 
 // median returns the median of xs (the mean of the middle two for an even
@@ -233,8 +267,17 @@ func printTable(w io.Writer, o *Output) {
 			}
 			fmt.Fprintf(w, "%-16s %-9s %5d %10.0f %10s %12s %9.1f %5d %5d %s\n", s.Name, name, v.Runs, v.AcceptRate, e2e, cpu, v.P99Millis, v.Duplicates, v.Missing, errorsText(v.Errors))
 		}
-		if r := s.Ratio; r != nil {
-			fmt.Fprintf(w, "%-16s %-9s %5s %9.2fx %9.2fx %11.3fx\n", s.Name, "ferry/pf", "", r.Accept, r.EndToEnd, r.CPU)
+		for _, x := range []struct {
+			label string
+			r     *Ratio
+		}{{"ferry/pf", s.Ratio}, {"ferry/md", s.RatioMaddy}} {
+			if x.r != nil {
+				fmt.Fprintf(w, "%-16s %-9s %5s %9.2fx %9.2fx %11.3fx\n", s.Name, x.label, "", x.r.Accept, x.r.EndToEnd, x.r.CPU)
+			}
+		}
+		if s.Ceiling > 0 {
+			fmt.Fprintf(w, "%-16s %-9s %5s %10s %10.0f   (ceiling: %d cores / 2 × load generator + sink CPU per message, %.3f s/1k; Ferry reaches %.2fx of it)\n",
+				s.Name, "ceiling", "", "", s.Ceiling, runtime.NumCPU(), s.Servers["baseline"].BenchCPUPerThousand, s.FerryOfCeiling)
 		}
 		if s.FerryOverBaseline > 0 {
 			fmt.Fprintf(w, "%-16s %-9s %5s %10s %9.2fx   (Ferry end to end / baseline accept: share of the set-up's ceiling)\n", s.Name, "ferry/bl", "", "", s.FerryOverBaseline)

@@ -183,6 +183,9 @@ func printList(w io.Writer, msgs []admin.Summary, now time.Time) {
 			if !r.Next.IsZero() && (r.State == "deferred" || r.State == "pending") && r.Next.After(now) {
 				state += ", next in " + ago(r.Next.Sub(now))
 			}
+			if r.LeasedBy != "" {
+				state += ", leased by " + r.LeasedBy
+			}
 			fmt.Fprintf(w, "%-14s %9s  %-19s  %-32s (%s)\n", "", "", "", r.Addr, state)
 			if r.LastReply != "" {
 				reply := r.LastReply

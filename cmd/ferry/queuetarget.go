@@ -121,6 +121,10 @@ func (a *adminTarget) connect(ctx context.Context, offline bool, stderr io.Write
 	if !offline {
 		return nil, nop, fmt.Errorf("no ferry serve answers for the spool %s (not running, or its admin API is off)", spool)
 	}
+	if cfg.Queue.Backend == config.BackendPostgres {
+		// The spool holds no queue: never work on it instead.
+		return nil, nop, fmt.Errorf("no ferry serve answers for the spool %s, and the queue is the shared one in PostgreSQL (queue.backend = \"postgres\"): run ferry queue against any running relay with --admin ADDR", spool)
+	}
 	qc := queueConfig(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c, closeQ, err := admin.OpenSpool(qc)
 	if err != nil {

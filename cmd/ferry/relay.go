@@ -18,7 +18,7 @@ import (
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/dkim"
-	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
 	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
@@ -89,7 +89,15 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	qc := queueConfig(cfg, logger)
 	qc.OnEvent = notifier.OnEvent
 	qc.OnCommit = metrics.ObserveCommit
-	q, err := queue.Open(qc)
+	// The shared queue asks for each hop's connection limit in the routing
+	// table in force: the agent's once it runs (reloads replace it).
+	var running atomic.Pointer[deliver.Agent]
+	q, err := openQueue(ctx, cfg, qc, func() *route.Table {
+		if a := running.Load(); a != nil {
+			return a.Routes()
+		}
+		return table
+	})
 	if err != nil {
 		return err // the queue names itself and the spool
 	}
@@ -121,6 +129,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		return fmt.Errorf("starting delivery: %w", err)
 	}
 	defer agent.Close()
+	running.Store(agent)
 	live := &relay{env: env, logger: logger, started: cfg, agent: agent, access: policy,
 		transcripts: transcripts, reloaders: reloaders, dkimKeys: dkimKeys}
 

@@ -34,6 +34,7 @@ type serveFlags struct {
 	configFile string
 	listen     stringList
 	spool      string
+	queueURL   string
 	hostname   string
 	routes     stringList
 	relayNets  stringList
@@ -49,6 +50,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.configFile, "config", "", "TOML configuration `file` (default: $FERRY_CONFIG, else /etc/ferry/ferry.toml when it exists, else the built-in defaults)")
 	fs.Var(&f.listen, "listen", "SMTP listen `address` host:port (repeatable; replaces the configured listeners' addresses)")
 	fs.StringVar(&f.spool, "spool", "", "queue spool `directory`")
+	fs.StringVar(&f.queueURL, "queue-url", "", "PostgreSQL `URL` of a queue shared by several relays (postgres://user:password@host/database); sets queue.backend = \"postgres\"")
 	fs.StringVar(&f.hostname, "hostname", "", "the relay's own `name` (greeting, Received:, DSNs)")
 	fs.Var(&f.routes, "route", "route `DOMAIN=NEXTHOP[,NEXTHOP…]`, e.g. 'company.example=[127.0.0.1]:2526' or '*=[smarthost.example]:587' (repeatable; replaces a configured route for the same domain)")
 	fs.Var(&f.relayNets, "relay-network", "client `CIDR` allowed to relay (repeatable; given at all, replaces the default loopback networks)")
@@ -134,6 +136,12 @@ func loadServeConfig(f serveFlags) (config.Config, error) {
 	}
 	if f.spool != "" {
 		cfg.Queue.Spool = f.spool
+	}
+	if f.queueURL != "" {
+		if err := config.CheckQueueURL(f.queueURL); err != nil {
+			return cfg, fmt.Errorf("--queue-url: want a PostgreSQL URL (postgres://user@host/database): %w", err)
+		}
+		cfg.Queue.Backend, cfg.Queue.URL = config.BackendPostgres, f.queueURL
 	}
 	if f.admin != "" {
 		cfg.Admin.Address = f.admin

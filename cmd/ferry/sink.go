@@ -97,6 +97,7 @@ func serveSink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Int64Var(&opts.MaxSize, "size", 0, "message size limit in `octets`, offered with SIZE (0: none)")
 	fs.IntVar(&opts.MaxRecipients, "max-recipients", 1000, "recipients per message (at least 100)")
 	fs.Var(&replies, "reply", "scripted `rule` STAGE[#N]:PATTERN=CODE [X.Y.Z] TEXT (repeatable)")
+	fs.DurationVar(&opts.Delay, "delay", 0, "wait this `long` after keeping each message before answering 250 (a slow next hop)")
 	fs.BoolVar(&opts.Strict7Bit, "strict-7bit", false, "reject content with octets > 127 unless BODY=8BITMIME or BINARYMIME was given (554 5.6.0)")
 	fs.StringVar(&bare, "bare-newline", "normalize", "bare CR or LF in DATA content: normalize or reject")
 	fs.BoolVar(&opts.LenientPipelining, "lenient-pipelining", false, "accept commands sent ahead where RFC 2920 forbids it")

@@ -99,6 +99,10 @@ func queueConfig(cfg config.Config, logger *slog.Logger) queue.Config {
 	c.HopConcurrency = cfg.Queue.HopConcurrency
 	c.SegmentSize = cfg.Queue.SegmentSize
 	c.Reserve = cfg.Queue.Reserve
+	c.Node = cfg.Queue.Node
+	if c.Node == "" {
+		c.Node = cfg.Hostname
+	}
 	return c
 }
 

@@ -75,6 +75,11 @@ type Recipient struct {
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	Expired     bool      `json:"expired,omitempty"`
 	History     []Attempt `json:"history,omitempty"`
+	// LeasedBy names the relay (node) delivering this recipient now, with
+	// the lease's epoch and expiry; empty when no lease is out.
+	LeasedBy     string    `json:"leased_by,omitempty"`
+	LeaseEpoch   uint64    `json:"lease_epoch,omitempty"`
+	LeaseExpires time.Time `json:"lease_expires,omitzero"`
 }
 
 // Attempt is one recorded delivery attempt or administrative outcome.
@@ -181,6 +186,7 @@ func summaryOf(m *queue.MessageInfo) Summary {
 			Index: r.Index, Addr: formatPath(r.Addr), Hop: r.Hop, State: StateName(r.State),
 			Attempts: r.Attempts, Next: r.Next, LastReply: replyString(r.LastReply),
 			RemoteMTA: r.RemoteMTA, LastAttempt: r.LastAttempt, Expired: r.Expired,
+			LeasedBy: r.LeasedBy, LeaseEpoch: r.LeaseEpoch, LeaseExpires: r.LeaseExpires,
 		}
 		if m.Env != nil && r.Index >= 0 && r.Index < len(m.Env.Rcpts) {
 			rc.Notify = notifyString(m.Env.Rcpts[r.Index].Notify)

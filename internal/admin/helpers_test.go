@@ -94,7 +94,7 @@ func deferLeased(t *testing.T, q *queue.Queue, reply smtp.Reply) {
 	for _, it := range l.Items {
 		for _, r := range it.Rcpts {
 			st := queue.Result{State: queue.Deferred, Reply: reply, RemoteMTA: "mx[192.0.2.1]:25", At: time.Now()}
-			if err := q.Update(ctx, it.Env.ID, r, st); err != nil {
+			if err := q.Update(ctx, nil, it.Env.ID, r, st); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -48,7 +48,7 @@ type Metrics struct {
 	hops            *hopLabels
 
 	mu sync.Mutex
-	q  *queue.Queue
+	q  queue.Store
 }
 
 // delayBuckets returns the delivery-delay histogram's upper bounds in
@@ -135,13 +135,13 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // WatchQueue makes the queue gauges report q; New calls it with
 // Options.Queue.
-func (m *Metrics) WatchQueue(q *queue.Queue) {
+func (m *Metrics) WatchQueue(q queue.Store) {
 	m.mu.Lock()
 	m.q = q
 	m.mu.Unlock()
 }
 
-func (m *Metrics) watched() *queue.Queue {
+func (m *Metrics) watched() queue.Store {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.q

@@ -21,8 +21,8 @@ import (
 
 // Options configure the admin API handler.
 type Options struct {
-	// Queue is the running queue. Required.
-	Queue *queue.Queue
+	// Queue is the running queue, of either backend. Required.
+	Queue queue.Store
 	// Hops is the delivery agent's hop-capability cache (Agent.Hops());
 	// nil serves an empty /hops and no transfer plans.
 	Hops *deliver.HopCache

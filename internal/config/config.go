@@ -175,6 +175,18 @@ type Queue struct {
 	// when the spool fills (new mail gets 452 4.3.1 first); 0 means
 	// SegmentSize/16.
 	Reserve int64
+	// Backend is where the queue lives: BackendSegment (the segment log in
+	// Spool, the default) or BackendPostgres (a PostgreSQL database shared
+	// by several relays, at URL).
+	Backend string
+	// URL is the PostgreSQL connection URL of the postgres backend.
+	URL string
+	// Node names this relay in the shared queue's leases; empty means
+	// Hostname.
+	Node string
+	// LeaseTimeout is how long a lease of the postgres backend lasts
+	// without a heartbeat: a dead relay's work is taken over after it.
+	LeaseTimeout time.Duration
 }
 
 // Delivery configures the outbound client.
@@ -380,6 +392,8 @@ func Default() Config {
 			DelayWarning:   4 * time.Hour,
 			HopConcurrency: 10,
 			SegmentSize:    64 << 20,
+			Backend:        BackendSegment,
+			LeaseTimeout:   30 * time.Second,
 		},
 		Delivery: Delivery{
 			Workers:                  20,

@@ -27,7 +27,7 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown listener key", "[[listener]]\naddress = \"127.0.0.1:25\"\nadress = \"x\"\n", `ferry.toml:3: listener.adress: unknown key (did you mean "address"?); want one of: ` + listenerKW},
 		{"unknown key in second listener", "[[listener]]\naddress = \"127.0.0.1:25\"\n\n[[listener]]\naddress = \"127.0.0.1:26\"\nsize = 1\n", `ferry.toml:6: listener.size: unknown key; want one of: ` + listenerKW},
 		{"unknown delivery timeout", "[delivery.timeouts]\nquit = \"1m\"\n", `ferry.toml:2: delivery.timeouts.quit: unknown key; want one of: connect, data_block, data_done, data_init, greeting, mail, rcpt`},
-		{"unknown dotted key", "queue.spool_dir = \"/x\"\n", `ferry.toml:1: queue.spool_dir: unknown key (did you mean "spool"?); want one of: bounce_lifetime, delay_warning, hop_concurrency, lifetime, reserve, retry_initial, retry_max, segment_size, spool`},
+		{"unknown dotted key", "queue.spool_dir = \"/x\"\n", `ferry.toml:1: queue.spool_dir: unknown key (did you mean "spool"?); want one of: backend, bounce_lifetime, delay_warning, hop_concurrency, lease_timeout, lifetime, node, reserve, retry_initial, retry_max, segment_size, spool, url`},
 		{"hostname type", "hostname = 42\n", `ferry.toml:1: hostname: want a host name like "relay.example.com", got 42`},
 		{"hostname syntax", "hostname = \"relay_1.example\"\n", `ferry.toml:1: hostname: want a host name like "relay.example.com", got "relay_1.example" ("_" is not allowed; use letters, digits, '-' and A-labels (xn--…))`},
 		{"listener not array", "listener = \"x\"\n", `ferry.toml:1: listener: want an array of tables ([[listener]]), got "x"`},

@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 		{"limits", c.Limits, Limits{1000, 50, 20, 100, 100, 4}},
 		{"timeouts", c.Timeouts, Timeouts{5 * time.Minute, 5 * time.Minute, 3 * time.Minute, 30 * time.Minute,
 			5 * time.Minute, 10 * time.Minute, time.Second, 10 * time.Second}},
-		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20, 0}},
+		{"queue", c.Queue, Queue{"/var/spool/ferry", 5 * time.Minute, time.Hour, 120 * time.Hour, 24 * time.Hour, 4 * time.Hour, 10, 64 << 20, 0, "segment", "", "", 30 * time.Second}},
 		{"delivery.ehlo_name", c.Delivery.EHLOName, ""},
 		{"EHLOName()", c.EHLOName(), host},
 		{"delivery.workers", c.Delivery.Workers, 20},
@@ -221,7 +221,7 @@ func TestParseFull(t *testing.T) {
 	want.Limits = Limits{10, 10, 5, 30, 2, 3}
 	want.Timeouts = Timeouts{30 * time.Second, time.Minute, 2 * time.Minute, 90 * time.Minute,
 		4 * time.Minute, 8 * time.Minute, 0, 7 * time.Second}
-	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20, 0}
+	want.Queue = Queue{"/srv/spool", time.Minute, 2 * time.Hour, 120 * time.Hour, 36 * time.Hour, 0, 3, 1 << 20, 0, "segment", "", "", 30 * time.Second}
 	want.Delivery = Delivery{
 		Workers: 4, MaxMessagesPerConnection: 7, IdleTimeout: 0,
 		Smarthost:     "[smarthost.example.net]:587, backup.example.net",

@@ -171,6 +171,10 @@ func (d *decoder) queue(v any, path string, q *Queue) {
 		"hop_concurrency": d.integer(&q.HopConcurrency, 1, math.MaxInt32, wantPositive),
 		"segment_size":    d.size(&q.SegmentSize, 1<<20),
 		"reserve":         d.size(&q.Reserve, 0),
+		"backend":         d.strCheck(&q.Backend, wantBackend, false, checkBackend),
+		"url":             d.queueURL(&q.URL),
+		"node":            d.strCheck(&q.Node, wantHost, true, checkHost),
+		"lease_timeout":   d.duration(&q.LeaseTimeout, false),
 	})
 }
 
@@ -253,6 +257,7 @@ func (d *decoder) crossChecks(cfg *Config) {
 	if cfg.Limits.MaxConnectionsPerIP > cfg.Limits.MaxConnections {
 		d.errf("limits.max_connections_per_ip", "want at most limits.max_connections (%d), got %d", cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	}
+	d.checkQueueBackend(cfg.Queue)
 	if _, set := d.lines["limits.reserved_connections"]; !set {
 		// Not given: a tenth of the connections, whatever max_connections is.
 		cfg.Limits.ReservedConnections = cfg.Limits.MaxConnections / 10

@@ -18,20 +18,12 @@ import (
 	"github.com/ferrymta/ferry/internal/tlspolicy"
 )
 
-// Queue is what delivery needs of the queue.
-type Queue interface {
-	// Lease returns due work for one next-hop key; it may block until
-	// there is some. A nil lease with a nil error means none is due.
-	Lease(ctx context.Context) (*queue.Lease, error)
-	// Update records one recipient's outcome.
-	Update(ctx context.Context, id string, rcpt int, r queue.Result) error
-	// Release ends a lease; unreported recipients become due again.
-	Release(l *queue.Lease)
-	// Renew extends a lease before each message, so that a long delivery
-	// is not taken back and delivered twice; false means it was taken
-	// back already.
-	Renew(l *queue.Lease) bool
-}
+// Queue is what delivery needs of the queue: the scheduler side of the
+// queue contract (leases by next-hop key, renewal, outcomes fenced by the
+// lease's epoch, release). Lease may block until there is work; a nil lease
+// with a nil error means none is due. Renew is called before each message,
+// so that a long delivery is not taken back and delivered twice.
+type Queue = queue.Scheduler
 
 // Config configures an Agent. Zero fields take the defaults named.
 type Config struct {
@@ -397,9 +389,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 			a.cfg.OnRelayed(it.Env, relayed, relay, relayedReply, it.Body)
 		}
 	}
+	// Record every recipient's outcome now, before QUIT or the next
+	// message on this connection, in one commit.
+	outs := make([]outcome, len(it.Rcpts))
 	for i, idx := range it.Rcpts {
-		a.reportVia(ctx, it, idx, classify(replies[i]), replies[i], relay, plan.String(), s.c)
+		outs[i] = outcome{idx, classify(replies[i]), replies[i]}
 	}
+	a.reportOutcomes(ctx, it, outs, relay, plan.String(), s.c)
 	if s.c.Broken() {
 		a.finish(s, limit)
 		return nil, nil
@@ -407,8 +403,13 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 	return s, nil
 }
 
-// scan reads a queued message's content for its needs.
+// scan returns a queued message's content needs: the scan kept with the
+// message at receipt, or, for a message stored without one, a scan of its
+// content read now.
 func (a *Agent) scan(it queue.Item) (downgrade.Needs, error) {
+	if it.Env.ContentScan != nil {
+		return *it.Env.ContentScan, nil
+	}
 	body, err := it.Body()
 	if err != nil {
 		return downgrade.Needs{}, fmt.Errorf("opening %s: %w", it.Env.ID, err)

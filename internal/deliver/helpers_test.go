@@ -46,7 +46,7 @@ func (q *memQueue) Lease(ctx context.Context) (*queue.Lease, error) {
 	return l, nil
 }
 
-func (q *memQueue) Update(_ context.Context, id string, rcpt int, r queue.Result) error {
+func (q *memQueue) Update(_ context.Context, _ *queue.Lease, id string, rcpt int, r queue.Result) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.results[id] == nil {

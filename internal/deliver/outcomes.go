@@ -13,10 +13,13 @@ import (
 
 // pendingOutcome is a recipient's outcome the queue could not record.
 type pendingOutcome struct {
-	id   string
-	rcpt int
-	to   string
-	res  queue.Result
+	// lease is the lease the outcome was delivered under (its fencing
+	// epoch goes with the outcome).
+	lease *queue.Lease
+	id    string
+	rcpt  int
+	to    string
+	res   queue.Result
 }
 
 // backlog holds outcomes the queue could not record (a full or read-only
@@ -86,10 +89,10 @@ func (b *backlog) paused() bool {
 
 // recordable reports whether an Update error may go away once the spool
 // is writable again; the others (the message is gone, the recipient final,
-// the queue closed, the delivery cut off at shutdown) would fail the same
-// forever.
+// the queue closed, the lease taken over, the delivery cut off at shutdown)
+// would fail the same forever.
 func recordable(err error) bool {
-	return !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrFinal) &&
+	return !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrFinal) && !errors.Is(err, queue.ErrLeaseLost) &&
 		!errors.Is(err, queue.ErrClosed) && !errors.Is(err, context.Canceled) &&
 		!errors.Is(err, context.DeadlineExceeded)
 }
@@ -214,5 +217,5 @@ func (b *backlog) abandon() {
 
 // record is the backlog's update: Update with the kept result.
 func (a *Agent) record(ctx context.Context, p pendingOutcome) error {
-	return a.q.Update(ctx, p.id, p.rcpt, p.res)
+	return a.q.Update(ctx, p.lease, p.id, p.rcpt, p.res)
 }

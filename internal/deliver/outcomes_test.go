@@ -45,12 +45,12 @@ func (q *unwritableQueue) Lease(ctx context.Context) (*queue.Lease, error) {
 	return l, err
 }
 
-func (q *unwritableQueue) Update(ctx context.Context, id string, rcpt int, r queue.Result) error {
+func (q *unwritableQueue) Update(ctx context.Context, l *queue.Lease, id string, rcpt int, r queue.Result) error {
 	if q.full.Load() {
 		q.failed.Add(1)
 		return fmt.Errorf("queue: record result for %s: create segment: %w", id, syscall.ENOSPC)
 	}
-	if err := q.Queue.Update(ctx, id, rcpt, r); err != nil {
+	if err := q.Queue.Update(ctx, l, id, rcpt, r); err != nil {
 		return err
 	}
 	q.event("recorded " + statusWord(r.State))

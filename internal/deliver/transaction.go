@@ -248,10 +248,14 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 	rec := c.recordContent()
 	defer rec.note("not sent")
 	src = teeContent(src, rec)
-	dw := smtp.NewDataWriter(c.blockWriter())
+	// The connection's buffers are reused from one message to the next.
+	if c.dataBuf == nil {
+		c.dataBuf, c.copyBuf = make([]byte, 0, 32<<10), make([]byte, 32<<10)
+	}
+	dw := smtp.NewDataWriterBuffer(c.blockWriter(), c.dataBuf)
 	// DATA never carries NUL; octets > 127 only when the plan allows.
 	dst := guardWriter{w: dw, deny8: !plan.Allow8Bit}
-	if err := copyContent(dst, src); err != nil {
+	if err := copyContent(dst, src, c.copyBuf); err != nil {
 		return c.abortContent(err)
 	}
 	if err := dw.Close(); err != nil {
@@ -415,10 +419,9 @@ func (s *storeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// copyContent copies src to dst, keeping source errors distinguishable from
-// write errors.
-func copyContent(dst io.Writer, src io.Reader) error {
-	buf := make([]byte, 32<<10)
+// copyContent copies src to dst through buf, keeping source errors
+// distinguishable from write errors.
+func copyContent(dst io.Writer, src io.Reader, buf []byte) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {

@@ -2,6 +2,7 @@ package downgrade
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -42,9 +43,20 @@ func (n Needs) Binary() bool {
 // Scan reads the whole message from r and reports what it needs, without
 // walking its MIME structure: it is a byte scan plus a look at the
 // top-level header, cheap enough to run before every delivery attempt.
-func Scan(r io.Reader) (Needs, error) {
+func Scan(r io.Reader) (Needs, error) { return scan(r, bufSize) }
+
+// ScanBytes is Scan of a message held in memory. Its read buffer is no
+// larger than the message (Scan's is 64 KiB), which is what a small
+// message costs to scan at receipt.
+func ScanBytes(b []byte) (Needs, error) {
+	return scan(bytes.NewReader(b), min(bufSize, max(len(b), 16)))
+}
+
+// scan is Scan with a read buffer of size octets; a buffer at least as
+// long as the message, or of bufSize, gives the same result.
+func scan(r io.Reader, size int) (Needs, error) {
 	var st stats
-	br := bufio.NewReaderSize(io.TeeReader(r, &st), bufSize)
+	br := bufio.NewReaderSize(io.TeeReader(r, &st), size)
 	src := &lineSrc{br: br}
 	h, err := readHeader(src, 1<<20, "", nil, true, func(string) {})
 	if err != nil && !errors.Is(err, ErrMalformed) {

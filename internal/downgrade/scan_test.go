@@ -1,6 +1,7 @@
 package downgrade
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -36,9 +37,27 @@ func TestScan(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Scan = %+v, want %+v", got, tt.want)
 			}
+			if got, err := ScanBytes([]byte(tt.msg)); err != nil || got != tt.want {
+				t.Errorf("ScanBytes = %+v, %v, want %+v", got, err, tt.want)
+			}
 			if got.SevenBit() != (tt.want == Needs{} || tt.want == Needs{DKIMSigned: true}) {
 				t.Errorf("SevenBit = %v", got.SevenBit())
 			}
 		})
 	}
+}
+
+// FuzzScanBytes checks that ScanBytes, with its buffer no larger than the
+// message, finds what Scan with its 64 KiB buffer finds.
+func FuzzScanBytes(f *testing.F) {
+	f.Add([]byte("Subject: h\xc3\xa9\r\n\r\nx\r\n"))
+	f.Add([]byte("From: j\xc3\xb6rg@example.org\r\n folded\r\n\r\n" + strings.Repeat("y", 1200) + "\n"))
+	f.Add([]byte("no header at all"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		want, err1 := Scan(bytes.NewReader(msg))
+		got, err2 := ScanBytes(msg)
+		if (err1 == nil) != (err2 == nil) || got != want {
+			t.Fatalf("ScanBytes = %+v, %v; Scan = %+v, %v", got, err2, want, err1)
+		}
+	})
 }

@@ -24,7 +24,7 @@
 // reverse path. Wire it as queue.Config.OnEvent, with the queue's Put as
 // its PutFunc and the queue's Lifetime in NotifierConfig.Lifetime:
 //
-//	var q *queue.Queue
+//	var q queue.Store
 //	n, err := dsn.NewNotifier(dsn.NotifierConfig{ReportingMTA: host, Lifetime: qcfg.Lifetime},
 //		func(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
 //			return q.Put(ctx, env, body)

@@ -203,7 +203,7 @@ func (n *Notifier) delayed(ev queue.Event) {
 	}
 	if ev.Env.From.IsNull() {
 		// Never a report about a report (RFC 3461 §6.2); say so once.
-		if n.claimWarning(ev.ID, now) {
+		if n.claimEvent(ev, now) {
 			n.suppressed(ev.ID, Delayed, statusAddrs(ev.Rcpts), "null reverse path")
 		}
 		return
@@ -228,12 +228,12 @@ func (n *Notifier) delayed(ev queue.Event) {
 		}
 		return
 	}
-	if !n.claimWarning(ev.ID, now) {
+	if !n.claimEvent(ev, now) {
 		n.log.Debug("dsn-suppressed", "id", ev.ID, "kind", Delayed.String(), "reason", "delay report already sent")
 		return
 	}
 	if !n.send(ev.ID, ev.Env, Delayed, rcpts, ev.Body, false) {
-		n.forget(ev.ID) // let a later deferral try again
+		n.unclaimEvent(ev) // let a later deferral try again
 	}
 }
 
@@ -385,8 +385,31 @@ func (n *Notifier) suppressed(id string, k Kind, rcpts []string, reason string) 
 	n.log.Info("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(rcpts, ","), "reason", reason)
 }
 
-// claimWarning marks message id as warned about; it reports false when it
-// already was.
+// delayTag names the delay report of the configured warning threshold in
+// the queue's record of reports made (queue.Event.Claim).
+func (n *Notifier) delayTag() string { return "delay:" + n.cfg.DelayWarning.String() }
+
+// claimEvent claims the delay report of ev's message: in the queue when the
+// backend records reports made (one report across nodes and restarts),
+// else in memory.
+func (n *Notifier) claimEvent(ev queue.Event, now time.Time) bool {
+	if ev.Claim != nil {
+		return ev.Claim(n.delayTag())
+	}
+	return n.claimWarning(ev.ID, now)
+}
+
+// unclaimEvent undoes claimEvent after the report could not be queued.
+func (n *Notifier) unclaimEvent(ev queue.Event) {
+	if ev.Unclaim != nil {
+		ev.Unclaim(n.delayTag())
+		return
+	}
+	n.forget(ev.ID)
+}
+
+// claimWarning marks message id as warned about in memory; it reports false
+// when it already was.
 func (n *Notifier) claimWarning(id string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

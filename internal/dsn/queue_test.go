@@ -82,7 +82,7 @@ func (f *queueFixture) deliverOnce(t *testing.T, hop string, result func(smtp.Pa
 				if l.Hop == hop {
 					res = result(it.Env.Rcpts[i].Addr)
 				}
-				if err := f.q.Update(ctx, it.Env.ID, i, res); err != nil {
+				if err := f.q.Update(ctx, nil, it.Env.ID, i, res); err != nil {
 					t.Fatalf("Update: %v", err)
 				}
 			}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"syscall"
 	"testing"
@@ -81,23 +80,12 @@ hop_concurrency = 2
 	} else {
 		t.Errorf("no messages=N in the recovery line %q", recovered)
 	}
-	var lost, dupSeqs []string
-	dups := 0
-	for i := 0; i < n; i++ {
-		k := strconv.Itoa(i)
-		switch c := seqs[k]; {
-		case c == 0:
-			lost = append(lost, k)
-		case c > 1:
-			dups += c - 1
-			dupSeqs = append(dupSeqs, fmt.Sprintf("%s×%d", k, c))
-		}
-		delete(seqs, k)
-	}
+	lost, dups, dupSeqs := lostAndDuplicates(n, seqs)
 	for k := range seqs {
-		t.Errorf("unexpected message at the hop: X-E2E-Seq %q", k)
+		if i, err := strconv.Atoi(k); err != nil || i < 0 || i >= n {
+			t.Errorf("unexpected message at the hop: X-E2E-Seq %q", k)
+		}
 	}
-	sort.Strings(dupSeqs)
 	t.Logf("crash safety: %d messages, %d at the hop at SIGKILL, %d found in the spool at restart, %d lost, %d duplicate deliveries %v",
 		n, atKill, recoveredMsgs, len(lost), dups, dupSeqs)
 	if len(lost) > 0 {

@@ -78,7 +78,9 @@ func TestDamagedSpoolRecovered(t *testing.T) {
 
 // TestSizeOverFreeSpaceRefusedAtMail: with the spool on a small file system
 // (a 4 MiB tmpfs holding 1 MiB segments), MAIL with a SIZE= that cannot
-// fit gets 452 4.3.1 before any content is sent, and a small one is
+// fit whether or not the next segment is already preallocated (3.5 MB:
+// more than the 3 MiB left beside the active segment) gets 452 4.3.1
+// before any content is sent, and a small one is
 // accepted and stored.
 func TestSizeOverFreeSpaceRefusedAtMail(t *testing.T) {
 	dir := t.TempDir()
@@ -89,9 +91,9 @@ func TestSizeOverFreeSpaceRefusedAtMail(t *testing.T) {
 	h := startSink(t, "127.0.0.1:0")
 	r := startRelay(t, "[queue]\nsegment_size = \"1MiB\"\n", filepath.Join(dir, "spool"), routeAll(h.Addr))
 	c := testrelay.Dial(t, r.Addr)
-	rep := c.Cmd("MAIL FROM:<%s> SIZE=3000000", sender)
+	rep := c.Cmd("MAIL FROM:<%s> SIZE=3500000", sender)
 	if rep.Code != 452 || !strings.HasPrefix(rep.Text(), "4.3.1") {
-		t.Errorf("MAIL with SIZE=3000000 on a 4 MiB spool: %v, want 452 4.3.1", rep)
+		t.Errorf("MAIL with SIZE=3500000 on a 4 MiB spool: %v, want 452 4.3.1", rep)
 	}
 	c.SendID(sender, []string{"user@example.com"}, "SIZE=100", []byte("Subject: small\r\n\r\nfits\r\n"))
 	c.Quit()

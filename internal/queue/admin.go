@@ -87,7 +87,7 @@ func (q *Queue) Walk(f Filter, fn func(*MessageInfo) bool) error {
 		if err != nil {
 			return err
 		}
-		if !matchEnvelope(info.Env, f) {
+		if !MatchEnvelope(info.Env, f) {
 			continue
 		}
 		if !fn(info) {
@@ -141,32 +141,6 @@ func (q *Queue) matchIndex(m *msg, f Filter, now int64) bool {
 	return true
 }
 
-func matchEnvelope(env *smtp.Envelope, f Filter) bool {
-	if f.Sender != "" && !containsFold(addrString(env.From), f.Sender) {
-		return false
-	}
-	if f.Recipient != "" {
-		for _, r := range env.Rcpts {
-			if containsFold(addrString(r.Addr), f.Recipient) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
-}
-
-func addrString(p smtp.Path) string {
-	if p.IsNull() {
-		return "<>"
-	}
-	return p.LocalPart + "@" + p.Domain
-}
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
-
 // Show returns one message with its envelope and every recipient's state,
 // last reply and attempt history.
 func (q *Queue) Show(id string) (*MessageInfo, error) {
@@ -195,6 +169,11 @@ func (q *Queue) info(m *msg, history bool) (*MessageInfo, error) {
 		}
 		if !r.final() {
 			st.Next = time.Unix(0, r.next)
+		}
+		if g := m.groupOf(r.hop); g != nil && !r.final() {
+			if ls := q.leases[g.lease]; ls != nil {
+				st.LeasedBy, st.LeaseEpoch, st.LeaseExpires = q.cfg.Node, ls.id, time.Unix(0, ls.expires)
+			}
 		}
 		info.Rcpts = append(info.Rcpts, st)
 	}
@@ -323,11 +302,6 @@ func (q *Queue) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-// adminBounceReply is the reply recorded for recipients failed by BounceNow.
-func adminBounceReply() smtp.Reply {
-	return smtp.NewReply(554, "5.0.0", "Message bounced by the administrator")
-}
-
 // BounceNow fails every pending recipient of a message with a reply saying
 // the administrator bounced it; the message then finishes (EventFinished,
 // so the sender gets a DSN).
@@ -338,7 +312,7 @@ func (q *Queue) BounceNow(ctx context.Context, id string) error {
 		var recs [][]byte
 		for i := range m.rcpts {
 			if r := &m.rcpts[i]; !r.final() {
-				recs = append(recs, encodeState(id, stateRec{Rcpt: i, State: Failed, Attempts: int(r.attempts), At: now, Reply: adminBounceReply()}))
+				recs = append(recs, encodeState(id, stateRec{Rcpt: i, State: Failed, Attempts: int(r.attempts), At: now, Reply: AdminBounceReply()}))
 				bounced = append(bounced, i)
 			}
 		}
@@ -358,7 +332,7 @@ func (q *Queue) logAdminBounces(m *msg, rcpts []int, now time.Time) {
 		q.log.Error("queue: cannot read bounced message for its log lines", "id", m.id, "err", err)
 		return
 	}
-	rep := adminBounceReply().String()
+	rep := AdminBounceReply().String()
 	delay := max(0, now.Sub(time.Unix(0, m.arrival)).Seconds())
 	for _, i := range rcpts {
 		if i >= len(info.Rcpts) {
@@ -403,7 +377,24 @@ func (q *Queue) emitDelayed(m *msg, rcpt int) {
 		q.log.Error("queue: cannot read delayed message for its report", "id", m.id, "err", err)
 		return
 	}
-	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Rcpt: rcpt})
+	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Rcpt: rcpt,
+		Claim: func(tag string) bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			if m.claims[tag] {
+				return false
+			}
+			if m.claims == nil {
+				m.claims = make(map[string]bool)
+			}
+			m.claims[tag] = true
+			return true
+		},
+		Unclaim: func(tag string) {
+			q.mu.Lock()
+			delete(m.claims, tag)
+			q.mu.Unlock()
+		}})
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -38,15 +38,21 @@ type Result struct {
 
 // Lease is due work handed to one delivery worker: messages whose pending
 // recipients share one next-hop key (the lower-cased recipient domain). It
-// must be ended with Queue.Release; recipients not reported by then return
-// to the queue as due at once.
+// must be ended with Release; recipients not reported by then return to the
+// queue as due at once.
 type Lease struct {
 	// Hop is the next-hop key: the recipients' domain, lower case.
 	Hop   string
 	Items []Item
 	// Expires is when an unreleased lease is taken back.
 	Expires time.Time
-	id      uint64
+	// Epoch is the lease's fencing token: it grows with every lease the
+	// queue hands out, and Update refuses an outcome whose lease's epoch
+	// is no longer the one its work was last leased under.
+	Epoch uint64
+	// Node names the relay holding the lease (for "ferry queue list").
+	Node string
+	id   uint64
 }
 
 // Item is one message in a lease with the recipients to attempt.
@@ -60,4 +66,6 @@ type Item struct {
 	Size int64
 	// Body opens the stored body (including Ferry's Received field).
 	Body func() (io.ReadCloser, error)
+	// Lease is the lease the item came in; pass it to Update.
+	Lease *Lease
 }

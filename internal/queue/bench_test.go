@@ -3,10 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,64 +12,23 @@ import (
 	"time"
 )
 
-// benchDir returns a spool directory for benchmarks on the disk under test:
-// $FERRY_QUEUE_BENCH_DIR when set, else a temporary directory.
+// benchDir returns a spool directory for benchmarks on the disk under test
+// (see queuetest.BenchDir).
 func benchDir(b *testing.B) string {
 	if d := os.Getenv("FERRY_QUEUE_BENCH_DIR"); d != "" {
-		dir, err := os.MkdirTemp(d, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(dir) })
-		return dir
+		return mkBenchDir(b, d)
 	}
 	return b.TempDir()
 }
 
-// BenchmarkPut measures durable Put throughput and latency with concurrent
-// writers: msgs/s, p50 and p99 latency in microseconds.
-func BenchmarkPut(b *testing.B) {
-	for _, size := range []int{4 << 10, 64 << 10} {
-		for _, writers := range []int{1, 8, 32, 128} {
-			b.Run(fmt.Sprintf("body=%dKiB/writers=%d", size>>10, writers), func(b *testing.B) {
-				cfg := testConfig(benchDir(b), nil, nil)
-				cfg.SegmentSize = 64 << 20
-				q := mustOpen(b, cfg)
-				defer q.Close()
-				body := bodyFor(1, size)
-				lat := make([][]time.Duration, writers)
-				var next atomic.Int64
-				b.SetBytes(int64(size))
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							t0 := time.Now()
-							if _, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(body)); err != nil {
-								b.Error(err)
-								return
-							}
-							lat[w] = append(lat[w], time.Since(t0))
-						}
-					}()
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				all := slices.Concat(lat...)
-				slices.Sort(all)
-				if len(all) > 0 {
-					b.ReportMetric(float64(len(all))/elapsed.Seconds(), "msgs/s")
-					b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-					b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-				}
-			})
-		}
+// mkBenchDir makes a directory under d removed when b ends.
+func mkBenchDir(b *testing.B, d string) string {
+	dir, err := os.MkdirTemp(d, "bench")
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // BenchmarkRecovery measures Open on a spool of small queued messages

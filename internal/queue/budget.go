@@ -15,10 +15,11 @@ import (
 // again later.
 var ErrBusy = errors.New("queue: too much message content being received at once")
 
-// memBudget bounds the octets that Put calls hold in memory at once, so
+// MemBudget bounds the octets that Put calls hold in memory at once, so
 // that many large transfers cannot exhaust memory (a server must accept
 // mail for its domains from anyone). A caller that waits too long gives up.
-type memBudget struct {
+// Every backend's Put reads bodies through one.
+type MemBudget struct {
 	mu    sync.Mutex
 	total int64
 	held  int64
@@ -27,14 +28,15 @@ type memBudget struct {
 	freed   chan struct{} // closed and replaced when octets are released
 }
 
-func newMemBudget(total int64) *memBudget {
-	return &memBudget{total: total, freed: make(chan struct{})}
+// NewMemBudget returns a budget of total octets.
+func NewMemBudget(total int64) *MemBudget {
+	return &MemBudget{total: total, freed: make(chan struct{})}
 }
 
 // acquire takes n octets, waiting until they are free or wait has passed.
 // A request larger than the whole budget is granted when nothing else is
 // held, so that one message up to the size limit can always be received.
-func (b *memBudget) acquire(ctx context.Context, n int64, wait time.Duration) error {
+func (b *MemBudget) acquire(ctx context.Context, n int64, wait time.Duration) error {
 	var deadline <-chan time.Time
 	for {
 		b.mu.Lock()
@@ -68,8 +70,8 @@ func (b *memBudget) acquire(ctx context.Context, n int64, wait time.Duration) er
 	}
 }
 
-// release returns n octets to the budget.
-func (b *memBudget) release(n int64) {
+// Release returns n octets to the budget.
+func (b *MemBudget) Release(n int64) {
 	if n == 0 {
 		return
 	}
@@ -80,36 +82,37 @@ func (b *memBudget) release(n int64) {
 	b.mu.Unlock()
 }
 
-// readBody appends body to b, growing b within the budget. It returns the
-// record and the octets it holds from the budget (to release once the
-// record is written), or an error; on every path the body has been read to
-// its end, so that the server's DATA reader stays in step.
-func (q *Queue) readBody(ctx context.Context, b []byte, body io.Reader) ([]byte, int64, error) {
+// ReadBody appends body to b, growing b within the budget (waiting at most
+// wait for room) up to limit octets in all. It returns the buffer and the
+// octets it holds from the budget (to Release once the message is stored),
+// or an error (ErrBusy, ErrTooLarge, the reader's); on every path the body
+// has been read to its end, so that the server's DATA reader stays in step.
+func (mb *MemBudget) ReadBody(ctx context.Context, b []byte, body io.Reader, wait time.Duration, limit int) ([]byte, int64, error) {
 	held := int64(cap(b))
-	if err := q.mem.acquire(ctx, held, q.cfg.MemoryWait); err != nil {
+	if err := mb.acquire(ctx, held, wait); err != nil {
 		return nil, 0, drainAfter(body, err)
 	}
 	for {
 		if len(b) == cap(b) {
 			grown := append(b, 0)[:len(b)]
 			more := int64(cap(grown)) - held
-			if err := q.mem.acquire(ctx, more, q.cfg.MemoryWait); err != nil {
-				q.mem.release(held)
+			if err := mb.acquire(ctx, more, wait); err != nil {
+				mb.Release(held)
 				return nil, 0, drainAfter(body, err)
 			}
 			b, held = grown, held+more
 		}
 		n, err := body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if len(b) > maxPayload {
-			q.mem.release(held)
+		if len(b) > limit {
+			mb.Release(held)
 			return nil, 0, drainAfter(body, ErrTooLarge)
 		}
 		if err == io.EOF {
 			return b, held, nil
 		}
 		if err != nil {
-			q.mem.release(held)
+			mb.Release(held)
 			return nil, 0, err
 		}
 	}

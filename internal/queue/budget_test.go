@@ -11,7 +11,7 @@ import (
 )
 
 func TestMemBudget(t *testing.T) {
-	b := newMemBudget(100)
+	b := NewMemBudget(100)
 	ctx := context.Background()
 	if err := b.acquire(ctx, 60, time.Second); err != nil {
 		t.Fatal(err)
@@ -26,16 +26,16 @@ func TestMemBudget(t *testing.T) {
 		defer b.mu.Unlock()
 		return b.waiting == 1
 	})
-	b.release(60)
+	b.Release(60)
 	if err := <-done; err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
-	b.release(50)
+	b.Release(50)
 	// Alone, a request larger than the whole budget is granted.
 	if err := b.acquire(ctx, 500, time.Second); err != nil {
 		t.Fatalf("alone and larger than the budget: %v", err)
 	}
-	b.release(500)
+	b.Release(500)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := b.acquire(ctx, 80, time.Second); err != nil {

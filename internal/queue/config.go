@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -14,6 +15,9 @@ type Config struct {
 	Dir string
 	// Logger receives recovery reports and one line per queue event.
 	Logger *slog.Logger
+	// Node names this relay in leases ("ferry queue list"); default the
+	// host name.
+	Node string
 	// Clock returns the current time; tests inject a fake clock.
 	Clock func() time.Time
 	// RetryInitial is the delay before the first retry of a deferred
@@ -129,39 +133,37 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = d.Clock
 	}
-	switch {
-	case c.Jitter == 0:
-		c.Jitter = d.Jitter
-	case c.Jitter < 0:
-		c.Jitter = 0
-	case c.Jitter > 1:
-		c.Jitter = 1
+	if c.Node == "" {
+		c.Node = DefaultNode()
 	}
-	orDefault(&c.RetryInitial, d.RetryInitial)
-	orDefault(&c.RetryMax, d.RetryMax)
-	orDefault(&c.Lifetime, d.Lifetime)
-	orDefault(&c.BounceLifetime, d.BounceLifetime)
-	orDefault(&c.LeaseTimeout, d.LeaseTimeout)
-	orDefault(&c.HopConcurrency, d.HopConcurrency)
-	orDefault(&c.MaxBufferedBytes, d.MaxBufferedBytes)
-	orDefault(&c.MemoryWait, d.MemoryWait)
-	orDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
-	orDefault(&c.SegmentSize, d.SegmentSize)
+	c.Jitter = JitterOrDefault(c.Jitter, d.Jitter)
+	OrDefault(&c.RetryInitial, d.RetryInitial)
+	OrDefault(&c.RetryMax, d.RetryMax)
+	OrDefault(&c.Lifetime, d.Lifetime)
+	OrDefault(&c.BounceLifetime, d.BounceLifetime)
+	OrDefault(&c.LeaseTimeout, d.LeaseTimeout)
+	OrDefault(&c.HopConcurrency, d.HopConcurrency)
+	OrDefault(&c.MaxBufferedBytes, d.MaxBufferedBytes)
+	OrDefault(&c.MemoryWait, d.MemoryWait)
+	OrDefault(&c.LeaseMaxItems, d.LeaseMaxItems)
+	OrDefault(&c.SegmentSize, d.SegmentSize)
 	if c.Reserve <= 0 {
 		c.Reserve = c.SegmentSize / 16
 	}
 	if c.Reserve >= c.SegmentSize/2 {
 		return c, fmt.Errorf("queue: Config.Reserve (%d octets) must be less than half of SegmentSize (%d octets)", c.Reserve, c.SegmentSize)
 	}
-	orDefault(&c.GCInterval, d.GCInterval)
-	orDefault(&c.CopyForwardLag, d.CopyForwardLag)
-	orDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
+	OrDefault(&c.GCInterval, d.GCInterval)
+	OrDefault(&c.CopyForwardLag, d.CopyForwardLag)
+	OrDefault(&c.CopyForwardBatch, d.CopyForwardBatch)
 	return c, nil
 }
 
-// orDefault sets *v to def when *v is zero or negative.
-func orDefault[T int | int64 | time.Duration](v *T, def T) {
-	if *v <= 0 {
-		*v = def
+// DefaultNode returns the default node name of a relay: its host name, or
+// "localhost" when the system has none.
+func DefaultNode() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
 	}
+	return "localhost"
 }

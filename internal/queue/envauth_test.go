@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -47,6 +48,7 @@ func TestEnvelopeExtensionsTogether(t *testing.T) {
 		AuthResults: &smtp.AuthResults{ARC: "none", DKIM: []smtp.DKIMResult{
 			{Domain: "example.org", Selector: "s1", Algorithm: "rsa-sha256", Result: "pass"},
 		}},
+		ContentScan: &downgrade.Needs{EightBit: true, HeaderEightBit: true, DKIMSigned: true},
 	}
 	e := encodeEnvelope(nil, env)
 	got, err := decodeEnvelope("0ABC", e)
@@ -56,10 +58,18 @@ func TestEnvelopeExtensionsTogether(t *testing.T) {
 	if !got.TLSOptional || !reflect.DeepEqual(got.AuthResults, env.AuthResults) {
 		t.Errorf("got TLSOptional=%v AuthResults=%+v", got.TLSOptional, got.AuthResults)
 	}
+	if got.ContentScan == nil || *got.ContentScan != *env.ContentScan {
+		t.Errorf("got ContentScan=%+v, want %+v", got.ContentScan, env.ContentScan)
+	}
+	// Put fills in the content scan in place: it must stay the last
+	// extension, whatever else the envelope carries.
+	if slot := scanSlot(e, len(e)); slot != len(e)-2 {
+		t.Errorf("content scan not the last extension (slot %d of %d)", slot, len(e))
+	}
 	// The trailer is last: its count is the octet after the recipients'
 	// encoding. Rewrite it with one more, unknown, extension at the end.
 	plain := *env
-	plain.TLSOptional, plain.AuthResults = false, nil
+	plain.TLSOptional, plain.AuthResults, plain.ContentScan = false, nil, nil
 	base := encodeEnvelope(nil, &plain)
 	withUnknown := append(base[:len(base)-1:len(base)-1], 1, 99, 3, 'x', 'y', 'z')
 	got, err = decodeEnvelope("0ABC", withUnknown)

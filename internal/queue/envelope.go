@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -22,6 +23,11 @@ const (
 	// envExtTLSOptional: the message said "TLS-Required: No" at receipt
 	// (RFC 8689 §5); an empty value.
 	envExtTLSOptional = 2
+	// envExtContentScan is the content scan at receipt
+	// (smtp.Envelope.ContentScan): two octets, the flags of
+	// encodeScanFlags and 1 when the scan is valid. It is written last in
+	// the trailer, so that Put can fill it in after reading the body.
+	envExtContentScan = 3
 )
 
 // Envelope flag bits.
@@ -78,6 +84,10 @@ func appendEnvExt(b []byte, env *smtp.Envelope) []byte {
 	if env.TLSOptional {
 		ext = append(ext, envExt{tag: envExtTLSOptional})
 	}
+	// The content scan goes last: Put patches its value in place.
+	if env.ContentScan != nil {
+		ext = append(ext, envExt{envExtContentScan, []byte{encodeScanFlags(*env.ContentScan), 1}})
+	}
 	b = binary.AppendUvarint(b, uint64(len(ext)))
 	for _, x := range ext {
 		b = binary.AppendUvarint(b, x.tag)
@@ -107,10 +117,78 @@ func decodeEnvExt(d *decoder, env *smtp.Envelope) {
 			env.AuthResults = decodeAuthResults([]byte(val))
 		case envExtTLSOptional:
 			env.TLSOptional = true
+		case envExtContentScan:
+			if len(val) >= 2 && val[1] == 1 {
+				n := decodeScanFlags(val[0])
+				env.ContentScan = &n
+			}
 		default:
 			_ = val // a later version's field: skipped
 		}
 	}
+}
+
+// Content scan flag bits (envExtContentScan).
+const (
+	scanEightBit = 1 << iota
+	scanNUL
+	scanBareCR
+	scanBareLF
+	scanLongLines
+	scanHeaderEightBit
+	scanNeedsSMTPUTF8
+	scanDKIMSigned
+)
+
+// encodeScanFlags packs a content scan into one octet.
+func encodeScanFlags(n downgrade.Needs) byte {
+	var f byte
+	for _, x := range []struct {
+		set bool
+		bit byte
+	}{
+		{n.EightBit, scanEightBit}, {n.NUL, scanNUL}, {n.BareCR, scanBareCR}, {n.BareLF, scanBareLF},
+		{n.LongLines, scanLongLines}, {n.HeaderEightBit, scanHeaderEightBit},
+		{n.NeedsSMTPUTF8, scanNeedsSMTPUTF8}, {n.DKIMSigned, scanDKIMSigned},
+	} {
+		if x.set {
+			f |= x.bit
+		}
+	}
+	return f
+}
+
+// decodeScanFlags unpacks encodeScanFlags.
+func decodeScanFlags(f byte) downgrade.Needs {
+	return downgrade.Needs{
+		EightBit: f&scanEightBit != 0, NUL: f&scanNUL != 0, BareCR: f&scanBareCR != 0, BareLF: f&scanBareLF != 0,
+		LongLines: f&scanLongLines != 0, HeaderEightBit: f&scanHeaderEightBit != 0,
+		NeedsSMTPUTF8: f&scanNeedsSMTPUTF8 != 0, DKIMSigned: f&scanDKIMSigned != 0,
+	}
+}
+
+// scanSlot returns where the content-scan value sits in a message record
+// prefix (the flags octet, two before bodyOff), or -1 when the envelope does
+// not end with a content-scan extension.
+func scanSlot(rec []byte, bodyOff int) int {
+	if bodyOff < 4 || rec[bodyOff-4] != envExtContentScan || rec[bodyOff-3] != 2 {
+		return -1
+	}
+	return bodyOff - 2
+}
+
+// scanAtReceipt scans the body of a message record being put and fills in
+// the content-scan value at slot (from scanSlot) and env.ContentScan. A
+// failed scan is stored as no scan, so delivery scans again.
+func scanAtReceipt(rec []byte, slot, bodyOff int, env *smtp.Envelope) {
+	n, err := downgrade.ScanBytes(rec[bodyOff:])
+	if err != nil {
+		env.ContentScan = nil
+		rec[slot], rec[slot+1] = 0, 0
+		return
+	}
+	*env.ContentScan = n
+	rec[slot], rec[slot+1] = encodeScanFlags(n), 1
 }
 
 // decodeEnvelope decodes an envelope written by encodeEnvelope.

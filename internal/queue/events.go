@@ -40,6 +40,15 @@ type Event struct {
 	// Recovered is set when the event is delivered again at Open because
 	// the process stopped before the message's done record was written.
 	Recovered bool
+	// Claim, when set, records durably that the report named tag (e.g.
+	// "delay:4h0m0s") was made for this message and reports true only
+	// the first time, across every node sharing the queue and restarts, so
+	// that exactly one delay report goes out per message and threshold.
+	// Unclaim undoes a claim whose report could not be queued. Both are
+	// nil for a backend that keeps no such state; the DSN stage then
+	// remembers in memory.
+	Claim   func(tag string) bool
+	Unclaim func(tag string)
 }
 
 // RcptStatus is the state of one recipient as Show, Walk and events report
@@ -64,6 +73,11 @@ type RcptStatus struct {
 	Expired bool
 	// History lists every recorded attempt, oldest first (Show only).
 	History []Attempt
+	// LeasedBy names the node holding a lease on this recipient's work
+	// (empty when none), with the lease's epoch and expiry.
+	LeasedBy     string
+	LeaseEpoch   uint64
+	LeaseExpires time.Time
 }
 
 // Attempt is one recorded delivery attempt or administrative outcome.

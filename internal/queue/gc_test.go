@@ -17,7 +17,7 @@ func TestSegmentGCAndCopyForward(t *testing.T) {
 	// A long-lived message: deferred once, then held.
 	long := putBody(t, q, testEnv("s@example.org", "r@slow.example"), bodyFor(0, 1500))
 	l := mustLease(t, q)
-	q.Update(ctx, long, 0, deferred("greylisted"))
+	q.Update(ctx, nil, long, 0, deferred("greylisted"))
 	q.Release(l)
 	q.Hold(ctx, long)
 	firstSeg := q.msgs[long].base.seg.no
@@ -29,7 +29,7 @@ func TestSegmentGCAndCopyForward(t *testing.T) {
 		if l.Items[0].Env.ID != id {
 			t.Fatalf("leased %s, want %s", l.Items[0].Env.ID, id)
 		}
-		if err := q.Update(ctx, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "Ok")}); err != nil {
+		if err := q.Update(ctx, nil, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "Ok")}); err != nil {
 			t.Fatal(err)
 		}
 		q.Release(l)

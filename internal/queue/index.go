@@ -41,10 +41,13 @@ type msg struct {
 	// owes an EventDelayed, sent when the lease ends so that the event sees
 	// every recipient of that attempt; 0 when none is owed.
 	delayRcpt int32
-	rcpts     []rcpt
-	groups    []*group
-	hist      []loc // state, hold, unhold and retry records, in log order
-	segs      []*segment
+	// claims are the reports claimed through Event.Claim (kept in memory
+	// only: a restart forgets them).
+	claims map[string]bool
+	rcpts  []rcpt
+	groups []*group
+	hist   []loc // state, hold, unhold and retry records, in log order
+	segs   []*segment
 }
 
 // group is the recipients of one message that share a next hop: the unit
@@ -55,6 +58,9 @@ type group struct {
 	due   int64
 	idx   int // index in h.ready, -1 when not there
 	lease uint64
+	// epoch is the ID of the last lease that carried the group: Update
+	// under an older lease is refused (fencing).
+	epoch uint64
 }
 
 // hop is one next hop with its due groups.

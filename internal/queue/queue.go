@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -52,12 +53,9 @@ type Queue struct {
 
 	c *committer
 	// mem bounds the message content held in memory by Put calls.
-	mem *memBudget
+	mem *MemBudget
 
-	idMu   sync.Mutex
-	idLast uint64
-	idSeq  uint64
-	idRand uint64
+	ids *IDGen
 
 	gcCh chan struct{}
 	stop chan struct{}
@@ -93,9 +91,9 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		hops:   make(map[string]*hop),
 		leases: make(map[uint64]*leaseState),
 		wake:   make(chan struct{}),
-		idRand: rand.Uint64() & 0xff,
+		ids:    NewIDGen(cfg.Clock, rand.Uint64()),
 		gcCh:   make(chan struct{}, 1),
-		mem:    newMemBudget(cfg.MaxBufferedBytes),
+		mem:    NewMemBudget(cfg.MaxBufferedBytes),
 		stop:   make(chan struct{}),
 	}
 	unfinished, err := q.recover()
@@ -104,19 +102,12 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
-	no := uint64(1)
-	if n := len(q.segs); n > 0 {
-		no = q.segs[n-1].no + 1
-	}
-	path := filepath.Join(cfg.Dir, segName(no))
-	f, err := fs.Create(path, cfg.SegmentSize)
+	s, err := q.startSegment()
 	if err != nil {
 		q.closeFiles()
 		lock.Close()
-		return nil, fmt.Errorf("queue: create segment %s: %w", path, err)
+		return nil, err
 	}
-	s := &segment{no: no, path: path, f: f, size: cfg.SegmentSize}
-	q.segs = append(q.segs, s)
 	q.active = s
 	q.c = newCommitter(q, s)
 	q.wg.Add(1)
@@ -177,37 +168,9 @@ func (q *Queue) notify() {
 // now returns the clock's time in Unix nanoseconds.
 func (q *Queue) now() int64 { return q.cfg.Clock().UnixNano() }
 
-// idAlphabet is base32 in ASCII order, so IDs sort by time.
-const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// NewID returns a new queue ID: 13 base32 characters that sort by creation
-// time. It holds milliseconds since 2020 (42 bits), a counter (14 bits)
-// and 8 random bits chosen at Open, so IDs stay unique across restarts.
-func (q *Queue) NewID() string {
-	const epoch = 1577836800000 // 2020-01-01 in Unix milliseconds
-	ms := uint64(max(q.cfg.Clock().UnixMilli()-epoch, 0))
-	q.idMu.Lock()
-	if ms <= q.idLast {
-		ms = q.idLast
-		q.idSeq++
-		if q.idSeq >= 1<<14 {
-			ms++
-			q.idSeq = 0
-		}
-	} else {
-		q.idSeq = 0
-	}
-	q.idLast = ms
-	v := (ms&(1<<42-1))<<22 | q.idSeq<<8 | q.idRand
-	q.idMu.Unlock()
-	var b [13]byte
-	// 13 characters × 5 bits = 65 bits; the top character holds 4 bits.
-	for i := 12; i >= 0; i-- {
-		b[i] = idAlphabet[v&31]
-		v >>= 5
-	}
-	return string(b[:])
-}
+// NewID returns a new queue ID (see IDGen); the tag is chosen at random at
+// Open, so IDs stay unique across restarts.
+func (q *Queue) NewID() string { return q.ids.Next() }
 
 // Put stores a message durably and schedules its recipients. It returns
 // only once the message is on stable storage. env.ID is used as the queue ID
@@ -223,12 +186,25 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	// Read the body first, whatever happens next: the server's DATA
 	// reader must always reach its end.
+	// The content is scanned once, here, and the result kept with the
+	// message; the envelope carries a placeholder filled in after the
+	// body is read.
+	env.ContentScan = &downgrade.Needs{}
 	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
-	rec, held, err := q.readBody(ctx, rec, body)
+	slot := scanSlot(rec, bodyOff)
+	if slot < 0 { // another extension came last: store no scan
+		env.ContentScan = nil
+		rec, bodyOff = messagePrefix(rec[:0], env)
+	}
+	rec, held, err := q.mem.ReadBody(ctx, rec, body, q.cfg.MemoryWait, maxPayload)
 	if err != nil {
+		env.ContentScan = nil
 		return "", wrapf(err, "read message body")
 	}
-	defer q.mem.release(held)
+	defer q.mem.Release(held)
+	if slot >= 0 {
+		scanAtReceipt(rec, slot, bodyOff, env)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

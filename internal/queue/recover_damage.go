@@ -145,6 +145,7 @@ func (q *Queue) settleDamage(s *segment, newest bool, d segDamage, st *recoveryS
 	if err != nil {
 		return fmt.Errorf("queue: keep damaged segment %s: %w", s.path, err)
 	}
+	s.damaged = true // never trimmed or appended to (startSegment)
 	st.damaged++
 	if d.tail {
 		q.log.Warn("queue: damaged tail left in place", "segment", s.path, "offset", d.tailOff,

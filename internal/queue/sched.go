@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -64,15 +63,9 @@ func (q *Queue) Lease(ctx context.Context) (*Lease, error) {
 		if wakeAt != 0 {
 			wait = min(wait, max(time.Duration(wakeAt-now), time.Millisecond))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-wake:
-		case <-t.C:
+		if err := WaitWake(ctx, wake, wait); err != nil {
+			return nil, err
 		}
-		t.Stop()
 	}
 }
 
@@ -90,7 +83,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 	q.nextLease++
 	ls := &leaseState{id: q.nextLease, h: h, expires: now + int64(q.cfg.LeaseTimeout)}
 	var expired []*group
-	l := &Lease{Hop: h.name, Expires: time.Unix(0, ls.expires), id: ls.id}
+	l := &Lease{Hop: h.name, Expires: time.Unix(0, ls.expires), Epoch: ls.id, Node: q.cfg.Node, id: ls.id}
 	for len(h.ready) > 0 && h.ready[0].due <= now && len(ls.groups) < q.cfg.LeaseMaxItems {
 		g := heap.Pop(&h.ready).(*group)
 		m := g.m
@@ -110,7 +103,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 			q.schedule(g)
 			continue
 		}
-		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id)}
+		it := Item{Env: env, Size: int64(m.recLen - m.bodyOff), Body: q.bodyOpener(m.id), Lease: l}
 		for i := range m.rcpts {
 			r := &m.rcpts[i]
 			if r.hop == h && !r.final() && r.next <= now+int64(retryTogether) {
@@ -118,7 +111,7 @@ func (q *Queue) takeLease(h *hop, now int64) (*Lease, []*group) {
 				it.Attempts = max(it.Attempts, int(r.attempts))
 			}
 		}
-		g.lease = ls.id
+		g.lease, g.epoch = ls.id, ls.id
 		ls.groups = append(ls.groups, g)
 		l.Items = append(l.Items, it)
 	}
@@ -220,22 +213,9 @@ func (q *Queue) endLease(ls *leaseState) {
 }
 
 // backoff returns the delay before the retry that follows attempt number n
-// (1 for the first attempt): RetryInitial doubled per attempt up to
-// RetryMax, spread by Jitter.
+// (1 for the first attempt), see RetryDelay.
 func (q *Queue) backoff(n int, seed uint64) time.Duration {
-	d := q.cfg.RetryInitial
-	for i := 1; i < n && d < q.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, q.cfg.RetryMax)
-	if j := q.cfg.Jitter; j > 0 {
-		// The jitter is drawn from the message and the attempt number, so
-		// every recipient deferred in one attempt gets the same delay and
-		// they are retried together in one transaction.
-		r := rand.New(rand.NewPCG(seed, uint64(n)))
-		d = time.Duration(float64(d) * (1 + j*(2*r.Float64()-1)))
-	}
-	return d
+	return retryDelay(q.cfg.RetryInitial, q.cfg.RetryMax, q.cfg.Jitter, n, seed)
 }
 
 // jitterSeed derives the backoff jitter seed of a message from its ID.
@@ -246,12 +226,13 @@ func jitterSeed(id string) uint64 {
 }
 
 // Update records the outcome of one attempt for recipient rcpt of message
-// id durably. Sent and Failed are final. Deferred schedules the next attempt
-// after the backoff delay, or fails the recipient with 4.4.7 when the
-// message has outlived its lifetime. When the last recipient becomes final
-// the message is finished (EventFinished, then a done record). An outcome
-// reported after the lease was taken back is still recorded.
-func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error {
+// id, delivered under lease l, durably. Sent and Failed are final. Deferred
+// schedules the next attempt after the backoff delay, or fails the
+// recipient with 4.4.7 when the message has outlived its lifetime. When the
+// last recipient becomes final the message is finished (EventFinished, then
+// a done record). An outcome reported after l was taken back is still
+// recorded unless the work was leased again since (ErrLeaseLost).
+func (q *Queue) Update(ctx context.Context, l *Lease, id string, rcpt int, r Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -269,6 +250,12 @@ func (q *Queue) Update(ctx context.Context, id string, rcpt int, r Result) error
 	if rc.final() {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s recipient %d", ErrFinal, id, rcpt)
+	}
+	if l != nil {
+		if g := m.groupOf(rc.hop); g == nil || g.epoch != l.Epoch {
+			q.mu.Unlock()
+			return fmt.Errorf("%w: %s recipient %d (lease epoch %d)", ErrLeaseLost, id, rcpt, l.Epoch)
+		}
 	}
 	now := q.now()
 	at := r.At
@@ -344,34 +331,10 @@ func stateName(st RcptState) string {
 	return "pending"
 }
 
-// expiryReply is the reply given to a recipient that failed because its
-// message outlived its lifetime: RFC 3463 X.4.7 "delivery time expired",
-// kept in class 4 as the condition itself was transient; the recipient's
-// state (Failed) is what makes it final.
+// expiryReply is the reply given to a recipient of m that failed because
+// m outlived its lifetime (see ExpiryReply).
 func (q *Queue) expiryReply(m *msg, last smtp.Reply) smtp.Reply {
-	lt := q.lifetime(m)
-	age := fmt.Sprintf("%s", lt)
-	if lt%(24*time.Hour) == 0 {
-		age = fmt.Sprintf("%d days", lt/(24*time.Hour))
-		if lt == 24*time.Hour {
-			age = "1 day"
-		}
-	}
-	text := "Message expired after " + age
-	if last.Code != 0 {
-		text += "; last reply: " + last.String()
-	} else {
-		text += "; no delivery attempt was answered"
-	}
-	// A message that waited for security the hop never offered ends with
-	// that security failure made permanent (DESIGN.md §1): 5.7.10 for
-	// STARTTLS a route requires, 5.7.30 for REQUIRETLS (RFC 8689 §5), 5.7.5
-	// for a failed handshake or certificate check.
-	switch last.Enhanced {
-	case "4.7.10", "4.7.30", "4.7.5":
-		return smtp.NewReply(554, last.Enhanced.WithClass(5), text)
-	}
-	return smtp.NewReply(451, "4.4.7", text)
+	return ExpiryReply(q.lifetime(m), last)
 }
 
 // submitFor submits records that change m, keeping log order. Callers hold

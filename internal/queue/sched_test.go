@@ -55,7 +55,7 @@ func TestBackoffSchedule(t *testing.T) {
 		if l.Hop != "example.net" || len(l.Items) != 1 || l.Items[0].Env.ID != id || l.Items[0].Attempts != i {
 			t.Fatalf("attempt %d: lease %+v", i, l)
 		}
-		if err := q.Update(context.Background(), id, 0, deferred("busy")); err != nil {
+		if err := q.Update(context.Background(), nil, id, 0, deferred("busy")); err != nil {
 			t.Fatal(err)
 		}
 		q.Release(l)
@@ -125,7 +125,7 @@ func TestExpiry(t *testing.T) {
 	bounce := putBody(t, q, testEnv("<>", "r@slow.example"), bodyFor(2, 100))
 	l := mustLease(t, q)
 	for _, it := range l.Items {
-		if err := q.Update(context.Background(), it.Env.ID, 0, deferred("mailbox busy")); err != nil {
+		if err := q.Update(context.Background(), nil, it.Env.ID, 0, deferred("mailbox busy")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -156,7 +156,7 @@ func TestExpiry(t *testing.T) {
 	clock.Add(96*time.Hour - 2*time.Second)
 	l = mustLease(t, q)
 	clock.Add(2 * time.Second) // the attempt ends after the lifetime
-	if err := q.Update(context.Background(), normal, 0, deferred("still busy")); err != nil {
+	if err := q.Update(context.Background(), nil, normal, 0, deferred("still busy")); err != nil {
 		t.Fatal(err)
 	}
 	q.Release(l)
@@ -212,7 +212,14 @@ func TestLeaseExpiryReturnsWork(t *testing.T) {
 	}
 	q.Release(l) // harmless: already taken back
 	noLease(t, q)
-	if err := q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "Ok")}); err != nil {
+	// Fencing: the first worker's outcome is refused, the second's wins.
+	if err := q.Update(context.Background(), l, id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "stale")}); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("update under the lease taken over: err %v, want ErrLeaseLost", err)
+	}
+	if l2.Epoch <= l.Epoch {
+		t.Errorf("epochs %d then %d: want growing", l.Epoch, l2.Epoch)
+	}
+	if err := q.Update(context.Background(), l2, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "Ok")}); err != nil {
 		t.Fatal(err)
 	}
 	q.Release(l2)
@@ -254,7 +261,7 @@ func TestInFlightDueAfterRestart(t *testing.T) {
 	q := schedQueue(t, dir, clock, nil)
 	id := putBody(t, q, testEnv("s@example.org", "r@example.net", "q@example.net"), bodyFor(1, 100))
 	l := mustLease(t, q)
-	q.Update(context.Background(), id, 0, deferred("later"))
+	q.Update(context.Background(), nil, id, 0, deferred("later"))
 	q.Release(l)
 	clock.Add(5 * time.Minute)
 	l = mustLease(t, q) // both recipients due; the process dies holding the lease
@@ -277,9 +284,9 @@ func TestPartialUpdateThenRelease(t *testing.T) {
 	defer q.Close()
 	id := putBody(t, q, testEnv("s@example.org", "a@example.net", "b@example.net", "c@example.net"), bodyFor(1, 100))
 	l := mustLease(t, q)
-	q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "", "ok")})
-	q.Update(context.Background(), id, 1, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "no such user")})
-	if err := q.Update(context.Background(), id, 1, Result{State: Sent}); !errors.Is(err, ErrFinal) {
+	q.Update(context.Background(), nil, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "", "ok")})
+	q.Update(context.Background(), nil, id, 1, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "no such user")})
+	if err := q.Update(context.Background(), nil, id, 1, Result{State: Sent}); !errors.Is(err, ErrFinal) {
 		t.Fatalf("second final update: %v", err)
 	}
 	q.Release(l)
@@ -287,7 +294,7 @@ func TestPartialUpdateThenRelease(t *testing.T) {
 	if got := l.Items[0].Rcpts; len(got) != 1 || got[0] != 2 {
 		t.Fatalf("after release: rcpts %v, want [2]", got)
 	}
-	q.Update(context.Background(), id, 2, Result{State: Sent})
+	q.Update(context.Background(), nil, id, 2, Result{State: Sent})
 	q.Release(l)
 	fin := events.finished()
 	if len(fin) != 1 || len(fin[0].Rcpts) != 3 || fin[0].Rcpts[1].LastReply.Enhanced != "5.1.1" {
@@ -338,7 +345,7 @@ func TestAdminOperations(t *testing.T) {
 	l := mustLease(t, q)
 	for _, it := range l.Items {
 		for _, r := range it.Rcpts {
-			q.Update(context.Background(), it.Env.ID, r, deferred("try later"))
+			q.Update(context.Background(), nil, it.Env.ID, r, deferred("try later"))
 		}
 	}
 	q.Release(l)
@@ -394,7 +401,7 @@ func crashBeforeDone(t *testing.T, dir string, clock *fakeClock) string {
 	})
 	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
 	l := mustLease(t, q)
-	if err := q.Update(context.Background(), id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "unknown")}); err != nil {
+	if err := q.Update(context.Background(), nil, id, 0, Result{State: Failed, Reply: smtp.NewReply(550, "5.1.1", "unknown")}); err != nil {
 		t.Fatal(err)
 	}
 	q.Release(l)

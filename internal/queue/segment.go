@@ -188,6 +188,9 @@ type segment struct {
 	// live counts octets of message records of live messages whose
 	// current copy is here.
 	live int64
+	// damaged is set by recovery for a segment kept in spool/corrupt/:
+	// it is left exactly as it is.
+	damaged bool
 }
 
 const segPrefix, segSuffix = "seg-", ".log"

@@ -88,7 +88,7 @@ func TestReserveKeepsRecordsWritable(t *testing.T) {
 		t.Error("Writable() = nil while new mail is refused")
 	}
 	for _, id := range ids {
-		if err := q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "ok"), RemoteMTA: "hop[127.0.0.1]:25"}); err != nil {
+		if err := q.Update(context.Background(), nil, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "ok"), RemoteMTA: "hop[127.0.0.1]:25"}); err != nil {
 			t.Fatalf("recording the outcome of %s on a full spool: %v", id, err)
 		}
 	}
@@ -153,7 +153,7 @@ func TestPersistentWriteError(t *testing.T) {
 			fl.setFull(true)
 			const tries = 50
 			for i := range tries {
-				err := q.Update(context.Background(), id, 0, Result{State: Deferred, Reply: smtp.NewReply(451, "4.3.0", "later")})
+				err := q.Update(context.Background(), nil, id, 0, Result{State: Deferred, Reply: smtp.NewReply(451, "4.3.0", "later")})
 				if !errors.Is(err, errno) {
 					t.Fatalf("Update %d on a failing spool: %v, want %v", i, err, errno)
 				}
@@ -168,7 +168,7 @@ func TestPersistentWriteError(t *testing.T) {
 				t.Errorf("Stats().WriteErrors = %d after %d failed writes", st.WriteErrors, tries)
 			}
 			fl.setFull(false)
-			if err := q.Update(context.Background(), id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "ok")}); err != nil {
+			if err := q.Update(context.Background(), nil, id, 0, Result{State: Sent, Reply: smtp.NewReply(250, "2.0.0", "ok")}); err != nil {
 				t.Fatalf("Update after the spool came back: %v", err)
 			}
 			// A spare that failed while the fault was on is prepared

@@ -138,6 +138,14 @@ func (c captureStore) Put(ctx context.Context, env *smtp.Envelope, body io.Reade
 		}
 	}
 	s.add(m)
+	if s.opts.Delay > 0 {
+		t := time.NewTimer(s.opts.Delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	return env.ID, nil
 }
 

@@ -67,6 +67,10 @@ type Options struct {
 	TLSKey string
 	// Logger receives smtpd's mail log; nil discards it.
 	Logger *slog.Logger
+	// Delay is how long the sink waits after keeping a message before it
+	// answers 250: a slow next hop, whose client may go away in between
+	// (the message is then kept although the client never heard so).
+	Delay time.Duration
 }
 
 // Message is one message the sink accepted.

@@ -35,7 +35,17 @@ type dataWriter struct {
 // ".\r\n", preceded by CRLF when the content did not end with a line end;
 // it does not close w. Output is buffered; w sees large writes.
 func NewDataWriter(w io.Writer) io.WriteCloser {
-	return &dataWriter{w: w, buf: make([]byte, 0, dataWriterBuffer)}
+	return NewDataWriterBuffer(w, nil)
+}
+
+// NewDataWriterBuffer is NewDataWriter with buf as its output buffer when
+// it has room for 32 KiB (else one is allocated), so that a caller sending
+// one message after another can reuse it once the writer is closed.
+func NewDataWriterBuffer(w io.Writer, buf []byte) io.WriteCloser {
+	if cap(buf) < dataWriterBuffer {
+		buf = make([]byte, 0, dataWriterBuffer)
+	}
+	return &dataWriter{w: w, buf: buf[:0]}
 }
 
 // Write implements io.Writer.

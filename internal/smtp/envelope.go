@@ -1,6 +1,10 @@
 package smtp
 
-import "time"
+import (
+	"time"
+
+	"github.com/ferrymta/ferry/internal/downgrade"
+)
 
 // BodyType is the body type a client declared with MAIL FROM's BODY=
 // parameter (RFC 6152 §2, RFC 3030 §3).
@@ -80,6 +84,12 @@ type Envelope struct {
 	// AuthResults are the DKIM and ARC results found at receipt; nil when
 	// the message was not verified.
 	AuthResults *AuthResults
+	// ContentScan is what a scan of the stored content (its 8-bit and
+	// binary octets, long lines, 8-bit header text, DKIM signature) found
+	// when the message was queued, so delivery need not read the content
+	// again to plan each attempt. Nil means no scan was kept (a message
+	// stored by an earlier version): delivery scans the content itself.
+	ContentScan *downgrade.Needs
 }
 
 // ClientInfo describes the SMTP client that submitted a message.

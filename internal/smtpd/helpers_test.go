@@ -82,6 +82,12 @@ func startServer(t *testing.T, cfg Config, store Store, policy Policy) (*Server,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, l, cfg, store, policy), l.Addr().String()
+}
+
+// serveOn runs a server on l until the test ends.
+func serveOn(t testing.TB, l net.Listener, cfg Config, store Store, policy Policy) *Server {
+	t.Helper()
 	srv := New(cfg, store, policy)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
@@ -95,7 +101,7 @@ func startServer(t *testing.T, cfg Config, store Store, policy Policy) (*Server,
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return srv, l.Addr().String()
+	return srv
 }
 
 // client is a raw test client.

@@ -3,25 +3,21 @@ package smtpd
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 
+	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
-// Store receives every accepted message. The server assigns env.ID from
-// NewID before the body is read, and replies 250 only when Put returns nil:
-// Put must return only once the message is durable.
-type Store interface {
-	// NewID returns a fresh queue ID.
-	NewID() string
-	// Put stores the message and returns its ID. body is the content with
-	// the server's Received field prepended (unless Config.OmitReceived);
-	// Put must read it to io.EOF and must return the reader's error if
-	// reading fails. A returned error is answered 4xx unless its chain holds
-	// a *ReplyError, whose reply is sent instead.
-	Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error)
-}
+// Store receives every accepted message: the intake side of the queue
+// contract. The server assigns env.ID from NewID before the body is read,
+// and replies 250 only when Put returns nil: Put must return only once the
+// message is durable. body is the content with the server's Received field
+// prepended (unless Config.OmitReceived); Put must read it to io.EOF and
+// must return the reader's error if reading fails. A returned error is
+// answered 4xx unless its chain holds a *ReplyError, whose reply is sent
+// instead.
+type Store = queue.Intake
 
 // SpaceChecker is implemented by a Store that can tell cheaply whether a
 // message of a declared size fits now. The server then answers a MAIL

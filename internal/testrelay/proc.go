@@ -371,10 +371,17 @@ func containsAll(s string, words []string) bool {
 // WaitLimit; what names the awaited condition in the failure.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitLimit)
+	WaitWithin(t, WaitLimit, what, cond)
+}
+
+// WaitWithin is WaitFor with its own limit, for conditions that take long
+// by design (a lease expiring, a database coming back).
+func WaitWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", WaitLimit, what)
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

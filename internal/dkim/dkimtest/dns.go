@@ -4,11 +4,11 @@
 package dkimtest
 
 import (
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ferrymta/ferry/internal/testrelay"
 	"github.com/miekg/dns"
 )
 
@@ -28,23 +28,7 @@ type DNS struct {
 // StartDNS starts a server; it stops when the test ends.
 func StartDNS(t testing.TB) *DNS {
 	t.Helper()
-	// The UDP port the kernel picks may be taken for TCP by another test
-	// meanwhile: then try another.
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatalf("no port free for both UDP and TCP: %v", err)
-	}
+	pc, ln := testrelay.ListenUDPTCP(t)
 	d := &DNS{Addr: pc.LocalAddr().String(), txt: map[string]string{}}
 	d.udp = &dns.Server{PacketConn: pc, Handler: d}
 	d.tcp = &dns.Server{Listener: ln, Handler: d}

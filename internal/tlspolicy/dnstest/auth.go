@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ferrymta/ferry/internal/testrelay"
 	"github.com/miekg/dns"
 )
 
@@ -40,16 +41,8 @@ func StartAuth(t testing.TB, zones ...string) *Auth {
 	for _, z := range zones {
 		a.AddZone(t, z)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := testrelay.ListenUDPTCP(t)
 	a.Addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", a.Addr)
-	if err != nil {
-		pc.Close()
-		t.Fatalf("dnstest: TCP on the UDP port %s: %v", a.Addr, err)
-	}
 	udp := &dns.Server{PacketConn: pc, Handler: a}
 	tcp := &dns.Server{Listener: ln, Handler: a}
 	go func() { _ = udp.ActivateAndServe() }()

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# bench/shared-queue.sh: end to end through relays sharing one PostgreSQL
+# queue, against one relay on its segment log, in one run, on loopback.
+#
+# Starts a private PostgreSQL cluster (initdb in a temporary directory as the
+# unprivileged user ferry-pg, postgres or nobody; Unix socket only), then per
+# set-up: the relays ("ferry serve"), a counting sink (inside "ferry bench")
+# as every relay's next hop, and one "ferry bench" per relay driving it at
+# the same time. Set-ups:
+#   segment-1   one relay, segment log (the baseline)
+#   postgres-1  one relay on the shared queue
+#   postgres-2  two relays on the shared queue, the load split between them
+# Prints accepted and end-to-end msgs/s per set-up.
+#
+# Usage: bench/shared-queue.sh [--messages N] [--sessions S] [--size 4KiB]
+set -euo pipefail
+
+messages=2000 sessions=32 size=4KiB
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--messages) messages=$2; shift ;;
+	--sessions) sessions=$2; shift ;;
+	--size) size=$2; shift ;;
+	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	*) echo "shared-queue.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$bin" ]; then echo "shared-queue.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; fi
+work=$(mktemp -d /tmp/ferry-sharedq.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ -n "${pgrun:-}" ] && $pgrun "$bin/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$repo" && go build -o "$work/ferry" ./cmd/ferry)
+ferry=$work/ferry
+
+pgrun=""
+if [ "$(id -u)" = 0 ]; then
+	for u in ferry-pg postgres nobody; do
+		if id "$u" >/dev/null 2>&1; then pgrun="runuser -u $u --"; break; fi
+	done
+fi
+mkdir -p "$work/pg" && chmod 755 "$work"
+if [ -n "$pgrun" ]; then chown "$(echo "$pgrun" | awk '{print $3}')" "$work/pg"; fi
+$pgrun "$bin/initdb" -D "$work/pg/data" -U ferry --auth=trust --no-sync >/dev/null
+cat >>"$work/pg/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$work/pg'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+EOF
+$pgrun "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w start >/dev/null
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# serve NAME FLAGS...: starts a relay, prints its SMTP address.
+serve() {
+	local name=$1; shift
+	"$ferry" serve --listen 127.0.0.1:0 --admin off --hostname "$name.bench" --spool "$work/$name" "$@" \
+		>"$work/$name.out" 2>"$work/$name.log" &
+	pids+=($!)
+	for _ in $(seq 1 600); do
+		if addr=$(grep -o 'listening on .*' "$work/$name.out" 2>/dev/null | head -1 | awk '{print $3}') && [ -n "$addr" ]; then
+			echo "$addr"; return
+		fi
+		sleep 0.1
+	done
+	echo "shared-queue.sh: $name did not start" >&2; cat "$work/$name.log" >&2; exit 1
+}
+
+run() { # NAME RELAYS BACKEND
+	local name=$1 n=$2 backend=$3 sink per addrs=() i db url
+	sink="127.0.0.1:$(freeport)"
+	if [ "$backend" = postgres ]; then
+		db="bench_$name"; db=${db//-/_}
+		$pgrun "$bin/psql" -q -h "$work/pg" -U ferry -d postgres -c "CREATE DATABASE $db" >/dev/null
+		url="postgres://ferry@/$db?host=$work/pg"
+	fi
+	for i in $(seq 1 "$n"); do
+		if [ "$backend" = postgres ]; then
+			addrs+=("$(serve "$name-$i" --queue-url "$url" --route "*=[${sink%:*}]:${sink##*:}")")
+		else
+			addrs+=("$(serve "$name-$i" --route "*=[${sink%:*}]:${sink##*:}")")
+		fi
+	done
+	per=$((messages / n))
+	local jobs=()
+	"$ferry" bench --target "${addrs[0]}" --sink-listen "$sink" --expect $((per * n)) --messages "$per" \
+		--sessions $((sessions / n)) --size "$size" --json >"$work/$name.json" 2>"$work/$name.bench.log" &
+	jobs+=($!)
+	sleep 0.5 # the sink listens before the other relays' load starts
+	for i in $(seq 2 "$n"); do
+		"$ferry" bench --target "${addrs[$((i - 1))]}" --messages "$per" --sessions $((sessions / n)) --size "$size" \
+			--json >"$work/$name.$i.json" 2>/dev/null &
+		jobs+=($!)
+	done
+	for j in "${jobs[@]}"; do wait "$j"; done
+	python3 - "$name" "$work" "$n" <<'EOF'
+import json, sys
+name, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+r = json.load(open(f"{work}/{name}.json"))
+others = [json.load(open(f"{work}/{name}.{i}.json")) for i in range(2, n + 1)]
+acc = r["accept_rate"] + sum(o["accept_rate"] for o in others)
+s = r.get("sink") or {}
+print(f"{name:12s} relays={n}  accepted {acc:7.0f} msgs/s (sum over relays)  end-to-end {s.get('end_to_end_rate', 0):7.0f} msgs/s  "
+      f"duplicates={s.get('duplicates', '?')} missing={s.get('missing', '?')}")
+EOF
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait "${pids[@]}" 2>/dev/null || true
+	pids=()
+}
+
+echo "messages=$messages sessions=$sessions size=$size (PostgreSQL $("$bin/postgres" --version | awk '{print $3}'))"
+run segment-1 1 segment
+run postgres-1 1 postgres
+run postgres-2 2 postgres

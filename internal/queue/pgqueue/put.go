@@ -1,0 +1,191 @@
+package pgqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/smtp"
+)
+
+// putReq is one Put waiting for a group commit.
+type putReq struct {
+	id       string
+	envelope []byte
+	body     []byte
+	arrival  time.Time
+	expires  time.Time
+	rcpts    []smtp.Recipient
+	hops     []string // the distinct next-hop keys
+	done     chan error
+}
+
+// maxBody bounds one stored message (bytea values are at most 1 GiB).
+const maxBody = 512 << 20
+
+// Put stores a message and returns once the transaction holding it (and
+// the other Puts gathered with it) has committed, with synchronous_commit
+// as the server has it. The body is read whole first, on every path.
+func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	if env.ID == "" {
+		env.ID = q.NewID()
+	}
+	if env.Arrival.IsZero() {
+		env.Arrival = time.Now()
+	}
+	// Read the body first, whatever happens next: the server's DATA reader
+	// must always reach its end. The budget bounds what all sessions hold.
+	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, 4096), body, q.cfg.MemoryWait, maxBody)
+	if err != nil {
+		return "", fmt.Errorf("queue: read message body: %w", err)
+	}
+	defer q.mem.Release(held)
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if len(env.Rcpts) == 0 {
+		return "", errors.New("queue: message has no recipients")
+	}
+	r := &putReq{id: env.ID, envelope: queue.EncodeEnvelope(nil, env), body: b, arrival: env.Arrival,
+		expires: env.Arrival.Add(q.lifetime(env.From.IsNull())), rcpts: env.Rcpts, done: make(chan error, 1)}
+	seen := map[string]bool{}
+	for _, rc := range env.Rcpts {
+		if h := queue.HopKey(rc.Addr); !seen[h] {
+			seen[h] = true
+			r.hops = append(r.hops, h)
+		}
+	}
+	// sendMu keeps Close from stopping the committers while a request is
+	// being handed to them.
+	q.sendMu.RLock()
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		q.sendMu.RUnlock()
+		return "", queue.ErrClosed
+	}
+	select {
+	case q.puts <- r:
+	case <-ctx.Done():
+		q.sendMu.RUnlock()
+		return "", ctx.Err()
+	}
+	q.sendMu.RUnlock()
+	// The request is committed or failed by a committer in any case; wait
+	// for the outcome even if ctx ends, so that a 250 is never lost.
+	if err := <-r.done; err != nil {
+		return "", fmt.Errorf("queue: store message %s in PostgreSQL at %s: %w", env.ID, q.where, err)
+	}
+	q.log.Debug("stored", "id", env.ID, "rcpts", len(env.Rcpts), "size", len(b))
+	return env.ID, nil
+}
+
+// commitLoop gathers waiting Puts into one transaction at a time. While one
+// committer waits for its COMMIT, requests pile up for the next.
+func (q *Queue) commitLoop() {
+	for {
+		var first *putReq
+		select {
+		case first = <-q.puts:
+		case <-q.stop:
+			// Commit what is still waiting, then stop.
+			for {
+				select {
+				case r := <-q.puts:
+					q.commit([]*putReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*putReq{first}
+		size := len(first.body)
+	gather:
+		for len(batch) < q.cfg.BatchMax && size < 32<<20 {
+			select {
+			case r := <-q.puts:
+				batch = append(batch, r)
+				size += len(r.body)
+			default:
+				break gather
+			}
+		}
+		q.commit(batch)
+	}
+}
+
+// commit writes a batch in one transaction and answers every request. A
+// batch refused for a duplicate ID is retried one request at a time, so only
+// the duplicate fails.
+func (q *Queue) commit(batch []*putReq) {
+	start := time.Now()
+	err := q.commitBatch(batch)
+	if err != nil && len(batch) > 1 && isUniqueViolation(err) {
+		for _, r := range batch {
+			q.commit([]*putReq{r})
+		}
+		return
+	}
+	if err != nil && isUniqueViolation(err) {
+		err = fmt.Errorf("%w: %s", queue.ErrExists, batch[0].id)
+	}
+	if err == nil && q.cfg.OnCommit != nil {
+		n := 0
+		for _, r := range batch {
+			n += len(r.body) + len(r.envelope)
+		}
+		q.cfg.OnCommit(queue.CommitStats{Requests: len(batch), Records: len(batch), Bytes: n, Sync: time.Since(start)})
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// putSQL inserts a batch's messages, recipients and groups from arrays and
+// notifies idle nodes: one statement, so one round trip and one implicit
+// transaction (one WAL flush) for the whole batch.
+const putSQL = `WITH m AS (
+	INSERT INTO ferry_messages (id, envelope, body, size, arrival, expires)
+	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::timestamptz[], $6::timestamptz[])),
+r AS (INSERT INTO ferry_recipients (msg_id, idx, hop, addr)
+	SELECT * FROM unnest($7::text[], $8::int4[], $9::text[], $10::text[])),
+g AS (INSERT INTO ferry_groups (msg_id, hop)
+	SELECT * FROM unnest($11::text[], $12::text[]))
+SELECT pg_notify('` + notifyChannel + `', 'put')`
+
+// commitBatch stores a batch with putSQL; it returns once the server has
+// committed it.
+func (q *Queue) commitBatch(batch []*putReq) error {
+	ctx, cancel := q.opCtx(context.Background())
+	defer cancel()
+	n := len(batch)
+	ids, envs, bodies := make([]string, n), make([][]byte, n), make([][]byte, n)
+	sizes, arrivals, expires := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
+	var rIDs, rHops, rAddrs, gIDs, gHops []string
+	var rIdx []int32
+	for i, r := range batch {
+		ids[i], envs[i], bodies[i] = r.id, r.envelope, r.body
+		sizes[i], arrivals[i], expires[i] = int64(len(r.body)), r.arrival, r.expires
+		for j, rc := range r.rcpts {
+			rIDs, rIdx = append(rIDs, r.id), append(rIdx, int32(j))
+			rHops, rAddrs = append(rHops, queue.HopKey(rc.Addr)), append(rAddrs, rc.Addr.Address())
+		}
+		for _, h := range r.hops {
+			gIDs, gHops = append(gIDs, r.id), append(gHops, h)
+		}
+	}
+	_, err := q.pool.Exec(ctx, putSQL, ids, envs, bodies, sizes, arrivals, expires, rIDs, rIdx, rHops, rAddrs, gIDs, gHops)
+	return err
+}
+
+// isUniqueViolation reports a duplicate key (SQLSTATE 23505).
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
