@@ -20,7 +20,7 @@ func openQueue(ctx context.Context, cfg config.Config, qc queue.Config, routes f
 	case "", config.BackendSegment:
 		q, err := queue.Open(qc)
 		if err != nil {
-			return nil, fmt.Errorf("opening queue %s: %w", cfg.Queue.Spool, err)
+			return nil, err // the queue names itself and the spool, once
 		}
 		return q, nil
 	case config.BackendPostgres:

@@ -109,10 +109,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}()
 	env := relayEnv{flags: f, logger: logger, level: level, stdout: stdout, reloads: reloads}
 	if err := serve(ctx, cfg, env); err != nil {
-		logger.Error("ferry serve stopped", "err", err)
-		if cfg.Log.File != "" { // else the log line above is on stderr already
-			fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		// Said once where the operator looks: in the log file when there
+		// is one, and always as a plain line on stderr (where a log without
+		// a file would only repeat it).
+		if cfg.Log.File != "" {
+			logger.Error("ferry serve stopped", "err", err)
 		}
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
 		return 1
 	}
 	return 0
