@@ -109,10 +109,25 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 		return nil, 0, err
 	}
 	if next == nil {
+		if len(hops) > 0 {
+			// Due work was seen but none could be claimed: its rows were
+			// locked by another transaction (SKIP LOCKED), which may end
+			// without a NOTIFY. Look again soon rather than at the lease
+			// timeout.
+			return nil, lockedRetry, nil
+		}
 		return nil, 0, nil
 	}
-	return nil, max(time.Duration(*next*float64(time.Second)), time.Millisecond), nil
+	d := max(time.Duration(*next*float64(time.Second)), time.Millisecond)
+	if len(hops) > 0 {
+		d = min(d, lockedRetry)
+	}
+	return nil, d, nil
 }
+
+// lockedRetry is how soon Lease looks again at due work it could not claim
+// because another transaction held its rows.
+const lockedRetry = time.Second
 
 // hopLimit returns the cluster-wide lease limit of hop.
 func (q *Queue) hopLimit(hop string) int {
