@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	}
 	defer q.Close()
 
-	reportPut.set(q.Put)
+	reportPut.set(reportPutFunc(q))
 	dc, err := deliverConfig(cfg, table, logger)
 	if err != nil {
 		return err
