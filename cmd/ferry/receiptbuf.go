@@ -106,8 +106,6 @@ func (b *receiptBuffer) Reader() io.Reader {
 	return bytes.NewReader(b.mem)
 }
 
-// Spilled reports whether the content is in a temporary file.
-func (b *receiptBuffer) Spilled() bool { return b.file != nil }
 
 // Close returns the memory to the budget and removes the temporary file.
 func (b *receiptBuffer) Close() {
