@@ -106,7 +106,6 @@ func (b *receiptBuffer) Reader() io.Reader {
 	return bytes.NewReader(b.mem)
 }
 
-
 // Close returns the memory to the budget and removes the temporary file.
 func (b *receiptBuffer) Close() {
 	b.budget.Release(b.held)
