@@ -5,14 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/ferrymta/ferry/internal/smtp"
-	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // TestReportUsesHalfTheReserve fills a real 4 MiB tmpfs until new mail is
@@ -22,21 +19,7 @@ import (
 // counting as refused mail, and the outcomes of every message can still be
 // recorded in what is left.
 func TestReportUsesHalfTheReserve(t *testing.T) {
-	mnt := testrelay.MountTmpfs(t, "4m")
-	dir := filepath.Join(mnt, "spool")
-	cfg := testConfig(dir, nil, nil)
-	cfg.SegmentSize = 1 << 20
-	cfg.Reserve = 64 << 10
-	q := mustOpen(t, cfg)
-	defer func() { q.Close() }()
-	waitState(t, "the prepared next segment", func() bool {
-		st, err := os.Stat(filepath.Join(dir, spareName))
-		return err == nil && st.Size() == cfg.SegmentSize
-	})
-	ballast := filepath.Join(mnt, "ballast")
-	if err := os.Truncate(ballast, testrelay.FillDisk(t, ballast)-96<<10); err != nil {
-		t.Fatal(err)
-	}
+	q := nearlyFullQueue(t, nil)
 	ctx := context.Background()
 	var ids []string
 	for i := 0; ; i++ {
