@@ -13,8 +13,8 @@ import (
 
 // TestFullSpoolReports fills the spool of "ferry serve" (a 4 MiB tmpfs
 // that another file fills) until new mail is refused with 452 4.3.1, with
-// messages that the next hop defers; then the hop rejects half of them for
-// good. Every failed message must get its failure report: the first ones
+// messages that the next hop defers; then the hop rejects a third of them
+// for good. Every failed message must get its failure report: the first ones
 // out of the reserve (whole, then with the original's header only), the
 // rest once space returns, their failed messages kept queued meanwhile
 // ("dsn-deferred"), never dropped ("dsn-suppressed"). Each sender report
@@ -42,7 +42,7 @@ func TestFullSpoolReports(t *testing.T) {
 	var refusal testrelay.Reply
 	for i := 0; i < 400 && refusal.Code == 0; i++ {
 		rcpt := "user@slow.example"
-		if i%2 == 0 {
+		if i%3 == 0 { // their whole reports fit in the next segment once space returns
 			rcpt = "user@fail.example"
 		}
 		c.Expect(250, c.Cmd("MAIL FROM:<%s>", sender))
