@@ -106,6 +106,10 @@ func (q *Queue) keepUnreported(m *msg, recovered bool, err error) {
 // that cannot be queued again (the spool is still full), so that a long
 // list does not read every message each time.
 func (q *Queue) retryReports(wait time.Duration) {
+	select {
+	case <-q.reports.kick: // space freed before any report waited
+	default:
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
