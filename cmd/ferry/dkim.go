@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +17,7 @@ import (
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/dkim"
+	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtp"
 	"github.com/ferrymta/ferry/internal/smtpd"
 )
@@ -56,47 +56,101 @@ func dkimSigner(cfg config.Config, keys *dkim.Keys) deliver.Signer {
 
 // verifyingStore verifies the DKIM signatures and the ARC chain of every
 // message before it is stored, and stores the results with it
-// (smtp.Envelope.AuthResults).
+// (smtp.Envelope.AuthResults). A message is held while it is verified in a
+// receiptBuffer: in memory taken from mem, or in a temporary file in the
+// spool.
 type verifyingStore struct {
 	smtpd.Store
 	res dkim.TXTResolver
 	log *slog.Logger
+	// mem is verification's share of the memory for message content
+	// (see splitMemory); wait is how long verification waits for the
+	// header copies it needs there.
+	mem  *queue.MemBudget
+	wait time.Duration
+	// dir receives the temporary files.
+	dir string
 }
 
-// receiptStore wraps q with verification when [dkim] resolver is set.
-func receiptStore(cfg config.Config, q smtpd.Store, logger *slog.Logger) smtpd.Store {
+// verifyShare is the part of the queue's memory budget for message
+// content (queue.Config.MaxBufferedBytes) that verification at receipt
+// gets when it is on: a quarter.
+const verifyShare = 4
+
+// splitMemory gives verification at receipt, when [dkim] resolver is set,
+// its share of qc.MaxBufferedBytes and leaves the queue's Put the rest, so
+// that messages being verified and messages being stored together hold no
+// more than MaxBufferedBytes. It returns verification's budget (nil when
+// verification is off). Two budgets rather than one: a message verified in
+// memory that waited for the queue's budget to store it would hold memory
+// the queue waits for.
+func splitMemory(cfg config.Config, qc *queue.Config) *queue.MemBudget {
+	if cfg.DKIM.Resolver == "" {
+		return nil
+	}
+	if qc.MaxBufferedBytes <= 0 {
+		qc.MaxBufferedBytes = queue.DefaultConfig(qc.Dir).MaxBufferedBytes
+	}
+	share := qc.MaxBufferedBytes / verifyShare
+	qc.MaxBufferedBytes -= share
+	return queue.NewMemBudget(share)
+}
+
+// receiptStore wraps q with verification when [dkim] resolver is set; mem
+// is verification's budget (splitMemory).
+func receiptStore(cfg config.Config, q smtpd.Store, mem *queue.MemBudget, logger *slog.Logger) smtpd.Store {
 	if cfg.DKIM.Resolver == "" {
 		return q
 	}
-	return &verifyingStore{Store: q, res: dkim.NewNetResolver(cfg.DKIM.Resolver), log: logger}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	d := queue.DefaultConfig(cfg.Queue.Spool)
+	if mem == nil {
+		mem = queue.NewMemBudget(d.MaxBufferedBytes / verifyShare)
+	}
+	return &verifyingStore{Store: q, res: dkim.NewNetResolver(cfg.DKIM.Resolver), log: logger, mem: mem, wait: d.MemoryWait, dir: cfg.Queue.Spool}
 }
 
 // Put verifies the message, then stores it. The header is read first: a
 // message without DKIM-Signature and ARC fields is stored as it streams
-// in (its results say so); a signed one is read whole, verified, then
-// stored. Verification never refuses a message: a signature that fails
-// is a result.
+// in (its results say so); a signed one is read whole into a
+// receiptBuffer, verified, then stored. Verification never refuses a
+// message: a signature that fails is a result. The body is read to its end
+// on every path.
 func (s *verifyingStore) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
-	var seen bytes.Buffer
-	fields, _, err := dkim.ReadHeader(bufio.NewReader(io.TeeReader(body, &seen)))
-	rest := io.MultiReader(&seen, body)
+	buf := newReceiptBuffer(s.mem, s.dir)
+	defer buf.Close()
+	fields, head, err := dkim.ReadHeader(bufio.NewReader(io.TeeReader(body, buf)))
+	// DKIM and ARC each keep a copy of the header while they verify.
+	headerCopies := 2 * int64(len(head))
 	switch {
 	case errors.Is(err, dkim.ErrHeaderTooLong):
 		s.log.Warn(env.ID+": not verified: header longer than 1 MiB", "id", env.ID)
-		return s.Store.Put(ctx, env, rest)
+		return s.Store.Put(ctx, env, io.MultiReader(buf.Reader(), body))
 	case err != nil:
-		return "", err
+		return "", drain(body, err)
 	case !authFields(fields):
 		env.AuthResults = &smtp.AuthResults{ARC: arc.None}
 		s.log.Info(env.ID+": "+env.AuthResults.String(), "event", "verified", "id", env.ID, "results", env.AuthResults.String())
-		return s.Store.Put(ctx, env, rest)
+		return s.Store.Put(ctx, env, io.MultiReader(buf.Reader(), body))
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, rest); err != nil {
-		return "", err
+	if err := s.mem.Acquire(ctx, headerCopies, s.wait); err != nil {
+		return "", drain(body, err)
 	}
-	env.AuthResults = s.verify(ctx, env.ID, buf.Bytes())
-	return s.Store.Put(ctx, env, bytes.NewReader(buf.Bytes()))
+	if _, err := io.Copy(buf, body); err != nil {
+		s.mem.Release(headerCopies)
+		return "", drain(body, err)
+	}
+	env.AuthResults = s.verify(ctx, env.ID, buf.Reader)
+	s.mem.Release(headerCopies)
+	return s.Store.Put(ctx, env, buf.Reader())
+}
+
+// drain reads body to its end and returns err.
+func drain(body io.Reader, err error) error {
+	_, _ = io.Copy(io.Discard, body)
+	return err
 }
 
 // authFields reports whether the header has a field verification reads.
@@ -110,9 +164,10 @@ func authFields(fields []dkim.Field) bool {
 	return false
 }
 
-// verify returns the results for one message and logs them.
-func (s *verifyingStore) verify(ctx context.Context, id string, msg []byte) *smtp.AuthResults {
-	ar, chain, err := authenticate(ctx, s.res, msg)
+// verify returns the results for one message, read from open (once for
+// DKIM, once for ARC), and logs them.
+func (s *verifyingStore) verify(ctx context.Context, id string, open func() io.Reader) *smtp.AuthResults {
+	ar, chain, err := authenticate(ctx, s.res, open)
 	if err != nil {
 		s.log.Warn(id+": verification incomplete", "id", id, "err", err)
 	}
@@ -124,16 +179,17 @@ func (s *verifyingStore) verify(ctx context.Context, id string, msg []byte) *smt
 	return ar
 }
 
-// authenticate verifies the DKIM signatures and the ARC chain of msg with
+// authenticate verifies the DKIM signatures and the ARC chain of the
+// message open reads with
 // keys from res, within verifyTimeout. The error says what could not be
 // read; the results hold what could.
-func authenticate(ctx context.Context, res dkim.TXTResolver, msg []byte) (*smtp.AuthResults, arc.Result, error) {
+func authenticate(ctx context.Context, res dkim.TXTResolver, open func() io.Reader) (*smtp.AuthResults, arc.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	ar := &smtp.AuthResults{}
 	var derr error
-	ar.DKIM, derr = dkim.Verify(ctx, bytes.NewReader(msg), res)
-	chain, aerr := arc.Validate(ctx, bytes.NewReader(msg), res)
+	ar.DKIM, derr = dkim.Verify(ctx, open(), res)
+	chain, aerr := arc.Validate(ctx, open(), res)
 	ar.ARC, ar.ARCInstance = chain.Status, chain.Instance
 	return ar, chain, errors.Join(derr, aerr)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/ferrymta/ferry/internal/arc"
@@ -53,7 +54,7 @@ func signatureSentences(ctx context.Context, cfg config.Config, ex *explanation,
 	var out []string
 	names := dkim.Signed(fields)
 	if cfg.DKIM.Resolver != "" {
-		env.AuthResults, _, _ = authenticate(ctx, dkim.NewNetResolver(cfg.DKIM.Resolver), content)
+		env.AuthResults, _, _ = authenticate(ctx, dkim.NewNetResolver(cfg.DKIM.Resolver), func() io.Reader { return bytes.NewReader(content) })
 		for _, r := range env.AuthResults.DKIM {
 			s := fmt.Sprintf("the DKIM signature by d=%s s=%s %s now", r.Domain, r.Selector, verb(r.Result))
 			if r.Reason != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/ferrymta/ferry/internal/deliver"
 	"github.com/ferrymta/ferry/internal/sink"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // startExplainSink starts a sink offering keywords and returns the
@@ -148,8 +149,7 @@ func TestExplainCachedAndQueued(t *testing.T) {
 
 // TestExplainUnreachable reports a hop nobody answers at.
 func TestExplainUnreachable(t *testing.T) {
-	rt, s := startExplainSink(t, "down.test", nil)
-	s.Close()
+	rt := "down.test=[127.0.0.1]:" + strconv.Itoa(testrelay.RefusedPort(t))
 	code, out, _ := ferry("explain", "--to", "u@down.test", "--route", rt, writeMessage(t, cliPlain))
 	if code != 1 || !strings.Contains(out, "Error:     no next hop reachable") {
 		t.Errorf("unreachable: %d\n%s", code, out)

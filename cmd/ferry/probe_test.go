@@ -72,12 +72,7 @@ func TestProbeJSON(t *testing.T) {
 }
 
 func TestProbeErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testrelay.RefusedAddr(t)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"probe", "--timeout", "5s", addr}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "Error:") {
 		t.Errorf("refused: exit %d, output %q", code, out.String())

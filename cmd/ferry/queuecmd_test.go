@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // adminFixture is a queue in a temporary spool served by the admin API on
@@ -231,12 +231,7 @@ func TestQueueFindsServer(t *testing.T) {
 		t.Errorf("message deleted through the wrong target: %v", err)
 	}
 	// Nobody listening at --admin: that address alone, named.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := testrelay.RefusedAddr(t)
 	code, _, errOut = ferry("queue", "--admin", dead, "--token-file", f.token, "list")
 	if code != 1 || errOut != "ferry queue: no ferry serve running at "+dead+" (is admin.address right?)\n" {
 		t.Errorf("no server: %d %q", code, errOut)

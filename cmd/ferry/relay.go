@@ -87,6 +87,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		return fmt.Errorf("delivery status notifications: %w", err)
 	}
 	qc := queueConfig(cfg, logger)
+	verifyMem := splitMemory(cfg, &qc)
 	qc.OnEvent = notifier.OnEvent
 	qc.OnCommit = metrics.ObserveCommit
 	// The shared queue asks for each hop's connection limit in the routing
@@ -103,7 +104,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	}
 	defer q.Close()
 
-	reportPut.set(q.Put)
+	reportPut.set(reportPutFunc(q))
 	dc, err := deliverConfig(cfg, table, logger)
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 	}
 	dkimKeys := dkim.NewKeys(keyring)
 	dc.Signer = dkimSigner(cfg, dkimKeys)
-	store := receiptStore(cfg, q, logger)
+	store := receiptStore(cfg, q, verifyMem, logger)
 	dc.OnRelayed = notifier.Relayed
 	dc.Transcript = transcripts.outbound
 	if eng, ok := dc.TLSPolicy.(*tlspolicy.Engine); ok {

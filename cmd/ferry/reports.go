@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/dsn"
+	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
 
@@ -36,6 +37,16 @@ func (p *putLater) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) 
 	case <-ctx.Done():
 		return "", fmt.Errorf("queue not open yet: %w", ctx.Err())
 	}
+}
+
+// reportPutFunc returns how the DSN stage stores its reports in q: with
+// PutReport when the backend keeps room for generated reports on a full
+// spool (the segment log), else with Put.
+func reportPutFunc(q queue.Store) dsn.PutFunc {
+	if ri, ok := q.(queue.ReportIntake); ok {
+		return ri.PutReport
+	}
+	return q.Put
 }
 
 // newNotifier builds the DSN stage (RFC 3461/3464): failure, delay and

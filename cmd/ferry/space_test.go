@@ -25,7 +25,7 @@ func TestVerifyingStoreTellsSMTPDItsSpace(t *testing.T) {
 	var cfg config.Config
 	cfg.DKIM.Resolver = "127.0.0.1:53"
 	full := roomStore{room: false}
-	store := receiptStore(cfg, full, nil)
+	store := receiptStore(cfg, full, nil, nil)
 	sc, ok := store.(smtpd.SpaceChecker)
 	if !ok {
 		t.Fatal("the verifying store does not implement smtpd.SpaceChecker")

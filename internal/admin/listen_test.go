@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // shortTempDir returns a directory with a path short enough for a Unix
@@ -71,12 +73,7 @@ func TestUnixSocket(t *testing.T) {
 
 // TestNotRunning checks the error when no server answers.
 func TestNotRunning(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testrelay.RefusedAddr(t)
 	for _, a := range []string{addr, filepath.Join(shortTempDir(t), "none.sock")} {
 		_, err := NewClient(a).List(testCtx(t), Query{})
 		var nr *NotRunningError

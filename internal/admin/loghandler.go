@@ -136,7 +136,7 @@ const (
 // (whose messages may hold IDs) are not counted there.
 func namedEvents() []string {
 	return []string{"connect", "queued", "reject", "disconnect", "sent", "deferred", "bounced", "converted",
-		"expired", "removed", "deleted", "admin", "tls", "not queued", "hop changed", "dsn", "dsn-suppressed",
+		"expired", "removed", "deleted", "admin", "tls", "not queued", "hop changed", "dsn", "dsn-suppressed", "dsn-deferred",
 		evTLSFailedIn, evTLSFailedOut, evConnectFailed, evRoutingFailed, evAuthOK, evAuthFailed}
 }
 

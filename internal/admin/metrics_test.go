@@ -22,6 +22,7 @@ import (
 	"github.com/ferrymta/ferry/internal/sink"
 	"github.com/ferrymta/ferry/internal/smtp"
 	"github.com/ferrymta/ferry/internal/smtpd"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // scrape fetches /metrics and returns each sample by its series as
@@ -149,12 +150,7 @@ func TestMetricsScriptedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := dead.Addr().(*net.TCPAddr).Port
-	dead.Close()
+	deadPort := testrelay.RefusedPort(t)
 	sinkPort := int(netip.MustParseAddrPort(s.Addr()).Port())
 	table, err := route.NewTable(route.Options{},
 		route.Route{Pattern: "down.test", Hops: []route.NextHop{{Host: "127.0.0.1", Port: deadPort, NoMX: true}}},

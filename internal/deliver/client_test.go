@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 const plainMsg = "From: a@origin.example\r\nSubject: test\r\n\r\nHello.\r\n.leading dot\r\n"
@@ -225,12 +226,7 @@ func TestDroppedConnection(t *testing.T) {
 	}
 
 	// Connection refused: nobody listens.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testrelay.RefusedPort(t)
 	q2 := newMemQueue()
 	a2, _ := testAgent(t, q2, route.Route{Pattern: "*", Hops: []route.NextHop{{Host: "127.0.0.1", Port: port, NoMX: true}}}, nil)
 	a2.DeliverLease(context.Background(), lease(testMessage("X2", plainMsg, "a@hop.test")))

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // fakeConverter is a stand-in for internal/downgrade in these tests: it
@@ -207,12 +208,7 @@ func TestDSNParameters(t *testing.T) {
 }
 
 func TestUnreachableHopDefersLease(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testrelay.RefusedPort(t)
 	q := newMemQueue()
 	dials := 0
 	a, _ := testAgent(t, q, route.Route{Pattern: "*", Hops: []route.NextHop{{Host: "127.0.0.1", Port: port, NoMX: true}}}, func(c *Config) {

@@ -42,4 +42,13 @@
 // The Notifier logs one "dsn" line per report queued (original queue ID,
 // the report's queue ID, kind, recipients) and one "dsn-suppressed" line per
 // report not sent, with the reason.
+//
+// A failure report is never dropped because the queue refused it: when
+// Put fails and the queue can keep the finished message (queue.Event.Keep,
+// the segment log), the Notifier asks it to, logs "dsn-deferred" once, and
+// the queue hands the event back until the report is queued. On a full
+// spool (queue.ErrSpoolFull) a report returning the whole original is
+// tried again with its header only. Wire the Notifier's PutFunc to
+// queue.ReportIntake.PutReport where the backend offers it, so that
+// reports may use part of the space kept back from new mail.
 package dsn

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -189,8 +190,41 @@ func (n *Notifier) finished(ev queue.Event) {
 	if len(rcpts) == 0 {
 		return
 	}
-	n.send(ev.ID, ev.Env, Failed, rcpts, ev.Body, ev.Recovered)
+	var extra []any
+	if ev.Recovered {
+		extra = append(extra, "recovered", true)
+	}
+	if ev.Retried {
+		extra = append(extra, "retried", true)
+	}
+	err := n.send(ev.ID, ev.Env, Failed, rcpts, ev.Body, extra...)
+	var qe *queueError
+	if !errors.As(err, &qe) {
+		return // queued, or never to be sent (logged)
+	}
+	if ev.Keep == nil {
+		n.log.Error("dsn-suppressed", "id", ev.ID, "kind", Failed.String(), "rcpts", strings.Join(addrs(rcpts), ","), "reason", "cannot queue report", "err", qe.err)
+		return
+	}
+	// The queue keeps the message, its outcomes recorded, and hands it
+	// back later: the report is owed, not lost. Logged once per message.
+	ev.Keep(qe.err)
+	if !ev.Retried {
+		n.log.Warn("dsn-deferred", "id", ev.ID, "kind", Failed.String(), "rcpts", strings.Join(addrs(rcpts), ","),
+			"reason", "cannot queue report; the message is kept until it can", "err", qe.err)
+	}
 }
+
+// queueError is a report that was built but could not be queued: trying
+// again later may succeed.
+type queueError struct{ err error }
+
+func (e *queueError) Error() string { return "dsn: cannot queue report: " + e.err.Error() }
+func (e *queueError) Unwrap() error { return e.err }
+
+// errNotSent is a report that was not sent on purpose (the rules say so)
+// or cannot be built; it is logged where it happens.
+var errNotSent = errors.New("dsn: report not sent")
 
 // delayed sends the delay report of a message once.
 func (n *Notifier) delayed(ev queue.Event) {
@@ -232,7 +266,8 @@ func (n *Notifier) delayed(ev queue.Event) {
 		n.log.Debug("dsn-suppressed", "id", ev.ID, "kind", Delayed.String(), "reason", "delay report already sent")
 		return
 	}
-	if !n.send(ev.ID, ev.Env, Delayed, rcpts, ev.Body, false) {
+	if err := n.send(ev.ID, ev.Env, Delayed, rcpts, ev.Body); err != nil {
+		n.logNotQueued(ev.ID, Delayed, rcpts, err)
 		n.unclaimEvent(ev) // let a later deferral try again
 	}
 }
@@ -272,17 +307,34 @@ func (n *Notifier) success(k Kind, env *smtp.Envelope, idx []int, remoteMTA stri
 		n.suppressed(env.ID, k, addrs(rcpts), "null reverse path")
 		return
 	}
-	n.send(env.ID, env, k, rcpts, body, false)
+	if err := n.send(env.ID, env, k, rcpts, body); err != nil {
+		n.logNotQueued(env.ID, k, rcpts, err)
+	}
 }
 
-// send builds and queues one report; it reports whether it was queued.
-func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient, body func() (io.ReadCloser, error), recovered bool) bool {
+// logNotQueued logs a report that was built but could not be queued (the
+// other failures of send are logged by send).
+func (n *Notifier) logNotQueued(id string, k Kind, rcpts []Recipient, err error) {
+	var qe *queueError
+	if errors.As(err, &qe) {
+		n.log.Error("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(addrs(rcpts), ","), "reason", "cannot queue report", "err", qe.err)
+	}
+}
+
+// send builds and queues one report. It returns nil once the report is
+// queued, errNotSent (logged) when it is not to be sent or cannot be
+// built, and a *queueError (not logged) when the queue refused it. On a
+// full spool (queue.ErrSpoolFull) a report that returns the whole original
+// is tried again with its header alone (RFC 3461 §4.3 RET=HDRS), which a
+// nearly full spool is likelier to take. extra are attributes for the
+// "dsn" log line.
+func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient, body func() (io.ReadCloser, error), extra ...any) error {
 	to := env.From
 	copyToPostmaster := false
 	if to.IsNull() {
 		if k != Failed || n.postmaster.IsNull() {
 			n.suppressed(id, k, addrs(rcpts), "null reverse path")
-			return false
+			return errNotSent
 		}
 		to, copyToPostmaster = n.postmaster, true
 	}
@@ -300,8 +352,32 @@ func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient
 	msg, err := n.build(r, id, body)
 	if err != nil {
 		n.log.Error("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(addrs(rcpts), ","), "reason", "cannot build report", "err", err)
-		return false
+		return errNotSent
 	}
+	newID, err := n.queue(env, to, copyToPostmaster, msg)
+	if errors.Is(err, queue.ErrSpoolFull) && r.MaxReturnSize >= 0 && body != nil {
+		r.MaxReturnSize = -1
+		if short, berr := n.build(r, id, body); berr == nil && len(short) < len(msg) {
+			if newID, err = n.queue(env, to, copyToPostmaster, short); err == nil {
+				extra = append(extra, "returned", "headers (spool full)")
+			}
+		}
+	}
+	if err != nil {
+		return &queueError{err}
+	}
+	attrs := []any{"id", id, "dsn_id", newID, "kind", k.String(), "to", to.Address(), "rcpts", strings.Join(addrs(rcpts), ",")}
+	if copyToPostmaster {
+		attrs = append(attrs, "postmaster_copy", true)
+	}
+	n.log.Info("dsn", append(attrs, extra...)...)
+	return nil
+}
+
+// queue stores report msg about the message of envelope env for to, with
+// the null reverse path, and returns the report's queue ID.
+func (n *Notifier) queue(env *smtp.Envelope, to smtp.Path, copyToPostmaster bool, msg []byte) (string, error) {
+	now := n.cfg.Clock()
 	out := &smtp.Envelope{
 		From:    smtp.Path{},
 		Rcpts:   []smtp.Recipient{{Addr: to}},
@@ -322,20 +398,7 @@ func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PutTimeout)
 	defer cancel()
-	newID, err := n.put(ctx, out, bytes.NewReader(msg))
-	if err != nil {
-		n.log.Error("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(addrs(rcpts), ","), "reason", "cannot queue report", "err", err)
-		return false
-	}
-	attrs := []any{"id", id, "dsn_id", newID, "kind", k.String(), "to", to.Address(), "rcpts", strings.Join(addrs(rcpts), ",")}
-	if copyToPostmaster {
-		attrs = append(attrs, "postmaster_copy", true)
-	}
-	if recovered {
-		attrs = append(attrs, "recovered", true)
-	}
-	n.log.Info("dsn", attrs...)
-	return true
+	return n.put(ctx, out, bytes.NewReader(msg))
 }
 
 // build makes the report, returning the original when it can be opened; when

@@ -30,7 +30,7 @@ dkim_signed = "arc"
 [[route]]
 domain = "down.example"
 nexthop = %q
-`, literalHop(seven.Addr), literalHop(freePort(t)))
+`, literalHop(seven.Addr), literalHop(testrelay.RefusedAddr(t)))
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "ferry.toml")
 	if err := os.WriteFile(cfgFile, []byte(w.config(routes+shortRetry)), 0o644); err != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // sendmailRelay runs "ferry serve" with a configuration file whose only
@@ -107,7 +109,7 @@ func TestSendmail(t *testing.T) {
 
 	// The relay down: a temporary failure, so the caller tries again.
 	down := filepath.Join(t.TempDir(), "down.toml")
-	if err := os.WriteFile(down, []byte("[[listener]]\naddress = \""+freePort(t)+"\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(down, []byte("[[listener]]\naddress = \""+testrelay.RefusedAddr(t)+"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, errOut, code := ferry().RunWith(t, "", []byte("Subject: x\n\nbody\n"), "sendmail", "-C", down, "ops@example.com"); code != 75 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrymta/ferry/internal/smtp"
 	"github.com/ferrymta/ferry/internal/smtpd"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // startSink starts a counting sink for a test and closes it at the end.
@@ -192,12 +193,7 @@ func TestRunCountsErrorsByReply(t *testing.T) {
 
 func TestRunIsBounded(t *testing.T) {
 	// Nothing listens: every message fails to connect, once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := testrelay.RefusedAddr(t)
 	res, err := Run(context.Background(), Config{Target: closed, Sessions: 4, Messages: 12, Deadline: time.Now().Add(20 * time.Second)})
 	if err != nil {
 		t.Fatal(err)

@@ -345,8 +345,25 @@ func (q *Queue) logAdminBounces(m *msg, rcpts []int, now time.Time) {
 }
 
 // finishMessage delivers EventFinished for m and then writes its done
-// record and drops it from the index.
+// record and drops it from the index, unless the report could not be
+// queued (Event.Keep): then m stays, and the event is delivered again
+// later (see keepUnreported).
 func (q *Queue) finishMessage(m *msg, recovered bool) {
+	q.finish(m, recovered, false)
+}
+
+// finishMessageAgain delivers EventFinished again for m, kept because its
+// report could not be queued, and reports whether it was kept once more.
+func (q *Queue) finishMessageAgain(m *msg, recovered bool) bool {
+	q.mu.Lock()
+	live := q.msgs[m.id] == m && !q.closed
+	q.mu.Unlock()
+	return live && q.finish(m, recovered, true)
+}
+
+// finish is finishMessage; retried marks the event as delivered again. It
+// reports whether m was kept for its report.
+func (q *Queue) finish(m *msg, recovered, retried bool) bool {
 	if q.cfg.OnEvent != nil {
 		q.mu.Lock()
 		info, err := q.info(m, true)
@@ -354,12 +371,19 @@ func (q *Queue) finishMessage(m *msg, recovered bool) {
 		if err != nil {
 			q.log.Error("queue: cannot read finished message for its report", "id", m.id, "err", err)
 		} else {
-			q.cfg.OnEvent(Event{Kind: EventFinished, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Recovered: recovered})
+			var keep error
+			q.cfg.OnEvent(Event{Kind: EventFinished, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body,
+				Recovered: recovered, Retried: retried, Keep: func(err error) { keep = err }})
+			if keep != nil {
+				q.keepUnreported(m, recovered, keep)
+				return true
+			}
 		}
 	}
 	// A done record that cannot be written now is retried by the
 	// collector; the failure itself is logged as a write episode.
 	_ = q.writeDone(m)
+	return false
 }
 
 // emitDelayed delivers EventDelayed after recipient rcpt of m was

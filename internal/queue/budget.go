@@ -70,6 +70,37 @@ func (b *MemBudget) acquire(ctx context.Context, n int64, wait time.Duration) er
 	}
 }
 
+// Acquire takes n octets for content held outside Put (such as a message
+// verified before it is stored, with a budget of its own), waiting at most wait for them (ErrBusy
+// then) or until ctx is done; Release returns them. Like Put, a request
+// larger than the whole budget is granted when nothing else is held.
+func (b *MemBudget) Acquire(ctx context.Context, n int64, wait time.Duration) error {
+	return b.acquire(ctx, n, wait)
+}
+
+// TryAcquire takes n octets if they are free now, without waiting, and
+// reports whether it did; a caller that gets false keeps the content
+// elsewhere (a temporary file).
+func (b *MemBudget) TryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held+n > b.total {
+		return false
+	}
+	b.held += n
+	return true
+}
+
+// Held returns the octets held now.
+func (b *MemBudget) Held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
+// Total returns the octets the budget allows.
+func (b *MemBudget) Total() int64 { return b.total }
+
 // Release returns n octets to the budget.
 func (b *MemBudget) Release(n int64) {
 	if n == 0 {

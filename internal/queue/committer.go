@@ -16,6 +16,9 @@ type request struct {
 	offs []int64 // offset of each record in seg
 	err  error
 	done chan struct{}
+	// report marks a generated report's message record, which may use
+	// half of the reserve (see PutReport).
+	report bool
 }
 
 func (r *request) size() int64 {
@@ -90,7 +93,11 @@ func newCommitter(q *Queue, active *segment) *committer {
 // submit queues records for the next commit. Callers that need log order
 // between their records and others' hold the queue lock while submitting.
 func (c *committer) submit(recs ...[]byte) *request {
-	r := &request{recs: recs, done: make(chan struct{})}
+	return c.enqueue(&request{recs: recs, done: make(chan struct{})})
+}
+
+// enqueue hands r to the committer and returns it.
+func (c *committer) enqueue(r *request) *request {
 	c.mu.Lock()
 	c.pend = append(c.pend, r)
 	c.mu.Unlock()
@@ -294,6 +301,7 @@ func (c *committer) gotSpare(sp spareFile) {
 	}
 	c.ready = sp.f
 	c.spareReady.Store(true)
+	c.q.reportSpace() // a report that did not fit may fit now
 	// A segment file was just created: new mail has room again. A write
 	// episode ends only with a write to the active segment (this file may
 	// have been made before the writes began to fail).

@@ -40,6 +40,17 @@ type Event struct {
 	// Recovered is set when the event is delivered again at Open because
 	// the process stopped before the message's done record was written.
 	Recovered bool
+	// Keep, set on EventFinished by a backend that can keep a finished
+	// message, is called by OnEvent (before it returns, with a non-nil
+	// error saying why) when the message's report could not be queued,
+	// e.g. on a full spool: the message then stays queued with its
+	// outcomes recorded, and the event is delivered again later (Retried
+	// set) until OnEvent no longer calls Keep, so that the report is never
+	// lost. Nil when the backend removes a finished message whatever
+	// happens.
+	Keep func(err error)
+	// Retried is set when the event is delivered again after Keep.
+	Retried bool
 	// Claim, when set, records durably that the report named tag (e.g.
 	// "delay:4h0m0s") was made for this message and reports true only
 	// the first time, across every node sharing the queue and restarts, so

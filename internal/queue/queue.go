@@ -60,6 +60,10 @@ type Queue struct {
 	gcCh chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// reports are the finished messages kept until their report is
+	// queued (see reports.go).
+	reports reportWait
 }
 
 // Open opens (creating if needed) the spool in cfg.Dir, recovers its
@@ -96,6 +100,7 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		mem:    NewMemBudget(cfg.MaxBufferedBytes),
 		stop:   make(chan struct{}),
 	}
+	q.reports = newReportWait(cfg.Logger)
 	unfinished, err := q.recover()
 	if err != nil {
 		q.closeFiles()
@@ -178,6 +183,11 @@ func (q *Queue) NewID() string { return q.ids.Next() }
 // error aborts Put before anything is written. A full disk yields an error
 // wrapping syscall.ENOSPC.
 func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	return q.put(ctx, env, body, false)
+}
+
+// put is Put; report marks a generated report (PutReport).
+func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, report bool) (string, error) {
 	if env.ID == "" {
 		env.ID = q.NewID()
 	}
@@ -224,7 +234,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 		q.mu.Unlock()
 		return "", fmt.Errorf("%w: %s", ErrExists, env.ID)
 	}
-	req := q.c.submit(rec)
+	req := q.c.submitMessage(rec, report)
 	q.mu.Unlock()
 	<-req.done
 	if req.err != nil {

@@ -85,10 +85,17 @@ func (r *request) isMessage() bool {
 	return len(r.recs) > 0 && len(r.recs[0]) > 0 && recType(r.recs[0][0]) == recMessage
 }
 
+// submitMessage hands a message record to the committer; report marks a
+// generated report, which may use half of the reserve (PutReport).
+func (c *committer) submitMessage(rec []byte, report bool) *request {
+	return c.enqueue(&request{recs: [][]byte{rec}, done: make(chan struct{}), report: report})
+}
+
 // admit refuses, with ErrSpoolFull, the message requests of batch that
 // would leave less than the reserve in the active segment and the prepared
-// spare, and returns the others in order. Other records may use the
-// reserve; when it is gone too they need a new segment file.
+// spare (a generated report: less than half of it), and returns the
+// others in order. Other records may use the reserve; when it is gone too
+// they need a new segment file.
 func (c *committer) admit(batch []*request) []*request {
 	size, reserve := c.q.cfg.SegmentSize, c.q.cfg.Reserve
 	rem := c.active.size - max(c.active.end, c.dirty)
@@ -125,7 +132,7 @@ func (c *committer) admit(batch []*request) []*request {
 			if hasSpare {
 				free += size
 			}
-			if n > left || free-n < reserve {
+			if n > left || free-n < c.q.reportFloor(r) {
 				c.refuse(r, free)
 				continue
 			}
@@ -142,10 +149,14 @@ func (c *committer) admit(batch []*request) []*request {
 	return kept
 }
 
-// refuse ends r with ErrSpoolFull; free is the segment space left.
+// refuse ends r with ErrSpoolFull; free is the segment space left. A
+// generated report refused is no client's 452: the DSN stage keeps the
+// failed message for it (Event.Keep), and it is not counted here.
 func (c *committer) refuse(r *request, free int64) {
-	c.refused.Add(1)
-	c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free)
+	if !r.report {
+		c.refused.Add(1)
+		c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free)
+	}
 	r.err = ErrSpoolFull
 	close(r.done)
 }
@@ -157,6 +168,7 @@ func (c *committer) spaceFreed() {
 	case c.freed <- struct{}{}:
 	default:
 	}
+	c.q.reportSpace()
 }
 
 // Writable reports whether the spool takes new mail and records now: nil

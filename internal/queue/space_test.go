@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,23 +35,9 @@ func waitState(t *testing.T, what string, cond func() bool) {
 // refusal must be logged once, and once the finished messages' segment is
 // removed new mail must be taken again, by itself.
 func TestReserveKeepsRecordsWritable(t *testing.T) {
-	mnt := testrelay.MountTmpfs(t, "4m")
-	dir := filepath.Join(mnt, "spool")
 	var logs logBuffer
-	cfg := testConfig(dir, nil, &logs)
-	cfg.SegmentSize = 1 << 20
-	cfg.Reserve = 64 << 10
-	q := mustOpen(t, cfg)
+	q := nearlyFullQueue(t, &logs)
 	defer func() { q.Close() }()
-	waitState(t, "the prepared next segment", func() bool {
-		st, err := os.Stat(filepath.Join(dir, spareName))
-		return err == nil && st.Size() == cfg.SegmentSize
-	})
-	// Leave 96 KiB free: too little for another segment.
-	ballast := filepath.Join(mnt, "ballast")
-	if err := os.Truncate(ballast, testrelay.FillDisk(t, ballast)-96<<10); err != nil {
-		t.Fatal(err)
-	}
 
 	put := func(i int) (string, error) {
 		return q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(i, 16<<10)))
@@ -111,6 +98,30 @@ func TestReserveKeepsRecordsWritable(t *testing.T) {
 		t.Errorf("end of refusal logged %d times, want once", c)
 	}
 	t.Logf("%d messages accepted in two 1 MiB segments; every outcome and done record written in the reserve", len(ids))
+}
+
+// nearlyFullQueue opens a queue with 1 MiB segments and a 64 KiB reserve
+// on a real 4 MiB tmpfs, waits for its prepared next segment, and then
+// fills the file system with another file until 96 KiB are left: too
+// little for another segment. The queue closes when the test ends.
+func nearlyFullQueue(t *testing.T, logw io.Writer) *Queue {
+	t.Helper()
+	mnt := testrelay.MountTmpfs(t, "4m")
+	dir := filepath.Join(mnt, "spool")
+	cfg := testConfig(dir, nil, logw)
+	cfg.SegmentSize = 1 << 20
+	cfg.Reserve = 64 << 10
+	q := mustOpen(t, cfg)
+	t.Cleanup(func() { q.Close() }) // before the tmpfs is unmounted
+	waitState(t, "the prepared next segment", func() bool {
+		st, err := os.Stat(filepath.Join(dir, spareName))
+		return err == nil && st.Size() == cfg.SegmentSize
+	})
+	ballast := filepath.Join(mnt, "ballast")
+	if err := os.Truncate(ballast, testrelay.FillDisk(t, ballast)-96<<10); err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 // TestMessageLargerThanSegment: a message larger than a whole segment is

@@ -3,7 +3,7 @@ package smtp
 import (
 	"time"
 
-	"github.com/ferrymta/ferry/internal/downgrade"
+	"github.com/ferrymta/ferry/internal/contentscan"
 )
 
 // BodyType is the body type a client declared with MAIL FROM's BODY=
@@ -89,7 +89,7 @@ type Envelope struct {
 	// when the message was queued, so delivery need not read the content
 	// again to plan each attempt. Nil means no scan was kept (a message
 	// stored by an earlier version): delivery scans the content itself.
-	ContentScan *downgrade.Needs
+	ContentScan *contentscan.Needs
 }
 
 // ClientInfo describes the SMTP client that submitted a message.
