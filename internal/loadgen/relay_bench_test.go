@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
@@ -39,7 +40,7 @@ func startRelay(tb testing.TB, hop string) string {
 	agent, err := deliver.NewAgent(q, deliver.Config{
 		Routes: table, HeloName: "relay.bench.invalid", Workers: 20, MaxConnsPerHop: 10,
 		MaxMessagesPerConn: 100, IdleTimeout: 10 * time.Second, Timeouts: deliver.DefaultTimeouts(),
-		Converter: deliver.Downgrader{}, Logger: discard,
+		Converter: deliver.NewDowngrader(downgrade.Options{}), Logger: discard,
 	})
 	if err != nil {
 		tb.Fatal(err)
