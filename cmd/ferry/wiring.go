@@ -11,6 +11,7 @@ import (
 	"github.com/ferrymta/ferry/internal/auth"
 	"github.com/ferrymta/ferry/internal/config"
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
@@ -147,7 +148,7 @@ func deliverConfig(cfg config.Config, table *route.Table, logger *slog.Logger) (
 		IdleTimeout:        idle,
 		ShutdownGrace:      shutdownGrace,
 		Timeouts:           t,
-		Converter:          deliver.Downgrader{},
+		Converter:          deliver.NewDowngrader(downgrade.Options{}),
 		Logger:             logger,
 		RootCAs:            roots,
 	}, nil

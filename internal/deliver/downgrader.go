@@ -4,15 +4,26 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/ferrymta/ferry/internal/downgrade"
 )
 
 // Downgrader is the Converter backed by internal/downgrade: a lossless,
-// streaming conversion to 7-bit MIME. Its output is always 7-bit.
+// streaming conversion to 7-bit MIME. Its output is always 7-bit. The zero
+// value converts with fresh buffers each time; NewDowngrader's keeps the
+// converters' buffers (about 0.5 MiB each) for the next message.
 type Downgrader struct {
 	// Options tune downgrade.Convert (memory limit, temporary directory).
 	Options downgrade.Options
+	// converters holds idle *downgrade.Converter; nil in the zero value.
+	converters *sync.Pool
+}
+
+// NewDowngrader returns a Downgrader with opts that reuses its converters
+// from message to message, one per conversion in progress.
+func NewDowngrader(opts downgrade.Options) Downgrader {
+	return Downgrader{Options: opts, converters: &sync.Pool{}}
 }
 
 // Convert converts src to 7-bit MIME; allow8Bit is ignored (downgrade
@@ -20,7 +31,18 @@ type Downgrader struct {
 // cannot be converted losslessly: 5.6.5, or 5.6.9 when its header needs
 // SMTPUTF8.
 func (d Downgrader) Convert(dst io.Writer, src io.Reader, _ bool) (ConversionReport, error) {
-	rep, err := downgrade.Convert(dst, src, d.Options)
+	var rep *downgrade.Report
+	var err error
+	if d.converters == nil {
+		rep, err = downgrade.Convert(dst, src, d.Options)
+	} else {
+		cv, _ := d.converters.Get().(*downgrade.Converter)
+		if cv == nil {
+			cv = &downgrade.Converter{Options: d.Options}
+		}
+		rep, err = cv.Convert(dst, src)
+		d.converters.Put(cv)
+	}
 	if rep == nil {
 		return ConversionReport{}, err
 	}

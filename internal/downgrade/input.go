@@ -13,6 +13,9 @@ import (
 // handled in chunks.
 const bufSize = 64 << 10
 
+// keptSpool is the most spool memory a Converter keeps between messages.
+const keptSpool = 1 << 20
+
 // countingReader counts the octets read through it.
 type countingReader struct {
 	r io.Reader
@@ -194,6 +197,11 @@ func (s *spool) writeTo(w io.Writer) error {
 // reset empties s and removes its file, if any.
 func (s *spool) reset() {
 	s.mem = s.mem[:0]
+	if cap(s.mem) > keptSpool {
+		// A Converter kept for the next message does not hold on to the
+		// memory of one large leaf.
+		s.mem = nil
+	}
 	s.n = 0
 	if s.f != nil {
 		name := s.f.Name()

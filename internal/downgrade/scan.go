@@ -20,11 +20,33 @@ type Needs = contentscan.Needs
 // top-level header, cheap enough to run before every delivery attempt.
 func Scan(r io.Reader) (Needs, error) { return scan(r, bufSize) }
 
-// ScanBytes is Scan of a message held in memory. Its read buffer is no
-// larger than the message (Scan's is 64 KiB), which is what a small
-// message costs to scan at receipt.
+// ScanBytes is Scan of a message held in memory: the octets are counted
+// where they lie and only the top-level header goes through a read buffer
+// (no larger than the header), which is what a message costs to scan at
+// receipt.
 func ScanBytes(b []byte) (Needs, error) {
-	return scan(bytes.NewReader(b), min(bufSize, max(len(b), 16)))
+	hdr := b[:headerEnd(b)]
+	var st stats
+	st.Write(b)
+	n, err := scanHeader(bufio.NewReaderSize(bytes.NewReader(hdr), min(bufSize, max(len(hdr), 16))))
+	if err != nil {
+		return Needs{}, err
+	}
+	return st.needs(n), nil
+}
+
+// headerEnd is the length of b's prefix that holds its top-level header
+// and the empty line ending it (all of b when there is none): readHeader
+// stops at the first empty line, which follows an LF (or starts b).
+func headerEnd(b []byte) int {
+	end := len(b)
+	if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 {
+		end = i + 3
+	}
+	if i := bytes.Index(b[:end], []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	return end
 }
 
 // scan is Scan with a read buffer of size octets; a buffer at least as
@@ -32,37 +54,53 @@ func ScanBytes(b []byte) (Needs, error) {
 func scan(r io.Reader, size int) (Needs, error) {
 	var st stats
 	br := bufio.NewReaderSize(io.TeeReader(r, &st), size)
+	n, err := scanHeader(br)
+	if err != nil {
+		return Needs{}, err
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return Needs{}, fmt.Errorf("downgrade: scanning: %w", err)
+	}
+	return st.needs(n), nil
+}
+
+// scanHeader reads the top-level header from br and reports what its
+// fields need (8-bit text, SMTPUTF8, a DKIM signature).
+func scanHeader(br *bufio.Reader) (Needs, error) {
 	src := &lineSrc{br: br}
 	h, err := readHeader(src, 1<<20, "", nil, true, func(string) {})
 	if err != nil && !errors.Is(err, ErrMalformed) {
 		return Needs{}, fmt.Errorf("downgrade: scanning: %w", err)
 	}
 	var n Needs
-	if h != nil {
-		n.DKIMSigned = h.get("dkim-signature") != nil
-		for i := range h.fields {
-			f := &h.fields[i]
-			if !has8bit(f.raw) {
-				continue
-			}
-			n.HeaderEightBit = true
-			var c converter
-			c.rep = &Report{}
-			if errors.Is(c.encodeField(f, "", ""), ErrNeedsSMTPUTF8) {
-				n.NeedsSMTPUTF8 = true
-			}
+	if h == nil {
+		return n, nil
+	}
+	n.DKIMSigned = h.get("dkim-signature") != nil
+	for i := range h.fields {
+		f := &h.fields[i]
+		if !has8bit(f.raw) {
+			continue
+		}
+		n.HeaderEightBit = true
+		var c converter
+		c.rep = &Report{}
+		if errors.Is(c.encodeField(f, "", ""), ErrNeedsSMTPUTF8) {
+			n.NeedsSMTPUTF8 = true
 		}
 	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return Needs{}, fmt.Errorf("downgrade: scanning: %w", err)
-	}
-	st.finish()
-	n.EightBit = st.high > 0
-	n.NUL = st.nul > 0
-	n.BareCR = st.bareCR > 0
-	n.BareLF = st.bareLF > 0
-	n.LongLines = st.long > 0
 	return n, nil
+}
+
+// needs completes n with the octet counts of the whole message.
+func (s *stats) needs(n Needs) Needs {
+	s.finish()
+	n.EightBit = s.high > 0
+	n.NUL = s.nul > 0
+	n.BareCR = s.bareCR > 0
+	n.BareLF = s.bareLF > 0
+	n.LongLines = s.long > 0
+	return n
 }
 
 // ConvertIfNeeded is how a message is made fit for a 7-bit next hop: when

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrymta/ferry/internal/deliver"
+	"github.com/ferrymta/ferry/internal/downgrade"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtpd"
@@ -39,7 +40,7 @@ func startRelay(tb testing.TB, hop string) string {
 	agent, err := deliver.NewAgent(q, deliver.Config{
 		Routes: table, HeloName: "relay.bench.invalid", Workers: 20, MaxConnsPerHop: 10,
 		MaxMessagesPerConn: 100, IdleTimeout: 10 * time.Second, Timeouts: deliver.DefaultTimeouts(),
-		Converter: deliver.Downgrader{}, Logger: discard,
+		Converter: deliver.NewDowngrader(downgrade.Options{}), Logger: discard,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -78,10 +79,10 @@ func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
 // benchmarkPath sends b.N messages (at least 200, so a short -benchtime
-// still measures something) of 4 KiB over 20 sessions through target
+// still measures something) of size octets over 20 sessions through target
 // (the sink itself when relay is false) and reports end-to-end msgs/s and
 // accepted msgs/s. Set-up is outside the timer.
-func benchmarkPath(b *testing.B, relay bool, keywords []string, kind Kind) {
+func benchmarkPath(b *testing.B, relay bool, keywords []string, kind Kind, size int) {
 	n := max(b.N, 200)
 	runID := NewRunID()
 	sink, err := StartSink(SinkOptions{RunID: runID, Messages: n, Keywords: keywords})
@@ -96,7 +97,7 @@ func benchmarkPath(b *testing.B, relay bool, keywords []string, kind Kind) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	b.ResetTimer()
-	res, err := Run(ctx, Config{Target: target, Sessions: 20, Messages: n, Size: 4096, Kind: kind, RunID: runID, Deadline: time.Now().Add(4 * time.Minute)})
+	res, err := Run(ctx, Config{Target: target, Sessions: 20, Messages: n, Size: size, Kind: kind, RunID: runID, Deadline: time.Now().Add(4 * time.Minute)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,17 +117,24 @@ func benchmarkPath(b *testing.B, relay bool, keywords []string, kind Kind) {
 // BenchmarkRelayEndToEnd measures Ferry's whole relay path in process:
 // 20 sessions × 4 KiB through smtpd, the durable queue and deliver to a
 // counting sink.
-func BenchmarkRelayEndToEnd(b *testing.B) { benchmarkPath(b, true, nil, KindASCII) }
+func BenchmarkRelayEndToEnd(b *testing.B) { benchmarkPath(b, true, nil, KindASCII, 4096) }
+
+// BenchmarkRelayEndToEnd64KiB is BenchmarkRelayEndToEnd with 64 KiB
+// messages: the cost per octet of the relay path.
+func BenchmarkRelayEndToEnd64KiB(b *testing.B) { benchmarkPath(b, true, nil, KindASCII, 64<<10) }
 
 // BenchmarkRelayEndToEnd8BitDowngrade is BenchmarkRelayEndToEnd with 8-bit
 // bodies and a next hop without 8BITMIME, so every message is converted
 // to quoted-printable on the way out.
 func BenchmarkRelayEndToEnd8BitDowngrade(b *testing.B) {
-	benchmarkPath(b, true, []string{"PIPELINING", "SIZE", "ENHANCEDSTATUSCODES"}, Kind8Bit)
+	benchmarkPath(b, true, []string{"PIPELINING", "SIZE", "ENHANCEDSTATUSCODES"}, Kind8Bit, 4096)
 }
 
 // BenchmarkDirectToSink is the baseline of the same run: the load
 // generator straight into the counting sink, no relay between. The ratio
 // of BenchmarkRelayEndToEnd to it is the share of the set-up's ceiling the
 // relay reaches.
-func BenchmarkDirectToSink(b *testing.B) { benchmarkPath(b, false, nil, KindASCII) }
+func BenchmarkDirectToSink(b *testing.B) { benchmarkPath(b, false, nil, KindASCII, 4096) }
+
+// BenchmarkDirectToSink64KiB is the baseline of BenchmarkRelayEndToEnd64KiB.
+func BenchmarkDirectToSink64KiB(b *testing.B) { benchmarkPath(b, false, nil, KindASCII, 64<<10) }

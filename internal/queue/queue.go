@@ -200,7 +200,7 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	// message; the envelope carries a placeholder filled in after the
 	// body is read.
 	env.ContentScan = &downgrade.Needs{}
-	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	rec, bodyOff := messagePrefix(make([]byte, 0, recordCapacity(env.Size)), env)
 	slot := scanSlot(rec, bodyOff)
 	if slot < 0 { // another extension came last: store no scan
 		env.ContentScan = nil
@@ -250,6 +250,15 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	q.mu.Unlock()
 	q.log.Debug("stored", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
 	return env.ID, nil
+}
+
+// recordCapacity is the buffer a Put starts with: room for the envelope
+// and, when the client declared SIZE= (RFC 1870 §3, an estimate), for a
+// body of that size up to 1 MiB, so that a typical message is read without
+// growing the buffer; the buffer still grows past it within the budget.
+func recordCapacity(declared int64) int {
+	const envelopeRoom, minBody, maxHint = 512, 4096, 1 << 20
+	return envelopeRoom + int(min(max(declared, minBody), maxHint))
 }
 
 // pathString formats a path for logs.

@@ -3,7 +3,6 @@ package smtpd
 import (
 	"bytes"
 	"io"
-	"strings"
 )
 
 // maxHeaderPeek bounds how much of a message's header section is read
@@ -23,11 +22,17 @@ type headerPeek struct {
 // of the content, an error, or maxHeaderPeek octets, and returns what it
 // read.
 func (h *headerPeek) peek() []byte {
-	chunk := make([]byte, 4096)
+	if h.buf == nil {
+		h.buf = make([]byte, 0, 4096)
+	}
 	for len(h.buf) < maxHeaderPeek {
-		n, err := h.r.Read(chunk)
-		h.buf = append(h.buf, chunk[:n]...)
-		if bytes.Contains(h.buf, []byte("\r\n\r\n")) || bytes.Contains(h.buf, []byte("\n\n")) || bytes.HasPrefix(h.buf, []byte("\r\n")) {
+		if len(h.buf) == cap(h.buf) {
+			h.buf = append(h.buf, 0)[:len(h.buf)]
+		}
+		from := max(len(h.buf)-3, 0) // an end split across two reads
+		n, err := h.r.Read(h.buf[len(h.buf):min(cap(h.buf), maxHeaderPeek)])
+		h.buf = h.buf[:len(h.buf)+n]
+		if bytes.HasPrefix(h.buf, []byte("\r\n")) || bytes.Contains(h.buf[from:], []byte("\r\n\r\n")) || bytes.Contains(h.buf[from:], []byte("\n\n")) {
 			break
 		}
 		if err != nil {
@@ -53,28 +58,40 @@ func (h *headerPeek) Read(p []byte) (int, error) {
 
 // tlsRequiredNo reports whether a header section holds the field
 // "TLS-Required: No" (RFC 8689 §5; the value is case-insensitive, folding
-// and surrounding white space allowed).
+// and surrounding white space allowed). It allocates only for that field.
 func tlsRequiredNo(header []byte) bool {
+	if bytes.HasPrefix(header, []byte("\r\n")) || bytes.HasPrefix(header, []byte("\n")) {
+		return false // an empty header section: what follows is the body
+	}
 	if i := bytes.Index(header, []byte("\n\r\n")); i >= 0 {
 		header = header[:i+1]
 	} else if i := bytes.Index(header, []byte("\n\n")); i >= 0 {
 		header = header[:i+1]
 	}
-	lines := strings.Split(strings.ReplaceAll(string(header), "\r\n", "\n"), "\n")
-	for i := 0; i < len(lines); i++ {
-		name, value, ok := strings.Cut(lines[i], ":")
-		if !ok || !strings.EqualFold(strings.TrimRight(name, " \t"), "TLS-Required") {
+	for len(header) > 0 {
+		var line []byte
+		line, header = cutLine(header)
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(bytes.TrimRight(name, " \t"), []byte("TLS-Required")) {
 			continue
 		}
-		for i+1 < len(lines) && (strings.HasPrefix(lines[i+1], " ") || strings.HasPrefix(lines[i+1], "\t")) {
-			i++
-			value += lines[i]
+		v := append([]byte(nil), value...)
+		for len(header) > 0 && (header[0] == ' ' || header[0] == '\t') {
+			line, header = cutLine(header)
+			v = append(v, line...)
 		}
-		if strings.EqualFold(strings.TrimSpace(value), "No") {
+		if bytes.EqualFold(bytes.TrimSpace(v), []byte("No")) {
 			return true
 		}
 	}
 	return false
+}
+
+// cutLine splits b after its first LF and returns the line without its
+// line end (LF, or CRLF) and the rest.
+func cutLine(b []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(b, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), rest
 }
 
 // noteHeader reads the header section ahead and records in the envelope

@@ -2,8 +2,10 @@ package smtpd
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestTLSRequiredNoField(t *testing.T) {
@@ -18,10 +20,33 @@ func TestTLSRequiredNoField(t *testing.T) {
 		{"Subject: x\r\n\r\nTLS-Required: No\r\n", false}, // in the body
 		{"X-TLS-Required: No\r\n\r\n", false},
 		{"Subject: TLS-Required: No\r\n\r\n", false},
+		{"Subject: x\nTLS-Required: No\n\nbody", true}, // bare LF line ends
+		{"TLS-Required:\r\n\tNo\r\n\r\n", true},        // folded with a tab
+		{"TLS-Required: No", true},                     // header only, no line end
+		{"TLS-Required: No\r\n Thanks\r\n\r\n", false}, // the unfolded value is not "No"
+		{"\r\nTLS-Required: No\r\n", false},            // empty header
 	} {
 		if got := tlsRequiredNo([]byte(tc.header)); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.header, got, tc.want)
 		}
+	}
+}
+
+// TestHeaderPeekSplitReads: the end of the header is found when it arrives
+// split across reads, and every octet reaches the store.
+func TestHeaderPeekSplitReads(t *testing.T) {
+	msg := "Subject: s\r\nTLS-Required: No\r\n\r\n" + strings.Repeat("body line\r\n", 1000)
+	h := &headerPeek{r: iotest.OneByteReader(strings.NewReader(msg))}
+	got := h.peek()
+	if want := "Subject: s\r\nTLS-Required: No\r\n\r\n"; string(got) != want {
+		t.Fatalf("peek = %q, want %q", got, want)
+	}
+	if !tlsRequiredNo(got) {
+		t.Error("TLS-Required: No not found")
+	}
+	all, err := io.ReadAll(h)
+	if err != nil || string(all) != msg {
+		t.Fatalf("read %d octets (%v), want the %d of the message", len(all), err, len(msg))
 	}
 }
 
