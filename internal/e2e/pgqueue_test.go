@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -25,19 +24,7 @@ const longWait = 3 * time.Minute
 // ends) and returns it with the URL of a fresh database.
 func sharedDB(t *testing.T) (*pgtest.Cluster, string) {
 	t.Helper()
-	c, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("PostgreSQL log:\n%s", c.Log())
-		}
-		c.Stop()
-	})
+	c := pgtest.ForTest(t)
 	url, err := c.CreateDB(context.Background())
 	if err != nil {
 		t.Fatal(err)
