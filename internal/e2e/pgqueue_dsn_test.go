@@ -178,4 +178,3 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
-
