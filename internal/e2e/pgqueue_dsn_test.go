@@ -71,7 +71,8 @@ func TestSharedQueueOneDelayReport(t *testing.T) {
 	// One lease at a time for the slow hop across the cluster, short
 	// leases, retries every second or two.
 	cfg := func(warn string) string {
-		return fmt.Sprintf("hop_concurrency = 1\nlease_timeout = \"3s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\ndelay_warning = %q\n", warn)
+		return fmt.Sprintf("hop_concurrency = 1\nlease_timeout = \"3s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\ndelay_warning = %q\n", warn) +
+			"[admin]\nmetrics_listen = \"127.0.0.1:0\"\n"
 	}
 	a := startNode(t, url, "node-a", cfg("2s"), routes...)
 	b := startNode(t, url, "node-b", cfg("2s"), routes...)
@@ -158,6 +159,22 @@ func TestSharedQueueOneDelayReport(t *testing.T) {
 	_, nodes := attemptsPerMessage(t, db, ids)
 	if !nodes["node-a"] || !nodes["node-b"] {
 		t.Errorf("attempts by %v, want both relays", keys(nodes))
+	}
+	// Each relay's metrics name it, and carry the cluster's totals.
+	for _, r := range []struct {
+		name string
+		r    *relay
+	}{{"node-a", a}, {"node-b", b}} {
+		url := "http://" + r.r.stdoutValue(t, "ferry serve: metrics on ")
+		if v := metricValue(t, url, `ferry_node_info{backend="postgres",node="`+r.name+`"}`); v != 1 {
+			t.Errorf("%s: ferry_node_info for itself = %v, want 1", r.name, v)
+		}
+		if v := metricValue(t, url, "ferry_cluster_queue_size"); v < n {
+			t.Errorf("%s: ferry_cluster_queue_size = %v, want at least the %d deferred messages", r.name, v, n)
+		}
+		if v := metricValue(t, url, "ferry_cluster_stats_up"); v != 1 {
+			t.Errorf("%s: ferry_cluster_stats_up = %v", r.name, v)
+		}
 	}
 
 	// A second threshold: one more report per message, once.
