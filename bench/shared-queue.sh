@@ -36,11 +36,24 @@ repo=$(cd "$here/.." && pwd)
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "$bin" ]; then echo "shared-queue.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; fi
 work=$(mktemp -d /tmp/ferry-sharedq.XXXXXX)
-pids=()
+# The relays' PIDs go to a file: serve runs in a command substitution (a
+# subshell), where appending to an array would not reach this shell, and
+# the relays would outlive their set-up and the script.
+pidfile=$work/relays.pids
+: >"$pidfile"
+stop_relays() {
+	local p
+	while read -r p; do kill "$p" 2>/dev/null || true; done <"$pidfile"
+	while read -r p; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done <"$pidfile"
+	: >"$pidfile"
+}
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	stop_relays
 	wait 2>/dev/null || true
-	[ -n "${pgrun:-}" ] && $pgrun "$bin/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+	[ -d "$work/pg/data" ] && ${pgrun:-} "$bin/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,7 +86,7 @@ serve() {
 	local name=$1; shift
 	"$ferry" serve --listen 127.0.0.1:0 --admin off --hostname "$name.bench" --spool "$work/$name" "$@" \
 		>"$work/$name.out" 2>"$work/$name.log" &
-	pids+=($!)
+	echo $! >>"$pidfile"
 	for _ in $(seq 1 600); do
 		if addr=$(grep -o 'listening on .*' "$work/$name.out" 2>/dev/null | head -1 | awk '{print $3}') && [ -n "$addr" ]; then
 			echo "$addr"; return
@@ -104,7 +117,7 @@ run() { # NAME RELAYS BACKEND
 	# messages apart (--seq-base), so the one sink counts every message,
 	# whichever relay delivers it, and waits for all of them.
 	"$ferry" bench --target "${addrs[0]}" --sink-listen "$sink" --run-id "$runid" --sink-messages $((per * n)) \
-		--expect $((per * n)) --messages "$per" \
+		--expect $((per * n)) --sink-timeout 30s --messages "$per" \
 		--sessions $((sessions / n)) --size "$size" --json >"$work/$name.json" 2>"$work/$name.bench.log" &
 	jobs+=($!)
 	sleep 0.5 # the sink listens before the other relays' load starts
@@ -128,9 +141,20 @@ print(f"{name:12s} relays={n}  accepted {acc:7.0f} msgs/s (sum over relays)  end
 with open(f"{work}/rates", "a") as f:
     f.write(f"{name} {e2e}\n")
 EOF
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait "${pids[@]}" 2>/dev/null || true
-	pids=()
+	stop_relays
+	if [ "$backend" = postgres ]; then
+		# Database transactions per message delivered: the relays' share of
+		# the server's work, far less noisy than a rate on a shared machine.
+		# Read once every relay's sessions have ended (and flushed their
+		# statistics).
+		local q="$pgrun $bin/psql -At -h $work/pg -U ferry -d postgres -c"
+		for _ in $(seq 1 100); do
+			[ "$($q "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db'")" = 0 ] && break
+			sleep 0.1
+		done
+		$q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'" |
+			awk -v name="$name" -v m=$((per * n)) '{printf "%-12s database transactions %d, %.1f per message\n", name, $1, $1 / m}'
+	fi
 }
 
 echo "messages=$messages sessions=$sessions size=$size (PostgreSQL $("$bin/postgres" --version | awk '{print $3}'))"

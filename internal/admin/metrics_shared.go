@@ -23,7 +23,7 @@ func newSharedDescs() sharedDescs {
 		rcpts:    prometheus.NewDesc("ferry_cluster_queue_recipients", "Recipients of the shared queue still to deliver, by state: pending or deferred."+same, []string{"state"}, nil),
 		oldest:   prometheus.NewDesc("ferry_cluster_queue_oldest_age_seconds", "Age of the oldest message in the shared queue (0 when empty)."+same, nil, nil),
 		bytes:    prometheus.NewDesc("ferry_cluster_queue_bytes", "Octets the shared queue's tables take in the database, indexes and rows awaiting vacuum included."+same, nil, nil),
-		leases:   prometheus.NewDesc("ferry_cluster_leases", "Leases recorded in the shared queue per relay (node): live, or expired and not yet taken over (a relay that stopped)."+same, []string{"node", "state"}, nil),
+		leases:   prometheus.NewDesc("ferry_cluster_leases", "Leases recorded in the shared queue per relay (node): live, or expired (a relay that stopped or paused; the row stays until its hop is leased again)."+same, []string{"node", "state"}, nil),
 		up:       prometheus.NewDesc("ferry_cluster_stats_up", "1 when this relay's last read of the shared queue's totals succeeded, 0 when it failed (the ferry_cluster_* values are then the last ones read)."+same, nil, nil),
 		age:      prometheus.NewDesc("ferry_cluster_stats_age_seconds", "How old the ferry_cluster_* values are: they are read at most every few seconds and cached.", nil, nil),
 	}

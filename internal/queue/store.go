@@ -130,7 +130,8 @@ type SharedStats struct {
 }
 
 // NodeLeases counts one node's leases in a shared queue: Live ones, and
-// Expired ones not yet taken over (a node that stopped heartbeating).
+// Expired ones (a node that stopped heartbeating or paused), whose records
+// stay until their next hop is leased again.
 type NodeLeases struct {
 	Node          string
 	Live, Expired int
