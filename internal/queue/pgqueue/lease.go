@@ -39,7 +39,8 @@ const candidateScan = 500
 // The idle delivery workers of a node do not all ask the database when
 // they are woken: one probe runs at a time, and once a probe that started
 // after the latest wake-up found nothing to claim, the others go back to
-// waiting until the next wake-up or the time that probe found (see idle).
+// waiting until the next wake-up or the time that probe found (see
+// idleLocked).
 func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 	for {
 		q.mu.Lock()
