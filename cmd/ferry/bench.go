@@ -19,6 +19,7 @@ import (
 type benchFlags struct {
 	target, size, kind, sinkListen, sinkKeywords, runID string
 	sessions, messages, perConn, expect, cpuPID         int
+	seqBase, sinkMessages                               int
 	idle, idleParallel, serverPID                       int
 	pipelining, jsonOut                                 bool
 	deadline, sinkTimeout, ioTimeout, idleSettle        time.Duration
@@ -44,6 +45,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.ioTimeout, "io-timeout", time.Minute, "timeout of each read or write")
 	fs.IntVar(&f.cpuPID, "cpu-pid", 0, "measure the CPU time of this server `pid` and its descendants across the run")
 	fs.StringVar(&f.runID, "run-id", "", "tag of this run's messages (default: from the clock)")
+	fs.IntVar(&f.seqBase, "seq-base", 0, "number this client's messages from `N` (several clients of one --run-id, one per relay, sending to one sink)")
+	fs.IntVar(&f.sinkMessages, "sink-messages", 0, "the sink counts sequence numbers 0..`N`-1 of the run, other clients' (--seq-base) included (default --messages)")
 	fs.IntVar(&f.idle, "idle", 0, "instead of sending mail, hold this many idle sessions (after EHLO) and report the server's memory per session")
 	fs.IntVar(&f.idleParallel, "idle-parallel", 200, "sessions set up at once in --idle mode")
 	fs.IntVar(&f.serverPID, "server-pid", 0, "server `pid` whose resident memory --idle reads")
@@ -105,16 +108,19 @@ func benchConfig(f benchFlags) (loadgen.BenchConfig, error) {
 	if f.messages <= 0 || f.sessions <= 0 || f.perConn <= 0 {
 		return loadgen.BenchConfig{}, errors.New("--messages, --sessions and --per-conn must be positive")
 	}
+	if f.seqBase < 0 || f.sinkMessages < 0 || (f.seqBase > 0 && f.sinkListen != "") {
+		return loadgen.BenchConfig{}, errors.New("--seq-base and --sink-messages must not be negative, and the client with --sink-listen numbers from 0")
+	}
 	if f.target == "" && f.sinkListen == "" {
 		return loadgen.BenchConfig{}, errors.New("give --target, --sink-listen or both")
 	}
 	bc := loadgen.BenchConfig{
 		Load: loadgen.Config{
 			Target: f.target, Sessions: f.sessions, Messages: f.messages, PerConn: f.perConn,
-			Size: size, Kind: kind, Pipelining: f.pipelining, RunID: f.runID,
+			Size: size, Kind: kind, Pipelining: f.pipelining, RunID: f.runID, SeqBase: f.seqBase,
 			Deadline: time.Now().Add(f.deadline), IOTimeout: f.ioTimeout,
 		},
-		SinkListen: f.sinkListen, Expect: f.expect, SinkTimeout: f.sinkTimeout, CPUPID: f.cpuPID,
+		SinkListen: f.sinkListen, SinkMessages: f.sinkMessages, Expect: f.expect, SinkTimeout: f.sinkTimeout, CPUPID: f.cpuPID,
 	}
 	if f.sinkKeywords != "" {
 		for _, k := range strings.Split(f.sinkKeywords, ",") {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/loadgen"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 func TestBenchAgainstOwnSink(t *testing.T) {
@@ -22,6 +25,46 @@ func TestBenchAgainstOwnSink(t *testing.T) {
 	}
 	if rep.Client.Accepted != 12 || rep.Sink == nil || rep.Sink.Distinct != 12 || rep.Sink.Missing != 0 || rep.Size != 2048 || rep.Kind != loadgen.Kind8Bit {
 		t.Errorf("report %+v sink %+v", rep, rep.Sink)
+	}
+}
+
+// TestBenchTwoClientsOneSink: two clients of one run (one --seq-base apart)
+// send to one counting sink, which counts both as the run's (none foreign)
+// and waits for all of them, as bench/shared-queue.sh drives two relays.
+func TestBenchTwoClientsOneSink(t *testing.T) {
+	addr := testrelay.FreePort(t)
+	type result struct {
+		code int
+		out  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		code := runBench([]string{"--sink-listen", addr, "--run-id", "two", "--messages", "6", "--sink-messages", "12",
+			"--expect", "12", "--json", "--deadline", "60s"}, &out, &errb)
+		done <- result{code, out.String() + errb.String()}
+	}()
+	testrelay.WaitFor(t, "the sink listening", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	var out, errb bytes.Buffer
+	if code := runBench([]string{"--target", addr, "--run-id", "two", "--seq-base", "6", "--messages", "6", "--deadline", "60s"}, &out, &errb); code != 0 {
+		t.Fatalf("second client: exit %d, %s%s", code, out.String(), errb.String())
+	}
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("client with the sink: exit %d, %s", r.code, r.out)
+	}
+	var rep loadgen.Report
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	if s := rep.Sink; s == nil || s.Distinct != 12 || s.Foreign != 0 || s.Missing != 0 || s.Unexpected != 0 || s.Duplicates != 0 || s.WaitError != "" {
+		t.Errorf("sink %+v, want 12 distinct of the run, none foreign", rep.Sink)
 	}
 }
 
@@ -50,6 +93,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"--target", "x:1", "--kind", "utf16"},
 		{"--target", "x:1", "--messages", "0"},
 		{"--target", "x:1", "extra"},
+		{"--sink-listen", "127.0.0.1:0", "--seq-base", "5"},
+		{"--target", "x:1", "--seq-base", "-1"},
 		{"--no-such-flag"},
 	} {
 		var out, errb bytes.Buffer

@@ -103,6 +103,11 @@ func serve(ctx context.Context, cfg config.Config, env relayEnv) error {
 		return err // the queue names itself and the spool
 	}
 	defer q.Close()
+	backend := cfg.Queue.Backend
+	if backend == "" {
+		backend = config.BackendSegment
+	}
+	metrics.SetNode(qc.Node, backend)
 
 	reportPut.set(reportPutFunc(q))
 	dc, err := deliverConfig(cfg, table, logger)

@@ -47,8 +47,10 @@ type Metrics struct {
 	buildInfo       *prometheus.GaugeVec
 	hops            *hopLabels
 
-	mu sync.Mutex
-	q  queue.Store
+	mu      sync.Mutex
+	q       queue.Store
+	node    string // this relay's node name (ferry_node_info)
+	backend string // its queue backend
 }
 
 // delayBuckets returns the delivery-delay histogram's upper bounds in
@@ -60,7 +62,8 @@ func delayBuckets() []float64 {
 // NewMetrics returns the metrics, registered with a new registry together
 // with the Go runtime and process collectors.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), hops: newHopLabels(MaxHopLabels)}
+	m := &Metrics{reg: prometheus.NewRegistry(), hops: newHopLabels(MaxHopLabels),
+		node: asciiLabel(queue.DefaultNode()), backend: "segment"}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		m.reg.MustRegister(c)
@@ -141,10 +144,20 @@ func (m *Metrics) WatchQueue(q queue.Store) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) watched() queue.Store {
+// SetNode names this relay in ferry_node_info and in the node label of its
+// own queue figures: its node name (queue.node) and queue backend
+// ("segment" or "postgres"). NewMetrics starts with the host name and
+// "segment".
+func (m *Metrics) SetNode(node, backend string) {
+	m.mu.Lock()
+	m.node, m.backend = asciiLabel(node), asciiLabel(backend)
+	m.mu.Unlock()
+}
+
+func (m *Metrics) watched() (q queue.Store, node, backend string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.q
+	return m.q, m.node, m.backend
 }
 
 // queueCollector reads the queue at scrape time.
@@ -153,6 +166,8 @@ type queueCollector struct {
 	messages, total, rcpts, oldest, bytes            *prometheus.Desc
 	segments, leases, segmentsRemoved, copiedForward *prometheus.Desc
 	writeErrors, refused, writable                   *prometheus.Desc
+	nodeInfo                                         *prometheus.Desc
+	shared                                           sharedDescs
 }
 
 func newQueueCollector(m *Metrics) queueCollector {
@@ -164,39 +179,49 @@ func newQueueCollector(m *Metrics) queueCollector {
 		oldest:          prometheus.NewDesc("ferry_queue_oldest_age_seconds", "Age of the oldest queued message (0 when the queue is empty).", nil, nil),
 		bytes:           prometheus.NewDesc("ferry_queue_bytes", "Stored octets of the queued messages.", nil, nil),
 		segments:        prometheus.NewDesc("ferry_queue_segments", "Segment files of the queue's log.", nil, nil),
-		leases:          prometheus.NewDesc("ferry_queue_leases", "Leases of due work held by delivery workers.", nil, nil),
+		leases:          prometheus.NewDesc("ferry_queue_leases", "Leases of due work held by this relay's delivery workers, labelled with its node name.", []string{"node"}, nil),
 		segmentsRemoved: prometheus.NewDesc("ferry_queue_segments_removed_total", "Segment files removed since start.", nil, nil),
 		copiedForward:   prometheus.NewDesc("ferry_queue_copied_forward_total", "Messages copied forward out of old segments since start.", nil, nil),
 		writeErrors:     prometheus.NewDesc("ferry_queue_write_errors_total", "Failed writes, fdatasyncs and segment creations of the queue's log since start (a full or read-only spool).", nil, nil),
 		refused:         prometheus.NewDesc("ferry_queue_refused_total", "Messages refused with 452 4.3.1 since start because the spool's free segment space reached the reserve kept for delivery records.", nil, nil),
 		writable:        prometheus.NewDesc("ferry_queue_writable", "1 while the queue stores records and takes new mail, 0 while it cannot (see /readyz).", nil, nil),
+		nodeInfo:        prometheus.NewDesc("ferry_node_info", "Always 1; the labels name this relay (queue.node) and its queue backend.", []string{"node", "backend"}, nil),
+		shared:          newSharedDescs(),
 	}
 }
 
 // Describe sends every queue metric's description.
 func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.messages, c.total, c.rcpts, c.oldest, c.bytes,
-		c.segments, c.leases, c.segmentsRemoved, c.copiedForward, c.writeErrors, c.refused, c.writable} {
+		c.segments, c.leases, c.segmentsRemoved, c.copiedForward, c.writeErrors, c.refused, c.writable, c.nodeInfo} {
 		ch <- d
 	}
+	c.shared.describe(ch)
 }
 
-// Collect reads Stats and walks the queue once (envelopes are decoded, so
-// a scrape costs time proportional to the queue's size).
+// Collect reads Stats and, for the segment log, walks the queue once
+// (envelopes are decoded, so a scrape costs time proportional to the
+// queue's size). A shared queue is not walked: its cluster-wide totals come
+// from queue.Shared (cached, bounded queries) as the ferry_cluster_*
+// families.
 func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
-	q := c.m.watched()
-	if q == nil {
-		return
-	}
+	q, node, backend := c.m.watched()
 	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
 		if m, err := prometheus.NewConstMetric(d, t, v, labels...); err == nil {
 			ch <- m
 		}
 	}
+	sh, isShared := q.(queue.Shared)
+	if isShared {
+		node = asciiLabel(sh.Node())
+	}
+	send(c.nodeInfo, prometheus.GaugeValue, 1, node, backend)
+	if q == nil {
+		return
+	}
 	st := q.Stats()
-	send(c.total, prometheus.GaugeValue, float64(st.Messages))
 	send(c.segments, prometheus.GaugeValue, float64(st.Segments))
-	send(c.leases, prometheus.GaugeValue, float64(st.Leases))
+	send(c.leases, prometheus.GaugeValue, float64(st.Leases), node)
 	send(c.segmentsRemoved, prometheus.CounterValue, float64(st.SegmentsRemoved))
 	send(c.copiedForward, prometheus.CounterValue, float64(st.CopiedForward))
 	send(c.writeErrors, prometheus.CounterValue, float64(st.WriteErrors))
@@ -206,6 +231,11 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 		writable = 0
 	}
 	send(c.writable, prometheus.GaugeValue, writable)
+	if isShared {
+		c.shared.collect(sh, send)
+		return
+	}
+	send(c.total, prometheus.GaugeValue, float64(st.Messages))
 
 	var active, deferred, held, pending, deferredRcpts, bytes float64
 	var oldest float64

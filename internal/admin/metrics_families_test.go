@@ -45,6 +45,14 @@ func TestMetricFamiliesFromStart(t *testing.T) {
 	for _, d := range documented {
 		name := d[1]
 		f := fams[name]
+		if strings.HasPrefix(name, "ferry_cluster_") {
+			// The shared queue's totals (TestMetricsSharedQueue); the
+			// segment log has none.
+			if f != nil {
+				t.Errorf("%s exported with the segment log", name)
+			}
+			continue
+		}
 		if f == nil {
 			t.Errorf("%s is documented but not exported at start", name)
 			continue

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -25,19 +24,7 @@ const longWait = 3 * time.Minute
 // ends) and returns it with the URL of a fresh database.
 func sharedDB(t *testing.T) (*pgtest.Cluster, string) {
 	t.Helper()
-	c, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("PostgreSQL log:\n%s", c.Log())
-		}
-		c.Stop()
-	})
+	c := pgtest.ForTest(t)
 	url, err := c.CreateDB(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -134,35 +121,42 @@ func TestSharedQueueKillNode(t *testing.T) {
 	cfg := fmt.Sprintf("lease_timeout = %q\nhop_concurrency = 1\nretry_initial = \"1s\"\nretry_max = \"2s\"\n", leaseTimeout.String())
 	h := startSink(t, "127.0.0.1:0", "--delay", "200ms")
 	a := startNode(t, url, "node-a", cfg, routeAll(h.Addr))
-	const n = 40
+	const n = 60
 	base := testrelay.ReadTestdata(t, "forwarded-message.eml")
 	c := testrelay.Dial(t, a.Addr)
 	for i := 0; i < n; i++ {
 		c.SendID(sender, []string{"user@example.com"}, "BODY=8BITMIME", numbered(base, i))
 	}
 	c.Quit()
-	b := startNode(t, url, "node-b", cfg, routeAll(h.Addr))
 
 	db, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close(context.Background())
-	// Wait until A holds the lease and the hop has a few messages from it.
-	testrelay.WaitWithin(t, longWait, "node-a delivering under a lease", func() bool {
-		var held int
-		err := db.QueryRow(context.Background(), `SELECT count(*) FROM ferry_leases WHERE node = 'node-a' AND expires > now()`).Scan(&held)
+	// Wait until A, alone, holds a lease with at least 25 messages still
+	// to deliver (5 s of work at the slow hop; one of A's first two leases
+	// carries that many, as a lease takes at most 32), and has delivered a
+	// few; only then does B start. B's workers are woken by every Release,
+	// so with B running the lease may change hands at any Release: A must
+	// be killed during a long lease for the takeover to wait for expiry.
+	testrelay.WaitWithin(t, longWait, "node-a delivering under a long lease", func() bool {
+		var leased int
+		err := db.QueryRow(context.Background(), `SELECT count(*) FROM ferry_groups WHERE lease_node = 'node-a' AND lease_until > now()`).Scan(&leased)
 		_, byNode := deliveries(t, h)
-		return err == nil && held > 0 && byNode["node-a.test"] >= 2
+		return err == nil && leased >= 25 && byNode["node-a.test"] >= 2
 	})
+	b := startNode(t, url, "node-b", cfg, routeAll(h.Addr))
 	out, _, _ := ferry().Run(t, "queue", "--spool", b.spool, "list")
 	if !strings.Contains(out, "leased by node-a") {
 		t.Errorf("ferry queue list on node-b does not show node-a's lease:\n%s", out)
 	}
+	var live int
+	_ = db.QueryRow(context.Background(), `SELECT count(*) FROM ferry_leases WHERE node = 'node-a' AND expires > now()`).Scan(&live)
 	a.Kill(t, syscall.SIGKILL)
 	killed := time.Now()
 	_, atKill := deliveries(t, h)
-	t.Logf("SIGKILL of node-a with %d messages at the hop (%v)", h.count(t), atKill)
+	t.Logf("SIGKILL of node-a with %d messages at the hop (%v), node-a holding %d live lease(s)", h.count(t), atKill, live)
 
 	var takeover time.Duration
 	testrelay.WaitWithin(t, longWait, "node-b delivering after the kill", func() bool {

@@ -20,6 +20,10 @@ type BenchConfig struct {
 	// Expect is how many distinct messages the sink waits for; 0: as many
 	// as the target accepted.
 	Expect int
+	// SinkMessages is the range of sequence numbers the sink counts,
+	// 0..SinkMessages-1, when other clients of the run (Config.SeqBase)
+	// send to it too; default Load.Messages.
+	SinkMessages int
 	// SinkTimeout bounds the wait for the sink after the run.
 	SinkTimeout time.Duration
 	// CPUPID, when positive, is a server process whose tree's CPU time is
@@ -33,7 +37,10 @@ func Bench(ctx context.Context, bc BenchConfig) (Report, error) {
 	var sink *Sink
 	if bc.SinkListen != "" {
 		var err error
-		sink, err = StartSink(SinkOptions{Addr: bc.SinkListen, Keywords: bc.SinkKeywords, RunID: cfg.RunID, Messages: cfg.Messages})
+		if cfg.SeqBase != 0 {
+			return Report{}, errors.New("bench: the client hosting the sink numbers its messages from 0 (SeqBase 0)")
+		}
+		sink, err = StartSink(SinkOptions{Addr: bc.SinkListen, Keywords: bc.SinkKeywords, RunID: cfg.RunID, Messages: max(cfg.Messages, bc.SinkMessages)})
 		if err != nil {
 			return Report{}, err
 		}

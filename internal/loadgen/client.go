@@ -48,6 +48,10 @@ type Config struct {
 	// sink can tell this run's messages from any other's; default: made
 	// from the clock.
 	RunID string
+	// SeqBase is added to every message's sequence number in
+	// X-Ferry-Bench, so that several clients of one run (one per relay of a
+	// cluster, sending to one counting sink) number their messages apart.
+	SeqBase int
 	// Deadline ends the run: sessions stop starting transactions at it and
 	// every network operation is cut off by it. Required.
 	Deadline time.Time

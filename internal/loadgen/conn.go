@@ -139,7 +139,7 @@ func (c *clientConn) transaction(ctx context.Context, seq int, ext smtp.Extensio
 		return c.reset()
 	}
 	c.deadline()
-	if _, err := c.bw.Write(t.header(seq)); err != nil {
+	if _, err := c.bw.Write(t.header(c.r.cfg.SeqBase + seq)); err != nil {
 		return c.ioFail(ctx)
 	}
 	if _, err := c.bw.Write(t.wire); err != nil {

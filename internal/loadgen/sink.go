@@ -143,8 +143,8 @@ func (s *Sink) Missing(accepted []bool) int {
 // the relay nevertheless delivered).
 func (s *Sink) Unexpected(accepted []bool) int {
 	n := 0
-	for i := range s.seqs {
-		if s.seqs[i].Load() > 0 && (i >= len(accepted) || !accepted[i]) {
+	for i := range min(len(s.seqs), len(accepted)) {
+		if s.seqs[i].Load() > 0 && !accepted[i] {
 			n++
 		}
 	}

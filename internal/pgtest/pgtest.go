@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -213,4 +214,25 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 // Describe names the cluster for logs.
 func (c *Cluster) Describe() string {
 	return "PostgreSQL in " + c.Dir + " (" + strings.TrimSuffix(filepath.Base(filepath.Dir(c.bin)), "/") + ")"
+}
+
+// ForTest starts a cluster for one test and stops it when the test ends,
+// logging the server's log when the test failed; it skips t when
+// PostgreSQL is not installed.
+func ForTest(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := Start()
+	if errors.Is(err, ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("PostgreSQL log:\n%s", c.Log())
+		}
+		c.Stop()
+	})
+	return c
 }

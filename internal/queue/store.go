@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -97,3 +98,41 @@ type Operator interface {
 
 // The segment log implements the contract.
 var _ Store = (*Queue)(nil)
+
+// Shared is implemented by a queue that several relays (nodes) share. Its
+// totals are the whole cluster's, read from the shared store, and the same
+// on every node; metrics export them apart from a node's own figures.
+type Shared interface {
+	// Node returns the name this relay records in its leases.
+	Node() string
+	// SharedStats returns the shared queue's totals. They are read from the
+	// store at most once per few seconds (cached), with a short timeout; an
+	// error means they could not be read now.
+	SharedStats() (SharedStats, error)
+}
+
+// SharedStats are the totals of a shared queue at one moment.
+type SharedStats struct {
+	// Messages is the number of queued messages: Active + Deferred + Held.
+	// A held message counts as held only; a message with a deferred
+	// recipient as deferred; the rest are active.
+	Messages, Active, Deferred, Held int
+	// PendingRcpts and DeferredRcpts count the recipients still to deliver.
+	PendingRcpts, DeferredRcpts int
+	// Bytes is the stored size of every queued message.
+	Bytes int64
+	// Oldest is the arrival time of the oldest message (zero when empty).
+	Oldest time.Time
+	// Leases are the leases recorded per node, by node name.
+	Leases []NodeLeases
+	// Read is when the figures were read from the store.
+	Read time.Time
+}
+
+// NodeLeases counts one node's leases in a shared queue: Live ones, and
+// Expired ones (a node that stopped heartbeating or paused), whose records
+// stay until their next hop is leased again.
+type NodeLeases struct {
+	Node          string
+	Live, Expired int
+}

@@ -35,6 +35,12 @@ const candidateScan = 500
 // lease across every node, or ctx is done. It waits for a NOTIFY or the
 // next due time, never polling. A database error is returned (the caller
 // waits and tries again).
+//
+// The idle delivery workers of a node do not all ask the database when
+// they are woken: one probe runs at a time, and once a probe that started
+// after the latest wake-up found nothing to claim, the others go back to
+// waiting until the next wake-up or the time that probe found (see
+// idleLocked).
 func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 	for {
 		q.mu.Lock()
@@ -43,8 +49,15 @@ func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 			return nil, queue.ErrClosed
 		}
 		wake := q.wake
+		wait, idle := q.idleLocked()
 		q.mu.Unlock()
-		l, next, err := q.tryLease(ctx)
+		if idle {
+			if err := queue.WaitWake(ctx, wake, wait); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		l, next, probed, err := q.probeOnce(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -54,14 +67,62 @@ func (q *Queue) Lease(ctx context.Context) (*queue.Lease, error) {
 		if l != nil {
 			return l, nil
 		}
-		wait := q.cfg.LeaseTimeout
-		if next > 0 {
-			wait = min(wait, next)
+		if !probed {
+			continue // another worker's probe answered meanwhile
 		}
-		if err := queue.WaitWake(ctx, wake, max(wait, time.Millisecond)); err != nil {
+		if err := queue.WaitWake(ctx, wake, q.idleWait(next)); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// idleWait is how long a fruitless probe that found next (0: nothing)
+// lets the workers wait for a wake-up.
+func (q *Queue) idleWait(next time.Duration) time.Duration {
+	wait := q.cfg.LeaseTimeout
+	if next > 0 {
+		wait = min(wait, next)
+	}
+	return max(wait, time.Millisecond)
+}
+
+// idleLocked reports whether a probe that started after the latest wake-up
+// found nothing to claim, and how long its answer holds. Callers hold q.mu.
+func (q *Queue) idleLocked() (time.Duration, bool) {
+	if !q.idleSet || q.idleGen != q.gen {
+		return 0, false
+	}
+	wait := time.Until(q.idleUntil)
+	return wait, wait > 0
+}
+
+// probeOnce runs one probe for due work (tryLease), one per node at a time.
+// probed is false when it did not run because a probe that ended while
+// this one waited its turn found nothing.
+func (q *Queue) probeOnce(ctx context.Context) (l *queue.Lease, next time.Duration, probed bool, err error) {
+	select {
+	case q.probe <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, false, ctx.Err()
+	}
+	defer func() { <-q.probe }()
+	q.mu.Lock()
+	if _, idle := q.idleLocked(); idle || q.closed {
+		q.mu.Unlock()
+		return nil, 0, false, nil
+	}
+	gen := q.gen
+	q.mu.Unlock()
+	q.probes.Add(1)
+	l, next, err = q.tryLease(ctx)
+	if err == nil && l == nil {
+		q.mu.Lock()
+		if q.gen == gen { // no wake-up during the probe: its answer stands
+			q.idleSet, q.idleGen, q.idleUntil = true, gen, time.Now().Add(q.idleWait(next))
+		}
+		q.mu.Unlock()
+	}
+	return l, next, true, err
 }
 
 // tryLease claims due work of one hop, or returns how long until work may
@@ -81,12 +142,14 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 	if err != nil {
 		return nil, 0, err
 	}
+	locked := false
 	for _, h := range hops {
-		l, expired, err := q.claim(ctx, h)
+		l, expired, full, err := q.claim(ctx, h)
 		if err != nil {
 			return nil, 0, err
 		}
 		if l == nil {
+			locked = locked || !full
 			continue
 		}
 		if l = q.expireItems(ctx, l, expired); l != nil && len(l.Items) == 0 {
@@ -99,7 +162,8 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 	}
 	// Nothing to claim: wake at the next due time or lease expiry still
 	// ahead. Work that is due but waits for a full hop wakes us with the
-	// NOTIFY of the Release that makes room, or at that lease's expiry.
+	// NOTIFY of the Release that makes room, or at that lease's expiry (a
+	// dead node's lease): no polling.
 	var next *float64
 	err = q.pool.QueryRow(ctx, `SELECT extract(epoch FROM least(
 	(SELECT min(greatest(due, coalesce(lease_until, due))) FROM ferry_groups
@@ -109,7 +173,7 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 		return nil, 0, err
 	}
 	if next == nil {
-		if len(hops) > 0 {
+		if locked {
 			// Due work was seen but none could be claimed: its rows were
 			// locked by another transaction (SKIP LOCKED), which may end
 			// without a NOTIFY. Look again soon rather than at the lease
@@ -119,14 +183,15 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 		return nil, 0, nil
 	}
 	d := max(time.Duration(*next*float64(time.Second)), time.Millisecond)
-	if len(hops) > 0 {
+	if locked {
 		d = min(d, lockedRetry)
 	}
 	return nil, d, nil
 }
 
 // lockedRetry is how soon Lease looks again at due work it could not claim
-// because another transaction held its rows.
+// because another transaction held its rows (not because its hop was at
+// its connection limit: a Release's NOTIFY says when that ends).
 const lockedRetry = time.Second
 
 // hopLimit returns the cluster-wide lease limit of hop.
@@ -140,27 +205,27 @@ func (q *Queue) hopLimit(hop string) int {
 }
 
 // claim leases up to LeaseMaxItems due groups of hop, unless the hop has
-// its limit of live leases. An advisory lock per hop makes counting and
-// inserting the lease atomic across nodes; SKIP LOCKED leaves groups being
-// updated to others.
-func (q *Queue) claim(ctx context.Context, hop string) (*queue.Lease, []string, error) {
+// its limit of live leases (full is then set). An advisory lock per hop
+// makes counting and inserting the lease atomic across nodes; SKIP LOCKED
+// leaves groups being updated to others.
+func (q *Queue) claim(ctx context.Context, hop string) (*queue.Lease, []string, bool, error) {
 	tx, err := q.pool.Begin(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer tx.Rollback(context.Background())
 	var live int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM ferry_leases, pg_advisory_xact_lock(hashtextextended($1, 1717))
 WHERE hop = $1 AND expires > now()`, hop).Scan(&live); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if live >= q.hopLimit(hop) {
-		return nil, nil, nil
+		return nil, nil, true, nil
 	}
 	// Expired leases only kept their hop's count; their groups keep the
 	// epoch for fencing, and renewing them fails without the row too.
 	if _, err := tx.Exec(ctx, `DELETE FROM ferry_leases WHERE hop = $1 AND expires <= now()`, hop); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	rows, err := tx.Query(ctx, `WITH c AS (
 	SELECT msg_id FROM ferry_groups
@@ -172,7 +237,7 @@ UPDATE ferry_groups g SET lease_epoch = l.epoch, lease_node = $3, lease_until = 
 FROM c, l WHERE g.msg_id = c.msg_id AND g.hop = $1
 RETURNING g.msg_id, l.epoch, l.expires`, hop, q.cfg.LeaseMaxItems, q.cfg.Node, micros(q.cfg.LeaseTimeout))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var ids []string
 	var epoch int64
@@ -183,10 +248,10 @@ RETURNING g.msg_id, l.epoch, l.expires`, hop, q.cfg.LeaseMaxItems, q.cfg.Node, m
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if len(ids) == 0 {
-		return nil, nil, nil // rolled back: no lease row stays
+		return nil, nil, false, nil // rolled back: no lease row stays
 	}
 	l := &queue.Lease{Hop: hop, Expires: expires, Epoch: uint64(epoch), Node: q.cfg.Node}
 	rows, err = tx.Query(ctx, `SELECT m.id, m.envelope, m.size, m.expires <= now(), r.idx, r.attempts
@@ -194,7 +259,7 @@ FROM ferry_messages m JOIN ferry_recipients r ON r.msg_id = m.id
 WHERE m.id = ANY($1) AND r.hop = $2 AND r.state IN (0, 3) AND r.next_at <= now() + $3 * interval '1 microsecond'
 ORDER BY m.id, r.idx`, ids, hop, micros(retryTogether))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	byID := map[string]*queue.Item{}
 	var expired []string
@@ -223,10 +288,10 @@ ORDER BY m.id, r.idx`, ids, hop, micros(retryTogether))
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	for _, id := range ids {
 		if it := byID[id]; it != nil {
@@ -236,7 +301,7 @@ ORDER BY m.id, r.idx`, ids, hop, micros(retryTogether))
 	q.mu.Lock()
 	q.leases[l.Epoch] = &leaseState{l: l, renewed: time.Now()}
 	q.mu.Unlock()
-	return l, expired, nil
+	return l, expired, false, nil
 }
 
 // bodyOpener returns a function that reads message id's body.

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,6 +78,9 @@ type Config struct {
 	// segment log.
 	MaxBufferedBytes int64
 	MemoryWait       time.Duration
+	// StatsInterval is how long SharedStats keeps the totals it read
+	// before reading them again; default 5s.
+	StatsInterval time.Duration
 	// OnEvent learns of delays and finished messages (the DSN stage).
 	OnEvent func(queue.Event)
 	// OnCommit is called after every group commit of Puts (for metrics);
@@ -110,6 +114,7 @@ func (c Config) withDefaults() Config {
 	queue.OrDefault(&c.Committers, 1)
 	queue.OrDefault(&c.MaxBufferedBytes, 512<<20)
 	queue.OrDefault(&c.MemoryWait, time.Minute)
+	queue.OrDefault(&c.StatsInterval, 5*time.Second)
 	return c
 }
 
@@ -132,6 +137,20 @@ type Queue struct {
 	closed bool
 	wake   chan struct{} // closed and replaced on NOTIFY
 	leases map[uint64]*leaseState
+	// gen counts wake-ups; idleGen and idleUntil record the last probe for
+	// due work that found none (idleSet), see Lease.
+	gen       uint64
+	idleSet   bool
+	idleGen   uint64
+	idleUntil time.Time
+
+	probe  chan struct{} // holds a token while a worker probes for work
+	probes atomic.Int64  // probes run (for tests)
+
+	statsMu  sync.Mutex // one read of SharedStats at a time
+	statsAt  time.Time  // when stats were last read (or tried)
+	stats    queue.SharedStats
+	statsErr error
 
 	stop   chan struct{}
 	cancel context.CancelFunc
@@ -180,6 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		mem:    queue.NewMemBudget(cfg.MaxBufferedBytes),
 		wake:   make(chan struct{}),
 		leases: make(map[uint64]*leaseState),
+		probe:  make(chan struct{}, 1),
 		stop:   make(chan struct{}), cancel: cancel}
 	for range cfg.Committers {
 		q.wg.Add(1)
@@ -251,6 +271,7 @@ func (q *Queue) Node() string { return q.cfg.Node }
 func (q *Queue) notifyLocked() {
 	close(q.wake)
 	q.wake = make(chan struct{})
+	q.gen++
 }
 
 // wakeAll wakes every goroutine waiting for work.
@@ -291,22 +312,6 @@ func (q *Queue) listen(ctx context.Context, cc *pgx.ConnConfig) {
 		}
 		conn.Close(context.Background())
 	}
-}
-
-// Stats returns the queue totals (every node's messages) and this node's
-// leases.
-func (q *Queue) Stats() queue.Stats {
-	var st queue.Stats
-	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.OpTimeout)
-	defer cancel()
-	var n int64
-	if err := q.pool.QueryRow(ctx, "SELECT count(*) FROM ferry_messages").Scan(&n); err == nil {
-		st.Messages = int(n)
-	}
-	q.mu.Lock()
-	st.Leases = len(q.leases)
-	q.mu.Unlock()
-	return st
 }
 
 // writableTimeout bounds the database check of Writable.

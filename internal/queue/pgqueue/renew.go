@@ -117,6 +117,8 @@ func (q *Queue) Release(l *queue.Lease) {
 	b.Queue(`SELECT pg_notify($1, 'release')`, notifyChannel)
 	if err := q.pool.SendBatch(ctx, b).Close(); err != nil {
 		q.log.Warn("queue: cannot release lease; it expires by itself", "hop", l.Hop, "epoch", l.Epoch, "err", err)
+	} else {
+		q.wakeAll() // this node's workers look again now, not after the NOTIFY's round trip
 	}
 	for id, rcpt := range ls.delayed {
 		q.emitDelayed(id, rcpt)
