@@ -140,6 +140,7 @@ func (f *inFlight) end() {
 // flush) without splitting the writers into ever smaller batches, each of
 // which pays a round trip and a flush.
 func (q *Queue) commitLoop(f *inFlight) {
+	params := &putParams{}
 	for {
 		var first *putReq
 		select {
@@ -149,7 +150,7 @@ func (q *Queue) commitLoop(f *inFlight) {
 			for {
 				select {
 				case r := <-q.puts:
-					q.commit([]*putReq{r})
+					q.commit([]*putReq{r}, params)
 				default:
 					return
 				}
@@ -181,7 +182,7 @@ func (q *Queue) commitLoop(f *inFlight) {
 			}
 		}
 		f.begin(len(batch))
-		q.commit(batch)
+		q.commit(batch, params)
 		f.end()
 	}
 }
@@ -189,12 +190,12 @@ func (q *Queue) commitLoop(f *inFlight) {
 // commit writes a batch in one transaction and answers every request. A
 // batch refused for a duplicate ID is retried one request at a time, so only
 // the duplicate fails.
-func (q *Queue) commit(batch []*putReq) {
+func (q *Queue) commit(batch []*putReq, params *putParams) {
 	start := time.Now()
-	err := q.commitBatch(batch)
+	err := q.commitBatch(batch, params)
 	if err != nil && len(batch) > 1 && isUniqueViolation(err) {
 		for _, r := range batch {
-			q.commit([]*putReq{r})
+			q.commit([]*putReq{r}, params)
 		}
 		return
 	}
@@ -229,39 +230,6 @@ r AS (INSERT INTO ferry_recipients (msg_id, idx, hop, addr)
 	SELECT * FROM unnest($7::text[], $8::int4[], $9::text[], $10::text[]))
 INSERT INTO ferry_groups (msg_id, hop)
 	SELECT * FROM unnest($11::text[], $12::text[])`
-
-// commitBatch stores a batch with putSQL; it returns once the server has
-// committed it.
-func (q *Queue) commitBatch(batch []*putReq) error {
-	ctx, cancel := q.opCtx(context.Background())
-	defer cancel()
-	_, err := q.pool.Exec(ctx, putSQL, putArgs(batch)...)
-	return err
-}
-
-// putArgs returns putSQL's arguments for batch: one array per column.
-func putArgs(batch []*putReq) []any {
-	n, nr, ng := len(batch), 0, 0
-	for _, r := range batch {
-		nr, ng = nr+len(r.addrs), ng+len(r.hops)
-	}
-	ids, envs, bodies := make([]string, n), make([][]byte, n), make([][]byte, n)
-	sizes, arrivals, expires := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
-	rIDs, rIdx, rHops, rAddrs := make([]string, 0, nr), make([]int32, 0, nr), make([]string, 0, nr), make([]string, 0, nr)
-	gIDs, gHops := make([]string, 0, ng), make([]string, 0, ng)
-	for i, r := range batch {
-		ids[i], envs[i], bodies[i] = r.id, r.envelope, r.body
-		sizes[i], arrivals[i], expires[i] = int64(len(r.body)), r.arrival, r.expires
-		for j := range r.addrs {
-			rIDs, rIdx = append(rIDs, r.id), append(rIdx, int32(j))
-			rHops, rAddrs = append(rHops, r.rcptHops[j]), append(rAddrs, r.addrs[j])
-		}
-		for _, h := range r.hops {
-			gIDs, gHops = append(gIDs, r.id), append(gHops, h)
-		}
-	}
-	return []any{ids, envs, bodies, sizes, arrivals, expires, rIDs, rIdx, rHops, rAddrs, gIDs, gHops}
-}
 
 // isUniqueViolation reports a duplicate key (SQLSTATE 23505).
 func isUniqueViolation(err error) bool {

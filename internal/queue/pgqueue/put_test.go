@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -193,5 +195,72 @@ func TestCloseDuringPuts(t *testing.T) {
 	}
 	if n != len(stored) {
 		t.Errorf("%d of the %d messages Put said were stored are in the database", n, len(stored))
+	}
+}
+
+// paramsSQL reads back every parameter of putSQL as the server decoded it.
+const paramsSQL = `SELECT array_to_string($1::text[], ','),
+	coalesce((SELECT string_agg(convert_from(e, 'UTF8'), ',') FROM unnest($2::bytea[]) e), ''),
+	coalesce((SELECT string_agg(convert_from(e, 'UTF8'), ',') FROM unnest($3::bytea[]) e), ''), array_to_string($4::int8[], ','),
+	array_to_string($5::timestamptz[], ','), array_to_string($6::timestamptz[], ','),
+	array_to_string($7::text[], ','), array_to_string($8::int4[], ','), array_to_string($9::text[], ','),
+	array_to_string($10::text[], ','), array_to_string($11::text[], ','), array_to_string($12::text[], ',')`
+
+// TestPutParams: the binary arrays putParams writes decode on the server to
+// the batch's values, for an empty batch and for messages with several
+// recipients, hops and non-ASCII addresses.
+func TestPutParams(t *testing.T) {
+	q := openQueue(t, Config{URL: newDB(t)})
+	ctx := context.Background()
+	conn, err := q.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET TIME ZONE 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := conn.Conn().Prepare(ctx, "params", paramsSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 14, 5, 6, 789012000, time.UTC)
+	req := func(id string, body string, addrs ...string) *putReq {
+		r := &putReq{id: id, envelope: []byte("env-" + id), body: []byte(body), arrival: at, expires: at.Add(time.Hour), addrs: addrs}
+		for _, a := range addrs {
+			h := a[strings.IndexByte(a, '@')+1:]
+			r.rcptHops = append(r.rcptHops, h)
+			if !slices.Contains(r.hops, h) {
+				r.hops = append(r.hops, h)
+			}
+		}
+		return r
+	}
+	var p putParams
+	for _, tc := range []struct {
+		batch []*putReq
+		want  []string
+	}{
+		{nil, []string{"", "", "", "", "", "", "", "", "", "", "", ""}},
+		{[]*putReq{req("A1", "hello", "a@x.example", "b@y.example", "c@x.example"), req("B2", "", "jörg@bücher.example")},
+			[]string{"A1,B2", "env-A1,env-B2", "hello,", "5,0",
+				"2026-12-03 14:05:06.789012+00,2026-12-03 14:05:06.789012+00", "2026-12-03 15:05:06.789012+00,2026-12-03 15:05:06.789012+00",
+				"A1,A1,A1,B2", "0,1,2,0", "x.example,y.example,x.example,bücher.example", "a@x.example,b@y.example,c@x.example,jörg@bücher.example",
+				"A1,A1,B2", "x.example,y.example,bücher.example"}},
+	} {
+		values := p.encode(tc.batch)
+		rr := conn.Conn().PgConn().ExecStatement(ctx, sd, values, binaryFormat, nil)
+		var got []string
+		for rr.NextRow() {
+			for _, v := range rr.Values() {
+				got = append(got, string(v))
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			t.Fatalf("%d requests: %v", len(tc.batch), err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%d requests decoded as\n%q\nwant\n%q", len(tc.batch), got, tc.want)
+		}
 	}
 }
