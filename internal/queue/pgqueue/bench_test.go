@@ -22,9 +22,9 @@ import (
 // (the baseline group commit is measured against), without and with the
 // NOTIFY a naive queue would send in each transaction to wake idle nodes.
 // Besides msgs/s and latency it reports the CPU time per message of this
-// process and of the PostgreSQL cluster's processes (the segment log's
-// includes the server's idle background), which a shared machine's load
-// does not swing as it swings msgs/s.
+// process and (for the shared queues) of the PostgreSQL cluster's
+// processes, which a shared machine's load does not swing as it swings
+// msgs/s.
 //
 //	go test -run '^$' -bench 'BenchmarkPut$' -benchtime 3000x ./internal/queue/pgqueue
 func BenchmarkPut(b *testing.B) {
@@ -40,7 +40,7 @@ func BenchmarkPut(b *testing.B) {
 			defer q.Close()
 			cpu := measureCPU()
 			queuetest.BenchPut(b, q, writers, size)
-			reportCPU(b, cpu)
+			reportCPU(b, cpu, false)
 		})
 		b.Run(fmt.Sprintf("backend=postgres/writers=%d", writers), func(b *testing.B) {
 			var batches, requests atomic.Int64
@@ -50,7 +50,7 @@ func BenchmarkPut(b *testing.B) {
 			}})
 			cpu := measureCPU()
 			queuetest.BenchPut(b, q, writers, size)
-			reportCPU(b, cpu)
+			reportCPU(b, cpu, true)
 			if n := batches.Load(); n > 0 {
 				b.ReportMetric(float64(requests.Load())/float64(n), "puts/commit")
 			}
@@ -64,7 +64,7 @@ func BenchmarkPut(b *testing.B) {
 				q := openQueue(b, Config{URL: newDB(b), MaxConns: 40})
 				cpu := measureCPU()
 				queuetest.BenchPut(b, &naiveStore{q: q, pool: q.pool, notify: notify}, writers, size)
-				reportCPU(b, cpu)
+				reportCPU(b, cpu, true)
 			})
 		}
 	}
