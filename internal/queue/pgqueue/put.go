@@ -169,7 +169,7 @@ func (q *Queue) commitLoop(f *inFlight) {
 			}
 			busy, last, ended := f.state()
 			if !busy || len(batch) >= last {
-				break
+				break gather // send what is here
 			}
 			select {
 			case r := <-q.puts:
@@ -220,9 +220,9 @@ func (q *Queue) commit(batch []*putReq, params *putParams) {
 // putSQL inserts a batch's messages, recipients and groups from arrays:
 // one statement, so one round trip and one implicit transaction (one WAL
 // flush) for the whole batch. It holds no NOTIFY: PostgreSQL serialises the
-// commits of every transaction that notifies (a database-wide lock held
-// through the commit's WAL flush), so the notifier sends it after the
-// commit instead (notify.go).
+// commits of every transaction that notifies (a cluster-wide lock held until
+// its commit record is flushed), so the notifier sends it after the commit
+// instead (notify.go).
 const putSQL = `WITH m AS (
 	INSERT INTO ferry_messages (id, envelope, body, size, arrival, expires)
 	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::timestamptz[], $6::timestamptz[])),
