@@ -65,7 +65,7 @@ type Config struct {
 	// BatchMax is the most Puts one group commit carries; default 256.
 	BatchMax int
 	// Committers is the number of group commits in flight at once; default 2
-	// (one fills its transaction while the other waits for COMMIT).
+	// (one is executed while the other waits for its COMMIT's WAL flush).
 	Committers int
 	// ConnectTimeout bounds the first connection at Open; default 10s.
 	ConnectTimeout time.Duration
@@ -111,7 +111,7 @@ func (c Config) withDefaults() Config {
 	queue.OrDefault(&c.LeaseMaxItems, 32)
 	queue.OrDefault(&c.MaxConns, 32)
 	queue.OrDefault(&c.BatchMax, 256)
-	queue.OrDefault(&c.Committers, 1)
+	queue.OrDefault(&c.Committers, 2)
 	queue.OrDefault(&c.MaxBufferedBytes, 512<<20)
 	queue.OrDefault(&c.MemoryWait, time.Minute)
 	queue.OrDefault(&c.StatsInterval, 5*time.Second)
@@ -132,6 +132,8 @@ type Queue struct {
 	puts   chan *putReq
 	sendMu sync.RWMutex
 	mem    *queue.MemBudget
+
+	putNotify chan struct{} // a NOTIFY of committed Puts is due (notify.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -200,11 +202,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		wake:   make(chan struct{}),
 		leases: make(map[uint64]*leaseState),
 		probe:  make(chan struct{}, 1),
-		stop:   make(chan struct{}), cancel: cancel}
-	for range cfg.Committers {
-		q.wg.Add(1)
-		go func() { defer q.wg.Done(); q.commitLoop() }()
-	}
+		stop:   make(chan struct{}), cancel: cancel,
+		putNotify: make(chan struct{}, 1)}
+	q.startPuts()
 	q.wg.Add(1)
 	go func() { defer q.wg.Done(); q.listen(runCtx, pc.ConnConfig) }()
 	if cfg.Heartbeat > 0 {

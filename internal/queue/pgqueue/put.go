@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,13 +22,22 @@ type putReq struct {
 	body     []byte
 	arrival  time.Time
 	expires  time.Time
-	rcpts    []smtp.Recipient
+	rcptHops []string // each recipient's next-hop key
+	addrs    []string // each recipient's address
 	hops     []string // the distinct next-hop keys
 	done     chan error
 }
 
 // maxBody bounds one stored message (bytea values are at most 1 GiB).
 const maxBody = 512 << 20
+
+// bodyCap is the buffer a body is first read into: the SIZE the client
+// declared (RFC 1870 §6) with room to see the end without growing, so that
+// a typical body is read with one allocation and no copy; at least 4 KiB and
+// at most 1 MiB, so that a false SIZE reserves little.
+func bodyCap(declared int64) int {
+	return int(min(max(declared+512, 4<<10), 1<<20))
+}
 
 // Put stores a message and returns once the transaction holding it (and
 // the other Puts gathered with it) has committed, with synchronous_commit
@@ -40,7 +51,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	// Read the body first, whatever happens next: the server's DATA reader
 	// must always reach its end. The budget bounds what all sessions hold.
-	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, 4096), body, q.cfg.MemoryWait, maxBody)
+	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, bodyCap(env.Size)), body, q.cfg.MemoryWait, maxBody)
 	if err != nil {
 		return "", fmt.Errorf("queue: read message body: %w", err)
 	}
@@ -52,11 +63,12 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 		return "", errors.New("queue: message has no recipients")
 	}
 	r := &putReq{id: env.ID, envelope: queue.EncodeEnvelope(nil, env), body: b, arrival: env.Arrival,
-		expires: env.Arrival.Add(q.lifetime(env.From.IsNull())), rcpts: env.Rcpts, done: make(chan error, 1)}
-	seen := map[string]bool{}
-	for _, rc := range env.Rcpts {
-		if h := queue.HopKey(rc.Addr); !seen[h] {
-			seen[h] = true
+		expires: env.Arrival.Add(q.lifetime(env.From.IsNull())), done: make(chan error, 1),
+		rcptHops: make([]string, len(env.Rcpts)), addrs: make([]string, len(env.Rcpts))}
+	for i, rc := range env.Rcpts {
+		h := queue.HopKey(rc.Addr)
+		r.rcptHops[i], r.addrs[i] = h, rc.Addr.Address()
+		if !slices.Contains(r.hops, h) {
 			r.hops = append(r.hops, h)
 		}
 	}
@@ -86,9 +98,49 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	return env.ID, nil
 }
 
-// commitLoop gathers waiting Puts into one transaction at a time. While one
-// committer waits for its COMMIT, requests pile up for the next.
-func (q *Queue) commitLoop() {
+// inFlight tracks the group commits under way, so that a committer does not
+// send a small batch while another one's commit is still running.
+type inFlight struct {
+	mu    sync.Mutex
+	n     int           // commits under way
+	last  int           // requests in the most recent batch sent
+	ended chan struct{} // closed (and replaced) when a commit ends
+}
+
+// state returns whether a commit is under way, the size of the last batch
+// sent, and a channel closed when a commit ends.
+func (f *inFlight) state() (busy bool, last int, ended <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n > 0, f.last, f.ended
+}
+
+// begin records a batch of n requests sent.
+func (f *inFlight) begin(n int) {
+	f.mu.Lock()
+	f.n++
+	f.last = n
+	f.mu.Unlock()
+}
+
+// end records a commit ended.
+func (f *inFlight) end() {
+	f.mu.Lock()
+	f.n--
+	close(f.ended)
+	f.ended = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// commitLoop gathers waiting Puts into one transaction at a time: every
+// request waiting when the first arrives. With more than one committer, a
+// committer that finds another's commit under way keeps gathering until
+// its batch is as large as the last one sent or that commit ends: the
+// commits then overlap (one is executed while the other waits for its WAL
+// flush) without splitting the writers into ever smaller batches, each of
+// which pays a round trip and a flush.
+func (q *Queue) commitLoop(f *inFlight) {
+	params := &putParams{}
 	for {
 		var first *putReq
 		select {
@@ -98,7 +150,7 @@ func (q *Queue) commitLoop() {
 			for {
 				select {
 				case r := <-q.puts:
-					q.commit([]*putReq{r})
+					q.commit([]*putReq{r}, params)
 				default:
 					return
 				}
@@ -112,28 +164,46 @@ func (q *Queue) commitLoop() {
 			case r := <-q.puts:
 				batch = append(batch, r)
 				size += len(r.body)
+				continue
 			default:
+			}
+			busy, last, ended := f.state()
+			if !busy || len(batch) >= last {
+				break gather // send what is here
+			}
+			select {
+			case r := <-q.puts:
+				batch = append(batch, r)
+				size += len(r.body)
+			case <-ended:
+				break gather
+			case <-q.stop:
 				break gather
 			}
 		}
-		q.commit(batch)
+		f.begin(len(batch))
+		q.commit(batch, params)
+		f.end()
 	}
 }
 
 // commit writes a batch in one transaction and answers every request. A
 // batch refused for a duplicate ID is retried one request at a time, so only
 // the duplicate fails.
-func (q *Queue) commit(batch []*putReq) {
+func (q *Queue) commit(batch []*putReq, params *putParams) {
 	start := time.Now()
-	err := q.commitBatch(batch)
+	err := q.commitBatch(batch, params)
 	if err != nil && len(batch) > 1 && isUniqueViolation(err) {
 		for _, r := range batch {
-			q.commit([]*putReq{r})
+			q.commit([]*putReq{r}, params)
 		}
 		return
 	}
 	if err != nil && isUniqueViolation(err) {
 		err = fmt.Errorf("%w: %s", queue.ErrExists, batch[0].id)
+	}
+	if err == nil {
+		q.notePut()
 	}
 	if err == nil && q.cfg.OnCommit != nil {
 		n := 0
@@ -147,42 +217,19 @@ func (q *Queue) commit(batch []*putReq) {
 	}
 }
 
-// putSQL inserts a batch's messages, recipients and groups from arrays and
-// notifies idle nodes: one statement, so one round trip and one implicit
-// transaction (one WAL flush) for the whole batch.
+// putSQL inserts a batch's messages, recipients and groups from arrays:
+// one statement, so one round trip and one implicit transaction (one WAL
+// flush) for the whole batch. It holds no NOTIFY: PostgreSQL serialises the
+// commits of every transaction that notifies (a cluster-wide lock held until
+// its commit record is flushed), so the notifier sends it after the commit
+// instead (notify.go).
 const putSQL = `WITH m AS (
 	INSERT INTO ferry_messages (id, envelope, body, size, arrival, expires)
 	SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::timestamptz[], $6::timestamptz[])),
 r AS (INSERT INTO ferry_recipients (msg_id, idx, hop, addr)
-	SELECT * FROM unnest($7::text[], $8::int4[], $9::text[], $10::text[])),
-g AS (INSERT INTO ferry_groups (msg_id, hop)
-	SELECT * FROM unnest($11::text[], $12::text[]))
-SELECT pg_notify('` + notifyChannel + `', 'put')`
-
-// commitBatch stores a batch with putSQL; it returns once the server has
-// committed it.
-func (q *Queue) commitBatch(batch []*putReq) error {
-	ctx, cancel := q.opCtx(context.Background())
-	defer cancel()
-	n := len(batch)
-	ids, envs, bodies := make([]string, n), make([][]byte, n), make([][]byte, n)
-	sizes, arrivals, expires := make([]int64, n), make([]time.Time, n), make([]time.Time, n)
-	var rIDs, rHops, rAddrs, gIDs, gHops []string
-	var rIdx []int32
-	for i, r := range batch {
-		ids[i], envs[i], bodies[i] = r.id, r.envelope, r.body
-		sizes[i], arrivals[i], expires[i] = int64(len(r.body)), r.arrival, r.expires
-		for j, rc := range r.rcpts {
-			rIDs, rIdx = append(rIDs, r.id), append(rIdx, int32(j))
-			rHops, rAddrs = append(rHops, queue.HopKey(rc.Addr)), append(rAddrs, rc.Addr.Address())
-		}
-		for _, h := range r.hops {
-			gIDs, gHops = append(gIDs, r.id), append(gHops, h)
-		}
-	}
-	_, err := q.pool.Exec(ctx, putSQL, ids, envs, bodies, sizes, arrivals, expires, rIDs, rIdx, rHops, rAddrs, gIDs, gHops)
-	return err
-}
+	SELECT * FROM unnest($7::text[], $8::int4[], $9::text[], $10::text[]))
+INSERT INTO ferry_groups (msg_id, hop)
+	SELECT * FROM unnest($11::text[], $12::text[])`
 
 // isUniqueViolation reports a duplicate key (SQLSTATE 23505).
 func isUniqueViolation(err error) bool {
