@@ -134,6 +134,7 @@ type Queue struct {
 	mem    *queue.MemBudget
 
 	putNotify chan struct{} // a NOTIFY of committed Puts is due (notify.go)
+	owedKick  chan struct{} // a report was just kept: retry soon (owed.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -203,10 +204,14 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		leases: make(map[uint64]*leaseState),
 		probe:  make(chan struct{}, 1),
 		stop:   make(chan struct{}), cancel: cancel,
-		putNotify: make(chan struct{}, 1)}
+		putNotify: make(chan struct{}, 1), owedKick: make(chan struct{}, 1)}
 	q.startPuts()
 	q.wg.Add(1)
 	go func() { defer q.wg.Done(); q.listen(runCtx, pc.ConnConfig) }()
+	if cfg.OnEvent != nil {
+		q.wg.Add(1)
+		go func() { defer q.wg.Done(); q.owedLoop(runCtx) }()
+	}
 	if cfg.Heartbeat > 0 {
 		q.wg.Add(1)
 		go func() { defer q.wg.Done(); q.heartbeat(runCtx) }()

@@ -167,7 +167,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, ch.rcpt, at, int16(s
 		return rec, fmt.Errorf("queue: record outcome for %s: %w", id, err)
 	}
 	if final {
-		if err := q.finishTx(ctx, tx, id); err != nil {
+		if _, err := q.finishTx(ctx, tx, id, false); err != nil {
 			return rec, err
 		}
 	}
@@ -183,15 +183,29 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, ch.rcpt, at, int16(s
 // recipient's history, read in tx), then the message's rows are deleted, and
 // the caller commits. Should the commit fail or the node die before it, the
 // outcome is not recorded and the message is delivered again: the event is
-// delivered at least once, never lost.
-func (q *Queue) finishTx(ctx context.Context, tx pgx.Tx, id string) error {
+// delivered at least once, never lost. When the DSN stage cannot queue the
+// message's report (Event.Keep), the message stays, marked report_owed, and
+// a later pass (owed.go) delivers the event again; kept says so.
+func (q *Queue) finishTx(ctx context.Context, tx pgx.Tx, id string, retried bool) (kept bool, err error) {
 	if q.cfg.OnEvent != nil {
 		infos, err := q.infos(ctx, tx, []string{id}, true)
 		if err != nil || len(infos) == 0 {
-			return fmt.Errorf("queue: read finished message %s for its report: %w", id, err)
+			return false, fmt.Errorf("queue: read finished message %s for its report: %w", id, err)
 		}
 		m := infos[0]
-		q.cfg.OnEvent(queue.Event{Kind: queue.EventFinished, ID: id, Env: m.Env, Rcpts: m.Rcpts, Body: m.Body})
+		var keepErr error
+		q.cfg.OnEvent(queue.Event{Kind: queue.EventFinished, ID: id, Env: m.Env, Rcpts: m.Rcpts, Body: m.Body,
+			Retried: retried, Keep: func(err error) { keepErr = err; kept = true }})
+		if kept {
+			if _, err := tx.Exec(ctx, `UPDATE ferry_messages SET report_owed = true WHERE id = $1`, id); err != nil {
+				return false, fmt.Errorf("queue: keep message %s for its report: %w", id, err)
+			}
+			if !retried {
+				q.log.Warn("kept for its report", "id", id, "node", q.cfg.Node, "err", keepErr)
+			}
+			q.kickOwed()
+			return true, nil
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM ferry_messages WHERE id = $1`, id)
@@ -199,10 +213,10 @@ func (q *Queue) finishTx(ctx context.Context, tx pgx.Tx, id string) error {
 		b.Queue(s, id)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("queue: remove finished message %s: %w", id, err)
+		return false, fmt.Errorf("queue: remove finished message %s: %w", id, err)
 	}
 	q.log.Info("removed", "id", id, "node", q.cfg.Node)
-	return nil
+	return false, nil
 }
 
 // recomputeDue sets the due time of message $1's groups from their
