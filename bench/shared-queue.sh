@@ -16,16 +16,18 @@
 # whichever relay delivered it (end to end = every message of the run over
 # the time from the first 250 to the last arrival).
 #
-# Usage: bench/shared-queue.sh [--messages N] [--sessions S] [--size 4KiB]
+# Usage: bench/shared-queue.sh [--messages N] [--sessions S] [--size 4KiB] [--keep]
+#   --keep  keep the work directory (relay logs, bench JSON) and name it at the end
 set -euo pipefail
 
-messages=2000 sessions=32 size=4KiB
+messages=2000 sessions=32 size=4KiB keep=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--messages) messages=$2; shift ;;
 	--sessions) sessions=$2; shift ;;
 	--size) size=$2; shift ;;
-	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+	--keep) keep=1 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "shared-queue.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -54,7 +56,7 @@ cleanup() {
 	stop_relays
 	wait 2>/dev/null || true
 	[ -d "$work/pg/data" ] && ${pgrun:-} "$bin/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-	rm -rf "$work"
+	if [ "$keep" = 1 ]; then echo "shared-queue.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

@@ -38,6 +38,10 @@ type idleConn struct {
 	// trusted is set for a client that may use the reserved connections
 	// (Server.trusted), decided when it connected.
 	trusted bool
+	// ip is the client's address as the connection limits count it;
+	// slotFreed is set (under Server.mu) once its slot is given back.
+	ip        string
+	slotFreed bool
 }
 
 // Read sets the read deadline, then reads.

@@ -235,6 +235,23 @@ func TestConnectionLimits(t *testing.T) {
 	})
 }
 
+// TestSlotFreeAfterQuit: a client that connects again as soon as it has
+// read the 221 to its QUIT (one message per connection) finds its slot
+// free, every time, even at a per-IP limit of one: the slot is given back
+// before the 221 is written.
+func TestSlotFreeAfterQuit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnectionsPerIP = 1
+	_, addr := startServer(t, cfg, &memStore{}, nil)
+	for i := 0; i < 200; i++ {
+		c := dial(t, addr)
+		c.expectPrefix("220 ")
+		c.send("QUIT\r\n")
+		c.expect("221 2.0.0 Bye\r\n")
+		// No wait for the server's close: the next connection comes at once.
+	}
+}
+
 // waitAdmitted dials until the server greets (a closed session's slot is
 // released asynchronously), within a bounded number of tries.
 func waitAdmitted(t *testing.T, addr string) {

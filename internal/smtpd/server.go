@@ -141,7 +141,7 @@ func (s *Server) trusted(remote net.Addr, ip string) bool {
 func (s *Server) admit(c net.Conn) {
 	ip := remoteIP(c.RemoteAddr())
 	trusted := s.trusted(c.RemoteAddr(), ip)
-	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Greeting, writeTimeout: s.cfg.Timeouts.Write, trusted: trusted}
+	ic := &idleConn{Conn: c, readTimeout: s.cfg.Timeouts.Greeting, writeTimeout: s.cfg.Timeouts.Write, trusted: trusted, ip: ip}
 	limit := s.cfg.MaxConnections
 	if !trusted {
 		limit -= s.cfg.ReservedConnections
@@ -169,7 +169,7 @@ func (s *Server) admit(c net.Conn) {
 	}
 	go func() {
 		defer s.active.Done()
-		defer s.release(ic, ip)
+		defer s.release(ic)
 		s.runSession(ic)
 	}()
 }
@@ -186,14 +186,26 @@ func (s *Server) refuse(c *idleConn, r smtp.Reply) {
 
 // release frees c's connection slot, then closes it: a client that sees
 // the close and connects again finds the slot free.
-func (s *Server) release(c *idleConn, ip string) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
-	s.mu.Unlock()
+func (s *Server) release(c *idleConn) {
+	s.freeSlot(c)
 	c.Close()
+}
+
+// freeSlot gives c's connection slot back, once. A session calls it before
+// its reply to QUIT, so that a client that reconnects as soon as it reads
+// the 221 (one message per connection, as load generators and many
+// applications send) finds the slot free instead of a 421.
+func (s *Server) freeSlot(c *idleConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.slotFreed {
+		return
+	}
+	c.slotFreed = true
+	delete(s.conns, c)
+	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+		delete(s.perIP, c.ip)
+	}
 }
 
 // Shutdown stops accepting connections, closes idle sessions with 421, lets

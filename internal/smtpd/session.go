@@ -300,6 +300,7 @@ func (ss *session) command(line string) {
 		if cmd.Arg == "" {
 			r = replyBye()
 			ss.done = true
+			ss.srv.freeSlot(ss.conn)
 		}
 	case "VRFY":
 		r = replySyntax("VRFY address")
