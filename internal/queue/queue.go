@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,8 @@ type Queue struct {
 	stats     Stats
 
 	c *committer
+	// gen is the highest segment generation given out (segheader.go).
+	gen atomic.Uint64
 	// mem bounds the message content held in memory by Put calls.
 	mem *MemBudget
 
@@ -102,14 +105,21 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
+	sp := q.keepSpares()
 	s, err := q.startSegment()
 	if err != nil {
 		q.closeFiles()
+		for _, f := range []segFile{sp.ready, sp.pool} {
+			if f != nil {
+				f.Close()
+			}
+		}
 		lock.Close()
 		return nil, err
 	}
 	q.active = s
 	q.c = newCommitter(q, s)
+	q.c.takeSpares(sp)
 	q.wg.Add(1)
 	go func() { defer q.wg.Done(); q.c.run() }()
 	if !cfg.Offline { // the server collects segments when it runs again
@@ -256,23 +266,38 @@ func readRecord(l loc, n int) ([]byte, error) {
 	if _, err := l.seg.f.ReadAt(b, l.off); err != nil {
 		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
 	}
-	if _, k, ok := parseHeader(b); !ok || k != n-headerSize || !checkCRC(b) {
+	if _, k, ok := parseHeader(b); !ok || k != n-headerSize || !checkCRCGen(b, l.seg.recordGen(b)) {
 		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
 	}
 	return b, nil
 }
 
+// smallRecord is how much readRecordAt reads at first: state, hold,
+// retry and done records fit, so they take one pread(2).
+const smallRecord = 512
+
 // readRecordAt reads the record at l whose length is in its header.
 func readRecordAt(l loc) ([]byte, error) {
-	var h [headerSize]byte
-	if _, err := l.seg.f.ReadAt(h[:], l.off); err != nil {
+	b := make([]byte, smallRecord)
+	k, err := l.seg.f.ReadAt(b, l.off)
+	if k < headerSize {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
 	}
-	_, n, ok := parseHeader(h[:])
+	_, n, ok := parseHeader(b)
 	if !ok {
 		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
 	}
-	return readRecord(l, headerSize+n)
+	if headerSize+n > k {
+		return readRecord(l, headerSize+n)
+	}
+	b = b[:headerSize+n]
+	if !checkCRCGen(b, l.seg.recordGen(b)) {
+		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
+	}
+	return b, nil
 }
 
 // loadEnvelope reads m's envelope from its message record. Callers hold
@@ -338,13 +363,18 @@ type bodyReader struct {
 }
 
 func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.pos == 0 && int64(len(p)) >= r.n {
+		// The whole record fits: one pread(2), the body moved to the
+		// front.
+		return r.readWhole(p)
+	}
 	if r.pos == 0 {
 		pre := make([]byte, r.bodyOff)
 		if _, err := r.l.seg.f.ReadAt(pre, r.l.off); err != nil {
 			return 0, fmt.Errorf("queue: read body: %w", err)
 		}
 		r.want = leUint32(pre[8:12])
-		r.crc = crc32.Update(0, castagnoli(), pre[:8])
+		r.crc = crc32.Update(crcSeed(r.l.seg.recordGen(pre)), castagnoli(), pre[:8])
 		r.crc = crc32.Update(r.crc, castagnoli(), pre[headerSize:])
 		r.pos = r.bodyOff
 	}
@@ -367,6 +397,26 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		return k, fmt.Errorf("queue: read body: %w", err)
 	}
 	return k, nil
+}
+
+// readWhole reads the whole record into p, checks its CRC and returns the
+// body at the start of p; the next Read reports the end.
+func (r *bodyReader) readWhole(p []byte) (int, error) {
+	k, err := r.l.seg.f.ReadAt(p[:r.n], r.l.off)
+	if int64(k) < r.n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("queue: read body: %w", err)
+	}
+	rec := p[:r.n]
+	if !checkCRCGen(rec, r.l.seg.recordGen(rec)) {
+		return 0, wrapf(errCorrupt, "body of record at %s:%d (CRC mismatch)", r.l.seg.path, r.l.off)
+	}
+	n := copy(p, rec[r.bodyOff:])
+	r.pos = r.n
+	r.crc, r.want = 0, 0
+	return n, nil
 }
 
 func (r *bodyReader) Close() error {
