@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -21,13 +22,18 @@ type headerPeek struct {
 
 // peek reads until the empty line that ends the header section, the end
 // of the content, an error, or maxHeaderPeek octets, and returns what it
-// read.
+// read. It reads into one buffer, grown only for a large header section,
+// and looks for the end only in what each read added.
 func (h *headerPeek) peek() []byte {
-	chunk := make([]byte, 4096)
+	h.buf = make([]byte, 0, 4096)
 	for len(h.buf) < maxHeaderPeek {
-		n, err := h.r.Read(chunk)
-		h.buf = append(h.buf, chunk[:n]...)
-		if bytes.Contains(h.buf, []byte("\r\n\r\n")) || bytes.Contains(h.buf, []byte("\n\n")) || bytes.HasPrefix(h.buf, []byte("\r\n")) {
+		if len(h.buf) == cap(h.buf) {
+			h.buf = slices.Grow(h.buf, len(h.buf))
+		}
+		from := max(len(h.buf)-3, 0) // the end may straddle two reads
+		n, err := h.r.Read(h.buf[len(h.buf):cap(h.buf)])
+		h.buf = h.buf[:len(h.buf)+n]
+		if headerEnded(h.buf, from) {
 			break
 		}
 		if err != nil {
@@ -36,6 +42,13 @@ func (h *headerPeek) peek() []byte {
 		}
 	}
 	return h.buf
+}
+
+// headerEnded reports whether b, searched from from on, holds the empty
+// line that ends a header section, or b starts with it.
+func headerEnded(b []byte, from int) bool {
+	tail := b[from:]
+	return bytes.Contains(tail, []byte("\r\n\r\n")) || bytes.Contains(tail, []byte("\n\n")) || bytes.HasPrefix(b, []byte("\r\n"))
 }
 
 // Read implements io.Reader: the peeked octets, then the rest.
@@ -53,22 +66,27 @@ func (h *headerPeek) Read(p []byte) (int, error) {
 
 // tlsRequiredNo reports whether a header section holds the field
 // "TLS-Required: No" (RFC 8689 §5; the value is case-insensitive, folding
-// and surrounding white space allowed).
+// and surrounding white space allowed). It allocates only for a
+// TLS-Required field.
 func tlsRequiredNo(header []byte) bool {
 	if i := bytes.Index(header, []byte("\n\r\n")); i >= 0 {
 		header = header[:i+1]
 	} else if i := bytes.Index(header, []byte("\n\n")); i >= 0 {
 		header = header[:i+1]
 	}
-	lines := strings.Split(strings.ReplaceAll(string(header), "\r\n", "\n"), "\n")
-	for i := 0; i < len(lines); i++ {
-		name, value, ok := strings.Cut(lines[i], ":")
-		if !ok || !strings.EqualFold(strings.TrimRight(name, " \t"), "TLS-Required") {
+	nextLine := func() []byte {
+		line, rest, _ := bytes.Cut(header, []byte("\n"))
+		header = rest
+		return bytes.TrimSuffix(line, []byte("\r"))
+	}
+	for len(header) > 0 {
+		name, v, ok := bytes.Cut(nextLine(), []byte(":"))
+		if !ok || !bytes.EqualFold(bytes.TrimRight(name, " \t"), []byte("TLS-Required")) {
 			continue
 		}
-		for i+1 < len(lines) && (strings.HasPrefix(lines[i+1], " ") || strings.HasPrefix(lines[i+1], "\t")) {
-			i++
-			value += lines[i]
+		value := string(v)
+		for len(header) > 0 && (header[0] == ' ' || header[0] == '\t') {
+			value += string(nextLine())
 		}
 		if strings.EqualFold(strings.TrimSpace(value), "No") {
 			return true
