@@ -273,9 +273,9 @@ func (c *committer) commit(batch []*request) {
 			for _, b := range batch[i].recs {
 				p := len(c.buf)
 				c.buf = append(c.buf, b...)
-				if g := c.active.gen; g != 0 {
-					sealRecordGen(c.buf[p:], g) // this segment's generation
-				}
+				// Length, generation and CRC for this segment: the
+				// CRC is computed here, once, over the copy written.
+				sealRecordGen(c.buf[p:], c.active.gen)
 			}
 			i++
 		}

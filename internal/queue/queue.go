@@ -224,7 +224,8 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	if len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
 	}
-	sealRecord(rec)
+	// The committer seals the record (length, generation, CRC) as it
+	// writes it.
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()

@@ -292,9 +292,10 @@ func TestRecyclingCrashWindows(t *testing.T) {
 	id2 := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(8, 6000))
 	id3 := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(9, 6000))
 	q.Close()
-	q = mustOpen(t, cfg)
+	q2 := mustOpen(t, cfg)
+	defer q2.Close()
 	for _, x := range []string{id, id2, id3} {
-		if q.msgs[x] == nil {
+		if q2.msgs[x] == nil {
 			t.Errorf("message %s lost", x)
 		}
 	}
