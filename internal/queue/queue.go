@@ -200,7 +200,10 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	// message; the envelope carries a placeholder filled in after the
 	// body is read.
 	env.ContentScan = &downgrade.Needs{}
-	rec, bodyOff := messagePrefix(make([]byte, 0, 4096+512), env)
+	// Room for the SIZE= the client declared (RFC 1870), up to a bound,
+	// so that the body is read without the buffer growing and being
+	// copied on the way; the Received field and the envelope come on top.
+	rec, bodyOff := messagePrefix(make([]byte, 0, recordStart+min(max(env.Size, 0), maxPresize)), env)
 	slot := scanSlot(rec, bodyOff)
 	if slot < 0 { // another extension came last: store no scan
 		env.ContentScan = nil
@@ -252,6 +255,14 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	q.log.Debug("stored", "id", env.ID, "from", pathString(env.From), "rcpts", len(env.Rcpts), "size", len(rec)-bodyOff)
 	return env.ID, nil
 }
+
+// recordStart is the first buffer of a Put beyond the declared size: the
+// record header, envelope and Received field fit; maxPresize bounds how
+// much of a declared size is allocated before the content arrives.
+const (
+	recordStart = 4096 + 512
+	maxPresize  = 1 << 20
+)
 
 // pathString formats a path for logs.
 func pathString(p smtp.Path) string {
