@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Needs says what in a message a 7-bit transport cannot carry as it is.
@@ -52,11 +53,36 @@ func ScanBytes(b []byte) (Needs, error) {
 	return scan(bytes.NewReader(b), min(bufSize, max(len(b), 16)))
 }
 
+// Scanner is ScanBytes with its read buffers reused from one message to
+// the next, for a caller that scans many (the queue at receipt). Its zero
+// value is ready; it is safe for concurrent use.
+type Scanner struct {
+	readers sync.Pool // *bufio.Reader of bufSize octets
+}
+
+// ScanBytes is the package's ScanBytes, reading through a buffer of
+// Scan's size (which gives the same result) kept for the next call.
+func (sc *Scanner) ScanBytes(b []byte) (Needs, error) {
+	br, _ := sc.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(nil, bufSize)
+	}
+	n, err := scanWith(bytes.NewReader(b), br)
+	br.Reset(nil)
+	sc.readers.Put(br)
+	return n, err
+}
+
 // scan is Scan with a read buffer of size octets; a buffer at least as
 // long as the message, or of bufSize, gives the same result.
 func scan(r io.Reader, size int) (Needs, error) {
+	return scanWith(r, bufio.NewReaderSize(nil, size))
+}
+
+// scanWith is scan reading through br, which it resets to r.
+func scanWith(r io.Reader, br *bufio.Reader) (Needs, error) {
 	var st stats
-	br := bufio.NewReaderSize(io.TeeReader(r, &st), size)
+	br.Reset(io.TeeReader(r, &st))
 	src := &lineSrc{br: br}
 	h, err := readHeader(src, 1<<20, "", nil, true, func(string) {})
 	if err != nil && !errors.Is(err, ErrMalformed) {

@@ -55,6 +55,8 @@ type Queue struct {
 	c *committer
 	// gen is the highest segment generation given out (segheader.go).
 	gen atomic.Uint64
+	// scanner scans content at receipt, reusing its buffers.
+	scanner downgrade.Scanner
 	// mem bounds the message content held in memory by Put calls.
 	mem *MemBudget
 
@@ -216,7 +218,7 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	}
 	defer q.mem.Release(held)
 	if slot >= 0 {
-		scanAtReceipt(rec, slot, bodyOff, env)
+		scanAtReceipt(&q.scanner, rec, slot, bodyOff, env)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
