@@ -77,8 +77,10 @@ func decodeSlot(b []byte) (segHeader, bool) {
 var errBadHeader = errors.New("queue: segment header damaged")
 
 // readSegHeader reads the header of a segment file. A file whose first
-// octet is not the magic's is of format 1 (ok false, no error). Of two
-// intact slots the one with the higher generation counts; slot says which.
+// octet is not the magic's, or that holds the magic in neither slot, is of
+// format 1 (ok false, no error). Of two intact slots the one with the
+// higher generation counts; slot says which. With the magic but no intact
+// slot it returns errBadHeader.
 func readSegHeader(f segFile, size int64) (h segHeader, slot int, ok bool, err error) {
 	if size < 1 {
 		return segHeader{}, 0, false, nil
@@ -101,6 +103,11 @@ func readSegHeader(f segFile, size int64) (h segHeader, slot int, ok bool, err e
 		return h0, 0, true, nil
 	case ok1:
 		return h1, 1, true, nil
+	}
+	if string(b[:min(len(b), 8)]) != segMagic && (len(b) < segHeaderSize || string(b[slotSize:slotSize+8]) != segMagic) {
+		// No magic left either: a format 1 segment whose first octet
+		// is damaged, read (and resynchronised) as one.
+		return segHeader{}, 0, false, nil
 	}
 	return segHeader{}, 0, true, errBadHeader
 }
