@@ -14,12 +14,35 @@ import (
 // logOutput is where the mail log goes: standard error, or the file of
 // log.file, which Reopen opens again by name so that log rotation works
 // (logrotate renames the file, then sends SIGHUP).
+//
+// Lines for a file are gathered and written together at most
+// logFlushDelay after the first of them (or at once when logBufferMax
+// have gathered), instead of with one write(2) each: under load that is
+// one system call for dozens of lines. A process killed outright loses
+// the lines of its last few milliseconds; Reopen and Close write out what
+// is gathered first. Standard error is written line by line.
 type logOutput struct {
-	mu   sync.Mutex
-	w    io.Writer
-	file *os.File // nil for standard error
+	// wmu orders the writes to the file: it is held from taking the
+	// gathered lines to writing them.
+	wmu sync.Mutex
+	mu  sync.Mutex
+	w   io.Writer
+	// file is nil for standard error.
+	file *os.File
 	path string
+	// buf holds lines not yet written; timer writes them out.
+	buf   []byte
+	timer *time.Timer
+	armed bool
 }
+
+// logFlushDelay is the longest a line waits before it is written to the
+// log file; logBufferMax the most octets gathered before a writer waits
+// for them to be written.
+const (
+	logFlushDelay = 5 * time.Millisecond
+	logBufferMax  = 256 << 10
+)
 
 // openLogOutput opens path for appending, or uses stderr when path is "".
 func openLogOutput(path string, stderr io.Writer) (*logOutput, error) {
@@ -32,6 +55,8 @@ func openLogOutput(path string, stderr io.Writer) (*logOutput, error) {
 		return nil, err
 	}
 	o.w, o.file = f, f
+	o.timer = time.AfterFunc(time.Hour, func() { o.flush() })
+	o.timer.Stop()
 	return o, nil
 }
 
@@ -43,16 +68,47 @@ func openLogFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Write writes one log record.
+// Write writes one log record: at once to standard error, gathered with
+// others for a file.
 func (o *logOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.w.Write(p)
+	if o.file == nil {
+		defer o.mu.Unlock()
+		return o.w.Write(p)
+	}
+	o.buf = append(o.buf, p...)
+	full := len(o.buf) >= logBufferMax
+	if !full && !o.armed {
+		o.armed = true
+		o.timer.Reset(logFlushDelay)
+	}
+	o.mu.Unlock()
+	if full {
+		if err := o.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the gathered lines to the file.
+func (o *logOutput) flush() error {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	b, w := o.buf, o.w
+	o.buf, o.armed = nil, false
+	o.mu.Unlock()
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := w.Write(b)
+	return err
 }
 
 // Reopen opens the log file again by its name (a renamed file is let go)
 // and reports whether there was a file to reopen. When opening fails the
-// old file stays in use.
+// old file stays in use. Lines gathered before go to the old file.
 func (o *logOutput) Reopen() (bool, error) {
 	if o.file == nil {
 		return false, nil
@@ -61,20 +117,33 @@ func (o *logOutput) Reopen() (bool, error) {
 	if err != nil {
 		return true, err
 	}
+	o.wmu.Lock()
 	o.mu.Lock()
-	old := o.file
+	b, old := o.buf, o.file
+	o.buf = nil
+	o.mu.Unlock()
+	if len(b) > 0 {
+		old.Write(b) // a failure here is the old file's; the lines have nowhere else to go
+	}
+	o.mu.Lock()
 	o.w, o.file = f, f
 	o.mu.Unlock()
+	o.wmu.Unlock()
 	return true, old.Close()
 }
 
-// Close closes the log file, if any.
+// Close writes out the gathered lines and closes the log file, if any.
 func (o *logOutput) Close() {
+	if o.file == nil {
+		return
+	}
+	o.timer.Stop()
+	o.flush()
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.file != nil {
-		o.file.Close()
-	}
+	o.file.Close()
 }
 
 // newLogger builds the mail log from the [log] section. The level is a

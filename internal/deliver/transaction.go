@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -447,7 +448,22 @@ type guardWriter struct {
 }
 
 func (g guardWriter) check(p []byte) error {
-	for _, b := range p {
+	// Eight octets at a time: a NUL makes (w - 0x01…01) &^ w set the
+	// high bit of some octet (and nothing else does), an octet > 127
+	// has its own high bit set.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	high := uint64(0)
+	if g.deny8 {
+		high = highs
+	}
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		w := binary.LittleEndian.Uint64(p[i:])
+		if (w-ones)&^w&highs != 0 || w&high != 0 {
+			return errEightBitLeak
+		}
+	}
+	for _, b := range p[i:] {
 		if b == 0 || g.deny8 && b > 127 {
 			return errEightBitLeak
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/ferrymta/ferry/internal/contentscan"
 )
@@ -26,9 +27,37 @@ func Scan(r io.Reader) (Needs, error) { return scan(r, bufSize) }
 // receipt.
 func ScanBytes(b []byte) (Needs, error) {
 	hdr := b[:headerEnd(b)]
+	return scanBytes(b, bufio.NewReaderSize(bytes.NewReader(hdr), min(bufSize, max(len(hdr), 16))))
+}
+
+// Scanner is ScanBytes with its header read buffer reused from one message
+// to the next, for a caller that scans many (the queue at receipt). Its
+// zero value is ready; it is safe for concurrent use.
+type Scanner struct {
+	readers sync.Pool // *bufio.Reader of bufSize octets
+}
+
+// ScanBytes is the package's ScanBytes, reading the header through a
+// buffer of Scan's size (which gives the same result) kept for the next
+// call.
+func (sc *Scanner) ScanBytes(b []byte) (Needs, error) {
+	br, _ := sc.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(nil, bufSize)
+	}
+	br.Reset(bytes.NewReader(b[:headerEnd(b)]))
+	n, err := scanBytes(b, br)
+	br.Reset(nil)
+	sc.readers.Put(br)
+	return n, err
+}
+
+// scanBytes counts b's octets where they lie and reads its header, which
+// br holds, through scanHeader.
+func scanBytes(b []byte, br *bufio.Reader) (Needs, error) {
 	var st stats
 	st.Write(b)
-	n, err := scanHeader(bufio.NewReaderSize(bytes.NewReader(hdr), min(bufSize, max(len(hdr), 16))))
+	n, err := scanHeader(br)
 	if err != nil {
 		return Needs{}, err
 	}

@@ -28,6 +28,7 @@ func TestScan(t *testing.T) {
 		{"DKIM", "DKIM-Signature: v=1\r\nSubject: x\r\n\r\nx\r\n", Needs{DKIMSigned: true}},
 		{"trailing CR", "Subject: hi\r\n\r\nx\r", Needs{BareCR: true}},
 	}
+	var sc Scanner // shared by the cases: its buffers pass from one to the next
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Scan(strings.NewReader(tt.msg))
@@ -39,6 +40,11 @@ func TestScan(t *testing.T) {
 			}
 			if got, err := ScanBytes([]byte(tt.msg)); err != nil || got != tt.want {
 				t.Errorf("ScanBytes = %+v, %v, want %+v", got, err, tt.want)
+			}
+			for range 2 { // a fresh buffer, then one kept from the call before
+				if got, err := sc.ScanBytes([]byte(tt.msg)); err != nil || got != tt.want {
+					t.Errorf("Scanner.ScanBytes = %+v, %v, want %+v", got, err, tt.want)
+				}
 			}
 			if got.SevenBit() != (tt.want == Needs{} || tt.want == Needs{DKIMSigned: true}) {
 				t.Errorf("SevenBit = %v", got.SevenBit())
@@ -53,11 +59,15 @@ func FuzzScanBytes(f *testing.F) {
 	f.Add([]byte("Subject: h\xc3\xa9\r\n\r\nx\r\n"))
 	f.Add([]byte("From: j\xc3\xb6rg@example.org\r\n folded\r\n\r\n" + strings.Repeat("y", 1200) + "\n"))
 	f.Add([]byte("no header at all"))
+	var sc Scanner
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		want, err1 := Scan(bytes.NewReader(msg))
 		got, err2 := ScanBytes(msg)
 		if (err1 == nil) != (err2 == nil) || got != want {
 			t.Fatalf("ScanBytes = %+v, %v; Scan = %+v, %v", got, err2, want, err1)
+		}
+		if got, err3 := sc.ScanBytes(msg); (err1 == nil) != (err3 == nil) || got != want {
+			t.Fatalf("Scanner.ScanBytes = %+v, %v; Scan = %+v, %v", got, err3, want, err1)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -12,6 +13,9 @@ import (
 // into one segment; the committer fills in where they went.
 type request struct {
 	recs [][]byte
+	// lazy says the waiter may be woken once the records are written,
+	// before they are on stable storage (see submitLazy).
+	lazy bool
 	seg  *segment
 	offs []int64 // offset of each record in seg
 	err  error
@@ -36,9 +40,12 @@ type committer struct {
 	q    *Queue
 	mu   sync.Mutex
 	pend []*request
-	kick chan struct{}
-	stop chan struct{}
-	exit chan struct{}
+	// stopped is set once the committer took its last batch: requests
+	// after it fail with ErrClosed.
+	stopped bool
+	kick    chan struct{}
+	stop    chan struct{}
+	exit    chan struct{}
 	// freed is kicked when segments were removed: the next spare may fit.
 	freed chan struct{}
 
@@ -55,9 +62,26 @@ type committer struct {
 	spare     chan spareFile
 	preparing bool
 	ready     segFile
+	// readyReused says the ready file held records before (it was a
+	// segment): what follows the records of its next use is not zero.
+	readyReused bool
+	// pool is a finished segment kept for reuse (poolName) as the next
+	// spare, instead of zero-filling a new file; pooled receives it
+	// from the collector, and poolTaken says the collector may not
+	// offer another (one is pooled or on its way).
+	pool      segFile
+	pooled    chan segFile
+	poolTaken atomic.Bool
 	// retry fires when the next spare should be tried again after it did
 	// not fit or failed; nil when none is due.
 	retry *time.Timer
+	// unsynced says lazy records were written to the active segment
+	// since its last fdatasync; syncAt fires lazySyncDelay after the
+	// first of them (nil when none is due). lazy counts them for the
+	// CommitStats of the fdatasync that covers them.
+	unsynced bool
+	syncAt   *time.Timer
+	lazy     CommitStats
 
 	// The spool's write health (see space.go), safe for any goroutine.
 	health
@@ -68,14 +92,17 @@ type committer struct {
 	undoneAt time.Time
 }
 
-// spareFile is a prepared segment file under its temporary name.
+// spareFile is a prepared segment file under its temporary name; reused
+// when it was a segment before.
 type spareFile struct {
-	f   segFile
-	err error
+	f      segFile
+	err    error
+	reused bool
 }
 
-// spareName is the temporary name of the prepared next segment.
-const spareName = "spare.tmp"
+// spareName is the temporary name of the prepared next segment; poolName
+// that of a finished segment kept to be the spare after it.
+const spareName, poolName = "spare.tmp", "free.tmp"
 
 func newCommitter(q *Queue, active *segment) *committer {
 	return &committer{
@@ -85,9 +112,18 @@ func newCommitter(q *Queue, active *segment) *committer {
 		exit:   make(chan struct{}),
 		active: active,
 		spare:  make(chan spareFile, 1),
+		pooled: make(chan segFile, 1),
 		freed:  make(chan struct{}, 1),
 		health: newHealth(q.log),
 	}
+}
+
+// takeSpares starts the committer with the files a previous run left
+// prepared (see keepSpares).
+func (c *committer) takeSpares(sp spares) {
+	c.ready, c.readyReused, c.pool = sp.ready, sp.readyReused, sp.pool
+	c.spareReady.Store(sp.ready != nil)
+	c.poolTaken.Store(sp.pool != nil)
 }
 
 // submit queues records for the next commit. Callers that need log order
@@ -96,9 +132,36 @@ func (c *committer) submit(recs ...[]byte) *request {
 	return c.enqueue(&request{recs: recs, done: make(chan struct{})})
 }
 
-// enqueue hands r to the committer and returns it.
+// lazySyncDelay bounds how long records submitted with submitLazy stay
+// written but not yet on stable storage when no other commit syncs them.
+const lazySyncDelay = 50 * time.Millisecond
+
+// submitLazy queues records whose loss in a crash of the machine (not of
+// the process: they are written at once) can only cause work to be done
+// again, never mail to be lost: a sent state, a done record. Its waiter is
+// woken once the records are written; their fdatasync is the next one the
+// committer makes for other records (a Put), or at most lazySyncDelay
+// later, and always before the segment is left or a segment removed.
+func (c *committer) submitLazy(recs ...[]byte) *request {
+	return c.enqueue(&request{recs: recs, lazy: true, done: make(chan struct{})})
+}
+
+// syncBarrier returns once every record written so far is on stable
+// storage (or syncing failed).
+func (c *committer) syncBarrier() error {
+	r := c.enqueue(&request{done: make(chan struct{})})
+	<-r.done
+	return r.err
+}
+
 func (c *committer) enqueue(r *request) *request {
 	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		r.err = ErrClosed
+		close(r.done)
+		return r
+	}
 	c.pend = append(c.pend, r)
 	c.mu.Unlock()
 	select {
@@ -115,14 +178,29 @@ func (c *committer) run() {
 	c.prepare()
 	var spare []*request
 	for {
-		var retry <-chan time.Time
+		var retry, syncAt <-chan time.Time
 		if c.retry != nil {
 			retry = c.retry.C
 		}
+		if c.syncAt != nil {
+			syncAt = c.syncAt.C
+		}
 		select {
 		case <-c.kick:
+		case <-syncAt:
+			c.syncAt = nil
+			c.syncLazy()
+			continue
 		case sp := <-c.spare:
 			c.gotSpare(sp)
+			continue
+		case f := <-c.pooled:
+			c.pool = f
+			if c.retry != nil { // a spare that did not fit: this one needs no space
+				c.retry.Stop()
+				c.retry = nil
+			}
+			c.prepare()
 			continue
 		case <-retry:
 			c.retry = nil
@@ -138,11 +216,12 @@ func (c *committer) run() {
 		case <-c.stop:
 			c.mu.Lock()
 			batch := c.pend
-			c.pend = nil
+			c.pend, c.stopped = nil, true
 			c.mu.Unlock()
 			if len(batch) > 0 {
 				c.commit(batch)
 			}
+			c.syncLazy()
 			return
 		}
 		c.mu.Lock()
@@ -191,11 +270,15 @@ func (c *committer) commit(batch []*request) {
 		avail := c.active.size - c.active.end
 		for i < len(batch) {
 			n := batch[i].size()
-			if int64(len(c.buf))+n > avail && !(len(c.buf) == 0 && c.active.end == 0) {
+			if int64(len(c.buf))+n > avail && !(len(c.buf) == 0 && c.active.empty()) {
 				break
 			}
 			for _, b := range batch[i].recs {
+				p := len(c.buf)
 				c.buf = append(c.buf, b...)
+				// Length, generation and CRC for this segment: the
+				// CRC is computed here, once, over the copy written.
+				sealRecordGen(c.buf[p:], c.active.gen)
 			}
 			i++
 		}
@@ -208,13 +291,12 @@ func (c *committer) commit(batch []*request) {
 			continue
 		}
 		off := c.active.end
-		_, err := c.active.f.WriteAt(c.buf, off)
+		var err error
+		if len(c.buf) > 0 {
+			_, err = c.active.f.WriteAt(c.buf, off)
+		}
 		if err == nil {
-			syncStart := time.Now()
-			err = c.active.f.Datasync()
-			if err == nil && c.q.cfg.OnCommit != nil {
-				c.q.cfg.OnCommit(commitStats(batch[start:i], len(c.buf), time.Since(syncStart)))
-			}
+			err = c.syncFor(batch[start:i], len(c.buf))
 		}
 		if err != nil {
 			c.dirty = max(c.dirty, off+int64(len(c.buf)))
@@ -243,6 +325,70 @@ func (c *committer) commit(batch []*request) {
 	}
 }
 
+// syncFor makes the records just written for rs durable, unless every one
+// of rs is lazy: then the fdatasync is left for later (see submitLazy).
+func (c *committer) syncFor(rs []*request, n int) error {
+	st := commitStats(rs, n, 0)
+	lazy := true
+	for _, r := range rs {
+		lazy = lazy && r.lazy
+	}
+	if lazy {
+		c.lazy.Requests += st.Requests
+		c.lazy.Records += st.Records
+		c.lazy.Bytes += st.Bytes
+		if !c.unsynced {
+			c.unsynced = true
+			c.syncAt = time.NewTimer(lazySyncDelay)
+		}
+		return nil
+	}
+	syncStart := time.Now()
+	if err := c.active.f.Datasync(); err != nil {
+		return err
+	}
+	st.Requests += c.lazy.Requests
+	st.Records += c.lazy.Records
+	st.Bytes += c.lazy.Bytes
+	st.Sync = time.Since(syncStart)
+	c.synced()
+	if c.q.cfg.OnCommit != nil {
+		c.q.cfg.OnCommit(st)
+	}
+	return nil
+}
+
+// synced notes that nothing written is waiting for an fdatasync.
+func (c *committer) synced() {
+	c.unsynced, c.lazy = false, CommitStats{}
+	if c.syncAt != nil {
+		c.syncAt.Stop()
+		c.syncAt = nil
+	}
+}
+
+// syncLazy makes the lazy records written to the active segment durable.
+// Their waiters have gone on already, so a failure is only logged (as a
+// write episode): a lost sent or done record means a delivery or a
+// report is made again, not mail lost.
+func (c *committer) syncLazy() {
+	if !c.unsynced {
+		return
+	}
+	st := c.lazy
+	start := time.Now()
+	if err := c.active.f.Datasync(); err != nil {
+		c.failedWrite(fmt.Errorf("sync segment %s: %w", c.active.path, err))
+		c.synced()
+		return
+	}
+	st.Sync = time.Since(start)
+	c.synced()
+	if c.q.cfg.OnCommit != nil && st.Requests > 0 {
+		c.q.cfg.OnCommit(st)
+	}
+}
+
 // repair zeroes what a failed write may have left after the end of the
 // records, so that recovery never finds records whose commit failed.
 func (c *committer) repair() error {
@@ -257,110 +403,20 @@ func (c *committer) repair() error {
 	return nil
 }
 
-// spareRetry is the first wait before the next spare segment is tried
-// again when it did not fit or failed; each later failure doubles it up to
-// maillog.EpisodeRetryMax. Segment removals try again at once.
-const spareRetry = time.Second
-
-// prepare starts zero-filling the next segment file in the background,
-// unless one is prepared or being prepared. It does not start when the
-// file system would keep less than the reserve free after it, so that
-// preallocation never turns a nearly full disk into a full one; it is
-// tried again later (see run).
-func (c *committer) prepare() {
-	if c.preparing || c.ready != nil || c.retry != nil {
-		return
-	}
-	q := c.q
-	if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize+q.cfg.Reserve {
-		c.spareLater(spareRetry)
-		return
-	}
-	c.preparing = true
-	path := filepath.Join(q.cfg.Dir, spareName)
-	q.fs.Remove(path)
-	go func() {
-		f, err := q.fs.Create(path, q.cfg.SegmentSize)
-		c.spare <- spareFile{f, err}
-	}()
-}
-
-// spareLater arms the retry of the next spare after d.
-func (c *committer) spareLater(d time.Duration) {
-	if c.retry == nil {
-		c.retry = time.NewTimer(d)
-	}
-}
-
-// gotSpare takes the result of a preparation.
-func (c *committer) gotSpare(sp spareFile) {
-	c.preparing = false
-	if sp.err != nil {
-		c.spareLater(c.failedCreate(fmt.Errorf("prepare the next segment: %w", sp.err)))
-		return
-	}
-	c.ready = sp.f
-	c.spareReady.Store(true)
-	c.q.reportSpace() // a report that did not fit may fit now
-	// A segment file was just created: new mail has room again. A write
-	// episode ends only with a write to the active segment (this file may
-	// have been made before the writes began to fail).
-	c.created()
-	c.fullEp.OK()
-}
-
-// takeSpare waits for the prepared segment file, if one is being prepared,
-// and renames it to path.
-func (c *committer) takeSpare(path string) segFile {
-	if c.preparing {
-		c.gotSpare(<-c.spare)
-	}
-	f := c.ready
-	if f == nil {
-		return nil
-	}
-	c.ready = nil
-	c.spareReady.Store(false)
-	if err := c.q.fs.Rename(filepath.Join(c.q.cfg.Dir, spareName), path); err != nil {
-		f.Close()
-		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
-		return nil
-	}
-	return f
-}
-
-// closeSpare waits for a running preparation and removes its file.
-func (c *committer) closeSpare() {
-	if c.retry != nil {
-		c.retry.Stop()
-		c.retry = nil
-	}
-	if c.preparing {
-		sp := <-c.spare
-		c.preparing = false
-		if sp.err == nil {
-			c.ready = sp.f
-		}
-	}
-	if c.ready != nil {
-		c.ready.Close()
-		c.ready = nil
-		c.spareReady.Store(false)
-		c.q.fs.Remove(filepath.Join(c.q.cfg.Dir, spareName))
-	}
-}
-
 // rotate makes the next segment active: the prepared spare when there is
 // one, else a file created now, if the file system has room for it. It
 // then starts preparing the next spare.
 func (c *committer) rotate() error {
 	q := c.q
+	c.syncLazy() // records of the segment being left are synced before any of the next
 	no := c.active.no + 1
 	path := filepath.Join(q.cfg.Dir, segName(no))
-	f := c.takeSpare(path)
+	gen := q.gen.Add(1)
+	f, kind := c.takeSpare(path, gen)
 	if f == nil {
 		var err error
-		f, err = c.createNow(path)
+		kind = kindFresh
+		f, err = c.createNow(path, gen)
 		if err != nil {
 			// Keep trying to prepare a spare meanwhile, so that a
 			// spool that becomes writable again is noticed without
@@ -371,7 +427,7 @@ func (c *committer) rotate() error {
 			return err
 		}
 	}
-	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize}
+	s := &segment{no: no, path: path, f: f, size: q.cfg.SegmentSize, base: gen, gen: gen, kind: kind, end: segHeaderSize}
 	q.mu.Lock()
 	q.segs = append(q.segs, s)
 	q.active = s
@@ -388,15 +444,25 @@ func (c *committer) rotate() error {
 	return nil
 }
 
-// createNow creates the segment file path at once, if the file system has
-// room for it.
-func (c *committer) createNow(path string) (segFile, error) {
+// createNow creates the segment file path of generation gen at once, if
+// the file system has room for it.
+func (c *committer) createNow(path string, gen uint64) (segFile, error) {
 	q := c.q
 	if free, err := q.fs.Free(q.cfg.Dir); err == nil && free < q.cfg.SegmentSize {
 		return nil, fmt.Errorf("create segment %s: %d octets free, %d needed: %w", path, free, q.cfg.SegmentSize, syscall.ENOSPC)
 	}
-	f, err := q.fs.Create(path, q.cfg.SegmentSize)
+	return createSegment(q.fs, path, q.cfg.SegmentSize, gen)
+}
+
+// createSegment creates a zero-filled segment file of generation gen.
+func createSegment(fs fileLayer, path string, size int64, gen uint64) (segFile, error) {
+	f, err := fs.Create(path, size)
 	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", path, err)
+	}
+	if err := writeSegHeader(f, segHeader{kind: kindFresh, base: gen, gen: gen}); err != nil {
+		f.Close()
+		fs.Remove(path)
 		return nil, fmt.Errorf("create segment %s: %w", path, err)
 	}
 	return f, nil

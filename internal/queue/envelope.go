@@ -180,8 +180,8 @@ func scanSlot(rec []byte, bodyOff int) int {
 // scanAtReceipt scans the body of a message record being put and fills in
 // the content-scan value at slot (from scanSlot) and env.ContentScan. A
 // failed scan is stored as no scan, so delivery scans again.
-func scanAtReceipt(rec []byte, slot, bodyOff int, env *smtp.Envelope) {
-	n, err := downgrade.ScanBytes(rec[bodyOff:])
+func scanAtReceipt(sc *downgrade.Scanner, rec []byte, slot, bodyOff int, env *smtp.Envelope) {
+	n, err := sc.ScanBytes(rec[bodyOff:])
 	if err != nil {
 		env.ContentScan = nil
 		rec[slot], rec[slot+1] = 0, 0

@@ -130,7 +130,7 @@ func TestFullDiskInjected(t *testing.T) {
 		for range 2 {
 			id, err := put(seq)
 			if err != nil {
-				t.Fatalf("round %d: Put after space returned: %v", round, err)
+				t.Fatalf("round %d: Put after space returned: %v\n%s", round, err, logs.String())
 			}
 			ids = append(ids, id)
 			seqs[id] = seq

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"path/filepath"
 	"time"
 )
 
@@ -41,6 +42,7 @@ func (q *Queue) gcStep() (removed, copied int) {
 			q.c.spaceFreed()
 		}
 	}()
+	synced := false
 	for {
 		q.mu.Lock()
 		if q.closed || len(q.segs) < 2 {
@@ -52,13 +54,33 @@ func (q *Queue) gcStep() (removed, copied int) {
 			q.mu.Unlock()
 			break
 		}
+		q.mu.Unlock()
+		if !synced {
+			// The done records that let s go may still wait for
+			// their fdatasync (submitLazy): were s removed first, a
+			// crash could leave later records of its messages
+			// without their message record.
+			if err := q.c.syncBarrier(); err != nil {
+				q.log.Warn("queue: segment kept: the log could not be synced", "segment", s.path, "err", err)
+				return removed, copied
+			}
+			synced = true
+			continue // looked at again: the queue may have changed meanwhile
+		}
+		q.mu.Lock()
+		if q.closed || len(q.segs) < 2 || q.segs[0] != s || s == q.active || s.refs > 0 || s.readers > 0 {
+			q.mu.Unlock()
+			continue
+		}
 		q.segs = q.segs[1:]
 		q.mu.Unlock()
-		s.f.Close()
-		if err := q.fs.Remove(s.path); err != nil {
-			q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
-		} else {
-			q.log.Debug("queue: segment removed", "segment", s.path)
+		if !q.recycle(s) {
+			s.f.Close()
+			if err := q.fs.Remove(s.path); err != nil {
+				q.log.Error("queue: cannot remove segment", "segment", s.path, "err", err)
+			} else {
+				q.log.Debug("queue: segment removed", "segment", s.path)
+			}
 		}
 		removed++
 		q.mu.Lock()
@@ -77,7 +99,10 @@ func (q *Queue) writeDone(m *msg) error {
 		q.mu.Unlock()
 		return nil
 	}
-	req := q.submitFor(m, encodeSimple(recDone, m.id, doneFinished))
+	// A done record lost in a crash of the machine means the message is
+	// reported finished again at the next start: its fdatasync is shared
+	// with the next commit (submitLazy).
+	req := q.submitLazyFor(m, true, encodeSimple(recDone, m.id, doneFinished))
 	q.mu.Unlock()
 	if _, err := q.applyCommitted(m, req); err != nil {
 		q.mu.Lock()
@@ -263,4 +288,30 @@ func (q *Queue) Stats() Stats {
 	s.WriteErrors = int(q.c.writeErrors.Load())
 	s.Refused = int(q.c.refused.Load())
 	return s
+}
+
+// recycle keeps a finished segment s, which no live message has records
+// in, as the next spare but one (poolName), unless one is kept already:
+// the next segment is then made by renaming it instead of zero-filling a
+// new file. It is marked free first, with the highest generation given
+// out, so that every record in it is older than the segments made from it
+// (docs/queue-format.md). It reports whether s was kept; if not, the
+// caller removes it.
+func (q *Queue) recycle(s *segment) bool {
+	if s.damaged || s.size != q.cfg.SegmentSize || !q.c.poolTaken.CompareAndSwap(false, true) {
+		return false
+	}
+	bound := q.gen.Load()
+	err := writeSegHeader(s.f, segHeader{kind: kindFree, base: bound, gen: bound})
+	if err == nil {
+		err = q.fs.Rename(s.path, filepath.Join(q.cfg.Dir, poolName))
+	}
+	if err != nil {
+		q.c.poolTaken.Store(false)
+		q.log.Warn("queue: cannot keep a finished segment for reuse", "segment", s.path, "err", err)
+		return false
+	}
+	q.log.Debug("queue: segment kept for reuse", "segment", s.path)
+	q.c.pooled <- s.f
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,10 @@ type Queue struct {
 	stats     Stats
 
 	c *committer
+	// gen is the highest segment generation given out (segheader.go).
+	gen atomic.Uint64
+	// scanner scans content at receipt, reusing its buffers.
+	scanner downgrade.Scanner
 	// mem bounds the message content held in memory by Put calls.
 	mem *MemBudget
 
@@ -107,14 +112,21 @@ func openWith(cfg Config, fs fileLayer) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
+	sp := q.keepSpares()
 	s, err := q.startSegment()
 	if err != nil {
 		q.closeFiles()
+		for _, f := range []segFile{sp.ready, sp.pool} {
+			if f != nil {
+				f.Close()
+			}
+		}
 		lock.Close()
 		return nil, err
 	}
 	q.active = s
 	q.c = newCommitter(q, s)
+	q.c.takeSpares(sp)
 	q.wg.Add(1)
 	go func() { defer q.wg.Done(); q.c.run() }()
 	if !cfg.Offline { // the server collects segments when it runs again
@@ -200,7 +212,10 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	// message; the envelope carries a placeholder filled in after the
 	// body is read.
 	env.ContentScan = &downgrade.Needs{}
-	rec, bodyOff := messagePrefix(make([]byte, 0, recordCapacity(env.Size)), env)
+	// Room for the SIZE= the client declared (RFC 1870), up to a bound,
+	// so that the body is read without the buffer growing and being
+	// copied on the way; the Received field and the envelope come on top.
+	rec, bodyOff := messagePrefix(make([]byte, 0, recordStart+min(max(env.Size, 0), maxPresize)), env)
 	slot := scanSlot(rec, bodyOff)
 	if slot < 0 { // another extension came last: store no scan
 		env.ContentScan = nil
@@ -213,7 +228,7 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	}
 	defer q.mem.Release(held)
 	if slot >= 0 {
-		scanAtReceipt(rec, slot, bodyOff, env)
+		scanAtReceipt(&q.scanner, rec, slot, bodyOff, env)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -224,7 +239,8 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	if len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
 	}
-	sealRecord(rec)
+	// The committer seals the record (length, generation, CRC) as it
+	// writes it.
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -252,14 +268,13 @@ func (q *Queue) put(ctx context.Context, env *smtp.Envelope, body io.Reader, rep
 	return env.ID, nil
 }
 
-// recordCapacity is the buffer a Put starts with: room for the envelope
-// and, when the client declared SIZE= (RFC 1870 §3, an estimate), for a
-// body of that size up to 1 MiB, so that a typical message is read without
-// growing the buffer; the buffer still grows past it within the budget.
-func recordCapacity(declared int64) int {
-	const envelopeRoom, minBody, maxHint = 512, 4096, 1 << 20
-	return envelopeRoom + int(min(max(declared, minBody), maxHint))
-}
+// recordStart is the first buffer of a Put beyond the declared size: the
+// record header, envelope and Received field fit; maxPresize bounds how
+// much of a declared size is allocated before the content arrives.
+const (
+	recordStart = 4096 + 512
+	maxPresize  = 1 << 20
+)
 
 // pathString formats a path for logs.
 func pathString(p smtp.Path) string {
@@ -275,23 +290,38 @@ func readRecord(l loc, n int) ([]byte, error) {
 	if _, err := l.seg.f.ReadAt(b, l.off); err != nil {
 		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
 	}
-	if _, k, ok := parseHeader(b); !ok || k != n-headerSize || !checkCRC(b) {
+	if _, k, ok := parseHeader(b); !ok || k != n-headerSize || !checkCRCGen(b, l.seg.recordGen(b)) {
 		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
 	}
 	return b, nil
 }
 
+// smallRecord is how much readRecordAt reads at first: state, hold,
+// retry and done records fit, so they take one pread(2).
+const smallRecord = 512
+
 // readRecordAt reads the record at l whose length is in its header.
 func readRecordAt(l loc) ([]byte, error) {
-	var h [headerSize]byte
-	if _, err := l.seg.f.ReadAt(h[:], l.off); err != nil {
+	b := make([]byte, smallRecord)
+	k, err := l.seg.f.ReadAt(b, l.off)
+	if k < headerSize {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("read %s at %d: %w", l.seg.path, l.off, err)
 	}
-	_, n, ok := parseHeader(h[:])
+	_, n, ok := parseHeader(b)
 	if !ok {
 		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
 	}
-	return readRecord(l, headerSize+n)
+	if headerSize+n > k {
+		return readRecord(l, headerSize+n)
+	}
+	b = b[:headerSize+n]
+	if !checkCRCGen(b, l.seg.recordGen(b)) {
+		return nil, fmt.Errorf("%w in %s at %d", errCorrupt, l.seg.path, l.off)
+	}
+	return b, nil
 }
 
 // loadEnvelope reads m's envelope from its message record. Callers hold
@@ -357,13 +387,18 @@ type bodyReader struct {
 }
 
 func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.pos == 0 && int64(len(p)) >= r.n {
+		// The whole record fits: one pread(2), the body moved to the
+		// front.
+		return r.readWhole(p)
+	}
 	if r.pos == 0 {
 		pre := make([]byte, r.bodyOff)
 		if _, err := r.l.seg.f.ReadAt(pre, r.l.off); err != nil {
 			return 0, fmt.Errorf("queue: read body: %w", err)
 		}
 		r.want = leUint32(pre[8:12])
-		r.crc = crc32.Update(0, castagnoli(), pre[:8])
+		r.crc = crc32.Update(crcSeed(r.l.seg.recordGen(pre)), castagnoli(), pre[:8])
 		r.crc = crc32.Update(r.crc, castagnoli(), pre[headerSize:])
 		r.pos = r.bodyOff
 	}
@@ -386,6 +421,26 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		return k, fmt.Errorf("queue: read body: %w", err)
 	}
 	return k, nil
+}
+
+// readWhole reads the whole record into p, checks its CRC and returns the
+// body at the start of p; the next Read reports the end.
+func (r *bodyReader) readWhole(p []byte) (int, error) {
+	k, err := r.l.seg.f.ReadAt(p[:r.n], r.l.off)
+	if int64(k) < r.n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("queue: read body: %w", err)
+	}
+	rec := p[:r.n]
+	if !checkCRCGen(rec, r.l.seg.recordGen(rec)) {
+		return 0, wrapf(errCorrupt, "body of record at %s:%d (CRC mismatch)", r.l.seg.path, r.l.off)
+	}
+	n := copy(p, rec[r.bodyOff:])
+	r.pos = r.n
+	r.crc, r.want = 0, 0
+	return n, nil
 }
 
 func (r *bodyReader) Close() error {

@@ -66,19 +66,26 @@ func appendHeader(b []byte, t recType, n int) []byte {
 }
 
 // sealRecord sets the length and CRC of the record that starts at rec[0]
-// and spans all of rec.
-func sealRecord(rec []byte) {
+// and spans all of rec, as a record of format 1 (no generation); the
+// committer seals it again for the segment it goes to (sealRecordGen).
+func sealRecord(rec []byte) { sealRecordGen(rec, 0) }
+
+// sealRecordGen sets the generation field, length and CRC of a record of
+// generation gen (0: format 1, the field stays zero).
+func sealRecordGen(rec []byte, gen uint64) {
+	rec[1], rec[2], rec[3] = byte(gen), byte(gen>>8), byte(gen>>16)
 	binary.LittleEndian.PutUint32(rec[4:8], uint32(len(rec)-headerSize))
-	crc := crc32.Update(0, castagnoli(), rec[:8])
+	crc := crc32.Update(crcSeed(gen), castagnoli(), rec[:8])
 	crc = crc32.Update(crc, castagnoli(), rec[headerSize:])
 	binary.LittleEndian.PutUint32(rec[8:12], crc)
 }
 
 // parseHeader checks the fixed part of a header and returns the type and
-// payload length. It does not check the CRC.
+// payload length. It checks neither the CRC nor octets 1 to 3 (zero in
+// format 1, the generation in format 2: see recordValid).
 func parseHeader(h []byte) (recType, int, bool) {
 	t := recType(h[0])
-	if t == 0 || t > recMax || h[1] != 0 || h[2] != 0 || h[3] != 0 {
+	if t == 0 || t > recMax {
 		return 0, 0, false
 	}
 	n := binary.LittleEndian.Uint32(h[4:8])
@@ -88,9 +95,14 @@ func parseHeader(h []byte) (recType, int, bool) {
 	return t, int(n), true
 }
 
-// checkCRC reports whether the CRC in rec's header matches its contents.
-func checkCRC(rec []byte) bool {
-	crc := crc32.Update(0, castagnoli(), rec[:8])
+// checkCRC reports whether the CRC in rec's header matches its contents,
+// for a record of format 1.
+func checkCRC(rec []byte) bool { return checkCRCGen(rec, 0) }
+
+// checkCRCGen reports whether the CRC in rec's header matches its contents
+// for a record of generation gen (0: format 1).
+func checkCRCGen(rec []byte, gen uint64) bool {
+	crc := crc32.Update(crcSeed(gen), castagnoli(), rec[:8])
 	crc = crc32.Update(crc, castagnoli(), rec[headerSize:])
 	return crc == binary.LittleEndian.Uint32(rec[8:12])
 }

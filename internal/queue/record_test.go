@@ -92,7 +92,6 @@ func TestParseHeaderRejects(t *testing.T) {
 	}{
 		{"zero", make([]byte, headerSize)},
 		{"unknown type", []byte{99, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}},
-		{"reserved set", []byte{1, 1, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}},
 		{"empty payload", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"huge payload", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}},
 	}

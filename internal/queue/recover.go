@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -41,6 +42,17 @@ func (q *Queue) recover() ([]*msg, error) {
 			return nil, fmt.Errorf("queue: stat segment %s: %w", path, err)
 		}
 		s := &segment{no: no, path: path, f: f, size: size}
+		free, err := q.readHeader(s, &st)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if free {
+			// Marked free while it was being kept for reuse: it holds
+			// no records.
+			q.removeEmpty(s)
+			continue
+		}
 		q.segs = append(q.segs, s)
 		if err := q.scanSegment(s, i == len(nos)-1, &st); err != nil {
 			return nil, err
@@ -97,22 +109,67 @@ func (w *window) get(off int64, n int) ([]byte, bool, error) {
 	return w.buf[:n], true, nil
 }
 
-// validAt reports whether a whole record with a correct CRC starts at off,
-// and returns it.
-func (w *window) validAt(off int64) ([]byte, bool, error) {
+// validAt reports whether a whole record of segment s with a correct CRC
+// starts at off, after a record of generation cur, and returns it and its
+// generation.
+func (w *window) validAt(s *segment, off int64, cur uint64) ([]byte, uint64, bool, error) {
 	h, ok, err := w.get(off, headerSize)
 	if !ok || err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	_, n, ok := parseHeader(h)
 	if !ok {
-		return nil, false, nil
+		return nil, 0, false, nil
+	}
+	if g := s.recordGen(h); s.base == 0 && (h[1] != 0 || h[2] != 0 || h[3] != 0) || s.base != 0 && (g < cur || g > s.gen) {
+		return nil, 0, false, nil // checked before the record is read: stale records of a reused segment are passed quickly
 	}
 	rec, ok, err := w.get(off, headerSize+n)
 	if !ok || err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	return rec, checkCRC(rec), nil
+	g, ok := s.recordValid(rec, cur)
+	return rec, g, ok, nil
+}
+
+// readHeader reads the header of a segment found by recovery and sets its
+// generations. It reports a file marked free (no records). A format 2
+// segment whose header is damaged cannot be read: it is kept in
+// spool/corrupt/ as damage is, and its messages are reported lost.
+func (q *Queue) readHeader(s *segment, st *recoveryStats) (free bool, err error) {
+	h, slot, v2, err := readSegHeader(s.f, s.size)
+	if errors.Is(err, errBadHeader) {
+		kept, err := preserveSegment(q.cfg.Dir, s)
+		if err != nil {
+			return false, fmt.Errorf("queue: keep damaged segment %s: %w", s.path, err)
+		}
+		s.damaged, s.end = true, s.size
+		st.damaged++
+		q.log.Error("queue: damaged segment kept: its header cannot be read, so neither can its records", "segment", s.path, "copy", kept)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue: %s: %w", s.path, err)
+	}
+	if !v2 {
+		return false, nil
+	}
+	q.noteGen(h.gen)
+	if h.kind == kindFree {
+		return true, nil
+	}
+	s.base, s.gen, s.kind, s.slot = h.base, h.gen, h.kind, slot
+	return false, nil
+}
+
+// noteGen raises the highest generation given out to at least g.
+func (q *Queue) noteGen(g uint64) {
+	for {
+		cur := q.gen.Load()
+		if g <= cur || q.gen.CompareAndSwap(cur, g) {
+			return
+		}
+	}
 }
 
 // scanSegment applies every valid record of s. Where no valid record
@@ -124,21 +181,25 @@ func (w *window) validAt(off int64) ([]byte, bool, error) {
 // Any other damage means records may be lost that were acknowledged, so
 // the segment is preserved in spool/corrupt/ and left as it is.
 func (q *Queue) scanSegment(s *segment, newest bool, st *recoveryStats) error {
+	if s.damaged { // its header is damaged (readHeader)
+		return nil
+	}
 	w := &window{f: s.f, size: s.size}
 	var dmg segDamage
 	bad := st.bad
-	off := int64(0)
+	off, cur := s.start(), s.base
 	for off < s.size {
-		rec, ok, err := w.validAt(off)
+		rec, g, ok, err := w.validAt(s, off, cur)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.path, err)
 		}
 		if ok {
 			q.applyRecord(s, off, rec, st)
 			off += int64(len(rec))
+			cur = g
 			continue
 		}
-		next, nz, err := w.resync(off)
+		next, nz, err := w.resync(s, off, cur)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.path, err)
 		}
@@ -153,6 +214,19 @@ func (q *Queue) scanSegment(s *segment, newest bool, st *recoveryStats) error {
 				"resync_offset", next, "octets", next-off, "ids", ids)
 			off = next
 			continue
+		}
+		if s.kind == kindReused {
+			// Records of earlier generations follow: a tail is a
+			// header of this generation or a later one that does not
+			// check, up to the end it names.
+			nz = -1
+			if h, ok, err := w.get(off, headerSize); err != nil {
+				return fmt.Errorf("%s: %w", s.path, err)
+			} else if _, n, hok := parseHeader(h); ok && hok {
+				if g := s.recordGen(h); g >= cur && g <= s.gen {
+					nz = min(off+int64(headerSize+n), s.size) - 1
+				}
+			}
 		}
 		if nz >= 0 {
 			dmg.tail, dmg.tailOff, dmg.tailLen = true, off, nz+1-off

@@ -36,7 +36,7 @@ type segDamage struct {
 // octet from off on (-1 when all of it is zero: preallocated space). A
 // record starts with a type octet 1 to recMax, so only those positions are
 // checked in full.
-func (w *window) resync(off int64) (next, lastNonZero int64, err error) {
+func (w *window) resync(s *segment, off int64, cur uint64) (next, lastNonZero int64, err error) {
 	lastNonZero = -1
 	const chunk = 1 << 20
 	zeros := make([]byte, chunk) // runs of zeros (preallocated space) are passed by comparison
@@ -66,7 +66,7 @@ func (w *window) resync(off int64) (next, lastNonZero int64, err error) {
 			continue
 		}
 		p += int64(i)
-		_, ok, err := w.validAt(p) // may move the window: b is not used again
+		_, _, ok, err := w.validAt(s, p, cur) // may move the window: b is not used again
 		if err != nil {
 			return -1, -1, err
 		}
@@ -94,7 +94,7 @@ func (w *window) namedIDs(from, to int64) ([]string, error) {
 			break
 		}
 		l := int(h[headerSize])
-		if h[1] != 0 || h[2] != 0 || h[3] != 0 || l == 0 || l > maxIDLen {
+		if l == 0 || l > maxIDLen {
 			continue
 		}
 		b, ok, err := w.get(p+headerSize+1, l)
@@ -139,7 +139,7 @@ func (q *Queue) settleDamage(s *segment, newest bool, d segDamage, st *recoveryS
 		if err != nil {
 			return fmt.Errorf("queue: keep the tail of %s: %w", s.path, err)
 		}
-		return q.cutTail(s, d.tailOff, d.tailIDs, kept, st)
+		return q.cutTail(s, d.tailOff, d.tailLen, d.tailIDs, kept, st)
 	}
 	kept, err := preserveSegment(q.cfg.Dir, s)
 	if err != nil {
@@ -258,10 +258,18 @@ func (q *Queue) reportOrphans(orphans map[string]struct{}) {
 
 // cutTail truncates a segment at off, where a torn tail starts; kept is
 // where its octets were saved.
-func (q *Queue) cutTail(s *segment, off int64, ids []string, kept string, st *recoveryStats) error {
+func (q *Queue) cutTail(s *segment, off, n int64, ids []string, kept string, st *recoveryStats) error {
 	st.tails++
 	q.log.Warn("queue: torn or corrupt tail cut off", "segment", s.path, "offset", off,
 		"octets", s.size-off, "ids", ids, "copy", kept)
+	if s.base != 0 {
+		// Format 2: the tail is overwritten with zeros and the file
+		// keeps its size, to be written on or reused.
+		if err := zeroFileRange(s.f, off, off+n); err != nil {
+			return fmt.Errorf("queue: cut tail of %s at %d: %w", s.path, off, err)
+		}
+		return nil
+	}
 	if err := s.f.Truncate(off); err != nil {
 		return fmt.Errorf("queue: cut tail of %s at %d: %w", s.path, off, err)
 	}
@@ -270,4 +278,16 @@ func (q *Queue) cutTail(s *segment, off int64, ids []string, kept string, st *re
 	}
 	s.size = off
 	return nil
+}
+
+// zeroFileRange overwrites [from, to) of f with zeros and syncs it.
+func zeroFileRange(f segFile, from, to int64) error {
+	zero := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; off += int64(len(zero)) {
+		n := min(int64(len(zero)), to-off)
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Datasync()
 }

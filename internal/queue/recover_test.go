@@ -42,7 +42,7 @@ func TestPutBodyErrorWritesNothing(t *testing.T) {
 	if _, err := q.Put(context.Background(), testEnv("s@example.org", "a@example.net"), &r); !errors.Is(err, boom) {
 		t.Fatalf("Put error = %v, want %v", err, boom)
 	}
-	if q.active.end != 0 || len(q.msgs) != 0 {
+	if !q.active.empty() || len(q.msgs) != 0 {
 		t.Fatalf("failed Put wrote %d octets, indexed %d messages", q.active.end, len(q.msgs))
 	}
 }

@@ -280,7 +280,10 @@ func (q *Queue) Update(ctx context.Context, l *Lease, id string, rcpt int, r Res
 		return fmt.Errorf("queue: result state %d is not Sent, Deferred or Failed", r.State)
 	}
 	rec := encodeState(id, s)
-	req := q.submitFor(m, rec)
+	// A sent state lost in a crash of the machine means the recipient is
+	// delivered again, never that mail is lost: its fdatasync is shared
+	// with the next commit (submitLazy).
+	req := q.submitLazyFor(m, s.State == Sent, rec)
 	q.mu.Unlock()
 	fin, err := q.applyCommitted(m, req)
 	if err != nil {
@@ -340,11 +343,20 @@ func (q *Queue) expiryReply(m *msg, last smtp.Reply) smtp.Reply {
 // submitFor submits records that change m, keeping log order. Callers hold
 // q.mu.
 func (q *Queue) submitFor(m *msg, recs ...[]byte) *request {
+	return q.submitLazyFor(m, false, recs...)
+}
+
+// submitLazyFor is submitFor, with the records' fdatasync left to the
+// committer when lazy (see committer.submitLazy). Callers hold q.mu.
+func (q *Queue) submitLazyFor(m *msg, lazy bool, recs ...[]byte) *request {
 	m.pending++
 	if q.closed {
 		r := &request{recs: recs, err: ErrClosed, done: make(chan struct{})}
 		close(r.done)
 		return r
+	}
+	if lazy {
+		return q.c.submitLazy(recs...)
 	}
 	return q.c.submit(recs...)
 }

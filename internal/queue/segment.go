@@ -191,6 +191,30 @@ type segment struct {
 	// damaged is set by recovery for a segment kept in spool/corrupt/:
 	// it is left exactly as it is.
 	damaged bool
+	// base and gen are the segment's generations (segheader.go): no
+	// record in it is older than base, gen is the generation records are
+	// written with now; both 0 for a format 1 segment. kind says what
+	// follows the records; slot is the header slot holding gen.
+	base, gen uint64
+	kind      byte
+	slot      int
+}
+
+// recordValid reports whether rec, found at the place of the next record
+// of s after one of generation cur, is one: its generation field and CRC
+// check. In format 1 octets 1 to 3 are zero; in format 2 the generation
+// lies between cur and s.gen (a record is never older than the one
+// before it, so the records of a run that crashed are not taken for the
+// records after a later run's). It returns the record's generation.
+func (s *segment) recordValid(rec []byte, cur uint64) (uint64, bool) {
+	if s.base == 0 {
+		return 0, rec[1] == 0 && rec[2] == 0 && rec[3] == 0 && checkCRCGen(rec, 0)
+	}
+	g := s.recordGen(rec)
+	if g < cur || g > s.gen {
+		return g, false
+	}
+	return g, checkCRCGen(rec, g)
 }
 
 const segPrefix, segSuffix = "seg-", ".log"

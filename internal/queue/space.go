@@ -112,7 +112,7 @@ func (c *committer) admit(batch []*request) []*request {
 			spare, checked = err != nil || free >= size+reserve, true
 		}
 		left, hasSpare := rem, spare
-		if n > left && hasSpare && !(c.active.end == 0 && c.dirty == 0) {
+		if n > left && hasSpare && !(c.active.empty() && c.dirty == 0) {
 			left, hasSpare = size, false
 		}
 		if r.isMessage() && n > size {
