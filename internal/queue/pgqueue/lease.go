@@ -130,16 +130,33 @@ func (q *Queue) probeOnce(ctx context.Context) (l *queue.Lease, next time.Durati
 func (q *Queue) tryLease(ctx context.Context) (*queue.Lease, time.Duration, error) {
 	ctx, cancel := q.opCtx(ctx)
 	defer cancel()
-	rows, err := q.pool.Query(ctx, `SELECT hop FROM (
-	SELECT hop, due FROM ferry_groups
-	WHERE due <= now() AND (lease_until IS NULL OR lease_until < now())
-	ORDER BY due LIMIT $1) s
-GROUP BY hop ORDER BY min(due)`, candidateScan)
+	// The candidates are read as of one instant, at (the server's clock),
+	// and the next due time below is what comes after that instant: a
+	// group that became due while the hops were claimed is then found at
+	// once, instead of after the lease timeout.
+	rows, err := q.pool.Query(ctx, `SELECT t.at, c.hop FROM (SELECT now() AS at) t LEFT JOIN LATERAL (
+	SELECT hop, min(due) AS first FROM (
+		SELECT hop, due FROM ferry_groups
+		WHERE due <= t.at AND (lease_until IS NULL OR lease_until < t.at)
+		ORDER BY due LIMIT $1) s
+	GROUP BY hop) c ON true
+ORDER BY c.first`, candidateScan)
 	if err != nil {
 		return nil, 0, err
 	}
-	hops, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var at time.Time
+	var hops []string
+	for rows.Next() {
+		var hop *string
+		if err := rows.Scan(&at, &hop); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		if hop != nil {
+			hops = append(hops, *hop)
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	locked := false
@@ -167,8 +184,8 @@ GROUP BY hop ORDER BY min(due)`, candidateScan)
 	var next *float64
 	err = q.pool.QueryRow(ctx, `SELECT extract(epoch FROM least(
 	(SELECT min(greatest(due, coalesce(lease_until, due))) FROM ferry_groups
-		WHERE due IS NOT NULL AND greatest(due, coalesce(lease_until, due)) > now()),
-	(SELECT min(expires) FROM ferry_leases WHERE expires > now())) - now())`).Scan(&next)
+		WHERE due IS NOT NULL AND greatest(due, coalesce(lease_until, due)) > $1),
+	(SELECT min(expires) FROM ferry_leases WHERE expires > $1)) - clock_timestamp())`, at).Scan(&next)
 	if err != nil {
 		return nil, 0, err
 	}
