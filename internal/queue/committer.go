@@ -82,6 +82,11 @@ type committer struct {
 	unsynced bool
 	syncAt   *time.Timer
 	lazy     CommitStats
+	// roomAt fires while new mail is refused for the reserve, to see
+	// whether room came back without a Put (space freed outside the
+	// spool, say); roomWait is the next wait (see checkRoom).
+	roomAt   *time.Timer
+	roomWait time.Duration
 
 	// The spool's write health (see space.go), safe for any goroutine.
 	health
@@ -178,9 +183,12 @@ func (c *committer) run() {
 	c.prepare()
 	var spare []*request
 	for {
-		var retry, syncAt <-chan time.Time
+		var retry, syncAt, roomAt <-chan time.Time
 		if c.retry != nil {
 			retry = c.retry.C
+		}
+		if c.roomAt != nil {
+			roomAt = c.roomAt.C
 		}
 		if c.syncAt != nil {
 			syncAt = c.syncAt.C
@@ -190,6 +198,10 @@ func (c *committer) run() {
 		case <-syncAt:
 			c.syncAt = nil
 			c.syncLazy()
+			continue
+		case <-roomAt:
+			c.roomAt = nil
+			c.checkRoom()
 			continue
 		case sp := <-c.spare:
 			c.gotSpare(sp)

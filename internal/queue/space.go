@@ -156,6 +156,7 @@ func (c *committer) refuse(r *request, free int64) {
 	if !r.report {
 		c.refused.Add(1)
 		c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free)
+		c.roomLater()
 	}
 	r.err = ErrSpoolFull
 	close(r.done)
@@ -169,6 +170,50 @@ func (c *committer) spaceFreed() {
 	default:
 	}
 	c.q.reportSpace()
+}
+
+// roomLater arms the check for room after a refusal: after 1 s, doubling
+// up to maillog.EpisodeRetryMax while mail stays refused.
+func (c *committer) roomLater() {
+	if c.roomAt != nil {
+		return
+	}
+	if c.roomWait == 0 {
+		c.roomWait = time.Second
+	}
+	c.roomAt = time.NewTimer(c.roomWait)
+}
+
+// checkRoom ends the episode of refused mail when a message of ordinary
+// size would be admitted now (as admit decides: the active segment and a
+// prepared next one keep the reserve and half a segment free, or the file
+// system has room for a new segment beyond the reserve), so that /readyz
+// and the metrics say so without waiting for the next Put; else it looks
+// again later.
+func (c *committer) checkRoom() {
+	if c.fullEp.Err() == nil {
+		c.roomWait = 0
+		return
+	}
+	size, reserve := c.q.cfg.SegmentSize, c.q.cfg.Reserve
+	free := c.active.size - max(c.active.end, c.dirty)
+	if c.ready != nil {
+		free += size
+	}
+	room := free >= reserve+size/2
+	if !room && c.ready == nil {
+		if fs, err := c.q.fs.Free(c.q.cfg.Dir); err == nil && fs >= size+reserve {
+			room = true
+			c.prepare()
+		}
+	}
+	if room {
+		c.fullEp.OK()
+		c.roomWait = 0
+		return
+	}
+	c.roomWait = min(2*c.roomWait, maillog.EpisodeRetryMax)
+	c.roomLater()
 }
 
 // Writable reports whether the spool takes new mail and records now: nil

@@ -100,6 +100,34 @@ func TestReserveKeepsRecordsWritable(t *testing.T) {
 	t.Logf("%d messages accepted in two 1 MiB segments; every outcome and done record written in the reserve", len(ids))
 }
 
+// TestRoomBackWithoutPut: when space returns outside the spool (another
+// file removed) while new mail is refused, the queue says it is writable
+// again by itself, without waiting for a Put that a load balancer steering
+// by /readyz would never send.
+func TestRoomBackWithoutPut(t *testing.T) {
+	var logs logBuffer
+	q := nearlyFullQueue(t, &logs)
+	for i := 0; i < 400; i++ {
+		_, err := q.Put(context.Background(), testEnv("s@example.org", "r@example.net"), bytes.NewReader(bodyFor(i, 16<<10)))
+		if errors.Is(err, ErrSpoolFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.Writable() == nil {
+		t.Fatal("Writable() = nil while new mail is refused")
+	}
+	if err := os.Remove(filepath.Join(filepath.Dir(q.cfg.Dir), "ballast")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, "the queue to say it takes mail again", func() bool { return q.Writable() == nil })
+	if c := strings.Count(logs.String(), "queue: spool has room again"); c != 1 {
+		t.Errorf("end of refusal logged %d times, want once", c)
+	}
+}
+
 // nearlyFullQueue opens a queue with 1 MiB segments and a 64 KiB reserve
 // on a real 4 MiB tmpfs, waits for its prepared next segment, and then
 // fills the file system with another file until 96 KiB are left: too
