@@ -54,11 +54,21 @@ func dkimSigner(cfg config.Config, keys *dkim.Keys) deliver.Signer {
 	return &deliver.KeySigner{Keys: keys, AuthServID: id, ARCKey: cfg.DKIM.ARCKey}
 }
 
+// receiptMemory is the most of one message held in memory while it is
+// verified at receipt (less when the budget is small: receiptMemoryShare);
+// a larger message goes to a temporary file.
+const receiptMemory = 1 << 20
+
+// receiptMemoryShare caps one message's memory at this fraction of the
+// budget, so that it and the queue's copy of the same message always fit
+// in the budget together.
+const receiptMemoryShare = 8
+
 // verifyingStore verifies the DKIM signatures and the ARC chain of every
 // message before it is stored, and stores the results with it
 // (smtp.Envelope.AuthResults). A message is held while it is verified in a
-// receiptBuffer: in memory taken from mem, or in a temporary file in the
-// spool.
+// queue.Spill: in memory taken from mem, or in an unlinked temporary file
+// in the spool.
 type verifyingStore struct {
 	smtpd.Store
 	res dkim.TXTResolver
@@ -115,11 +125,11 @@ func receiptStore(cfg config.Config, q smtpd.Store, mem *queue.MemBudget, logger
 // Put verifies the message, then stores it. The header is read first: a
 // message without DKIM-Signature and ARC fields is stored as it streams
 // in (its results say so); a signed one is read whole into a
-// receiptBuffer, verified, then stored. Verification never refuses a
+// queue.Spill, verified, then stored. Verification never refuses a
 // message: a signature that fails is a result. The body is read to its end
 // on every path.
 func (s *verifyingStore) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
-	buf := newReceiptBuffer(s.mem, s.dir)
+	buf := queue.NewSpill(s.mem, s.dir, min(receiptMemory, s.mem.Total()/receiptMemoryShare), "verification at receipt")
 	defer buf.Close()
 	fields, head, err := dkim.ReadHeader(bufio.NewReader(io.TeeReader(body, buf)))
 	// DKIM and ARC each keep a copy of the header while they verify.

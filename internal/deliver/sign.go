@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ferrymta/ferry/internal/dkim"
+	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -64,12 +65,16 @@ func (e *signError) Unwrap() error { return e.err }
 // changed it.
 type signFunc func(open func() io.Reader, changed bool) (SignResult, error)
 
+// spillMemory is how much of a message signing keeps in memory before the
+// rest goes to a temporary file.
+const spillMemory = 4 << 20
+
 // signedContent reads the whole content from src into a spill buffer,
 // ends the conversion (stop), signs the buffered octets and returns a
 // reader of the signature fields followed by exactly those octets. The
 // returned release frees the buffer.
 func (c *Client) signedContent(src io.Reader, stop func(), sign signFunc) (io.Reader, func()) {
-	buf := &spill{}
+	buf := queue.NewSpill(nil, "", spillMemory, "content buffer")
 	_, err := io.Copy(buf, src)
 	stop()
 	release := buf.Close

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 
@@ -155,25 +154,3 @@ func mustKeyring(t *testing.T, keys ...*dkim.Key) *dkim.Keyring {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
-
-// TestSpill: the buffer keeps small content in memory, larger in a file,
-// and reads back the same octets each time.
-func TestSpill(t *testing.T) {
-	for _, n := range []int{10, spillMemory + 12345} {
-		s := &spill{}
-		data := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
-		for off := 0; off < n; off += 7000 {
-			s.Write(data[off:min(n, off+7000)])
-		}
-		if (s.file != nil) != (n > spillMemory) {
-			t.Errorf("%d octets: file %v", n, s.file != nil)
-		}
-		for range 2 {
-			got, _ := io.ReadAll(s.Reader())
-			if !bytes.Equal(got, data) {
-				t.Errorf("%d octets: read back %d different octets", n, len(got))
-			}
-		}
-		s.Close()
-	}
-}
