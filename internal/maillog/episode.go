@@ -71,13 +71,28 @@ func (e *Episode) Fail(err error, attrs ...any) time.Duration {
 		extra = []any{"failures", e.count, "since", e.since.UTC().Format(time.RFC3339)}
 		e.lastLine, e.count = now, 0
 	}
-	delay := EpisodeRetryMin
-	for i := 1; i < e.total && delay < EpisodeRetryMax; i++ {
-		delay *= 2
-	}
+	delay := e.delayLocked()
 	e.mu.Unlock()
 	if msg != "" && e.log != nil {
 		e.log.Log(context.Background(), e.level, msg, append(append(extra, attrs...), "err", err)...)
+	}
+	return delay
+}
+
+// Retry returns the wait before the next attempt after the failures of the
+// episode so far, as Fail does, without recording a failure: for a caller
+// that checks again whether the condition has ended.
+func (e *Episode) Retry() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.delayLocked()
+}
+
+// delayLocked is the retry delay after e.total failures; callers hold e.mu.
+func (e *Episode) delayLocked() time.Duration {
+	delay := EpisodeRetryMin
+	for i := 1; i < e.total && delay < EpisodeRetryMax; i++ {
+		delay *= 2
 	}
 	return min(delay, EpisodeRetryMax)
 }

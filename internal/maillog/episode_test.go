@@ -39,6 +39,9 @@ func TestEpisode(t *testing.T) {
 	if !errors.Is(e.Err(), fail) {
 		t.Errorf("Err() = %v during the episode", e.Err())
 	}
+	if d := e.Retry(); d != 30*time.Second {
+		t.Errorf("Retry() = %v after 1000 failures, want 30s (the pace Fail gives)", d)
+	}
 	if !e.OK() || e.Err() != nil || e.OK() {
 		t.Error("OK did not end the episode once")
 	}

@@ -84,9 +84,8 @@ type committer struct {
 	lazy     CommitStats
 	// roomAt fires while new mail is refused for the reserve, to see
 	// whether room came back without a Put (space freed outside the
-	// spool, say); roomWait is the next wait (see checkRoom).
-	roomAt   *time.Timer
-	roomWait time.Duration
+	// spool, say; see checkRoom).
+	roomAt *time.Timer
 
 	// The spool's write health (see space.go), safe for any goroutine.
 	health

@@ -155,8 +155,7 @@ func (c *committer) admit(batch []*request) []*request {
 func (c *committer) refuse(r *request, free int64) {
 	if !r.report {
 		c.refused.Add(1)
-		c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free)
-		c.roomLater()
+		c.roomLater(c.fullEp.Fail(ErrSpoolFull, "reserve", c.q.cfg.Reserve, "free_in_segments", free))
 	}
 	r.err = ErrSpoolFull
 	close(r.done)
@@ -172,16 +171,12 @@ func (c *committer) spaceFreed() {
 	c.q.reportSpace()
 }
 
-// roomLater arms the check for room after a refusal: after 1 s, doubling
-// up to maillog.EpisodeRetryMax while mail stays refused.
-func (c *committer) roomLater() {
-	if c.roomAt != nil {
-		return
+// roomLater arms the check for room after a refusal, after d (the
+// episode's retry pace), unless one is armed.
+func (c *committer) roomLater(d time.Duration) {
+	if c.roomAt == nil {
+		c.roomAt = time.NewTimer(d)
 	}
-	if c.roomWait == 0 {
-		c.roomWait = time.Second
-	}
-	c.roomAt = time.NewTimer(c.roomWait)
 }
 
 // checkRoom ends the episode of refused mail when a message of ordinary
@@ -189,10 +184,9 @@ func (c *committer) roomLater() {
 // prepared next one keep the reserve and half a segment free, or the file
 // system has room for a new segment beyond the reserve), so that /readyz
 // and the metrics say so without waiting for the next Put; else it looks
-// again later.
+// again at the episode's pace.
 func (c *committer) checkRoom() {
 	if c.fullEp.Err() == nil {
-		c.roomWait = 0
 		return
 	}
 	size, reserve := c.q.cfg.SegmentSize, c.q.cfg.Reserve
@@ -209,11 +203,9 @@ func (c *committer) checkRoom() {
 	}
 	if room {
 		c.fullEp.OK()
-		c.roomWait = 0
 		return
 	}
-	c.roomWait = min(2*c.roomWait, maillog.EpisodeRetryMax)
-	c.roomLater()
+	c.roomLater(c.fullEp.Retry())
 }
 
 // Writable reports whether the spool takes new mail and records now: nil
