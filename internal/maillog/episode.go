@@ -72,10 +72,13 @@ func (e *Episode) Fail(err error, attrs ...any) time.Duration {
 		e.lastLine, e.count = now, 0
 	}
 	delay := e.delayLocked()
-	e.mu.Unlock()
+	// The line is written under e.mu, so that whoever sees the state
+	// (Err) finds its line in the log, and the start and end lines of
+	// episodes come out in the order of the state changes.
 	if msg != "" && e.log != nil {
 		e.log.Log(context.Background(), e.level, msg, append(append(extra, attrs...), "err", err)...)
 	}
+	e.mu.Unlock()
 	return delay
 }
 
@@ -101,14 +104,14 @@ func (e *Episode) delayLocked() time.Duration {
 // and the number of failures, and reports whether it ended one.
 func (e *Episode) OK(attrs ...any) bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if !e.active {
-		e.mu.Unlock()
 		return false
 	}
 	d := e.now().Sub(e.since)
 	total := e.total
 	e.active, e.total, e.count, e.lastErr = false, 0, 0, nil
-	e.mu.Unlock()
+	// Logged under e.mu, as in Fail.
 	if e.log != nil {
 		e.log.Info(e.end, append([]any{"failures", total, "duration", d.Round(time.Millisecond).String()}, attrs...)...)
 	}

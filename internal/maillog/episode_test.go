@@ -1,9 +1,11 @@
 package maillog
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,4 +68,70 @@ func TestEpisode(t *testing.T) {
 	if start != 1 || still != 2 || end != 1 || len(lines) != 4 {
 		t.Errorf("%d start, %d still, %d end lines (%d in all), want 1, 2, 1:\n%s", start, still, end, len(lines), buf.String())
 	}
+}
+
+// TestEpisodeLineBeforeState: whoever sees an episode end (Err returns nil)
+// finds its end line in the log, and start and end lines alternate in the
+// order of the state changes, however Fail and OK interleave.
+func TestEpisodeLineBeforeState(t *testing.T) {
+	var buf lockedBuffer
+	e := NewEpisode(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelWarn, "down", "still down", "up", nil)
+	const rounds = 300
+	for i := range rounds {
+		e.Fail(errors.New("full"))
+		ended := make(chan struct{})
+		go func() { e.OK(); close(ended) }()
+		for e.Err() != nil {
+		}
+		if got := strings.Count(buf.String(), `msg=up`); got != i+1 {
+			t.Fatalf("round %d: Err() = nil with %d end lines in the log, want %d", i, got, i+1)
+		}
+		<-ended
+	}
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			for range rounds {
+				e.Fail(errors.New("full"))
+				e.OK()
+			}
+			done <- struct{}{}
+		}()
+	}
+	<-done
+	<-done
+	want := "down"
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var msg string
+		switch {
+		case strings.Contains(l, "msg=down"):
+			msg = "down"
+		case strings.Contains(l, "msg=up"):
+			msg = "up"
+		default:
+			continue
+		}
+		if msg != want {
+			t.Fatalf("%q line where %q was due: the lines are out of the order of the state changes", msg, want)
+		}
+		want = map[string]string{"down": "up", "up": "down"}[msg]
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
