@@ -34,7 +34,10 @@
 //
 // EventFinished gives one failure report covering the failed recipients
 // that asked for one; EventDelayed gives one delay report per message once
-// it is older than NotifierConfig.DelayWarning (default 4 h). Success
+// it is older than NotifierConfig.DelayWarning (default 4 h), stored with
+// queue.Event.PutReported where the queue offers it, which records the
+// report as made in the same commit (once across nodes and restarts on a
+// shared queue), else remembered in memory. Success
 // reports come from delivery: Relayed for a next hop without the DSN
 // extension (deliver's TransferPlan.RelayedDSN, RFC 3461 §5.2.2), Delivered
 // for a final delivery.

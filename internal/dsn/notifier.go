@@ -197,7 +197,7 @@ func (n *Notifier) finished(ev queue.Event) {
 	if ev.Retried {
 		extra = append(extra, "retried", true)
 	}
-	err := n.send(ev.ID, ev.Env, Failed, rcpts, ev.Body, extra...)
+	err := n.send(n.put, ev.ID, ev.Env, Failed, rcpts, ev.Body, extra...)
 	var qe *queueError
 	if !errors.As(err, &qe) {
 		return // queued, or never to be sent (logged)
@@ -225,52 +225,6 @@ func (e *queueError) Unwrap() error { return e.err }
 // errNotSent is a report that was not sent on purpose (the rules say so)
 // or cannot be built; it is logged where it happens.
 var errNotSent = errors.New("dsn: report not sent")
-
-// delayed sends the delay report of a message once.
-func (n *Notifier) delayed(ev queue.Event) {
-	if n.cfg.DelayWarning < 0 {
-		return // delay reports are switched off
-	}
-	now := n.cfg.Clock()
-	if now.Sub(ev.Env.Arrival) < n.cfg.DelayWarning {
-		return
-	}
-	if ev.Env.From.IsNull() {
-		// Never a report about a report (RFC 3461 §6.2); say so once.
-		if n.claimEvent(ev, now) {
-			n.suppressed(ev.ID, Delayed, statusAddrs(ev.Rcpts), "null reverse path")
-		}
-		return
-	}
-	var rcpts []Recipient
-	var never []string
-	for _, st := range ev.Rcpts {
-		if st.State != queue.Deferred {
-			continue
-		}
-		if !Requested(rcptNotify(ev.Env, st.Index), Delayed) {
-			never = append(never, st.Addr.Address())
-			continue
-		}
-		rc := fromStatus(st)
-		rc.WillRetryUntil = ev.Env.Arrival.Add(n.cfg.Lifetime)
-		rcpts = append(rcpts, rc)
-	}
-	if len(rcpts) == 0 {
-		if len(never) > 0 {
-			n.suppressed(ev.ID, Delayed, never, "NOTIFY excludes delay")
-		}
-		return
-	}
-	if !n.claimEvent(ev, now) {
-		n.log.Debug("dsn-suppressed", "id", ev.ID, "kind", Delayed.String(), "reason", "delay report already sent")
-		return
-	}
-	if err := n.send(ev.ID, ev.Env, Delayed, rcpts, ev.Body); err != nil {
-		n.logNotQueued(ev.ID, Delayed, rcpts, err)
-		n.unclaimEvent(ev) // let a later deferral try again
-	}
-}
 
 // Relayed sends a report with Action relayed for the recipients (indexes into
 // env.Rcpts) that asked for NOTIFY=SUCCESS and were passed to remoteMTA,
@@ -307,7 +261,7 @@ func (n *Notifier) success(k Kind, env *smtp.Envelope, idx []int, remoteMTA stri
 		n.suppressed(env.ID, k, addrs(rcpts), "null reverse path")
 		return
 	}
-	if err := n.send(env.ID, env, k, rcpts, body); err != nil {
+	if err := n.send(n.put, env.ID, env, k, rcpts, body); err != nil {
 		n.logNotQueued(env.ID, k, rcpts, err)
 	}
 }
@@ -321,14 +275,14 @@ func (n *Notifier) logNotQueued(id string, k Kind, rcpts []Recipient, err error)
 	}
 }
 
-// send builds and queues one report. It returns nil once the report is
+// send builds one report and queues it with put. It returns nil once it is
 // queued, errNotSent (logged) when it is not to be sent or cannot be
 // built, and a *queueError (not logged) when the queue refused it. On a
 // full spool (queue.ErrSpoolFull) a report that returns the whole original
 // is tried again with its header alone (RFC 3461 §4.3 RET=HDRS), which a
 // nearly full spool is likelier to take. extra are attributes for the
 // "dsn" log line.
-func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient, body func() (io.ReadCloser, error), extra ...any) error {
+func (n *Notifier) send(put PutFunc, id string, env *smtp.Envelope, k Kind, rcpts []Recipient, body func() (io.ReadCloser, error), extra ...any) error {
 	to := env.From
 	copyToPostmaster := false
 	if to.IsNull() {
@@ -354,11 +308,11 @@ func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient
 		n.log.Error("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(addrs(rcpts), ","), "reason", "cannot build report", "err", err)
 		return errNotSent
 	}
-	newID, err := n.queue(env, to, copyToPostmaster, msg)
+	newID, err := n.queue(put, env, to, copyToPostmaster, msg)
 	if errors.Is(err, queue.ErrSpoolFull) && r.MaxReturnSize >= 0 && body != nil {
 		r.MaxReturnSize = -1
 		if short, berr := n.build(r, id, body); berr == nil && len(short) < len(msg) {
-			if newID, err = n.queue(env, to, copyToPostmaster, short); err == nil {
+			if newID, err = n.queue(put, env, to, copyToPostmaster, short); err == nil {
 				extra = append(extra, "returned", "headers (spool full)")
 			}
 		}
@@ -374,9 +328,9 @@ func (n *Notifier) send(id string, env *smtp.Envelope, k Kind, rcpts []Recipient
 	return nil
 }
 
-// queue stores report msg about the message of envelope env for to, with
-// the null reverse path, and returns the report's queue ID.
-func (n *Notifier) queue(env *smtp.Envelope, to smtp.Path, copyToPostmaster bool, msg []byte) (string, error) {
+// queue stores report msg about the message of envelope env for to with put,
+// with the null reverse path, and returns the report's queue ID.
+func (n *Notifier) queue(put PutFunc, env *smtp.Envelope, to smtp.Path, copyToPostmaster bool, msg []byte) (string, error) {
 	now := n.cfg.Clock()
 	out := &smtp.Envelope{
 		From:    smtp.Path{},
@@ -398,7 +352,7 @@ func (n *Notifier) queue(env *smtp.Envelope, to smtp.Path, copyToPostmaster bool
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PutTimeout)
 	defer cancel()
-	return n.put(ctx, out, bytes.NewReader(msg))
+	return put(ctx, out, bytes.NewReader(msg))
 }
 
 // build makes the report, returning the original when it can be opened; when
@@ -446,57 +400,6 @@ func (n *Notifier) messageID(id string, k Kind) string {
 // suppressed logs a report that is not sent and why.
 func (n *Notifier) suppressed(id string, k Kind, rcpts []string, reason string) {
 	n.log.Info("dsn-suppressed", "id", id, "kind", k.String(), "rcpts", strings.Join(rcpts, ","), "reason", reason)
-}
-
-// delayTag names the delay report of the configured warning threshold in
-// the queue's record of reports made (queue.Event.Claim).
-func (n *Notifier) delayTag() string { return "delay:" + n.cfg.DelayWarning.String() }
-
-// claimEvent claims the delay report of ev's message: in the queue when the
-// backend records reports made (one report across nodes and restarts),
-// else in memory.
-func (n *Notifier) claimEvent(ev queue.Event, now time.Time) bool {
-	if ev.Claim != nil {
-		return ev.Claim(n.delayTag())
-	}
-	return n.claimWarning(ev.ID, now)
-}
-
-// unclaimEvent undoes claimEvent after the report could not be queued.
-func (n *Notifier) unclaimEvent(ev queue.Event) {
-	if ev.Unclaim != nil {
-		ev.Unclaim(n.delayTag())
-		return
-	}
-	n.forget(ev.ID)
-}
-
-// claimWarning marks message id as warned about in memory; it reports false
-// when it already was.
-func (n *Notifier) claimWarning(id string, now time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if _, ok := n.warned[id]; ok {
-		return false
-	}
-	if len(n.warned) >= maxWarned {
-		// Messages deleted by the administrator never finish; drop
-		// entries older than any message can live.
-		for k, t := range n.warned {
-			if now.Sub(t) > n.cfg.Lifetime {
-				delete(n.warned, k)
-			}
-		}
-	}
-	n.warned[id] = now
-	return true
-}
-
-// forget drops message id from the warned set.
-func (n *Notifier) forget(id string) {
-	n.mu.Lock()
-	delete(n.warned, id)
-	n.mu.Unlock()
 }
 
 // rcptNotify returns the NOTIFY conditions of recipient i of env.

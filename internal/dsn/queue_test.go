@@ -36,25 +36,42 @@ func newQueueFixture(t *testing.T) *queueFixture {
 	f := &queueFixture{log: &syncBuffer{}, now: tArrival.Add(5 * time.Hour)}
 	logger := slog.New(slog.NewTextHandler(f.log, nil))
 	var q *queue.Queue
-	n, err := NewNotifier(NotifierConfig{ReportingMTA: "relay.example.com", Clock: f.clock, Logger: logger},
-		func(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+	// recorded wraps a put so that every report it stores is kept in
+	// f.reports.
+	recorded := func(put PutFunc) PutFunc {
+		return func(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
 			b, err := io.ReadAll(body)
 			if err != nil {
 				return "", err
 			}
-			id, err := q.Put(ctx, env, bytes.NewReader(b))
+			id, err := put(ctx, env, bytes.NewReader(b))
 			if err == nil {
 				f.mu.Lock()
 				f.reports = append(f.reports, putRecord{env: *env, body: b})
 				f.mu.Unlock()
 			}
 			return id, err
-		})
+		}
+	}
+	n, err := NewNotifier(NotifierConfig{ReportingMTA: "relay.example.com", Clock: f.clock, Logger: logger},
+		recorded(func(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+			return q.Put(ctx, env, body)
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := queue.DefaultConfig(t.TempDir())
-	cfg.Clock, cfg.Logger, cfg.OnEvent = f.clock, logger, n.OnEvent
+	cfg.Clock, cfg.Logger = f.clock, logger
+	cfg.OnEvent = func(ev queue.Event) {
+		if put := ev.PutReported; put != nil { // delay reports go this way
+			ev.PutReported = func(ctx context.Context, tag string, env *smtp.Envelope, body io.Reader) (string, error) {
+				return recorded(func(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
+					return put(ctx, tag, env, body)
+				})(ctx, env, body)
+			}
+		}
+		n.OnEvent(ev)
+	}
 	cfg.SegmentSize, cfg.GCInterval = 1<<20, time.Hour
 	q, err = queue.Open(cfg)
 	if err != nil {

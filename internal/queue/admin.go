@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -402,23 +403,38 @@ func (q *Queue) emitDelayed(m *msg, rcpt int) {
 		return
 	}
 	q.cfg.OnEvent(Event{Kind: EventDelayed, ID: m.id, Env: info.Env, Rcpts: info.Rcpts, Body: info.Body, Rcpt: rcpt,
-		Claim: func(tag string) bool {
+		Reported: func(tag string) (bool, error) {
 			q.mu.Lock()
 			defer q.mu.Unlock()
-			if m.claims[tag] {
-				return false
-			}
-			if m.claims == nil {
-				m.claims = make(map[string]bool)
-			}
-			m.claims[tag] = true
-			return true
+			return m.claims[tag], nil
 		},
-		Unclaim: func(tag string) {
-			q.mu.Lock()
-			delete(m.claims, tag)
-			q.mu.Unlock()
+		PutReported: func(ctx context.Context, tag string, env *smtp.Envelope, body io.Reader) (string, error) {
+			return q.putReported(ctx, m, tag, env, body)
 		}})
+}
+
+// putReported is Event.PutReported for message m: the record of reports
+// made is kept in memory only, so a restart forgets it. The claim is taken
+// before the report is stored and given back if storing fails, so that two
+// events at once cannot both store one.
+func (q *Queue) putReported(ctx context.Context, m *msg, tag string, env *smtp.Envelope, body io.Reader) (string, error) {
+	q.mu.Lock()
+	if m.claims[tag] {
+		q.mu.Unlock()
+		return "", ErrReported
+	}
+	if m.claims == nil {
+		m.claims = make(map[string]bool)
+	}
+	m.claims[tag] = true
+	q.mu.Unlock()
+	id, err := q.PutReport(ctx, env, body)
+	if err != nil {
+		q.mu.Lock()
+		delete(m.claims, tag)
+		q.mu.Unlock()
+	}
+	return id, err
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -51,16 +53,21 @@ type Event struct {
 	Keep func(err error)
 	// Retried is set when the event is delivered again after Keep.
 	Retried bool
-	// Claim, when set, records durably that the report named tag (e.g.
-	// "delay:4h0m0s") was made for this message and reports true only
-	// the first time, across every node sharing the queue and restarts, so
-	// that exactly one delay report goes out per message and threshold.
-	// Unclaim undoes a claim whose report could not be queued. Both are
-	// nil for a backend that keeps no such state; the DSN stage then
+	// Reported, when set, reports whether the report named tag (e.g.
+	// "delay:4h0m0s") was already made for this message, across every
+	// node sharing the queue and restarts. PutReported queues such a
+	// report (env and body, as PutReport would) and records tag in the
+	// same commit, or returns ErrReported, storing nothing, when tag was
+	// recorded first: so exactly one delay report goes out per message and
+	// threshold, and a crash between the two cannot lose it. Both are nil
+	// for a backend that keeps no such record; the DSN stage then
 	// remembers in memory.
-	Claim   func(tag string) bool
-	Unclaim func(tag string)
+	Reported    func(tag string) (bool, error)
+	PutReported func(ctx context.Context, tag string, env *smtp.Envelope, body io.Reader) (string, error)
 }
+
+// ErrReported is Event.PutReported finding its report already made.
+var ErrReported = errors.New("queue: report already made for this message")
 
 // RcptStatus is the state of one recipient as Show, Walk and events report
 // it.

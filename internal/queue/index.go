@@ -41,8 +41,8 @@ type msg struct {
 	// owes an EventDelayed, sent when the lease ends so that the event sees
 	// every recipient of that attempt; 0 when none is owed.
 	delayRcpt int32
-	// claims are the reports claimed through Event.Claim (kept in memory
-	// only: a restart forgets them).
+	// claims are the reports made through Event.PutReported (kept in
+	// memory only: a restart forgets them).
 	claims map[string]bool
 	rcpts  []rcpt
 	groups []*group

@@ -1,6 +1,7 @@
 package pgqueue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -202,18 +203,57 @@ func TestNotifyWakesIdleNode(t *testing.T) {
 	}
 }
 
-// TestDelayClaimAcrossNodes: a report claimed on one node is claimed for
-// every node (exactly one delay DSN per message and threshold).
-func TestDelayClaimAcrossNodes(t *testing.T) {
+// TestDelayReportOnceAcrossNodes: of delay reports for one message and
+// threshold put at once from two nodes, exactly one is stored; a report the
+// database refuses leaves no record that it was made, so a later deferral
+// tries again (the report and its record are one commit).
+func TestDelayReportOnceAcrossNodes(t *testing.T) {
 	a, b := twoNodes(t, Config{})
 	id := queuetest.Put(t, a, queuetest.Env("s@example.org", "r@example.net"), queuetest.Body("c", 100))
-	if !a.claimReport(id, "delay:4h0m0s") {
-		t.Fatal("first claim refused")
+	ctx := context.Background()
+	const tag = "delay:4h0m0s"
+	results := make(chan error, 8)
+	for i := range 8 {
+		q := []*Queue{a, b}[i%2]
+		go func() {
+			_, err := q.putReported(ctx, id, tag, queuetest.Env("", "s@example.org"), bytes.NewReader(queuetest.Body("r", 300)))
+			results <- err
+		}()
 	}
-	if b.claimReport(id, "delay:4h0m0s") || a.claimReport(id, "delay:4h0m0s") {
-		t.Error("second claim granted")
+	stored := 0
+	for range 8 {
+		switch err := <-results; {
+		case err == nil:
+			stored++
+		case !errors.Is(err, queue.ErrReported):
+			t.Fatalf("putReported: %v", err)
+		}
 	}
-	if !b.claimReport(id, "delay:8h0m0s") {
-		t.Error("claim for another threshold refused")
+	if stored != 1 {
+		t.Fatalf("%d delay reports stored for one message and threshold, want 1", stored)
+	}
+	reports := 0
+	if err := b.Walk(queue.Filter{}, func(m *queue.MessageInfo) bool {
+		if m.Env.From.IsNull() {
+			reports++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if reports != 1 {
+		t.Errorf("%d reports queued, want 1", reports)
+	}
+	// A report that cannot be stored (its ID is taken) is not recorded.
+	dup := queuetest.Env("", "s@example.org")
+	dup.ID = id
+	if _, err := a.putReported(ctx, id, "delay:8h0m0s", dup, bytes.NewReader(queuetest.Body("r", 300))); !errors.Is(err, queue.ErrExists) {
+		t.Fatalf("report with a taken ID: %v, want ErrExists", err)
+	}
+	if made, err := b.reported(id, "delay:8h0m0s"); made || err != nil {
+		t.Errorf("refused report recorded as made (%v, %v)", made, err)
+	}
+	if made, err := b.reported(id, tag); !made || err != nil {
+		t.Errorf("stored report not recorded as made (%v, %v)", made, err)
 	}
 }

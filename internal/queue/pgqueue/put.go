@@ -43,35 +43,11 @@ func bodyCap(declared int64) int {
 // the other Puts gathered with it) has committed, with synchronous_commit
 // as the server has it. The body is read whole first, on every path.
 func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (string, error) {
-	if env.ID == "" {
-		env.ID = q.NewID()
-	}
-	if env.Arrival.IsZero() {
-		env.Arrival = time.Now()
-	}
-	// Read the body first, whatever happens next: the server's DATA reader
-	// must always reach its end. The budget bounds what all sessions hold.
-	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, bodyCap(env.Size)), body, q.cfg.MemoryWait, maxBody)
+	r, held, err := q.prepare(ctx, env, body)
 	if err != nil {
-		return "", fmt.Errorf("queue: read message body: %w", err)
-	}
-	defer q.mem.Release(held)
-	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	if len(env.Rcpts) == 0 {
-		return "", errors.New("queue: message has no recipients")
-	}
-	r := &putReq{id: env.ID, envelope: queue.EncodeEnvelope(nil, env), body: b, arrival: env.Arrival,
-		expires: env.Arrival.Add(q.lifetime(env.From.IsNull())), done: make(chan error, 1),
-		rcptHops: make([]string, len(env.Rcpts)), addrs: make([]string, len(env.Rcpts))}
-	for i, rc := range env.Rcpts {
-		h := queue.HopKey(rc.Addr)
-		r.rcptHops[i], r.addrs[i] = h, rc.Addr.Address()
-		if !slices.Contains(r.hops, h) {
-			r.hops = append(r.hops, h)
-		}
-	}
+	defer q.mem.Release(held)
 	// sendMu keeps Close from stopping the committers while a request is
 	// being handed to them.
 	q.sendMu.RLock()
@@ -94,8 +70,45 @@ func (q *Queue) Put(ctx context.Context, env *smtp.Envelope, body io.Reader) (st
 	if err := <-r.done; err != nil {
 		return "", fmt.Errorf("queue: store message %s in PostgreSQL at %s: %w", env.ID, q.where, err)
 	}
-	q.log.Debug("stored", "id", env.ID, "rcpts", len(env.Rcpts), "size", len(b))
+	q.log.Debug("stored", "id", env.ID, "rcpts", len(env.Rcpts), "size", len(r.body))
 	return env.ID, nil
+}
+
+// prepare reads a message's body within the memory budget and builds its
+// request; the caller releases held bytes of the budget once the request
+// is done.
+func (q *Queue) prepare(ctx context.Context, env *smtp.Envelope, body io.Reader) (r *putReq, held int64, err error) {
+	if env.ID == "" {
+		env.ID = q.NewID()
+	}
+	if env.Arrival.IsZero() {
+		env.Arrival = time.Now()
+	}
+	// Read the body first, whatever happens next: the server's DATA reader
+	// must always reach its end. The budget bounds what all sessions hold.
+	b, held, err := q.mem.ReadBody(ctx, make([]byte, 0, bodyCap(env.Size)), body, q.cfg.MemoryWait, maxBody)
+	if err != nil {
+		return nil, 0, fmt.Errorf("queue: read message body: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		q.mem.Release(held)
+		return nil, 0, err
+	}
+	if len(env.Rcpts) == 0 {
+		q.mem.Release(held)
+		return nil, 0, errors.New("queue: message has no recipients")
+	}
+	r = &putReq{id: env.ID, envelope: queue.EncodeEnvelope(nil, env), body: b, arrival: env.Arrival,
+		expires: env.Arrival.Add(q.lifetime(env.From.IsNull())), done: make(chan error, 1),
+		rcptHops: make([]string, len(env.Rcpts)), addrs: make([]string, len(env.Rcpts))}
+	for i, rc := range env.Rcpts {
+		h := queue.HopKey(rc.Addr)
+		r.rcptHops[i], r.addrs[i] = h, rc.Addr.Address()
+		if !slices.Contains(r.hops, h) {
+			r.hops = append(r.hops, h)
+		}
+	}
+	return r, held, nil
 }
 
 // inFlight tracks the group commits under way, so that a committer does not

@@ -173,15 +173,10 @@ func deferredRetry(t *testing.T, q queue.Store, ev *Events) {
 	if e.Kind != queue.EventDelayed || e.ID != id || e.Rcpt != 0 || e.Rcpts[0].State != queue.Deferred || e.Rcpts[1].State != queue.Sent {
 		t.Fatalf("delay event %+v", e)
 	}
-	if e.Claim != nil {
-		if !e.Claim("delay:test") || e.Claim("delay:test") {
-			t.Error("Claim: want true once, then false")
-		}
-		e.Unclaim("delay:test")
-		if !e.Claim("delay:test") {
-			t.Error("Claim after Unclaim: want true")
-		}
+	if e.PutReported == nil {
+		t.Fatal("delay event without PutReported: the backend keeps no record of reports made")
 	}
+	reportedOnce(t, q, e)
 	m, err := q.Show(id)
 	if err != nil {
 		t.Fatal(err)
@@ -465,5 +460,48 @@ func concurrentPutsCase(t *testing.T, q queue.Store, _ *Events) {
 	_ = q.Walk(queue.Filter{}, func(*queue.MessageInfo) bool { n++; return true })
 	if n != len(ids) || len(ids) != 320 {
 		t.Errorf("%d messages queued after %d Puts", n, len(ids))
+	}
+}
+
+// reportedOnce: a report put through the event's PutReported is queued and
+// recorded once; a second one for the same tag is refused and stores
+// nothing; another tag is its own.
+func reportedOnce(t *testing.T, q queue.Store, e queue.Event) {
+	t.Helper()
+	ctx := context.Background()
+	if made, err := e.Reported("delay:test"); made || err != nil {
+		t.Fatalf("Reported before any report = %v, %v", made, err)
+	}
+	var reports []string
+	for i, tag := range []string{"delay:test", "delay:test", "delay:other"} {
+		env := Env("", "s@example.org")
+		rid, err := e.PutReported(ctx, tag, env, bytes.NewReader(Body("report", 300)))
+		switch {
+		case i == 1 && !errors.Is(err, queue.ErrReported):
+			t.Errorf("second PutReported for %s: %q, %v; want ErrReported", tag, rid, err)
+			if err == nil {
+				reports = append(reports, rid)
+			}
+		case i != 1 && err != nil:
+			t.Fatalf("PutReported for %s: %v", tag, err)
+		case i != 1:
+			if _, err := q.Show(rid); err != nil {
+				t.Errorf("report %s from PutReported not queued: %v", rid, err)
+			}
+			reports = append(reports, rid)
+		}
+		if i == 1 && err != nil && env.ID != "" {
+			if _, serr := q.Show(env.ID); !errors.Is(serr, queue.ErrNotFound) {
+				t.Errorf("refused report %s was stored anyway (Show: %v)", env.ID, serr)
+			}
+		}
+	}
+	if made, err := e.Reported("delay:test"); !made || err != nil {
+		t.Errorf("Reported after the report = %v, %v", made, err)
+	}
+	for _, rid := range reports {
+		if err := q.Delete(ctx, rid); err != nil {
+			t.Fatalf("removing report %s: %v", rid, err)
+		}
 	}
 }
