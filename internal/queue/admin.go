@@ -413,10 +413,12 @@ func (q *Queue) emitDelayed(m *msg, rcpt int) {
 		}})
 }
 
-// putReported is Event.PutReported for message m: the record of reports
-// made is kept in memory only, so a restart forgets it. The claim is taken
-// before the report is stored and given back if storing fails, so that two
-// events at once cannot both store one.
+// putReported is Event.PutReported for message m. The claim is taken in
+// memory before the report is stored and given back if storing fails, so
+// that two events at once cannot both store one; once the report is stored,
+// a reported record keeps the claim across restarts. The two are separate
+// commits, report first: a crash between them can only repeat the report
+// after the restart, never lose it.
 func (q *Queue) putReported(ctx context.Context, m *msg, tag string, env *smtp.Envelope, body io.Reader) (string, error) {
 	q.mu.Lock()
 	if m.claims[tag] {
@@ -433,8 +435,13 @@ func (q *Queue) putReported(ctx context.Context, m *msg, tag string, env *smtp.E
 		q.mu.Lock()
 		delete(m.claims, tag)
 		q.mu.Unlock()
+		return "", err
 	}
-	return id, err
+	err = q.change(ctx, m.id, func(*msg) [][]byte { return [][]byte{encodeSimple(recReported, m.id, []byte(tag)...)} })
+	if err != nil && !isNotFound(err) {
+		q.log.Warn("queue: report stored but not recorded as made; a restart may make it again", "id", m.id, "report", id, "tag", tag, "err", err)
+	}
+	return id, nil
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

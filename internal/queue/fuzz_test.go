@@ -71,6 +71,7 @@ func withCRC(b []byte) []byte {
 // again with the same messages.
 func FuzzRecover(f *testing.F) {
 	f.Add(encodeSimple(recHold, "X"))
+	f.Add(encodeSimple(recReported, "X", []byte("delay:4h0m0s")...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, segName(1)), data, 0o600); err != nil {

@@ -159,7 +159,7 @@ type copyJob struct {
 
 // copyForward rewrites up to CopyForwardBatch messages that still have
 // records in the oldest segment into the active one: their message record
-// and every state, hold and retry record, byte for byte. Recovery treats a
+// and every state, hold, retry and reported record, byte for byte. Recovery treats a
 // later message record for the same ID as superseding the earlier one.
 func (q *Queue) copyForward() int {
 	q.mu.Lock()

@@ -41,12 +41,12 @@ type msg struct {
 	// owes an EventDelayed, sent when the lease ends so that the event sees
 	// every recipient of that attempt; 0 when none is owed.
 	delayRcpt int32
-	// claims are the reports made through Event.PutReported (kept in
-	// memory only: a restart forgets them).
+	// claims are the reports made through Event.PutReported, by tag
+	// (from its reported records, so a restart keeps them).
 	claims map[string]bool
 	rcpts  []rcpt
 	groups []*group
-	hist   []loc // state, hold, unhold and retry records, in log order
+	hist   []loc // state, hold, unhold, retry and reported records, in log order
 	segs   []*segment
 }
 

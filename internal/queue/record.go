@@ -24,7 +24,10 @@ const (
 	recUnhold  recType = 4 // the administrator released a held message
 	recRetry   recType = 5 // every pending recipient is due now
 	recDone    recType = 6 // the message is finished (or deleted)
-	recMax             = recDone
+	// recReported: a report named by a tag (e.g. "delay:4h0m0s") was
+	// made about the message (Event.PutReported).
+	recReported recType = 7
+	recMax              = recReported
 )
 
 const (

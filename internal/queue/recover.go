@@ -293,7 +293,7 @@ func (q *Queue) applyRecord(s *segment, off int64, rec []byte, st *recoveryStats
 	}
 }
 
-// applyChange applies a state, hold, unhold, retry or done record to m in
+// applyChange applies a state, hold, unhold, retry, reported or done record to m in
 // memory. Recovery and live operations share it. Callers hold q.mu.
 func (q *Queue) applyChange(m *msg, r record, l loc) error {
 	switch r.typ {
@@ -321,6 +321,14 @@ func (q *Queue) applyChange(m *msg, r record, l loc) error {
 				m.rcpts[i].next = 0
 			}
 		}
+	case recReported:
+		if len(r.rest) == 0 {
+			return fmt.Errorf("%w: report record without a tag", errCorrupt)
+		}
+		if m.claims == nil {
+			m.claims = make(map[string]bool)
+		}
+		m.claims[string(r.rest)] = true
 	case recDone:
 		q.unindex(m)
 		return nil

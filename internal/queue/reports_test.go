@@ -187,3 +187,74 @@ func retriedFlags(evs []Event) []bool {
 	}
 	return f
 }
+
+// TestReportMadeSurvivesRestart: a delay report made through
+// Event.PutReported is recorded in the spool, so that after a restart (and
+// after its records are copied forward) the message's next deferral finds
+// it made and no second report is stored.
+func TestReportMadeSurvivesRestart(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	var events eventLog
+	q := schedQueue(t, dir, clock, func(c *Config) { c.OnEvent = events.add })
+	ctx := context.Background()
+	id := putBody(t, q, testEnv("s@example.org", "r@example.net"), bodyFor(1, 100))
+	// deferOnce defers the message's recipient once and returns the delay
+	// event.
+	deferOnce := func(q *Queue) Event {
+		t.Helper()
+		if err := q.RetryNow(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		l := mustLease(t, q)
+		if err := q.Update(ctx, l, id, 0, Result{State: Deferred, Reply: smtp.NewReply(451, "4.3.0", "later")}); err != nil {
+			t.Fatal(err)
+		}
+		q.Release(l)
+		events.mu.Lock()
+		defer events.mu.Unlock()
+		for i := len(events.ev) - 1; i >= 0; i-- {
+			if ev := events.ev[i]; ev.Kind == EventDelayed && ev.ID == id {
+				events.ev = nil
+				return ev
+			}
+		}
+		t.Fatal("no delay event after a deferral")
+		return Event{}
+	}
+	ev := deferOnce(q)
+	rid, err := ev.PutReported(ctx, "delay:4h0m0s", testEnv("", "s@example.org"), bytes.NewReader(bodyFor(2, 300)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Delete(ctx, rid); err != nil { // only the original stays queued
+		t.Fatal(err)
+	}
+	for round, what := range []string{"a restart", "a copy forward and a restart"} {
+		if round == 1 {
+			// Fill segments until the original's records are copied
+			// forward out of the oldest one.
+			q.cfg.CopyForwardLag = 1
+			for i := 0; q.Stats().CopiedForward == 0; i++ {
+				if i == 2000 {
+					t.Fatal("records never copied forward")
+				}
+				other := putBody(t, q, testEnv("s@example.org", "x@example.com"), bodyFor(100+i, 4<<10))
+				if err := q.Delete(ctx, other); err != nil {
+					t.Fatal(err)
+				}
+				q.gcStep()
+			}
+		}
+		q.Close()
+		q = schedQueue(t, dir, clock, func(c *Config) { c.OnEvent = events.add })
+		ev = deferOnce(q)
+		if made, err := ev.Reported("delay:4h0m0s"); !made || err != nil {
+			t.Fatalf("after %s: Reported = %v, %v; want the report made before", what, made, err)
+		}
+		if _, err := ev.PutReported(ctx, "delay:4h0m0s", testEnv("", "s@example.org"), bytes.NewReader(bodyFor(3, 300))); !errors.Is(err, ErrReported) {
+			t.Fatalf("after %s: second report stored (%v)", what, err)
+		}
+	}
+	q.Close()
+}
