@@ -7,6 +7,7 @@ import (
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/testrelay"
+	"github.com/ferrymta/ferry/internal/tlspolicy"
 	"github.com/ferrymta/ferry/internal/tlspolicy/dnstest"
 )
 
@@ -56,7 +57,10 @@ func TestDANENextHop(t *testing.T) {
 		// dane-only skips a hop without TLSA records for the next one.
 		route.Route{Pattern: "second.example", Hops: []route.NextHop{hop("mx-notlsa.sec.test"), hop("mx-ee.sec.test")}, Policy: route.Policy{TLS: route.TLSDANEOnly}},
 		// tls = "may" to the same hop: no DANE, as before.
-		route.Route{Pattern: "may.example", Hops: []route.NextHop{hop("mx-bad.sec.test")}})
+		route.Route{Pattern: "may.example", Hops: []route.NextHop{hop("mx-bad.sec.test")}},
+		// dane-only without next hops: MX delivery that needs DANE.
+		route.Route{Pattern: "d-mx-ee.sec.test", Policy: route.Policy{TLS: route.TLSDANEOnly}},
+		route.Route{Pattern: "d-mx-notlsa.sec.test", Policy: route.Policy{TLS: route.TLSDANEOnly}})
 	at := func(label string) string { return fmt.Sprintf("_%d._tcp.%s.sec.test.", w.port, label) }
 	nexthop := func(label string) string { return fmt.Sprintf("nexthop=%s.sec.test:%d", label, w.port) }
 	requireTLS := func(it *queue.Item) { it.Env.RequireTLS = true }
@@ -103,5 +107,18 @@ func TestDANENextHop(t *testing.T) {
 		{name: "TLS-Required: No waives dane", domain: "mx-bad-dane.example", mod: optional, state: queue.Sent, reply: "250", mx: "mx-bad", arrives: true,
 			log: []string{"TLS-Required: No (RFC 8689 §5) waives dane"}},
 		{name: "TLS-Required: No does not waive dane-only", domain: "mx-bad-only.example", mod: optional, state: queue.Deferred, reply: "451 4.7.5", mx: "mx-bad"},
+		{name: "dane-only for MX delivery: a DANE MX host", domain: "d-mx-ee.sec.test", state: queue.Sent, reply: "250", mx: "mx-ee", arrives: true,
+			log: []string{"mx=mx-ee.sec.test", "policy=dane", "_25._tcp.mx-ee.sec.test."}},
+		{name: "dane-only for MX delivery: an MX host without TLSA defers", domain: "d-mx-notlsa.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-notlsa",
+			replyHas: []string{`tls = "dane-only"`, "no TLSA records at _25._tcp.mx-notlsa.sec.test."}},
 	})
+
+	// The next hop's TLSA records are the relay's choice, not a policy
+	// of the recipient domain: no TLS report (RFC 8460) counts them.
+	_, _, eng := w.deliverWith(t, "R1", "mx-ee-dane.example", nil)
+	for _, typ := range []string{tlspolicy.PolicyTypeTLSA, tlspolicy.PolicyTypeNoPolicy} {
+		if c := eng.Counts("mx-ee-dane.example", typ); c.Success != 0 || len(c.Failures) != 0 {
+			t.Errorf("TLS report counts for the recipient domain of a next hop, %s: %+v", typ, c)
+		}
+	}
 }
