@@ -41,7 +41,7 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 	for i, t := range targets {
 		var hp *tlspolicy.HostPolicy
 		if pols != nil {
-			hp = a.effectivePolicy(pols[i], need, rt.Policy.TLS)
+			hp = a.effectivePolicy(pols[i], need, rt)
 		}
 		if rep, ok := need.refuse(rt, t, hp); !ok {
 			if hp != nil && hp.Refuse != nil {

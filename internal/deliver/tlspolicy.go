@@ -178,16 +178,20 @@ func (n tlsNeed) refuse(rt route.Route, t route.Target, hp *tlspolicy.HostPolicy
 	return smtp.Reply{}, true
 }
 
-// effectivePolicy is p as it applies to a message with need over a route
-// of TLS mode mode: waived to opportunistic TLS for TLS-Required: No (RFC
-// 8689 §5), except where the route itself demands DANE (tls =
-// "dane-only"), as tls = "required" is not waived either.
-func (a *Agent) effectivePolicy(p tlspolicy.HostPolicy, need tlsNeed, mode route.TLSMode) *tlspolicy.HostPolicy {
-	if need.optional && p.Kind != tlspolicy.Opportunistic && mode != route.TLSDANEOnly {
+// effectivePolicy is p as it applies to a message with need over route
+// rt: waived to opportunistic TLS for TLS-Required: No (RFC 8689 §5),
+// except where the route itself demands DANE (tls = "dane-only"), as
+// tls = "required" is not waived either.
+func (a *Agent) effectivePolicy(p tlspolicy.HostPolicy, need tlsNeed, rt route.Route) *tlspolicy.HostPolicy {
+	if need.optional && p.Kind != tlspolicy.Opportunistic && rt.Policy.TLS != route.TLSDANEOnly {
 		p.Reason = "TLS-Required: No (RFC 8689 §5) waives " + p.Kind.String() + ": " + p.Reason
 		p.Kind, p.Refuse = tlspolicy.Opportunistic, nil
-		a.log.Info(fmt.Sprintf("%s: TLS policy for MX %s: %s", p.Domain, p.Host, p.Reason),
-			"event", "tls_policy_waived", "domain", p.Domain, "mx", p.Host)
+		what, key := "MX", "mx"
+		if !rt.Direct() {
+			what, key = "next hop", "nexthop"
+		}
+		a.log.Info(fmt.Sprintf("%s: TLS policy for %s %s: %s", p.Domain, what, p.Host, p.Reason),
+			"event", "tls_policy_waived", "domain", p.Domain, key, p.Host)
 	}
 	return &p
 }
