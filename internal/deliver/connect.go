@@ -15,8 +15,9 @@ import (
 
 // acquire returns a ready session to one of targets, tried in order: an
 // idle pooled connection or a new one. pols, when not nil, holds each
-// target's TLS policy (direct delivery, tls = "dane"); need says what the message asks
-// of TLS. On failure it returns nil and the reply of the last failure.
+// target's TLS policy (direct delivery, tls = "dane"); need says what the
+// message asks of TLS. On failure it returns nil and the reply of the last
+// failure.
 func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Target, pols []tlspolicy.HostPolicy, need tlsNeed) (*session, smtp.Reply) {
 	limit := rt.Policy.MaxConnections
 	if limit <= 0 {

@@ -10,8 +10,8 @@ import (
 )
 
 // This file holds the outbound TLS policy glue: asking the policy source
-// for each MX host's (or DANE next hop's) policy before dialing, REQUIRETLS (RFC 8689) and
-// TLS-Required: No (RFC 8689 §5).
+// for each MX host's (or DANE next hop's) policy before dialing,
+// REQUIRETLS (RFC 8689) and TLS-Required: No (RFC 8689 §5).
 
 // TLSPolicy is what delivery needs of internal/tlspolicy.
 type TLSPolicy interface {
