@@ -22,7 +22,8 @@ func newResolver(cfg config.Config) (*tlspolicy.Resolver, error) {
 }
 
 // newTLSPolicy builds the outbound TLS policy engine (DANE, MTA-STS with
-// its cache in the spool, TLS-RPT counts) for direct delivery.
+// its cache in the spool, TLS-RPT counts) for direct delivery, and DANE
+// for the next hops of tls = "dane" routes.
 func newTLSPolicy(cfg config.Config, logger *slog.Logger) (*tlspolicy.Engine, error) {
 	r, err := newResolver(cfg)
 	if err != nil {

@@ -255,7 +255,7 @@ type Route struct {
 	// DKIMKey names the [[dkim.key]] that signs mail on this
 	// route; empty: the key of the From domain.
 	DKIMKey string
-	// TLS is TLSNone, TLSMay or TLSRequired.
+	// TLS is TLSNone, TLSMay, TLSRequired, TLSDANE or TLSDANEOnly.
 	TLS string
 	// AuthUser is the SASL user for the hop; empty means no AUTH.
 	AuthUser string
@@ -284,6 +284,11 @@ const (
 	TLSNone     = "none"
 	TLSMay      = "may"
 	TLSRequired = "required"
+	// TLSDANE authenticates next hops by their DNSSEC-validated TLSA
+	// records where they publish them, else is TLSMay (RFC 7672).
+	TLSDANE = "dane"
+	// TLSDANEOnly is TLSDANE without the fallback: mail waits (4.7.5).
+	TLSDANEOnly = "dane-only"
 )
 
 // Log configures logging.

@@ -227,7 +227,7 @@ func (d *decoder) route(t map[string]any, path string, r *Route) {
 		"eightbit":                    d.enum(&r.EightBit, PolicyConvert, PolicyBounce),
 		"dkim_signed":                 d.enum(&r.DKIMSigned, PolicyConvert, PolicyBounce, PolicyARC),
 		"dkim_key":                    d.str(&r.DKIMKey, "a key's domain or selector._domainkey.domain"),
-		"tls":                         d.enum(&r.TLS, TLSNone, TLSMay, TLSRequired),
+		"tls":                         d.enum(&r.TLS, TLSNone, TLSMay, TLSRequired, TLSDANE, TLSDANEOnly),
 		"auth_user":                   d.str(&r.AuthUser, "a user name"),
 		"auth_password_file":          d.str(&r.AuthPasswordFile, wantPath),
 		"ehlo_name":                   d.strCheck(&r.EHLOName, wantHost, true, checkHost),
@@ -235,6 +235,27 @@ func (d *decoder) route(t map[string]any, path string, r *Route) {
 		"max_connections":             d.integer(&r.MaxConnections, 0, math.MaxInt32, "a whole number (0: queue.hop_concurrency)"),
 		"max_messages_per_connection": d.integer(&r.MaxMessagesPerConnection, 0, math.MaxInt32, "a whole number (0: delivery.max_messages_per_connection)"),
 	})
+}
+
+// checkDANERoute validates tls = "dane" and "dane-only" on the route at
+// path p: TLSA records are found by the next hop's name (RFC 7672 §2.2),
+// so an IP-address next hop (its own or the smart host it falls back to)
+// cannot have them; and "dane-only" without a validating resolver would
+// defer all its mail.
+func (d *decoder) checkDANERoute(p string, r Route, dl Delivery) {
+	if r.TLS != TLSDANE && r.TLS != TLSDANEOnly {
+		return
+	}
+	hops, from := r.NextHops, "nexthop"
+	if len(hops) == 0 {
+		hops, from = dl.SmarthostHops, "delivery.smarthost"
+	}
+	if h, ok := route.AddressHop(hops); ok {
+		d.errf(p+".tls", "want next hops named by host name with tls = %q (TLSA records are found at _PORT._tcp.HOST, RFC 7672 §2.2), got %s in %s (an IP address has no name)", r.TLS, h, from)
+	}
+	if r.TLS == TLSDANEOnly && dl.TLSPolicy.DNSSECResolver == "" {
+		d.errf(p+".tls", `want delivery.dnssec_resolver (a validating resolver) with tls = "dane-only", got none (no TLSA record could be known to be DNSSEC-secure, so all its mail would wait)`)
+	}
 }
 
 // crossChecks validates rules that span options.
@@ -285,5 +306,6 @@ func (d *decoder) crossChecks(cfg *Config) {
 		if r.AuthUser != "" && r.TLS == TLSNone {
 			d.errf(p+".tls", `want "may" or "required" with auth_user (no password in clear), got "none"`)
 		}
+		d.checkDANERoute(p, r, cfg.Delivery)
 	}
 }

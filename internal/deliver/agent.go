@@ -79,7 +79,9 @@ type Config struct {
 	// record the session (see TranscriptFunc).
 	Transcript TranscriptFunc
 	// TLSPolicy, when set, decides the TLS policy (DANE, MTA-STS) of the
-	// MX hosts of direct deliveries; nil: opportunistic STARTTLS only.
+	// MX hosts of direct deliveries, and DANE for the next hops of routes
+	// with tls = "dane" or "dane-only"; nil: opportunistic STARTTLS only
+	// (and "dane-only" routes defer).
 	TLSPolicy TLSPolicy
 }
 

@@ -15,8 +15,9 @@ import (
 
 // acquire returns a ready session to one of targets, tried in order: an
 // idle pooled connection or a new one. pols, when not nil, holds each
-// target's TLS policy (direct delivery); need says what the message asks
-// of TLS. On failure it returns nil and the reply of the last failure.
+// target's TLS policy (direct delivery, tls = "dane"); need says what the
+// message asks of TLS. On failure it returns nil and the reply of the last
+// failure.
 func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Target, pols []tlspolicy.HostPolicy, need tlsNeed) (*session, smtp.Reply) {
 	limit := rt.Policy.MaxConnections
 	if limit <= 0 {
@@ -32,10 +33,16 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 			transient = &rep
 		}
 	}
+	// Under tls = "dane" or "dane-only" each host's policy decides, as
+	// for MX hosts; without one the hop is treated as tls = "may".
+	mode := rt.Policy.TLS
+	if mode.DANE() {
+		mode = route.TLSMay
+	}
 	for i, t := range targets {
 		var hp *tlspolicy.HostPolicy
 		if pols != nil {
-			hp = a.effectivePolicy(pols[i], need)
+			hp = a.effectivePolicy(pols[i], need, rt)
 		}
 		if rep, ok := need.refuse(rt, t, hp); !ok {
 			if hp != nil && hp.Refuse != nil {
@@ -59,7 +66,7 @@ func (a *Agent) acquire(ctx context.Context, rt route.Route, targets []route.Tar
 			_ = c.Close()
 			a.pool.drop(key)
 		}
-		c, rep := a.open(ctx, t, rt.Policy, rt.Policy.TLS, hp)
+		c, rep := a.open(ctx, t, rt.Policy, mode, hp)
 		if c != nil {
 			return &session{c: c, key: key, relaxed: need.relaxed()}, smtp.Reply{}
 		}

@@ -36,6 +36,9 @@ type daneWorld struct {
 	sts *tlspolicy.STS
 	// roots verify MX hosts under MTA-STS.
 	roots *x509.CertPool
+	// routes, when set, are the routing table of the world's agents
+	// (direct delivery for the rest).
+	routes []route.Route
 }
 
 // mxSpec is one MX host of the world.
@@ -67,8 +70,10 @@ func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *da
 		b := zones[s.zone]
 		// The domain "d-LABEL" has the host as its MX.
 		fmt.Fprintf(b, "d-%s MX 10 %s\n%s A %s\n", s.label, s.label, s.label, ip)
+		// At port 25 for direct delivery, at the sinks' port for routes
+		// with configured next hops (RFC 7672 §2.2.3: _PORT._tcp.HOST).
 		for _, r := range s.tlsa {
-			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n", s.label, r)
+			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n_%d._tcp.%s TLSA %s\n", s.label, r, w.port, s.label, r)
 		}
 	}
 	for z, lines := range extra {
@@ -80,6 +85,7 @@ func startDANEWorld(t *testing.T, specs []mxSpec, extra map[string][]string) *da
 	for _, sp := range specs {
 		if sp.bogus {
 			signed = tamperTLSA(t, signed, "_25._tcp."+sp.label+"."+sp.zone+".")
+			signed = tamperTLSA(t, signed, fmt.Sprintf("_%d._tcp.%s.%s.", w.port, sp.label, sp.zone))
 		}
 	}
 	w.plain = zones["plain.test"].String()
@@ -157,11 +163,11 @@ func (w *daneWorld) startSinks(t *testing.T, specs []mxSpec) {
 	t.Fatal(lastErr)
 }
 
-// agent returns a delivery agent for direct delivery through the world's
-// DNS with the TLS policy engine, and its log.
+// agent returns a delivery agent for direct delivery (or w.routes) through
+// the world's DNS with the TLS policy engine, and its log.
 func (w *daneWorld) agent(t *testing.T, q Queue) (*Agent, *syncBuffer, *tlspolicy.Engine) {
 	t.Helper()
-	tab, err := route.NewTable(route.Options{Resolver: w.res, MXPort: w.port})
+	tab, err := route.NewTable(route.Options{Resolver: w.res, MXPort: w.port}, w.routes...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,35 +10,65 @@ import (
 )
 
 // This file holds the outbound TLS policy glue: asking the policy source
-// for each MX host's policy before dialing, REQUIRETLS (RFC 8689) and
-// TLS-Required: No (RFC 8689 §5).
+// for each MX host's (or DANE next hop's) policy before dialing,
+// REQUIRETLS (RFC 8689) and TLS-Required: No (RFC 8689 §5).
 
 // TLSPolicy is what delivery needs of internal/tlspolicy.
 type TLSPolicy interface {
 	// ForTargets returns the policy of each target of a delivery to the
 	// recipient domain domain, in the same order.
 	ForTargets(ctx context.Context, domain string, targets []route.Target) []tlspolicy.HostPolicy
+	// ForNextHops returns the DANE policy of each target of a route with
+	// configured next hops and tls = "dane" or "dane-only", in the same
+	// order; domain is the recipient domain.
+	ForNextHops(ctx context.Context, domain string, targets []route.Target) []tlspolicy.HostPolicy
 	// Outcome records the result of one policy check (nil: success), for
 	// TLS reporting (RFC 8460).
 	Outcome(p tlspolicy.HostPolicy, t route.Target, err error)
 }
 
-// policies returns the TLS policies of a direct delivery's targets and
-// logs them; nil for routes with configured next hops (their route's tls
-// setting applies) or without a policy source.
+// policies returns the TLS policies of the targets and logs them: DANE and
+// MTA-STS for a direct delivery, DANE for a route with configured next
+// hops and tls = "dane" or "dane-only" (which also refuses every host DANE
+// does not authenticate); nil for other routes with configured next hops
+// (their route's tls setting applies) or without a policy source.
 func (a *Agent) policies(ctx context.Context, rt route.Route, domain string, targets []route.Target) []tlspolicy.HostPolicy {
-	if a.cfg.TLSPolicy == nil || !rt.Direct() || len(targets) == 0 {
+	mode := rt.Policy.TLS
+	if len(targets) == 0 {
 		return nil
 	}
-	pols := a.cfg.TLSPolicy.ForTargets(ctx, domain, targets)
+	var pols []tlspolicy.HostPolicy
+	switch {
+	case a.cfg.TLSPolicy == nil && mode == route.TLSDANEOnly:
+		pols = make([]tlspolicy.HostPolicy, len(targets))
+		for i, t := range targets {
+			pols[i] = tlspolicy.HostPolicy{Domain: domain, Host: t.Host, Reason: "no TLS policy source"}
+		}
+	case a.cfg.TLSPolicy == nil:
+		return nil
+	case rt.Direct():
+		pols = a.cfg.TLSPolicy.ForTargets(ctx, domain, targets)
+	case mode.DANE():
+		pols = a.cfg.TLSPolicy.ForNextHops(ctx, domain, targets)
+	default:
+		return nil
+	}
+	if mode == route.TLSDANEOnly {
+		pols = tlspolicy.RequireDANE(pols)
+	}
 	seen := map[string]bool{}
-	for _, p := range pols {
-		if seen[p.Host] {
+	for i, p := range pols {
+		what, key, name := "MX", "mx", p.Host
+		if !rt.Direct() {
+			what, key, name = "next hop", "nexthop", targets[i].HopKey()
+		}
+		if seen[name] {
 			continue
 		}
-		seen[p.Host] = true
-		a.log.Info(fmt.Sprintf("%s: TLS policy for MX %s: %s", domain, p.Host, p),
-			"event", "tls_policy", "domain", domain, "mx", p.Host, "policy", p.Kind.String(), "reason", p.Reason)
+		seen[name] = true
+		a.log.Info(fmt.Sprintf("%s: TLS policy for %s %s: %s", domain, what, name, p),
+			"event", "tls_policy", "domain", domain, key, name, "route", rt.String(), "tls", mode.String(),
+			"policy", p.Kind.String(), "reason", p.Reason)
 	}
 	return pols
 }
@@ -130,7 +160,8 @@ func (n tlsNeed) keySuffix(hp *tlspolicy.HostPolicy) string {
 
 // refuse says whether target t may be tried for the message at all: a
 // REQUIRETLS message goes only to hops DANE or MTA-STS (or a tls=required
-// route) authenticate; a host the policy refuses is skipped with its reply.
+// route) authenticate, also the next hops of a tls = "dane" route that
+// DANE authenticates; a host the policy refuses is skipped with its reply.
 func (n tlsNeed) refuse(rt route.Route, t route.Target, hp *tlspolicy.HostPolicy) (smtp.Reply, bool) {
 	if hp != nil && hp.Refuse != nil {
 		return *hp.Refuse, false // reported by acquire
@@ -147,14 +178,20 @@ func (n tlsNeed) refuse(rt route.Route, t route.Target, hp *tlspolicy.HostPolicy
 	return smtp.Reply{}, true
 }
 
-// effectivePolicy is p as it applies to a message with need: waived to
-// opportunistic TLS for TLS-Required: No (RFC 8689 §5).
-func (a *Agent) effectivePolicy(p tlspolicy.HostPolicy, need tlsNeed) *tlspolicy.HostPolicy {
-	if need.optional && p.Kind != tlspolicy.Opportunistic {
+// effectivePolicy is p as it applies to a message with need over route
+// rt: waived to opportunistic TLS for TLS-Required: No (RFC 8689 §5),
+// except where the route itself demands DANE (tls = "dane-only"), as
+// tls = "required" is not waived either.
+func (a *Agent) effectivePolicy(p tlspolicy.HostPolicy, need tlsNeed, rt route.Route) *tlspolicy.HostPolicy {
+	if need.optional && p.Kind != tlspolicy.Opportunistic && rt.Policy.TLS != route.TLSDANEOnly {
 		p.Reason = "TLS-Required: No (RFC 8689 §5) waives " + p.Kind.String() + ": " + p.Reason
 		p.Kind, p.Refuse = tlspolicy.Opportunistic, nil
-		a.log.Info(fmt.Sprintf("%s: TLS policy for MX %s: %s", p.Domain, p.Host, p.Reason),
-			"event", "tls_policy_waived", "domain", p.Domain, "mx", p.Host)
+		what, key := "MX", "mx"
+		if !rt.Direct() {
+			what, key = "next hop", "nexthop"
+		}
+		a.log.Info(fmt.Sprintf("%s: TLS policy for %s %s: %s", p.Domain, what, p.Host, p.Reason),
+			"event", "tls_policy_waived", "domain", p.Domain, key, p.Host)
 	}
 	return &p
 }

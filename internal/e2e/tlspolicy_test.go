@@ -25,6 +25,7 @@ import (
 // HTTPS policy server with a test CA.
 type tlsWorld struct {
 	hops   map[string]*hop
+	port   string // the sinks' port
 	config string // the [delivery] part of the relay configuration
 	policy *dnstest.PolicyServer
 }
@@ -72,7 +73,9 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 		b := zones[m.zone]
 		fmt.Fprintf(b, "d-%s MX 10 %s\n%s A %s\n", m.label, m.label, m.label, ip)
 		if m.tlsa != "" {
-			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n", m.label, m.tlsa)
+			// At port 25 for MX delivery, at the sinks' port for routes
+			// with next hops and tls = "dane" (_PORT._tcp.HOST).
+			fmt.Fprintf(b, "_25._tcp.%s TLSA %s\n_%s._tcp.%s TLSA %s\n", m.label, m.tlsa, port, m.label, m.tlsa)
 		}
 	}
 	policy := "version: STSv1\r\nmode: enforce\r\nmx: mx-sts.plain.test\r\nmax_age: 86400\r\n"
@@ -87,6 +90,7 @@ func startTLSWorld(t *testing.T) *tlsWorld {
 	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	w.port = port
 	w.config = fmt.Sprintf(`
 [delivery]
 resolvers = [%q]

@@ -115,7 +115,7 @@ func ParseNextHops(s string) ([]NextHop, error) {
 // "*=[smarthost.example]:587;tls=required;auth=user:secret". PATTERN is a
 // domain, ".domain" for its subdomains or "*". NEXTHOP "direct" means MX
 // delivery to the recipient domain. Keys: eightbit (convert|bounce), dkim
-// (convert|bounce|arc), dkimkey (a key reference), tls (none|may|required), ehlo (a name), discard
+// (convert|bounce|arc), dkimkey (a key reference), tls (none|may|required|dane|dane-only), ehlo (a name), discard
 // (keywords separated by spaces or "+"), auth (user:password), conns and
 // msgs (positive integers).
 func ParseRouteFlag(s string) (Route, error) {
@@ -230,7 +230,7 @@ func ParseDKIMAction(s string) (Action, error) {
 	return a, nil
 }
 
-// ParseTLSMode parses "none", "may" or "required".
+// ParseTLSMode parses "none", "may", "required", "dane" or "dane-only".
 func ParseTLSMode(s string) (TLSMode, error) {
 	switch strings.ToLower(s) {
 	case "none":
@@ -239,6 +239,10 @@ func ParseTLSMode(s string) (TLSMode, error) {
 		return TLSMay, nil
 	case "required":
 		return TLSRequired, nil
+	case "dane":
+		return TLSDANE, nil
+	case "dane-only":
+		return TLSDANEOnly, nil
 	}
-	return TLSMay, fmt.Errorf("%q is not none, may or required", s)
+	return TLSMay, fmt.Errorf("%q is not none, may, required, dane or dane-only", s)
 }

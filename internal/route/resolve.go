@@ -46,6 +46,9 @@ type Target struct {
 	// MXSecure is set when the MX RRset (or its secure denial) was
 	// DNSSEC-validated; AddrSecure when Host's address records were.
 	MXSecure, AddrSecure bool
+	// MXDomain, set with MX, is the name whose MX records gave Host: the
+	// recipient domain, or a configured next hop looked up by MX.
+	MXDomain string
 	// IP is the address.
 	IP netip.Addr
 	// Port is the TCP port.
@@ -181,12 +184,14 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 	}
 	if err != nil {
 		if isNotFound(err) {
-			return markMX(t.resolveHost(ctx, name, port))(secure)
+			targets, err := t.resolveHost(ctx, name, port)
+			return markMX(targets, name, secure), err
 		}
 		return nil, &Error{Reply: ReplyDNSFailure(), Err: fmt.Errorf("MX lookup for %s: %w", name, err)}
 	}
 	if len(mxs) == 0 {
-		return markMX(t.resolveHost(ctx, name, port))(secure)
+		targets, err := t.resolveHost(ctx, name, port)
+		return markMX(targets, name, secure), err
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
 		return nil, &Error{Reply: ReplyNullMX(), Err: fmt.Errorf("%s publishes a null MX", name)}
@@ -225,8 +230,7 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 			}
 			continue
 		}
-		targets, _ = markMX(targets, nil)(secure)
-		out = append(out, targets...)
+		out = append(out, markMX(targets, name, secure)...)
 	}
 	if len(out) == 0 {
 		return nil, firstErr
@@ -234,15 +238,13 @@ func (t *Table) resolveMX(ctx context.Context, name string, port int) ([]Target,
 	return out, nil
 }
 
-// markMX returns a function marking targets as reached through an MX
-// lookup whose RRset was secure or not.
-func markMX(targets []Target, err error) func(secure bool) ([]Target, error) {
-	return func(secure bool) ([]Target, error) {
-		for i := range targets {
-			targets[i].MX, targets[i].MXSecure = true, secure
-		}
-		return targets, err
+// markMX marks targets as reached through an MX lookup of name whose RRset
+// was secure or not, and returns them.
+func markMX(targets []Target, name string, secure bool) []Target {
+	for i := range targets {
+		targets[i].MX, targets[i].MXSecure, targets[i].MXDomain = true, secure, name
 	}
+	return targets
 }
 
 // resolveHost returns the addresses of one host name or IP address.

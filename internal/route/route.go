@@ -11,6 +11,7 @@ package route
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -79,19 +80,34 @@ const (
 	TLSMay TLSMode = iota
 	TLSNone
 	TLSRequired
+	// TLSDANE authenticates each next hop by its DNSSEC-validated TLSA
+	// records (RFC 7672) where it publishes usable ones, and is TLSMay
+	// where DANE does not apply (Postfix's "dane" level).
+	TLSDANE
+	// TLSDANEOnly is TLSDANE without the fallback: a next hop DANE does
+	// not authenticate is not used (Postfix's "dane-only" level).
+	TLSDANEOnly
 )
 
-// String returns "may", "none" or "required".
+// String returns "may", "none", "required", "dane" or "dane-only".
 func (m TLSMode) String() string {
 	switch m {
 	case TLSNone:
 		return "none"
 	case TLSRequired:
 		return "required"
+	case TLSDANE:
+		return "dane"
+	case TLSDANEOnly:
+		return "dane-only"
 	default:
 		return "may"
 	}
 }
+
+// DANE reports whether the mode is "dane" or "dane-only": the TLS policy
+// of each next hop comes from its TLSA records.
+func (m TLSMode) DANE() bool { return m == TLSDANE || m == TLSDANEOnly }
 
 // Credentials are the SASL username and password for a smart host.
 type Credentials struct {
@@ -245,8 +261,23 @@ func NewTable(opts Options, routes ...Route) (*Table, error) {
 				return nil, fmt.Errorf("route %q: bad next hop %q", r.Pattern, h.String())
 			}
 		}
+		if h, ok := AddressHop(r.Hops); ok && r.Policy.TLS.DANE() {
+			return nil, fmt.Errorf("route %q: tls = %q needs next hops named by host name (TLSA records are found at _PORT._tcp.HOST, RFC 7672 §2.2), and %s is an IP address", r.Pattern, r.Policy.TLS, h)
+		}
 	}
 	return t, nil
+}
+
+// AddressHop returns the first of hops written as an IP address. Such a
+// hop cannot have tls = "dane" or "dane-only": TLSA records are found by
+// the next hop's name (RFC 7672 §2.2, "_PORT._tcp.HOST").
+func AddressHop(hops []NextHop) (NextHop, bool) {
+	for _, h := range hops {
+		if _, err := netip.ParseAddr(h.Host); err == nil {
+			return h, true
+		}
+	}
+	return NextHop{}, false
 }
 
 // Lookup returns the route for a recipient domain: an exact match first,

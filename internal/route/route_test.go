@@ -107,6 +107,15 @@ func TestLookup(t *testing.T) {
 	if _, err := NewTable(Options{}, mustRoute(t, "a.example=[x.example]"), mustRoute(t, "A.example=[y.example]")); err == nil {
 		t.Error("duplicate pattern: want error")
 	}
+	// TLSA records are found by name (RFC 7672 §2.2): an IP next hop has none.
+	for _, s := range []string{"a.example=relay.example,[192.0.2.1]:25;tls=dane", "a.example=[2001:db8::1]:587;tls=dane-only"} {
+		if _, err := NewTable(Options{}, mustRoute(t, s)); err == nil || !strings.Contains(err.Error(), "is an IP address") {
+			t.Errorf("%s: error %v, want one naming the IP address", s, err)
+		}
+	}
+	if _, err := NewTable(Options{}, mustRoute(t, "a.example=[192.0.2.1]:25;tls=required"), mustRoute(t, "b.example=relay.example;tls=dane")); err != nil {
+		t.Errorf("an IP hop without dane, a named hop with dane: %v", err)
+	}
 }
 
 func TestParseRouteFlag(t *testing.T) {
@@ -131,7 +140,10 @@ func TestParseRouteFlag(t *testing.T) {
 		{in: "a.example=x:0", wantErr: "is not a number from 1 to 65535"},
 		{in: "a.example=x:99999", wantErr: "is not a number from 1 to 65535"},
 		{in: "a.example=2001:db8::1", wantErr: "IPv6"},
-		{in: "a.example=x;tls=sometimes", wantErr: "not none, may or required"},
+		{in: "a.example=x;tls=sometimes", wantErr: "not none, may, required, dane or dane-only"},
+		{in: "a.example=[relay.example]:587,relay2.example;tls=dane-only", want: Route{Pattern: "a.example",
+			Hops: []NextHop{{Host: "relay.example", Port: 587, NoMX: true}, {Host: "relay2.example", Port: 25}}, Policy: Policy{TLS: TLSDANEOnly}}},
+		{in: "a.example=relay.example;tls=DANE", want: Route{Pattern: "a.example", Hops: []NextHop{{Host: "relay.example", Port: 25}}, Policy: Policy{TLS: TLSDANE}}},
 		{in: "a.example=x;colour=blue", wantErr: "unknown option"},
 		{in: "a..example=x", wantErr: "empty label"},
 		{in: "a.example=", wantErr: "empty next hop"},

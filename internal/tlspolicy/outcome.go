@@ -87,8 +87,11 @@ var (
 )
 
 // Outcome records the result of a policy check at t (nil: success) for
-// TLS reporting.
+// TLS reporting. The relay's own policies (Local) are not reported.
 func (e *Engine) Outcome(p HostPolicy, t route.Target, err error) {
+	if p.Local {
+		return
+	}
 	if err == nil && p.STSMismatch {
 		err = ErrRefused // testing mode: an unlisted MX is a reported failure
 	}

@@ -2,18 +2,23 @@
 // MX host of a recipient domain: DANE (RFC 7672, RFC 7671) when the MX
 // host's DNS is DNSSEC-secure and publishes usable TLSA records, MTA-STS
 // (RFC 8461) otherwise, and opportunistic STARTTLS (RFC 7435) when the
-// domain publishes neither. It owns Ferry's DNS client (Resolver), which
+// domain publishes neither. For a route with configured next hops and
+// tls = "dane" or "dane-only" it decides the DANE policy of each next hop
+// the same way. It owns Ferry's DNS client (Resolver), which
 // route uses for MX lookups so that the DNSSEC status of the MX RRset is
 // known.
 package tlspolicy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +89,11 @@ type HostPolicy struct {
 	// STSMismatch is set in testing mode when the host is not in the
 	// policy's mx list (reported, not enforced).
 	STSMismatch bool
+	// Local is set when the policy is the relay's own rather than one the
+	// recipient domain publishes: that of a route's configured next hop
+	// (tls = "dane"), or a refusal by tls = "dane-only". TLS reports
+	// (RFC 8460 §3: the recipient domain's policy) leave it out.
+	Local bool
 }
 
 // Mandatory reports whether the host must not be used without TLS.
@@ -236,19 +246,33 @@ func (e *Engine) ForTargets(ctx context.Context, domain string, targets []route.
 	return out
 }
 
-// dane returns the DANE policy of t, and false when DANE does not apply
-// (the returned policy then says why, for the log).
+// dane returns the DANE policy of t, an MX host of a direct delivery to
+// domain, and false when DANE does not apply (the returned policy then
+// says why, for the log).
 func (e *Engine) dane(ctx context.Context, domain string, t route.Target) (HostPolicy, bool) {
+	if !t.MX && e.r.DNSSEC() {
+		return HostPolicy{Domain: domain, Host: t.Host, RefNames: []string{t.Host}, Reason: "not an MX host"}, false
+	}
+	return e.daneAt(ctx, domain, t, route.DefaultPort) // RFC 7672 §2.2.3: port 25 at MX hosts
+}
+
+// daneAt returns the DANE policy of t with its TLSA records at
+// _port._tcp.HOST (RFC 7672 §2.2.3), and false when DANE does not apply.
+// A host found by an MX lookup needs a secure MX RRset (RFC 7672 §2.2.1);
+// a configured next hop's name is trusted as the configuration is (RFC
+// 7672 §2.2.2). Either way the host's address records must be secure.
+func (e *Engine) daneAt(ctx context.Context, domain string, t route.Target, port int) (HostPolicy, bool) {
 	p := HostPolicy{Domain: domain, Host: t.Host, RefNames: []string{t.Host}}
+	_, ipErr := netip.ParseAddr(t.Host)
 	switch {
 	case !e.r.DNSSEC():
 		p.Reason = "DANE off: no validating resolver"
 		return p, false
-	case !t.MX:
-		p.Reason = "not an MX host"
+	case ipErr == nil:
+		p.Reason = t.Host + " is an IP address: no name to find TLSA records at"
 		return p, false
-	case !t.MXSecure:
-		p.Reason = "MX records of " + domain + " are not DNSSEC-signed"
+	case t.MX && !t.MXSecure:
+		p.Reason = "MX records of " + cmp.Or(t.MXDomain, domain) + " are not DNSSEC-signed"
 		return p, false
 	case !t.AddrSecure:
 		p.Reason = "address records of " + t.Host + " are not DNSSEC-signed" // RFC 7672 §2.2.2
@@ -270,7 +294,7 @@ func (e *Engine) dane(ctx context.Context, domain string, t route.Target) (HostP
 	var owner string
 	var err error
 	for i, base := range bases {
-		owner = "_25._tcp." + base // RFC 7672 §2.2.3: port 25 at MX hosts
+		owner = "_" + strconv.Itoa(port) + "._tcp." + base
 		a, err = e.r.Query(ctx, owner, dns.TypeTLSA, true)
 		if i+1 < len(bases) && isNotFound(err) && a.Secure {
 			continue // none at the expanded name: try the original
