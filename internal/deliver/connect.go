@@ -130,6 +130,13 @@ func (a *Agent) open(ctx context.Context, t route.Target, pol route.Policy, mode
 		}
 		if hp != nil {
 			cfg = hp.TLSConfig(a.cfg.RootCAs, a.cfg.Now, a.policyOutcome(*hp, t))
+			if mode == route.TLSRequired && !hp.Authenticated() {
+				// The route asks for a verified certificate; a
+				// policy that authenticates nothing (no policy,
+				// DANE with only unusable records, MTA-STS in
+				// testing mode) must not waive the chain check.
+				cfg.InsecureSkipVerify = false
+			}
 		}
 		err := c.StartTLS(ctx, cfg)
 		if err == nil && hp != nil && hp.Authenticated() {

@@ -60,7 +60,13 @@ func TestDANENextHop(t *testing.T) {
 		route.Route{Pattern: "may.example", Hops: []route.NextHop{hop("mx-bad.sec.test")}},
 		// dane-only without next hops: MX delivery that needs DANE.
 		route.Route{Pattern: "d-mx-ee.sec.test", Policy: route.Policy{TLS: route.TLSDANEOnly}},
-		route.Route{Pattern: "d-mx-notlsa.sec.test", Policy: route.Policy{TLS: route.TLSDANEOnly}})
+		route.Route{Pattern: "d-mx-notlsa.sec.test", Policy: route.Policy{TLS: route.TLSDANEOnly}},
+		// tls = "required" for MX delivery: a verified certificate
+		// whatever the MX host's DANE or MTA-STS policy allows.
+		route.Route{Pattern: "d-mx-ta.sec.test", Policy: route.Policy{TLS: route.TLSRequired}},
+		route.Route{Pattern: "d-mx-plain.plain.test", Policy: route.Policy{TLS: route.TLSRequired}},
+		route.Route{Pattern: "d-mx-unusable.sec.test", Policy: route.Policy{TLS: route.TLSRequired}})
+	w.roots = ca.Roots // verifies mx-ta's chain for tls = "required"
 	at := func(label string) string { return fmt.Sprintf("_%d._tcp.%s.sec.test.", w.port, label) }
 	nexthop := func(label string) string { return fmt.Sprintf("nexthop=%s.sec.test:%d", label, w.port) }
 	requireTLS := func(it *queue.Item) { it.Env.RequireTLS = true }
@@ -111,6 +117,12 @@ func TestDANENextHop(t *testing.T) {
 			log: []string{"mx=mx-ee.sec.test", "policy=dane", "_25._tcp.mx-ee.sec.test."}},
 		{name: "dane-only for MX delivery: an MX host without TLSA defers", domain: "d-mx-notlsa.sec.test", state: queue.Deferred, reply: "451 4.7.5", mx: "mx-notlsa",
 			replyHas: []string{`tls = "dane-only"`, "no TLSA records at _25._tcp.mx-notlsa.sec.test."}},
+		{name: "required for MX delivery: a verified chain", domain: "d-mx-ta.sec.test", state: queue.Sent, reply: "250", mx: "mx-ta", arrives: true,
+			log: []string{authenticated}},
+		{name: "required for MX delivery: an opportunistic MX host's unverified certificate defers", domain: "d-mx-plain.plain.test",
+			state: queue.Deferred, reply: "451 4.7.5", mx: "mx-plain", replyHas: []string{"certificate"}},
+		{name: "required for MX delivery: unusable TLSA records do not waive verification", domain: "d-mx-unusable.sec.test",
+			state: queue.Deferred, reply: "451 4.7.5", mx: "mx-unusable", replyHas: []string{"certificate"}},
 	})
 
 	// The next hop's TLSA records are the relay's choice, not a policy
