@@ -48,6 +48,9 @@ func (ss *session) cmdBDAT(arg string) smtp.Reply {
 	}
 	var refuse *smtp.Reply
 	switch {
+	case ss.tlsRequired("BDAT"):
+		r := replyTLSRequired() // RFC 3207 §4
+		refuse = &r
 	case !ss.srv.ext.chunking || !ss.info.ESMTP:
 		r := replyNotImpl()
 		refuse = &r

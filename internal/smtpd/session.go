@@ -268,7 +268,7 @@ func (ss *session) command(line string) {
 			return
 		}
 	}
-	if ss.tlsRequired(cmd.Verb) {
+	if cmd.Verb != "BDAT" && ss.tlsRequired(cmd.Verb) { // BDAT's chunk is read first
 		ss.counts.Record(cmd.Verb, false)
 		ss.replyCmd(cmd.Verb, replyTLSRequired())
 		return
