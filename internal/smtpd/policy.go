@@ -60,7 +60,8 @@ type SessionInfo struct {
 
 // Policy decides whether to accept a session's steps. Each method returns
 // nil to accept or the reply to refuse with. The server calls them after its
-// own syntax and limit checks pass.
+// own syntax and limit checks pass. A Policy that also implements
+// ReasonPolicy has its reasons logged.
 type Policy interface {
 	// Connect is called for a new connection before the greeting; a non-nil
 	// reply is sent instead of the greeting and the connection is closed.
