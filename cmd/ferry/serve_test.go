@@ -240,13 +240,20 @@ func TestServeConfigFile(t *testing.T) {
 				t.Errorf("RCPT %s from %s: %d, want %d", tc.rcpt, tc.client, got, tc.want)
 			}
 		}
-		// The sender rule and the rate limit of 2 per hour per IP.
-		if got := code(fromFile.Mail(sess("10.1.2.3"), path("a@elsewhere.example"), nil)); got != 553 {
-			t.Errorf("MAIL from a domain outside the sender rule: %d, want 553", got)
+		// The sender rule, and the rate limit of 2 per hour per IP, which
+		// counts messages at DATA, not at MAIL.
+		if r := fromFile.MailRefusal(sess("10.1.2.3"), path("a@elsewhere.example"), nil); r == nil || r.Reply.Code != 553 ||
+			!strings.Contains(r.Reason, "sender domain elsewhere.example not allowed") {
+			t.Errorf("MAIL from a domain outside the sender rule: %+v, want 553 with the reason", r)
+		}
+		for i := range 3 {
+			if got := code(fromFile.Mail(sess("10.1.2.3"), path("a@company.example"), nil)); got != 250 {
+				t.Errorf("MAIL %d: %d, want 250", i+1, got)
+			}
 		}
 		for i, want := range []int{250, 250, 450} {
-			if got := code(fromFile.Mail(sess("10.1.2.3"), path("a@company.example"), nil)); got != want {
-				t.Errorf("MAIL %d: %d, want %d", i+1, got, want)
+			if got := code(fromFile.Data(sess("10.1.2.3"), &smtp.Envelope{})); got != want {
+				t.Errorf("DATA %d: %d, want %d", i+1, got, want)
 			}
 		}
 	})

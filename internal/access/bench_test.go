@@ -23,7 +23,7 @@ func BenchmarkRcpt(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			c := outsideClient()
 			for b.Loop() {
-				p.Rcpt(c, bc.rcpt, 0)
+				p.Rcpt(c, bc.rcpt)
 			}
 		})
 	}

@@ -1,8 +1,8 @@
 // Package access makes Ferry's relay decisions: who may relay to any domain
 // (clients in the relay networks, authenticated users), which domains anyone
 // may send to (the accepted domains of an inbound gateway), which sender
-// domains a client may use, how many recipients a message may have, and how
-// many messages a client or user may send per interval.
+// domains a client may use, and how many messages a client or user may send
+// per interval.
 //
 // Rcpt and Mail are pure functions of the configuration and their arguments,
 // so the inbound server calls them from its policy hooks and the tests can

@@ -47,12 +47,12 @@ func FuzzRcpt(f *testing.F) {
 // an outside client and the relay-permitted kinds on the same path.
 func checkRcpt(t *testing.T, p *Policy, c, outside Client, rcpt smtp.Path) {
 	t.Helper()
-	d := p.Rcpt(c, rcpt, 0)
-	if d2 := p.Rcpt(c, rcpt, 0); d2.Allow != d.Allow || d2.Reply.String() != d.Reply.String() || d2.Reason != d.Reason {
+	d := p.Rcpt(c, rcpt)
+	if d2 := p.Rcpt(c, rcpt); d2.Allow != d.Allow || d2.Reply.String() != d.Reply.String() || d2.Reason != d.Reason {
 		t.Errorf("Rcpt(%+v) not deterministic: %+v then %+v", rcpt, d, d2)
 	}
 	checkDenial(t, rcpt, d)
-	od := p.Rcpt(outside, rcpt, 0)
+	od := p.Rcpt(outside, rcpt)
 	checkDenial(t, rcpt, od)
 	if od.Allow && !IsPostmaster(rcpt) {
 		n, err := NormalizeDomain(rcpt.Domain)
@@ -66,7 +66,7 @@ func checkRcpt(t *testing.T, p *Policy, c, outside Client, rcpt smtp.Path) {
 		}
 	}
 	for _, rc := range []Client{networkClient(), authedClient()} {
-		if rd := p.Rcpt(rc, rcpt, 0); od.Allow && !rd.Allow {
+		if rd := p.Rcpt(rc, rcpt); od.Allow && !rd.Allow {
 			t.Errorf("%+v allowed from outside but refused to %+v: %s", rcpt, rc, rd.Reason)
 		}
 	}

@@ -103,7 +103,6 @@ func TestNewValidation(t *testing.T) {
 		{"bad accept domain", Config{AcceptDomains: []string{"ok.example", "bad_domain"}}, "accept_domains[1]"},
 		{"literal accept domain", Config{AcceptDomains: []string{"[192.0.2.1]"}}, "accept_domains[0]"},
 		{"wildcard accept domain", Config{AcceptDomains: []string{"*.example.com"}}, ".example.com"},
-		{"negative max recipients", Config{MaxRecipients: -1}, "max_recipients"},
 		{"rule without clients", Config{SenderRules: []SenderRule{{Domains: []string{"a.example"}}}}, "sender_rules[0]"},
 		{"rule without domains", Config{SenderRules: []SenderRule{{Users: []string{"bob"}}}}, "sender_rules[0]"},
 		{"rule with bad domain", Config{SenderRules: []SenderRule{{Users: []string{"bob"}, Domains: []string{"a..example"}}}}, "sender_rules[0].domains[0]"},

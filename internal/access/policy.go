@@ -11,7 +11,8 @@ import (
 
 // Config is the relay access configuration. The zero Config is valid: only
 // loopback clients and authenticated users may relay, no domain is accepted
-// from anyone else, no sender rules, no recipient or rate limits.
+// from anyone else, no sender rules, no rate limits. (The recipient limit
+// per transaction is the listener's, smtpd.Config.MaxRecipients.)
 type Config struct {
 	// RelayNetworks are the client networks allowed to relay to any
 	// domain (Postfix's mynetworks). Nil means DefaultRelayNetworks
@@ -28,10 +29,6 @@ type Config struct {
 	// SenderRules restrict the reverse-path domains that matching clients
 	// may use in MAIL FROM; see SenderRule.
 	SenderRules []SenderRule
-	// MaxRecipients is the most recipients accepted in one transaction;
-	// beyond it RCPT gets 452 4.5.3 (RFC 5321 §4.5.3.1.10). Zero means no
-	// limit here. RFC 5321 §4.5.3.1.8 asks servers to take at least 100.
-	MaxRecipients int
 	// Rate holds the message rate limits; the zero value sets none.
 	Rate RateConfig
 }
@@ -87,11 +84,10 @@ type Decision struct {
 // configuration and their arguments; AllowMessage consults the rate limiter,
 // the only state. A Policy is safe for concurrent use.
 type Policy struct {
-	relay    netSet
-	accept   domainSet
-	senders  []senderRule
-	maxRcpts int
-	limiter  *RateLimiter // nil when no rate limit is set
+	relay   netSet
+	accept  domainSet
+	senders []senderRule
+	limiter *RateLimiter // nil when no rate limit is set
 }
 
 // senderRule is a validated SenderRule.
@@ -116,10 +112,7 @@ func New(cfg Config) (*Policy, error) {
 	if err != nil {
 		return nil, withPrefix(err)
 	}
-	if cfg.MaxRecipients < 0 {
-		return nil, fmt.Errorf("access: max_recipients %d: must not be negative", cfg.MaxRecipients)
-	}
-	p := &Policy{relay: relay, accept: accept, maxRcpts: cfg.MaxRecipients}
+	p := &Policy{relay: relay, accept: accept}
 	for i, r := range cfg.SenderRules {
 		what := fmt.Sprintf("sender_rules[%d]", i)
 		if len(r.Networks) == 0 && len(r.Users) == 0 {
@@ -192,8 +185,7 @@ func tlsNote(c Client) string {
 	return ""
 }
 
-// Rcpt decides whether RCPT TO:<rcpt> is accepted from the client, given the
-// number of recipients already accepted in this transaction.
+// Rcpt decides whether RCPT TO:<rcpt> is accepted from the client.
 //
 // In order:
 //   - "<Postmaster>" without a domain is accepted from anyone (RFC 5321
@@ -213,26 +205,12 @@ func tlsNote(c Client) string {
 //     own addresses, are never accepted from outside clients: Ferry has no
 //     local mailboxes. Everything else gets 554 5.7.1 (RFC 5321 §3.6.2,
 //     §7.1).
-//   - An accepted recipient beyond MaxRecipients gets 452 4.5.3 instead.
 //
 // The domain is decided on in normalized form (NormalizeDomain), so case,
 // a trailing dot and Unicode versus A-label spellings do not matter, and a
 // suffix of a name is a different name ("company.example.evil" is not
 // "company.example").
-func (p *Policy) Rcpt(c Client, rcpt smtp.Path, accepted int) Decision {
-	d := p.rcptVerdict(c, rcpt)
-	if d.Allow && p.maxRcpts > 0 && accepted >= p.maxRcpts {
-		return Decision{
-			Reply:  ReplyTooManyRecipients(),
-			Reason: fmt.Sprintf("recipient limit %d reached", p.maxRcpts),
-			Domain: d.Domain,
-		}
-	}
-	return d
-}
-
-// rcptVerdict is Rcpt without the recipient limit.
-func (p *Policy) rcptVerdict(c Client, rcpt smtp.Path) Decision {
+func (p *Policy) Rcpt(c Client, rcpt smtp.Path) Decision {
 	if IsPostmaster(rcpt) {
 		return Decision{Allow: true, Reason: "postmaster of this relay (RFC 5321 §4.1.1.3)"}
 	}
@@ -338,9 +316,12 @@ func (p *Policy) Mail(c Client, from smtp.Path) Decision {
 }
 
 // AllowMessage decides whether the client may send one more message now
-// under the rate limits, and counts it when so. Call it once per message, at
-// the first RCPT that is accepted or at DATA. Without rate limits it always
-// allows. A refusal is 450 4.7.1.
+// under the rate limits, and counts it when so. Call it once per message,
+// when the client is about to send the content (at DATA, or at the first
+// BDAT), so that a transaction that never gets a recipient, or is abandoned
+// before its content, does not count. Without rate limits it always allows.
+// A refusal is 450 4.7.1, a transient reply: the client tries the whole
+// message again later (RFC 5321 §4.2.1).
 func (p *Policy) AllowMessage(c Client, now time.Time) Decision {
 	if p.limiter == nil {
 		return Decision{Allow: true, Reason: "no rate limit"}

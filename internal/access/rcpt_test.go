@@ -12,10 +12,9 @@ import (
 type verdict byte
 
 const (
-	allow   verdict = 'A' // accepted
-	relay   verdict = 'R' // 554 5.7.1 Relay access denied
-	syntax  verdict = 'S' // 501 5.1.3 Bad recipient address syntax
-	tooMany verdict = 'T' // 452 4.5.3 Too many recipients
+	allow  verdict = 'A' // accepted
+	relay  verdict = 'R' // 554 5.7.1 Relay access denied
+	syntax verdict = 'S' // 501 5.1.3 Bad recipient address syntax
 )
 
 // ourOwnIP is the relay's own address as an address literal.
@@ -64,8 +63,6 @@ func checkVerdict(t *testing.T, who string, d Decision, want verdict) {
 		code, enh = 554, "5.7.1"
 	case syntax:
 		code, enh = 501, "5.1.3"
-	case tooMany:
-		code, enh = 452, "4.5.3"
 	}
 	if d.Allow || d.Reply.Code != code || d.Reply.Enhanced != enh {
 		t.Errorf("%s: got allow=%v %q (%s), want %d %s", who, d.Allow, d.Reply, d.Reason, code, enh)
@@ -152,7 +149,7 @@ func TestRcptRelayTable(t *testing.T) {
 				t.Fatalf("bad test: verdicts %q", tt.verdicts)
 			}
 			for i, cl := range clients {
-				d := p.Rcpt(cl.c, tt.rcpt, 0)
+				d := p.Rcpt(cl.c, tt.rcpt)
 				checkVerdict(t, cl.name, d, verdict(tt.verdicts[i]))
 				if tt.domain != "" && d.Domain != tt.domain {
 					t.Errorf("%s: Domain = %q, want %q", cl.name, d.Domain, tt.domain)
@@ -219,7 +216,7 @@ func TestRcptParsedPaths(t *testing.T) {
 			continue
 		}
 		for i, c := range clients {
-			checkVerdict(t, tt.arg+" "+[]string{"outside", "network", "authenticated"}[i], p.Rcpt(c, path, 0), verdict(tt.verdicts[i]))
+			checkVerdict(t, tt.arg+" "+[]string{"outside", "network", "authenticated"}[i], p.Rcpt(c, path), verdict(tt.verdicts[i]))
 		}
 	}
 }
@@ -248,33 +245,16 @@ func TestRcptDefaultConfig(t *testing.T) {
 		{"authenticated", Client{IP: netip.MustParseAddr("203.0.113.9"), User: "bob"}, allow},
 	}
 	for _, tt := range tests {
-		checkVerdict(t, tt.name, p.Rcpt(tt.c, rcpt, 0), tt.want)
+		checkVerdict(t, tt.name, p.Rcpt(tt.c, rcpt), tt.want)
 	}
-	checkVerdict(t, "postmaster from outside", p.Rcpt(outsideClient(), smtp.Path{LocalPart: "postmaster"}, 0), allow)
+	checkVerdict(t, "postmaster from outside", p.Rcpt(outsideClient(), smtp.Path{LocalPart: "postmaster"}), allow)
 
 	none, err := New(Config{RelayNetworks: []netip.Prefix{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVerdict(t, "loopback with empty relay networks", none.Rcpt(Client{IP: netip.MustParseAddr("127.0.0.1")}, rcpt, 0), relay)
-	checkVerdict(t, "user with empty relay networks", none.Rcpt(Client{User: "bob"}, rcpt, 0), allow)
-}
-
-// TestRcptMaxRecipients checks the per-message recipient limit.
-func TestRcptMaxRecipients(t *testing.T) {
-	p, err := New(Config{AcceptDomains: []string{"company.example"}, MaxRecipients: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ok := smtp.Path{LocalPart: "user", Domain: "company.example"}
-	denied := smtp.Path{LocalPart: "user", Domain: "victim.example"}
-	checkVerdict(t, "first", p.Rcpt(outsideClient(), ok, 0), allow)
-	checkVerdict(t, "second", p.Rcpt(outsideClient(), ok, 1), allow)
-	checkVerdict(t, "third", p.Rcpt(outsideClient(), ok, 2), tooMany)
-	checkVerdict(t, "far beyond", p.Rcpt(outsideClient(), ok, 1000), tooMany)
-	checkVerdict(t, "relay denial wins over the limit", p.Rcpt(outsideClient(), denied, 5), relay)
-	checkVerdict(t, "syntax wins over the limit", p.Rcpt(outsideClient(), smtp.Path{}, 5), syntax)
-	checkVerdict(t, "postmaster counts too", p.Rcpt(outsideClient(), smtp.Path{LocalPart: "postmaster"}, 2), tooMany)
+	checkVerdict(t, "loopback with empty relay networks", none.Rcpt(Client{IP: netip.MustParseAddr("127.0.0.1")}, rcpt), relay)
+	checkVerdict(t, "user with empty relay networks", none.Rcpt(Client{User: "bob"}, rcpt), allow)
 }
 
 // TestIsPostmaster checks RFC 5321 §4.1.1.3's bare postmaster.

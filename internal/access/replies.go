@@ -22,13 +22,6 @@ func ReplyBadRecipient() smtp.Reply {
 	return smtp.NewReply(smtp.CodeParamSyntaxError, smtp.EnhBadDestSyntax, "Bad recipient address syntax")
 }
 
-// ReplyTooManyRecipients is the answer to RCPT beyond the per-message
-// recipient limit: 452 4.5.3 (RFC 5321 §4.5.3.1.10; the client sends the
-// rest in another transaction; RFC 3463 §3.6 X.5.3).
-func ReplyTooManyRecipients() smtp.Reply {
-	return smtp.NewReply(smtp.CodeInsufficientStorage, smtp.EnhTooManyRcpts, "Too many recipients")
-}
-
 // ReplySenderDenied is the answer to MAIL when a sender rule does not allow
 // the reverse path's domain for this client: 553 5.7.1, as Postfix's
 // reject_sender_login_mismatch (RFC 5321 §4.2.3 553: mailbox name not

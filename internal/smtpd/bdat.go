@@ -48,6 +48,9 @@ func (ss *session) cmdBDAT(arg string) smtp.Reply {
 	}
 	var refuse *smtp.Reply
 	switch {
+	case ss.tlsRequired("BDAT"):
+		r := replyTLSRequired() // RFC 3207 §4
+		refuse = &r
 	case !ss.srv.ext.chunking || !ss.info.ESMTP:
 		r := replyNotImpl()
 		refuse = &r
@@ -58,9 +61,10 @@ func (ss *session) cmdBDAT(arg string) smtp.Reply {
 		r := replySequence("need RCPT command")
 		refuse = &r
 	case ss.bdat == nil:
-		refuse = ss.srv.policy.Data(ss.info, ss.env)
-		if refuse != nil {
+		if r := ss.srv.refusals.DataRefusal(ss.info, ss.env); r != nil {
 			ss.resetTransaction()
+			reply := ss.refused(r)
+			refuse = &reply
 		}
 	}
 	ss.conn.setReadTimeout(ss.srv.cfg.Timeouts.Data, false)

@@ -96,7 +96,10 @@ type Config struct {
 	// MaxMessageSize is the SIZE limit in octets of content; 0: none.
 	MaxMessageSize int64
 	// MaxRecipients is the number of RCPT accepted per transaction; at least
-	// 100 (RFC 5321 §4.5.3.1.8). 0 means 1000.
+	// 100 (RFC 5321 §4.5.3.1.8). 0 means 1000. Each RCPT beyond it gets
+	// 452 4.5.3 (RFC 5321 §4.5.3.1.10), as from Postfix: the client sends
+	// the rest in another transaction. It is the relay's only recipient
+	// limit.
 	MaxRecipients int
 	// MaxErrors is the number of negative replies after which the session
 	// gets 421 and is closed. 0 means 20.

@@ -37,9 +37,9 @@ func (ss *session) cmdData(arg string) smtp.Reply {
 		// RFC 3030 §3: BINARYMIME content must come with BDAT.
 		return replySequence("BDAT required for BODY=BINARYMIME")
 	}
-	if r := ss.srv.policy.Data(ss.info, ss.env); r != nil {
+	if r := ss.srv.refusals.DataRefusal(ss.info, ss.env); r != nil {
 		ss.resetTransaction()
-		return *r
+		return ss.refused(r)
 	}
 	ss.reply(replyStartData())
 	if err := ss.w.Flush(); err != nil {

@@ -30,8 +30,8 @@ func (ss *session) cmdMail(line, arg string) smtp.Reply {
 	if sc, ok := ss.srv.store.(SpaceChecker); ok && env.Size > 0 && !sc.HasRoomFor(env.Size) {
 		return replyStorageFull() // RFC 1870 §6.1: temporarily unable to accommodate
 	}
-	if r := ss.srv.policy.Mail(ss.info, from, params); r != nil {
-		return *r
+	if r := ss.srv.refusals.MailRefusal(ss.info, from, params); r != nil {
+		return ss.refused(r)
 	}
 	ss.env = env
 	ss.tx = &Transaction{Session: ss.info, MailLine: line}
@@ -166,7 +166,7 @@ func (ss *session) cmdRcpt(line, arg string) smtp.Reply {
 		return syntaxReply(err, "RCPT TO:<address>")
 	}
 	if len(ss.env.Rcpts) >= ss.srv.cfg.MaxRecipients {
-		return replyTooManyRcpts()
+		return replyTooManyRcpts() // RFC 5321 §4.5.3.1.10
 	}
 	rcpt := smtp.Recipient{Addr: to}
 	for _, p := range params {
@@ -191,8 +191,8 @@ func (ss *session) cmdRcpt(line, arg string) smtp.Reply {
 	if !ss.env.SMTPUTF8 && !to.IsASCII() {
 		return replyNeedSMTPUTF8()
 	}
-	if r := ss.srv.policy.Rcpt(ss.info, to, params); r != nil {
-		return *r
+	if r := ss.srv.refusals.RcptRefusal(ss.info, to, params); r != nil {
+		return ss.refused(r)
 	}
 	if to.Domain == "" && !ss.srv.cfg.Postmaster.IsNull() {
 		// "<Postmaster>" without a domain must be accepted (RFC 5321

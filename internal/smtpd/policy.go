@@ -60,7 +60,8 @@ type SessionInfo struct {
 
 // Policy decides whether to accept a session's steps. Each method returns
 // nil to accept or the reply to refuse with. The server calls them after its
-// own syntax and limit checks pass.
+// own syntax and limit checks pass. A Policy that also implements
+// ReasonPolicy has its reasons logged.
 type Policy interface {
 	// Connect is called for a new connection before the greeting; a non-nil
 	// reply is sent instead of the greeting and the connection is closed.
@@ -72,6 +73,61 @@ type Policy interface {
 	// Data is called at DATA (before the 354) or at the first BDAT of a
 	// transaction, with the envelope built so far.
 	Data(sess SessionInfo, env *smtp.Envelope) *smtp.Reply
+}
+
+// Refusal is a policy's refusal of a command, with the reason for it.
+type Refusal struct {
+	// Reply is what the client gets.
+	Reply smtp.Reply
+	// Reason says why, for the log only: the server writes it on the
+	// session's reject line as reason= and never sends it to the client,
+	// which sees Reply's generic text.
+	Reason string
+}
+
+// ReasonPolicy is implemented by a Policy whose refusals carry a reason for
+// the log. When the server's Policy implements it, the server calls these
+// methods in place of the Policy's Mail, Rcpt and Data, at the same points
+// and with the same arguments; each returns nil to accept.
+type ReasonPolicy interface {
+	// MailRefusal is Mail with a reason.
+	MailRefusal(sess SessionInfo, from smtp.Path, params smtp.Params) *Refusal
+	// RcptRefusal is Rcpt with a reason.
+	RcptRefusal(sess SessionInfo, to smtp.Path, params smtp.Params) *Refusal
+	// DataRefusal is Data with a reason.
+	DataRefusal(sess SessionInfo, env *smtp.Envelope) *Refusal
+}
+
+// reasonsOf returns p's ReasonPolicy side: p itself when it implements
+// ReasonPolicy, else p's methods with empty reasons.
+func reasonsOf(p Policy) ReasonPolicy {
+	if rp, ok := p.(ReasonPolicy); ok {
+		return rp
+	}
+	return plainPolicy{p}
+}
+
+// plainPolicy is a Policy without reasons seen as a ReasonPolicy.
+type plainPolicy struct{ p Policy }
+
+func (pp plainPolicy) MailRefusal(sess SessionInfo, from smtp.Path, params smtp.Params) *Refusal {
+	return refusal(pp.p.Mail(sess, from, params))
+}
+
+func (pp plainPolicy) RcptRefusal(sess SessionInfo, to smtp.Path, params smtp.Params) *Refusal {
+	return refusal(pp.p.Rcpt(sess, to, params))
+}
+
+func (pp plainPolicy) DataRefusal(sess SessionInfo, env *smtp.Envelope) *Refusal {
+	return refusal(pp.p.Data(sess, env))
+}
+
+// refusal wraps a Policy method's reply; nil stays nil (accepted).
+func refusal(r *smtp.Reply) *Refusal {
+	if r == nil {
+		return nil
+	}
+	return &Refusal{Reply: *r}
 }
 
 // AcceptAll is a Policy that accepts everything. Relay control comes from

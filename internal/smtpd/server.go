@@ -27,7 +27,10 @@ type Server struct {
 	ext    extensions
 	store  Store
 	policy Policy
-	bufs   bufferPool
+	// refusals is policy's ReasonPolicy side, which decides MAIL, RCPT
+	// and DATA/BDAT.
+	refusals ReasonPolicy
+	bufs     bufferPool
 
 	// authLimit counts failed authentications per client address.
 	authLimit *authLimiter
@@ -63,6 +66,7 @@ func New(cfg Config, store Store, policy Policy) *Server {
 		ext:           parseKeywords(cfg.Keywords, cfg.MaxMessageSize),
 		store:         store,
 		policy:        policy,
+		refusals:      reasonsOf(policy),
 		authLimit:     newAuthLimiter(cfg.AuthMaxFailures, cfg.AuthLockoutWindow),
 		sessionPrefix: strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36),
 		listeners:     map[net.Listener]struct{}{},

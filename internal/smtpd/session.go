@@ -30,6 +30,9 @@ type session struct {
 	// until then reads wait Timeouts.Greeting rather than Timeouts.Command.
 	heard bool
 	line  string // the command being answered, for the log
+	// reason is why the policy refused the command being answered, for
+	// its reject line; "" otherwise.
+	reason string
 	// phaseEnd is when the current session phase (hello or envelope) must
 	// be over; inTx says which phase it is. queued is set when a message
 	// was stored since the hello phase began: only then does the end of a
@@ -224,6 +227,9 @@ func (ss *session) replyCmd(verb string, r smtp.Reply) {
 		if ss.env != nil {
 			attrs = append(attrs, slog.String("from", ss.env.From.String()))
 		}
+		if ss.reason != "" {
+			attrs = append(attrs, slog.String("reason", ss.reason))
+		}
 		maillog.Reject(ss.log, ss.info.ID, verb, r, attrs...)
 	}
 	if r.Enhanced == smtp.EnhTooManyRcpts {
@@ -248,8 +254,16 @@ func (ss *session) hangUp(stage string, r smtp.Reply) {
 	ss.done = true
 }
 
+// refused notes a policy refusal's reason for the reject line and returns
+// its reply, the only part the client sees.
+func (ss *session) refused(r *Refusal) smtp.Reply {
+	ss.reason = r.Reason
+	return r.Reply
+}
+
 // command runs one command line.
 func (ss *session) command(line string) {
+	ss.reason = ""
 	cmd, err := smtp.ParseCommand(line)
 	if err != nil {
 		ss.counts.Record("unknown", false)
@@ -268,7 +282,7 @@ func (ss *session) command(line string) {
 			return
 		}
 	}
-	if ss.tlsRequired(cmd.Verb) {
+	if cmd.Verb != "BDAT" && ss.tlsRequired(cmd.Verb) { // BDAT's chunk is read first
 		ss.counts.Record(cmd.Verb, false)
 		ss.replyCmd(cmd.Verb, replyTLSRequired())
 		return

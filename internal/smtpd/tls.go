@@ -60,13 +60,14 @@ func (ss *session) startTLSOffered() bool {
 
 // tlsRequired reports whether verb must wait for STARTTLS in this session
 // (RFC 3207 §4: 530 for commands other than NOOP, EHLO, STARTTLS and QUIT;
-// RSET, HELO, HELP and VRFY are harmless and allowed too).
+// RSET, HELO, HELP and VRFY are harmless and allowed too). BDAT is refused
+// by cmdBDAT, which reads the chunk first (RFC 3030 §2).
 func (ss *session) tlsRequired(verb string) bool {
 	if !ss.srv.cfg.RequireTLS || ss.info.TLS {
 		return false
 	}
 	switch verb {
-	case "MAIL", "RCPT", "DATA", "AUTH":
+	case "MAIL", "RCPT", "DATA", "BDAT", "AUTH":
 		return true
 	}
 	return false

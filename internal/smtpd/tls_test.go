@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -217,8 +218,11 @@ func TestRequireTLS(t *testing.T) {
 		c.send(cmd + "\r\n")
 		c.expect("530 5.7.0 Must issue a STARTTLS command first\r\n")
 	}
-	c.send("NOOP\r\n")
-	c.expect("250 2.0.0 Ok\r\n")
+	// BDAT gets 530 too, and its chunk (here holding a command line) is
+	// read and discarded, so the session stays in step (RFC 3030 §2).
+	chunk := "MAIL FROM:<a@example.com>\r\n"
+	c.send(fmt.Sprintf("BDAT %d LAST\r\n%sNOOP\r\n", len(chunk), chunk))
+	c.expect("530 5.7.0 Must issue a STARTTLS command first\r\n250 2.0.0 Ok\r\n")
 	c.startTLS(ts.pool)
 	c.ehlo()
 	c.send("MAIL FROM:<a@example.com>\r\n")
