@@ -105,14 +105,9 @@ func TestSizeOverLimitAfterConversion(t *testing.T) {
 				t.Errorf("RemoteMTA = %q: the refusal is Ferry's own", r.RemoteMTA)
 			}
 			q.expect(t, "SMALL", 0, queue.Sent, "250")
+			// SMALL needed one MAIL: BIG had none.
 			_, _, cmds, conns := hop.snapshot()
-			var mails []string
-			for _, cmd := range cmds {
-				if strings.HasPrefix(cmd, "MAIL") {
-					mails = append(mails, cmd)
-				}
-			}
-			if len(mails) != 1 || !strings.Contains(mails[0], "<sender@origin.example>") || conns != 1 {
+			if mails := mailCommands(cmds); len(mails) != 1 || conns != 1 {
 				t.Errorf("MAIL commands %q over %d connection(s); want one, for SMALL, on one", mails, conns)
 			}
 			line := fmt.Sprintf("after %s exceeds the next hop's SIZE %d), status=bounced (552 5.3.4", c.grown, c.limit)
