@@ -19,7 +19,8 @@ type Message struct {
 	// Rcpts are indexes into Env.Rcpts.
 	Rcpts []int
 	// Body is the stored content (the queue keeps the original; any
-	// conversion happens while sending).
+	// conversion happens on the way out, or before the transaction when
+	// the content is prepared).
 	Body io.Reader
 	// content, when set, is the content made ready before the
 	// transaction (prepare): converted and signed already, and sent as
