@@ -354,29 +354,43 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return s, nil
 	}
 	msg := Message{Env: it.Env, Rcpts: it.Rcpts, Body: body}
+	var sign signFunc
 	var signed *SignResult
 	if a.cfg.Signer != nil {
 		req := SignRequest{Env: it.Env, Policy: rt.Policy, Signed: scan.DKIMSigned}
-		msg.Sign = func(open func() io.Reader, changed bool) (SignResult, error) {
+		sign = func(open func() io.Reader, changed bool) (SignResult, error) {
 			req.Converted = changed
 			res, err := a.cfg.Signer.Sign(req, open)
 			signed = &res
 			return res, err
 		}
 	}
+	if needsPreparing(plan, sign) {
+		// Converted or signed before MAIL FROM, so that SIZE= is exact
+		// and a hop's limit is checked against what it would get.
+		content, err := s.c.prepare(body, plan, a.cfg.Converter, sign)
+		if err == nil {
+			defer content.close()
+			plan, rep = plan.WithContentSize(it.Size, content.converted, content.size, s.c.Extensions().Size())
+		}
+		if err != nil || rep != nil {
+			_ = body.Close()
+			if err != nil {
+				a.log.Info("deliver: content not prepared", "id", it.Env.ID, "relay", relay, "err", err)
+				rep = reply(contentReply(err))
+			}
+			a.logContent(it.Env.ID, relay, s.c, signed)
+			a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())
+			return s, nil
+		}
+		msg.content = content
+	}
 	replies, err := s.c.Send(ctx, msg, plan, a.cfg.Converter)
 	_ = body.Close()
 	if err != nil {
 		a.log.Info("deliver: session ended", "id", it.Env.ID, "relay", relay, "err", err)
 	}
-	if conv, ok := s.c.LastConversion(); ok {
-		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", it.Env.ID, relay, conv.Summary),
-			"event", "converted", "id", it.Env.ID, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
-	}
-	if signed != nil && signed.Summary != "" {
-		a.log.Info(fmt.Sprintf("%s: %s for %s", it.Env.ID, signed.Summary, relay),
-			"event", "signed", "id", it.Env.ID, "relay", relay, "summary", signed.Summary)
-	}
+	a.logContent(it.Env.ID, relay, s.c, signed)
 	if plan.RelayedDSN && a.cfg.OnRelayed != nil {
 		// Before the outcomes are recorded: the last one finishes the
 		// message, and the report returns its headers.
@@ -403,6 +417,19 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return nil, nil
 	}
 	return s, nil
+}
+
+// logContent writes what was done to the content of a transfer: the
+// conversion's summary and the signatures added.
+func (a *Agent) logContent(id, relay string, c *Client, signed *SignResult) {
+	if conv, ok := c.LastConversion(); ok {
+		a.log.Info(fmt.Sprintf("%s: converted for %s (%s)", id, relay, conv.Summary),
+			"event", "converted", "id", id, "relay", relay, "summary", conv.Summary, "dkim_broken", conv.DKIMSigned)
+	}
+	if signed != nil && signed.Summary != "" {
+		a.log.Info(fmt.Sprintf("%s: %s for %s", id, signed.Summary, relay),
+			"event", "signed", "id", id, "relay", relay, "summary", signed.Summary)
+	}
 }
 
 // scan returns a queued message's content needs: the scan kept with the

@@ -127,8 +127,6 @@ type Client struct {
 	dirty bool
 	// conversion is the report of the last transfer's conversion.
 	conversion *ConversionReport
-	// sign signs the content of the transfer in progress; nil: unsigned.
-	sign signFunc
 	// tr records the session when set (SetTranscript); trFull records
 	// content lines; trSecret marks the SASL lines being sent.
 	tr       *maillog.Transcript

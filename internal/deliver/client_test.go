@@ -348,12 +348,7 @@ func TestSize(t *testing.T) {
 	q.expect(t, "S1", 0, queue.Failed, "552 5.3.4")
 	q.expect(t, "S2", 0, queue.Sent, "250")
 	_, _, cmds, _ := hop.snapshot()
-	var mails []string
-	for _, c := range cmds {
-		if strings.HasPrefix(c, "MAIL") {
-			mails = append(mails, c)
-		}
-	}
+	mails := mailCommands(cmds)
 	want := "MAIL FROM:<sender@origin.example> SIZE=" + itoa(len(plainMsg))
 	if len(mails) != 1 || mails[0] != want {
 		t.Errorf("MAIL commands = %q, want only %q", mails, want)

@@ -264,6 +264,17 @@ func (h *fakeHop) snapshot() (raw []byte, msgs [][]byte, cmds []string, conns in
 	return bytes.Clone(h.raw.Bytes()), append([][]byte(nil), h.messages...), append([]string(nil), h.commands...), h.conns
 }
 
+// mailCommands returns the MAIL commands among cmds.
+func mailCommands(cmds []string) []string {
+	var mails []string
+	for _, c := range cmds {
+		if strings.HasPrefix(c, "MAIL") {
+			mails = append(mails, c)
+		}
+	}
+	return mails
+}
+
 // testCerts makes a certificate for hop.test and 127.0.0.1 at test time
 // and a pool that trusts it.
 func testCerts(t *testing.T) (server tls.Certificate, roots *x509.CertPool) {

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -79,18 +80,34 @@ type TransferPlan struct {
 	// RelayedDSN says a recipient asked for NOTIFY=SUCCESS and the hop
 	// lacks DSN, so the sender is owed a "relayed" DSN (RFC 3461 §5.2.2).
 	RelayedDSN bool
-	// Size is the SIZE= value to send, 0 for none.
+	// Size is the SIZE= value to send, 0 for none (the hop did not offer
+	// SIZE): the stored size, or, for content converted or signed before
+	// the transaction, its exact size (WithContentSize).
 	Size int64
+	// Grown names what made the content larger than stored when that
+	// took it over the hop's limit ("conversion", "signing"); "" when it
+	// did not.
+	Grown string
+	// Over is the hop's fixed maximum message size when Size exceeds it
+	// (RFC 1870 §6.1): the plan refused the message. 0 otherwise.
+	Over int64
 	// RequireTLS says MAIL FROM carries REQUIRETLS.
 	RequireTLS bool
 }
 
 // Replies for recipients a plan cannot deliver. Each is final at once.
 
-// ReplyTooBig returns the reply for this case: the hop's SIZE limit is below the message size
-// (RFC 1870 §6.1, RFC 3463 X.3.4).
-func ReplyTooBig() smtp.Reply {
-	return smtp.NewReply(552, smtp.EnhTooBigForSystem, "Message size exceeds the next hop's fixed maximum message size")
+// ReplyTooBig returns the reply for this case: the message is size octets, more than the fixed
+// maximum limit the hop advertised with SIZE (RFC 1870 §6.1: the hop would refuse it, so it fails
+// at once; RFC 3463 X.3.4). When grown names what made it larger than the before octets that
+// would have fitted ("conversion", "signing"), the text says so.
+func ReplyTooBig(size, limit int64, grown string, before int64) smtp.Reply {
+	text := fmt.Sprintf("Message size exceeds fixed maximum message size: %d octets", size)
+	if grown != "" {
+		text += fmt.Sprintf(" after %s (%d before)", grown, before)
+	}
+	text += fmt.Sprintf(", the next hop's limit is %d", limit)
+	return smtp.NewReply(552, smtp.EnhTooBigForSystem, text)
 }
 
 // ReplyConversionRefused returns the reply for this case: the route's policy forbids the conversion
@@ -161,12 +178,15 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 		p.In = smtp.BodyBinaryMIME
 	}
 	// SIZE: refuse at once what the hop has said it will refuse
-	// (RFC 1870 §6.1); send SIZE= when offered (RFC 1870 §6).
-	if limit := ext.Size(); limit > 0 && needs.Size > limit {
-		return p, reply(ReplyTooBig())
-	}
+	// (RFC 1870 §6.1); send SIZE= when offered (RFC 1870 §6). Content
+	// converted or signed is checked again at its size after that
+	// (WithContentSize).
 	if ext.Has("SIZE") && needs.Size > 0 {
 		p.Size = needs.Size
+	}
+	if limit := ext.Size(); limit > 0 && needs.Size > limit {
+		p.Over = limit
+		return p, reply(ReplyTooBig(needs.Size, limit, "", 0))
 	}
 	// REQUIRETLS: offered only over TLS (RFC 8689 §4.1), so its presence
 	// means the session is encrypted.
@@ -222,11 +242,6 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 	if p.Convert && !p.Allow8Bit && needs.UTF8HeaderAddress {
 		return p, reply(ReplyHeaderNeeds8Bit())
 	}
-	if p.Convert && p.Size > 0 {
-		// SIZE= is an estimate (RFC 1870 §3): declare what base64 would
-		// make of the whole message, 4/3 plus a CRLF per 76 columns.
-		p.Size = p.Size*4/3 + p.Size/57*2
-	}
 	if p.Convert && needs.DKIMSigned && pol.DKIMSigned == route.Bounce {
 		return p, reply(ReplyDKIMConversionRefused())
 	}
@@ -242,6 +257,34 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 }
 
 func reply(r smtp.Reply) *smtp.Reply { return &r }
+
+// WithContentSize returns the plan for content prepared before the
+// transaction: stored octets as queued, converted octets after conversion
+// and size octets with the signature fields, exactly what is sent. SIZE=
+// then declares size (RFC 1870 §4: the octets sent after DATA, dot-stuffing
+// excluded), and when size exceeds the hop's fixed maximum limit (0: none)
+// the reply fails every recipient before MAIL FROM (RFC 1870 §6.1),
+// naming the step that made the message too large. A plan without SIZE=
+// (the hop did not offer SIZE) is returned as it is.
+func (p TransferPlan) WithContentSize(stored, converted, size, limit int64) (TransferPlan, *smtp.Reply) {
+	if p.Size == 0 {
+		return p, nil
+	}
+	p.Size = size
+	if limit <= 0 || size <= limit {
+		return p, nil
+	}
+	p.Over = limit
+	switch {
+	case stored <= limit && converted > limit:
+		p.Grown = "conversion"
+		return p, reply(ReplyTooBig(size, limit, p.Grown, stored))
+	case converted <= limit:
+		p.Grown = "signing"
+		return p, reply(ReplyTooBig(size, limit, p.Grown, converted))
+	}
+	return p, reply(ReplyTooBig(size, limit, "", 0))
+}
 
 // Out returns the body type of what goes on the wire: the BODY= value, or
 // 7BIT when none is sent.
@@ -290,7 +333,14 @@ func (p TransferPlan) String() string {
 		parts = append(parts, d)
 	}
 	if p.Size > 0 {
-		parts = append(parts, "size="+strconv.FormatInt(p.Size, 10))
+		size := "size=" + strconv.FormatInt(p.Size, 10)
+		if p.Grown != "" {
+			size += " after " + p.Grown
+		}
+		if p.Over > 0 {
+			size += " exceeds the next hop's SIZE " + strconv.FormatInt(p.Over, 10)
+		}
+		parts = append(parts, size)
 	}
 	if p.RequireTLS {
 		parts = append(parts, "requiretls")

@@ -43,8 +43,7 @@ func TestPlan(t *testing.T) {
 
 		// Row 1: 8BITMIME.
 		{name: "8bit to 8BITMIME hop", needs: MessageNeeds{EightBit: true, Size: 5}, ext: ext("8BITMIME"), want: "body=8BITMIME, DATA"},
-		{name: "8bit to Domino converts", needs: MessageNeeds{EightBit: true, Size: 5}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=6"},
-		{name: "converted SIZE= estimates base64", needs: MessageNeeds{EightBit: true, Size: 5700}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=7800"},
+		{name: "8bit to Domino converts", needs: MessageNeeds{EightBit: true, Size: 5}, ext: domino, want: "body=8BITMIME→7BIT converted, DATA, size=5"},
 		{name: "UTF-8 header address to SMTPUTF8 hop without 8BITMIME", needs: MessageNeeds{EightBit: true, SMTPUTF8: true, UTF8Headers: true, UTF8HeaderAddress: true}, ext: ext("SMTPUTF8"), reply: "554 5.6.3"},
 		{name: "UTF-8 header address to SMTPUTF8 hop with 8BITMIME", needs: MessageNeeds{EightBit: true, SMTPUTF8: true, UTF8Headers: true, UTF8HeaderAddress: true}, ext: ext("SMTPUTF8", "8BITMIME"), want: "body=8BITMIME, DATA, smtputf8"},
 		{name: "8bit to Domino bounce policy", needs: MessageNeeds{EightBit: true}, ext: domino, pol: bounce, reply: "554 5.6.3"},
@@ -76,7 +75,7 @@ func TestPlan(t *testing.T) {
 		{name: "smtputf8 local part wins over headers", needs: MessageNeeds{SMTPUTF8: true, UTF8LocalPart: true, UTF8Headers: true}, ext: ext(), reply: "553 5.6.7"},
 
 		// Row 5: SIZE.
-		{name: "size over limit", needs: MessageNeeds{Size: 10240001}, ext: domino, reply: "552 5.3.4"},
+		{name: "size over limit", needs: MessageNeeds{Size: 10240001}, ext: domino, reply: "552 5.3.4 Message size exceeds fixed maximum message size: 10240001 octets, the next hop's limit is 10240000"},
 		{name: "size at limit", needs: MessageNeeds{Size: 10240000}, ext: domino, want: "body=7BIT, DATA, size=10240000"},
 		{name: "SIZE 0 means no limit", needs: MessageNeeds{Size: 1 << 40}, ext: ext("SIZE 0"), want: "body=7BIT, DATA, size=1099511627776"},
 		{name: "no SIZE keyword, no size param", needs: MessageNeeds{Size: 1 << 40}, ext: ext(), want: "body=7BIT, DATA"},
@@ -119,6 +118,41 @@ func TestPlan(t *testing.T) {
 			}
 			if p.Chunking && p.Body != smtp.BodyBinaryMIME {
 				t.Errorf("BDAT chosen for %s", p.Body)
+			}
+		})
+	}
+}
+
+// TestWithContentSize: content converted or signed before the transaction
+// is declared and checked at its exact size, and a refusal names the step
+// that made it too large.
+func TestWithContentSize(t *testing.T) {
+	sized := TransferPlan{Convert: true, Size: 100}
+	for _, c := range []struct {
+		name                         string
+		plan                         TransferPlan
+		stored, converted, size, lim int64
+		want, reply                  string
+	}{
+		{"fits", sized, 100, 150, 150, 150, "body=7BIT→7BIT converted, DATA, size=150", ""},
+		{"no limit (SIZE 0)", sized, 100, 150, 180, 0, "body=7BIT→7BIT converted, DATA, size=180", ""},
+		{"no SIZE offered", TransferPlan{Convert: true}, 100, 150, 180, 0, "body=7BIT→7BIT converted, DATA", ""},
+		{"conversion", sized, 100, 150, 180, 120, "body=7BIT→7BIT converted, DATA, size=180 after conversion exceeds the next hop's SIZE 120",
+			"552 5.3.4 Message size exceeds fixed maximum message size: 180 octets after conversion (100 before), the next hop's limit is 120"},
+		{"signing", sized, 100, 150, 180, 160, "body=7BIT→7BIT converted, DATA, size=180 after signing exceeds the next hop's SIZE 160",
+			"552 5.3.4 Message size exceeds fixed maximum message size: 180 octets after signing (150 before), the next hop's limit is 160"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, r := c.plan.WithContentSize(c.stored, c.converted, c.size, c.lim)
+			if got := p.String(); got != c.want {
+				t.Errorf("plan %q, want %q", got, c.want)
+			}
+			got := ""
+			if r != nil {
+				got = r.String()
+			}
+			if got != c.reply {
+				t.Errorf("reply %q, want %q", got, c.reply)
 			}
 		})
 	}

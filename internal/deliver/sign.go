@@ -3,10 +3,7 @@ package deliver
 import (
 	"errors"
 	"io"
-	"strings"
 
-	"github.com/ferrymta/ferry/internal/dkim"
-	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/route"
 	"github.com/ferrymta/ferry/internal/smtp"
 )
@@ -64,46 +61,6 @@ func (e *signError) Unwrap() error { return e.err }
 // signFunc signs the content read from open; changed says the conversion
 // changed it.
 type signFunc func(open func() io.Reader, changed bool) (SignResult, error)
-
-// spillMemory is how much of a message signing keeps in memory before the
-// rest goes to a temporary file.
-const spillMemory = 4 << 20
-
-// signedContent reads the whole content from src into a spill buffer,
-// ends the conversion (stop), signs the buffered octets and returns a
-// reader of the signature fields followed by exactly those octets. The
-// returned release frees the buffer.
-func (c *Client) signedContent(src io.Reader, stop func(), sign signFunc) (io.Reader, func()) {
-	buf := queue.NewSpill(nil, "", spillMemory, "content buffer")
-	_, err := io.Copy(buf, src)
-	stop()
-	release := buf.Close
-	if err != nil {
-		var se *storeError
-		var ce *convError
-		if !errors.As(err, &se) && !errors.As(err, &ce) {
-			// The buffer failed (a temporary file that cannot be
-			// written): a local error, not the hop's.
-			err = &signError{err: err}
-		}
-		return errorReader{err}, release
-	}
-	changed := c.conversion != nil && c.conversion.Changed
-	res, err := sign(buf.Reader, changed)
-	if err != nil {
-		return errorReader{&signError{err: err}}, release
-	}
-	body := buf.Reader()
-	if len(res.Remove) > 0 {
-		body = dkim.WithoutFields(body, res.Remove)
-	}
-	return io.MultiReader(strings.NewReader(res.Fields), body), release
-}
-
-// errorReader returns its error on every read.
-type errorReader struct{ err error }
-
-func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
 
 // isSignError reports whether err is a Signer failure.
 func isSignError(err error) bool {

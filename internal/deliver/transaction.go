@@ -19,11 +19,13 @@ type Message struct {
 	// Rcpts are indexes into Env.Rcpts.
 	Rcpts []int
 	// Body is the stored content (the queue keeps the original; any
-	// conversion happens while sending).
+	// conversion happens on the way out, or before the transaction when
+	// the content is prepared).
 	Body io.Reader
-	// Sign, when set, signs the content after any conversion; the
-	// header fields it returns go before it (see Signer).
-	Sign signFunc
+	// content, when set, is the content made ready before the
+	// transaction (prepare): converted and signed already, and sent as
+	// it is instead of Body.
+	content *prepared
 }
 
 // Converter rewrites content for a hop that cannot take it as it is (see
@@ -90,12 +92,14 @@ func (e *storeError) Unwrap() error { return e.err }
 // PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920 §3.1).
 // The error is non-nil when the connection cannot carry another message;
 // the replies are filled even then. conv may be nil when plan.Convert is
-// false.
+// false or the content is prepared (m.content), which keeps the report of
+// its conversion.
 func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Converter) ([]smtp.Reply, error) {
 	defer c.watch(ctx)()
 	c.attempts++
-	c.conversion = nil
-	c.sign = m.Sign
+	if m.content == nil {
+		c.conversion = nil
+	}
 	replies := make([]smtp.Reply, len(m.Rcpts))
 	from := m.Env.From
 	if plan.ALabels {
@@ -186,7 +190,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 			if accepted == 0 {
 				return mailRep, nil
 			}
-			return ended(c.sendBDAT(m.Body, plan, conv))
+			return ended(c.sendBDAT(plan, c.content(m, plan, conv)))
 		}
 		if pipelined || accepted > 0 {
 			if dataRep, err = c.step(pipelined, c.timeouts.DataInit, "DATA"); err != nil {
@@ -207,7 +211,7 @@ func (c *Client) Send(ctx context.Context, m Message, plan TransferPlan, conv Co
 		if dataRep.Code != smtp.CodeStartMailInput {
 			return dataRep, nil
 		}
-		return ended(c.sendData(m.Body, plan, conv))
+		return ended(c.sendData(plan, c.content(m, plan, conv)))
 	}()
 	for _, i := range active {
 		switch {
@@ -240,11 +244,12 @@ func (c *Client) step(pipelined bool, timeout time.Duration, line string) (smtp.
 	return c.cmd(timeout, line)
 }
 
-// sendData sends the content after 354, dot-stuffed, and reads the reply
-// to the final dot. A failure of the content source closes the connection
-// without the final dot, so the hop discards the partial message.
-func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
-	src, stop := c.content(body, plan, conv)
+// sendData sends the content that open returns after 354, dot-stuffed,
+// and reads the reply to the final dot. A failure of the content source
+// closes the connection without the final dot, so the hop discards the
+// partial message.
+func (c *Client) sendData(plan TransferPlan, open func() (io.Reader, func())) (smtp.Reply, error) {
+	src, stop := open()
 	defer stop()
 	rec := c.recordContent()
 	defer rec.note("not sent")
@@ -272,9 +277,9 @@ func (c *Client) sendData(body io.Reader, plan TransferPlan, conv Converter) (sm
 
 // sendBDAT sends the content in BDAT chunks (RFC 3030 §2), the last one
 // marked LAST, and returns the reply to the last chunk or the first
-// negative reply.
-func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (smtp.Reply, error) {
-	src, stop := c.content(body, plan, conv)
+// negative reply. The content is what open returns.
+func (c *Client) sendBDAT(plan TransferPlan, open func() (io.Reader, func())) (smtp.Reply, error) {
+	src, stop := open()
 	defer stop()
 	rec := c.recordContent()
 	defer rec.note("not sent")
@@ -328,45 +333,19 @@ func (c *Client) sendBDAT(body io.Reader, plan TransferPlan, conv Converter) (sm
 func (c *Client) abortContent(err error) (smtp.Reply, error) {
 	c.broken = true
 	_ = c.conn.Close()
-	var se *storeError
-	var ce *convError
-	switch {
-	case errors.As(err, &se):
-		return ReplyLocalReadError(), err
-	case errors.As(err, &ce):
-		var enh interface{ Enhanced() string }
-		if errors.As(ce.err, &enh) && enh.Enhanced() == "5.6.9" {
-			return ReplyUTF8Headers(), err
-		}
-		return ReplyConversionFailed(), err
-	case errors.Is(err, errEightBitLeak):
-		return ReplyConversionFailed(), err
-	case isSignError(err):
-		return ReplySigningFailed(), err
-	}
-	return ReplyConnectionLost(), err
+	return contentReply(err), err
 }
 
-// content returns the reader of what goes on the wire: the stored body, or
-// the converter's output streamed through a pipe, and when the message is
-// to be signed, the signature fields before it (signedContent). stop ends
-// the converter and stores its report for LastConversion.
-func (c *Client) content(body io.Reader, plan TransferPlan, conv Converter) (io.Reader, func()) {
-	src, stop := c.converted(body, plan, conv)
-	if c.sign == nil {
-		return src, stop
-	}
-	once := false
-	stopOnce := func() {
-		if !once {
-			once = true
-			stop()
+// content returns the opener of what goes on the wire: the prepared
+// content, or the stored body, converted on the way through a pipe when
+// plan says so. Its stop ends the converter and stores its report for
+// LastConversion.
+func (c *Client) content(m Message, plan TransferPlan, conv Converter) func() (io.Reader, func()) {
+	return func() (io.Reader, func()) {
+		if m.content != nil {
+			return m.content.reader(), func() {}
 		}
-	}
-	r, release := c.signedContent(src, stopOnce, c.sign)
-	return r, func() {
-		stopOnce()
-		release()
+		return c.converted(m.Body, plan, conv)
 	}
 }
 

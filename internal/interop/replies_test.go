@@ -94,10 +94,10 @@ func waitRecipients(t *testing.T, pf *postfixtest.Instance, n int) []postfixtest
 // TestConvertedMessageTooBigForPostfix: conversion makes a message larger
 // (base64 by a third), so a message that fits a 7-bit hop's SIZE limit as
 // stored may not fit once converted. Postfix (message_size_limit 2600,
-// 8BITMIME discarded) then refuses it after the content with its 552
-// 5.3.4; Ferry must take that as final (bounced, Postfix's reply kept, no
-// retry) and nothing may be delivered. (Ferry declares and checks SIZE=
-// against the stored size, so the refusal comes only after the transfer.)
+// advertised as SIZE 2600, 8BITMIME discarded) would refuse it; Ferry
+// checks the size after conversion against that limit before MAIL and
+// fails it at once with 552 5.3.4 (bounced, no retry), and nothing may be
+// delivered.
 func TestConvertedMessageTooBigForPostfix(t *testing.T) {
 	pf := postfixtest.Start(t, postfixtest.Options{
 		DiscardEHLOKeywords: []string{"8bitmime"},
@@ -111,7 +111,7 @@ func TestConvertedMessageTooBigForPostfix(t *testing.T) {
 	relayAll(t, f.Addr, []testMessage{m})
 	l := f.WaitLog(t, "to=<"+m.rcpt(destDomain)+">", "status=")
 	if !containsAll(l, []string{"status=bounced", "552 5.3.4"}) {
-		t.Errorf("want status=bounced with Postfix's 552 5.3.4, got: %s", l)
+		t.Errorf("want status=bounced with 552 5.3.4, got: %s", l)
 	}
 	if n := len(originals(pf.Messages())); n != 0 {
 		t.Errorf("Postfix captured %d messages, want none", n)
