@@ -92,7 +92,7 @@ func TestBinaryToPostfix(t *testing.T) {
 			if err != nil || len(es) != 3 || !bytes.Equal(es[2].Body, blob) {
 				t.Errorf("the attachment does not decode to the original %d octets (err %v)", len(blob), err)
 			}
-			mail := mailFromFor(pf.Log(), "bin@dest.test")
+			mail := mailFromFor(pf.WaitLog(captureLimit, func(l string) bool { return mailFromFor(l, "bin@dest.test") != "" }), "bin@dest.test")
 			if strings.Contains(strings.ToUpper(mail), "BODY=") {
 				t.Errorf("Postfix received %q for converted, 7-bit content; want no BODY=", mail)
 			}

@@ -138,8 +138,9 @@ func TestPostfixToFerry(t *testing.T) {
 	if n := len(domino.Messages()); n != len(eightBit) {
 		t.Errorf("the 7-bit sink received %d messages, want %d", n, len(eightBit))
 	}
-	if !strings.Contains(pf.Log(), "relay=127.0.0.1[127.0.0.1]") {
-		t.Errorf("Postfix's log shows no relaying to Ferry:\n%s", pf.Log())
+	relayed := func(l string) bool { return strings.Contains(l, "relay=127.0.0.1[127.0.0.1]") }
+	if log := pf.WaitLog(captureLimit, relayed); !relayed(log) {
+		t.Errorf("Postfix's log shows no relaying to Ferry:\n%s", log)
 	}
 }
 

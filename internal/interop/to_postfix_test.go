@@ -131,7 +131,7 @@ func TestFerryToPostfix(t *testing.T) {
 	relayAll(t, f.Addr, msgs)
 	got := byRecipient(t, pf.WaitMessages(len(msgs), captureLimit))
 	t.Logf("%d messages relayed to Postfix in %v", len(msgs), time.Since(begin).Round(time.Millisecond))
-	log := pf.Log()
+	log := pf.WaitLog(captureLimit, func(l string) bool { return len(mailFromLines(l)) >= len(msgs) })
 	for _, m := range msgs {
 		rcpt := m.rcpt(destDomain)
 		c, ok := got[rcpt]
@@ -224,7 +224,7 @@ func TestFerryToPostfixWithout8BITMIME(t *testing.T) {
 
 	// From Postfix's side: one MAIL command per message, none with
 	// BODY=8BITMIME.
-	mails := mailFromLines(pf.Log())
+	mails := mailFromLines(pf.WaitLog(captureLimit, func(l string) bool { return len(mailFromLines(l)) >= len(msgs) }))
 	if len(mails) != len(msgs) {
 		t.Errorf("Postfix logged %d MAIL commands, want %d: %q", len(mails), len(msgs), mails)
 	}

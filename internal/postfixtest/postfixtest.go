@@ -154,6 +154,21 @@ func (in *Instance) Log() string {
 	return string(b)
 }
 
+// WaitLog returns Postfix's mail log once ready reports true of it, or as
+// it is after timeout. Postfix writes its log through postlogd, a process of
+// its own, so a line can appear after what it reports (a capture, another
+// instance's line) is seen: wait for it rather than read the log once.
+func (in *Instance) WaitLog(timeout time.Duration, ready func(log string) bool) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		log := in.Log()
+		if ready(log) || time.Now().After(deadline) {
+			return log
+		}
+		time.Sleep(20 * time.Millisecond) // polls the log file, bounded by timeout
+	}
+}
+
 // Stop stops Postfix and removes the instance's directories. It runs from
 // t.Cleanup; calling it earlier is allowed and the second call does
 // nothing. When the test failed, Postfix's log goes to the test log.

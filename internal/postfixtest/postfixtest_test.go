@@ -149,8 +149,8 @@ func TestCaptureAndRelay(t *testing.T) {
 	if !bytes.Contains(m.Data, []byte("Subject: relayed\n")) || bytes.Count(m.Data, []byte("Received: ")) != 2 {
 		t.Errorf("relayed message lacks the subject or the two Received fields:\n%s", m.Data)
 	}
-	if !strings.Contains(relay.Log(), "status=sent") {
-		t.Errorf("relay log has no status=sent:\n%s", relay.Log())
+	if log := relay.WaitLog(30*time.Second, func(l string) bool { return strings.Contains(l, "status=sent") }); !strings.Contains(log, "status=sent") {
+		t.Errorf("relay log has no status=sent:\n%s", log)
 	}
 	if got := relay.Messages(); len(got) != 0 {
 		t.Errorf("relay instance captured %d messages, want 0", len(got))
