@@ -102,16 +102,19 @@ type Client struct {
 	// dataBuf and copyBuf are the DATA writer's and the content copy's
 	// buffers, kept for the connection's next message.
 	dataBuf, copyBuf []byte
-	target           route.Target
-	timeouts         Timeouts
-	greeting         smtp.Reply
-	ehlo             smtp.Reply
-	esmtp            bool
-	offered          smtp.Extensions // as the hop sent them
-	ext              smtp.Extensions // after the route's discard list
-	preTLS           smtp.Extensions // offered before STARTTLS, when TLS is on
-	tls              *tls.ConnectionState
-	verified         bool // the hop's certificate verified for its name
+	// prepBuf is the memory of prepared content (prepare.go), kept for
+	// the connection's next message.
+	prepBuf  []byte
+	target   route.Target
+	timeouts Timeouts
+	greeting smtp.Reply
+	ehlo     smtp.Reply
+	esmtp    bool
+	offered  smtp.Extensions // as the hop sent them
+	ext      smtp.Extensions // after the route's discard list
+	preTLS   smtp.Extensions // offered before STARTTLS, when TLS is on
+	tls      *tls.ConnectionState
+	verified bool // the hop's certificate verified for its name
 	// authTLS is set when TLS is up and the hop was authenticated by a
 	// policy that REQUIRETLS accepts (DANE, MTA-STS, a tls=required
 	// route's PKIX check).

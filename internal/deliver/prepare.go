@@ -14,11 +14,16 @@ import (
 // before the rest goes to a temporary file.
 const spillMemory = 4 << 20
 
+// keepPrepared is the most memory of prepared content a connection keeps
+// for its next message.
+const keepPrepared = 1 << 20
+
 // prepared is a message's content made ready before MAIL FROM: converted
 // and signed as the transfer needs, held in a spill buffer, so that its
 // exact size is known when SIZE= is declared and compared with the hop's
 // fixed maximum (RFC 1870 §4, §6.1).
 type prepared struct {
+	c      *Client // keeps the buffer's memory for its next message
 	buf    *queue.Spill
 	fields string   // signature fields that go before the content
 	remove []string // raw header fields of the content left out
@@ -37,8 +42,13 @@ func (p *prepared) reader() io.Reader {
 	return io.MultiReader(strings.NewReader(p.fields), body)
 }
 
-// close frees the buffer.
-func (p *prepared) close() { p.buf.Close() }
+// close frees the buffer, keeping a small one's memory for the
+// connection's next message.
+func (p *prepared) close() {
+	if b := p.buf.Detach(); cap(b) <= keepPrepared {
+		p.c.prepBuf = b
+	}
+}
 
 // needsPreparing reports whether content goes through prepare before MAIL
 // FROM: when it is signed (signing reads it whole anyway), and when it is
@@ -57,7 +67,10 @@ func needsPreparing(plan TransferPlan, sign signFunc) bool {
 func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign signFunc) (*prepared, error) {
 	src, stop := c.converted(body, plan, conv)
 	buf := queue.NewSpill(nil, "", spillMemory, "content buffer")
-	n, err := io.Copy(buf, src)
+	buf.UseBuffer(c.prepBuf)
+	c.prepBuf = nil // the Spill's until close
+	c.buffers()
+	n, err := io.CopyBuffer(buf, src, c.copyBuf)
 	stop()
 	if err != nil {
 		buf.Close()
@@ -70,7 +83,7 @@ func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign
 		}
 		return nil, err
 	}
-	p := &prepared{buf: buf, converted: n, size: n}
+	p := &prepared{c: c, buf: buf, converted: n, size: n}
 	if sign == nil {
 		return p, nil
 	}

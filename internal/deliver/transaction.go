@@ -248,16 +248,15 @@ func (c *Client) step(pipelined bool, timeout time.Duration, line string) (smtp.
 // and reads the reply to the final dot. A failure of the content source
 // closes the connection without the final dot, so the hop discards the
 // partial message.
+//
+// The connection's buffers are reused from one message to the next.
 func (c *Client) sendData(plan TransferPlan, open func() (io.Reader, func())) (smtp.Reply, error) {
 	src, stop := open()
 	defer stop()
 	rec := c.recordContent()
 	defer rec.note("not sent")
 	src = teeContent(src, rec)
-	// The connection's buffers are reused from one message to the next.
-	if c.dataBuf == nil {
-		c.dataBuf, c.copyBuf = make([]byte, 0, 32<<10), make([]byte, 32<<10)
-	}
+	c.buffers()
 	dw := smtp.NewDataWriterBuffer(c.blockWriter(), c.dataBuf)
 	// DATA never carries NUL; octets > 127 only when the plan allows.
 	dst := guardWriter{w: dw, deny8: !plan.Allow8Bit}
@@ -461,5 +460,13 @@ func (g guardWriter) Write(p []byte) (int, error) {
 func fill(replies []smtp.Reply, r smtp.Reply) {
 	for i := range replies {
 		replies[i] = r
+	}
+}
+
+// buffers makes the connection's DATA writer and copy buffers, kept from
+// one message to the next.
+func (c *Client) buffers() {
+	if c.dataBuf == nil {
+		c.dataBuf, c.copyBuf = make([]byte, 0, 32<<10), make([]byte, 32<<10)
 	}
 }

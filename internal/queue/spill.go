@@ -32,6 +32,25 @@ func NewSpill(budget *MemBudget, dir string, limit int64, what string) *Spill {
 	return &Spill{budget: budget, dir: dir, limit: limit, what: what}
 }
 
+// UseBuffer gives an empty Spill without a budget b's capacity to fill
+// before it allocates (b's content is ignored), for a caller that keeps one
+// buffer from message to message; Detach gives it back. A buffer larger than
+// the Spill's limit is not used.
+func (s *Spill) UseBuffer(b []byte) {
+	if s.budget == nil && s.size == 0 && s.file == nil && int64(cap(b)) <= s.limit {
+		s.mem = b[:0]
+	}
+}
+
+// Detach closes the Spill like Close and returns its memory for reuse with
+// UseBuffer, or nil when the content went to the temporary file. Readers of
+// the content must be done with it.
+func (s *Spill) Detach() []byte {
+	b := s.mem
+	s.Close()
+	return b[:0]
+}
+
 // Write appends p.
 func (s *Spill) Write(p []byte) (int, error) {
 	if s.file == nil {

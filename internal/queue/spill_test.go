@@ -64,3 +64,43 @@ func TestSpill(t *testing.T) {
 	readBack(s, data)
 	s.Close()
 }
+
+// TestSpillBufferReuse: a buffer handed to UseBuffer is filled before any
+// allocation and comes back from Detach with the content read back intact;
+// content that goes to the file gives no buffer back; a buffer larger than
+// the limit is not used.
+func TestSpillBufferReuse(t *testing.T) {
+	const limit = 64 << 10
+	buf := make([]byte, 0, 32<<10)
+	s := NewSpill(nil, t.TempDir(), limit, "test")
+	s.UseBuffer(buf)
+	data := bytes.Repeat([]byte("x"), 20000)
+	if _, err := s.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(s.Reader()); !bytes.Equal(got, data) {
+		t.Fatal("content read back differs")
+	}
+	back := s.Detach()
+	if len(back) != 0 || cap(back) != cap(buf) || &back[:1][0] != &buf[:1][0] {
+		t.Errorf("Detach gave back len %d cap %d, want the handed buffer, empty", len(back), cap(back))
+	}
+
+	s = NewSpill(nil, t.TempDir(), limit, "test")
+	s.UseBuffer(back)
+	if _, err := s.Write(bytes.Repeat([]byte("y"), limit+1)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.InFile() || s.Detach() != nil {
+		t.Error("content over the limit: want it in the file and no buffer back")
+	}
+
+	s = NewSpill(nil, t.TempDir(), limit, "test")
+	s.UseBuffer(make([]byte, 0, 2*limit))
+	if _, err := s.Write([]byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Detach(); cap(b) > limit {
+		t.Errorf("a buffer of %d octets over the limit %d was used", cap(b), limit)
+	}
+}
