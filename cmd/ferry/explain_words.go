@@ -291,6 +291,13 @@ func decisionSentences(ex *explanation, pol route.Policy) []string {
 		s += ": " + strings.Join(how, ", ")
 	}
 	out = append(out, s)
+	if n := ex.Conversion.Kept8Bit; n > 0 {
+		s := "1 part with 8-bit text goes as it is with BODY=8BITMIME"
+		if n > 1 {
+			s = fmt.Sprintf("%d parts with 8-bit text go as they are with BODY=8BITMIME", n)
+		}
+		out = append(out, s)
+	}
 	if len(ex.Conversion.Headers) > 0 {
 		var fields []string
 		for _, h := range ex.Conversion.Headers {
