@@ -13,7 +13,8 @@ import (
 // hangs, that it fails only with a *Error, and that its output is 7-bit
 // (no octet above 127, no NUL, CRLF only, lines ≤ 998), a fixed point of
 // Convert, and leaf for leaf the input's decoded octets wherever the
-// standard library's decoders can read the input.
+// standard library's decoders can read the input; and the same for the
+// 8BITMIME target, less the rule on octets above 127.
 func FuzzConvert(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.eml")
 	for _, name := range files {
@@ -31,12 +32,14 @@ func FuzzConvert(f *testing.F) {
 		}
 		tm := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("HANG %q", in)) })
 		defer tm.Stop()
-		out, _, err := checkRoundTrip(t, in)
-		if err == nil && len(in) > 0 && len(out) == 0 {
-			t.Fatalf("empty output for non-empty input")
-		}
-		if err == nil && bytes.Count(out, []byte("\r\n--")) > 4*bytes.Count(in, []byte("--"))+8 {
-			t.Fatalf("delimiter lines multiplied")
+		for _, eightBit := range []bool{false, true} {
+			out, _, _, err := checkRoundTripFor(t, in, eightBit)
+			if err == nil && len(in) > 0 && len(out) == 0 {
+				t.Fatalf("empty output for non-empty input (8BITMIME target: %v)", eightBit)
+			}
+			if err == nil && bytes.Count(out, []byte("\r\n--")) > 4*bytes.Count(in, []byte("--"))+8 {
+				t.Fatalf("delimiter lines multiplied (8BITMIME target: %v)", eightBit)
+			}
 		}
 	})
 }

@@ -118,8 +118,20 @@ func (g *msgGen) message(b *bytes.Buffer, depth int) {
 // TestRoundTripProperty converts random messages and checks, with the
 // standard library's decoders, that the output is 7-bit and that every
 // leaf and the Subject and From fields decode to the original octets.
-func TestRoundTripProperty(t *testing.T) {
+func TestRoundTripProperty(t *testing.T) { roundTripProperty(t, false) }
+
+// TestRoundTripProperty8BitMIME is TestRoundTripProperty for the 8BITMIME
+// target: the output is fit for 8BITMIME (no NUL, CRLF only, lines of at
+// most 998 octets) and decodes to the original octets.
+func TestRoundTripProperty8BitMIME(t *testing.T) { roundTripProperty(t, true) }
+
+func roundTripProperty(t *testing.T, eightBit bool) {
 	g := &msgGen{rng: rand.New(rand.NewPCG(5, 6))}
+	compare := downgradetest.Compare
+	if eightBit {
+		compare = downgradetest.Compare8BitMIME
+	}
+	kept := 0
 	dec := &mime.WordDecoder{CharsetReader: rawCharset}
 	const runs = 500
 	compared := 0
@@ -130,15 +142,18 @@ func TestRoundTripProperty(t *testing.T) {
 		if i%3 == 0 && !bytes.Contains(in, []byte("\r")) {
 			in = bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
 		}
-		out, _, cmp, err := checkRoundTripCompared(t, in)
+		out, rep, cmp, err := checkRoundTripFor(t, in, eightBit)
 		if cmp {
 			compared++
 		}
 		if err != nil {
 			t.Fatalf("message %d: %v\n%q", i, err, in)
 		}
+		if rep != nil {
+			kept += rep.Kept8Bit
+		}
 		// The second parser: leaves and every header field.
-		if err := downgradetest.Compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
+		if err := compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
 			t.Fatalf("message %d: go-message: %v\nin:  %q\nout: %q", i, err, in, out)
 		}
 		// Header text: decode both with net/mail and mime.WordDecoder.
@@ -161,5 +176,10 @@ func TestRoundTripProperty(t *testing.T) {
 	}
 	if compared < runs*9/10 {
 		t.Fatalf("leaves compared in only %d of %d messages", compared, runs)
+	}
+	if eightBit && kept < runs/10 {
+		t.Fatalf("only %d 8-bit leaves kept in %d messages", kept, runs)
+	} else if !eightBit && kept > 0 {
+		t.Fatalf("the 7-bit target kept %d 8-bit leaves", kept)
 	}
 }
