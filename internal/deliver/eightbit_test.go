@@ -1,0 +1,90 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferrymta/ferry/internal/downgrade"
+	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
+	"github.com/ferrymta/ferry/internal/queue"
+	"github.com/ferrymta/ferry/internal/sink"
+)
+
+// The parts of mixedMsg: 8-bit text a hop with 8BITMIME takes as it is,
+// a line over 998 octets no hop takes, and binary data (NUL, bare CR) that
+// needs BINARYMIME.
+const (
+	mixedText   = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln,\r\ndie Tabelle folgt."
+	mixedLong   = "Content-Type: text/csv; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+	mixedBinary = "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\xff\rdata"
+)
+
+var mixedMsg = "From: a@origin.example\r\nSubject: table\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n" +
+	"--m\r\n" + mixedText + "\r\n" +
+	"--m\r\n" + mixedLong + "caf\xc3\xa9;" + strings.Repeat("cell;", 250) + "\r\nend\r\n" +
+	"--m\r\n" + mixedBinary + "\r\n" +
+	"--m--\r\n"
+
+// TestSinkEightBitMIMEHop: a hop that offers 8BITMIME but neither
+// CHUNKING nor BINARYMIME gets the message with BODY=8BITMIME over DATA,
+// the 8-bit part byte for byte, only the long-line part and the binary
+// part encoded, and every leaf decodes to the original octets.
+func TestSinkEightBitMIMEHop(t *testing.T) {
+	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"}})
+	q := newMemQueue()
+	a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
+	a.DeliverLease(context.Background(), lease(testMessage("EB1", mixedMsg, "x@hop.test")))
+	q.expect(t, "EB1", 0, queue.Sent, "250")
+	msgs := s.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages", len(msgs))
+	}
+	m := msgs[0]
+	if !strings.Contains(m.MailLine, "BODY=8BITMIME") || m.Chunked {
+		t.Errorf("MAIL line %q, chunked %v", m.MailLine, m.Chunked)
+	}
+	if !bytes.Contains(m.Data, []byte("--m\r\n"+mixedText+"\r\n--m\r\n")) {
+		t.Errorf("8-bit part not kept byte for byte:\n%q", m.Data)
+	}
+	for _, want := range []string{"Content-Type: text/csv; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+		"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"} {
+		if !bytes.Contains(m.Data, []byte(want)) {
+			t.Errorf("no %q in\n%q", want, m.Data)
+		}
+	}
+	if err := downgradetest.Compare8BitMIME([]byte(mixedMsg), m.Data); err != nil {
+		t.Errorf("what the hop got: %v", err)
+	}
+	for _, want := range []string{"plan=\"body=BINARYMIME→8BITMIME converted, DATA",
+		"summary=\"part 2 (long lines) 8bit→quoted-printable, part 3 (NUL and bare CR) binary→base64, 1 8-bit part(s) kept,"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// TestSinkSevenBitHopMixed: the same message to a hop without 8BITMIME
+// is pure 7-bit, every 8-bit part encoded, sent without BODY=.
+func TestSinkSevenBitHopMixed(t *testing.T) {
+	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "PIPELINING", "HELP"}, Strict7Bit: true})
+	q := newMemQueue()
+	a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
+	a.DeliverLease(context.Background(), lease(testMessage("SB1", mixedMsg, "x@hop.test")))
+	q.expect(t, "SB1", 0, queue.Sent, "250")
+	msgs := s.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages", len(msgs))
+	}
+	m := msgs[0]
+	if strings.Contains(m.MailLine, "BODY=") {
+		t.Errorf("MAIL line %q claims a body type", m.MailLine)
+	}
+	if err := downgradetest.Compare([]byte(mixedMsg), m.Data); err != nil {
+		t.Errorf("what the hop got: %v", err)
+	}
+	if !strings.Contains(logs.String(), "plan=\"body=BINARYMIME→7BIT converted, DATA") || !strings.Contains(logs.String(), "summary=\"part 1 8bit→quoted-printable, part 2 8bit→quoted-printable, part 3 binary→base64,") {
+		t.Errorf("log lacks the 7-bit conversion:\n%s", logs)
+	}
+}
