@@ -218,6 +218,11 @@ func contentSentences(ex *explanation) []string {
 	what := "8-bit text"
 	if n.Binary || n.LongLines {
 		what = "content a 7-bit hop cannot take as it is (8-bit, binary or over-long lines)"
+		if len(changed) > 0 && ex.Conversion.EightBit {
+			// Converted for 8BITMIME: the parts counted are those
+			// that even this hop cannot take.
+			what = "content an 8BITMIME hop cannot take as it is (binary or over-long lines)"
+		}
 	}
 	switch {
 	case len(changed) > 0 && ex.Parts >= len(changed) && ex.Parts > 1:

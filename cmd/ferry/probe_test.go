@@ -43,6 +43,28 @@ func TestProbeSinkDomino(t *testing.T) {
 	}
 }
 
+// TestProbeSink8BitMIMEOnly: a hop with 8BITMIME but no BINARYMIME gets a
+// binary message converted with BODY=8BITMIME kept.
+func TestProbeSink8BitMIMEOnly(t *testing.T) {
+	s, err := sink.Start(sink.Options{Keywords: []string{"SIZE 10240000", "8BITMIME", "PIPELINING"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"probe", "--ehlo", "probe.test", s.Addr()}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"8-bit MIME message:                              body=8BITMIME, DATA, size=10000",
+		"binary MIME message:                             body=BINARYMIME→8BITMIME converted, DATA, size=10000",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestProbeJSON(t *testing.T) {
 	s, err := sink.Start(sink.Options{})
 	if err != nil {
