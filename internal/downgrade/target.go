@@ -39,7 +39,8 @@ func (c *converter) fitsLabel(label string) bool {
 // for the Report: "8-bit" (7-bit target only), "NUL", "bare CR",
 // "bare LF", "long lines", joined with " and ".
 func (c *converter) reason(st *stats) string {
-	var r []string
+	var buf [5]string // on the stack: only a joined result allocates
+	r := buf[:0]
 	if st.high > 0 && !c.opts.EightBit {
 		r = append(r, "8-bit")
 	}
