@@ -234,7 +234,7 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	ex.Needs = needsList(ex.needs)
 	ex.Parts = countLeaves(msg.content)
 	if !scan.SevenBit() || scan.HeaderEightBit {
-		ex.convert(msg.content, false)
+		ex.convert(msg.content, downgrade.Options{})
 	}
 
 	targets, err := table.Resolve(ctx, rt, domain)
@@ -263,8 +263,9 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	plan, reply := admin.PlanFor(ex.needs, *hop, rt.Policy)
 	ex.plan = plan
 	if reply == nil && plan.Convert && plan.Allow8Bit {
-		// Delivery converts for this hop's 8BITMIME: 8-bit parts are kept.
-		ex.convert(msg.content, true)
+		// Delivery converts for this hop's 8BITMIME: 8-bit parts are kept
+		// (and 8-bit header text too when the message goes with SMTPUTF8).
+		ex.convert(msg.content, downgrade.Options{EightBit: true, UTF8Headers: plan.SMTPUTF8})
 	}
 	if reply != nil {
 		ex.Reply = reply.String()
@@ -278,11 +279,11 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	return ex, nil
 }
 
-// convert runs the converter on content as delivery would, for the
-// 8BITMIME target when eightBit is set, and records its report or error.
-func (ex *explanation) convert(content []byte, eightBit bool) {
+// convert runs the converter on content as delivery would, for the target
+// opts gives, and records its report or error.
+func (ex *explanation) convert(content []byte, opts downgrade.Options) {
 	ex.Conversion, ex.ConvertError, ex.convertEnhanced = nil, "", ""
-	conv, err := downgrade.Convert(io.Discard, bytes.NewReader(content), downgrade.Options{EightBit: eightBit})
+	conv, err := downgrade.Convert(io.Discard, bytes.NewReader(content), opts)
 	if err != nil {
 		ex.ConvertError = err.Error()
 		var de *downgrade.Error

@@ -11,9 +11,10 @@ import (
 
 // Downgrader is the Converter backed by internal/downgrade: a lossless,
 // streaming conversion to 7-bit MIME, or, for a hop that offers 8BITMIME
-// (allow8Bit), to 8BITMIME: then only the parts the hop cannot take (a NUL,
-// a bare CR or LF, a line over 998 octets) are encoded and 8-bit parts are
-// kept as they are. The zero value converts with fresh buffers each time;
+// (ConversionTarget.EightBit), to 8BITMIME: then only the parts the hop
+// cannot take (a NUL, a bare CR or LF, a line over 998 octets) are encoded
+// and 8-bit parts are kept as they are; header fields keep their 8-bit
+// text only when the message goes with SMTPUTF8. The zero value converts with fresh buffers each time;
 // NewDowngrader's keeps the converters' buffers (about 0.5 MiB each) for
 // the next message.
 type Downgrader struct {
@@ -29,13 +30,13 @@ func NewDowngrader(opts downgrade.Options) Downgrader {
 	return Downgrader{Options: opts, converters: &sync.Pool{}}
 }
 
-// Convert converts src to 7-bit MIME, or to 8BITMIME when allow8Bit is
-// set (downgrade.Options.EightBit). A *downgrade.Error means the message
-// cannot be converted losslessly: 5.6.5, or 5.6.9 when its header needs
-// SMTPUTF8.
-func (d Downgrader) Convert(dst io.Writer, src io.Reader, allow8Bit bool) (ConversionReport, error) {
+// Convert converts src for target t: to 7-bit MIME, or to 8BITMIME when
+// t.EightBit is set (downgrade.Options.EightBit, and UTF8Headers for
+// t.SMTPUTF8). A *downgrade.Error means the message cannot be converted
+// losslessly: 5.6.5, or 5.6.9 when its header needs SMTPUTF8.
+func (d Downgrader) Convert(dst io.Writer, src io.Reader, t ConversionTarget) (ConversionReport, error) {
 	opts := d.Options
-	opts.EightBit = allow8Bit
+	opts.EightBit, opts.UTF8Headers = t.EightBit, t.SMTPUTF8
 	var rep *downgrade.Report
 	var err error
 	if d.converters == nil {

@@ -88,3 +88,33 @@ func TestSinkSevenBitHopMixed(t *testing.T) {
 		t.Errorf("log lacks the 7-bit conversion:\n%s", logs)
 	}
 }
+
+// TestSinkEightBitMIMESMTPUTF8: a message that goes with SMTPUTF8, with
+// UTF-8 in a header address and a line over 998 octets, reaches a hop
+// offering 8BITMIME and SMTPUTF8 (no CHUNKING) with its header byte for
+// byte: only the long-line part is encoded.
+func TestSinkEightBitMIMESMTPUTF8(t *testing.T) {
+	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "8BITMIME", "SMTPUTF8", "PIPELINING"}})
+	q := newMemQueue()
+	a, _ := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
+	head := "From: J\xc3\xb6rg <j\xc3\xb6rg@origin.example>\r\nSubject: gr\xc3\xbc\xc3\x9fe\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	msg := head + "Content-Transfer-Encoding: 8bit\r\n\r\n" + strings.Repeat("K\xc3\xb6ln am Rhein ", 80) + "\r\n"
+	it := testMessage("EU1", msg, "x@hop.test")
+	it.Env.SMTPUTF8 = true
+	a.DeliverLease(context.Background(), lease(it))
+	q.expect(t, "EU1", 0, queue.Sent, "250")
+	msgs := s.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages", len(msgs))
+	}
+	m := msgs[0]
+	if !strings.Contains(m.MailLine, "BODY=8BITMIME") || !strings.Contains(m.MailLine, "SMTPUTF8") {
+		t.Errorf("MAIL line %q", m.MailLine)
+	}
+	if !bytes.HasPrefix(m.Data, []byte(head+"Content-Transfer-Encoding: quoted-printable\r\n\r\n")) {
+		t.Errorf("header changed:\n%q", m.Data)
+	}
+	if err := downgradetest.Compare8BitMIME([]byte(msg), m.Data); err != nil {
+		t.Errorf("what the hop got: %v", err)
+	}
+}

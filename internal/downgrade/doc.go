@@ -78,8 +78,9 @@
 // unchanged). A leaf labelled binary that does need conversion becomes
 // base64. A composite labelled binary, or with a label Convert does not
 // know, is relabelled 8bit; one labelled 8bit keeps its label. Header
-// fields are made 7-bit as for the 7-bit target, and 8-bit octets in a
-// preamble or epilogue are kept. Report.Kept8Bit counts the 8-bit leaves
+// fields are made 7-bit as for the 7-bit target, unless the message goes
+// with SMTPUTF8 (Options.UTF8Headers): then 8-bit header text is kept
+// (RFC 6532 §3.2). 8-bit octets in a preamble or epilogue are kept. Report.Kept8Bit counts the 8-bit leaves
 // kept, and PartReport.Reason says what made a leaf unfit.
 //
 // ConvertIfNeeded makes the decision delivery makes: a message that Scan

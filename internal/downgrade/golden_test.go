@@ -33,7 +33,7 @@ func golden(t *testing.T, dir string, eightBit bool) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, rep, _, cerr := checkRoundTripFor(t, src, eightBit)
+			out, rep, _, cerr := checkRoundTripFor(t, src, Options{EightBit: eightBit})
 			var summary []byte
 			if cerr != nil {
 				var e *Error

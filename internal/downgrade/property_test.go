@@ -118,20 +118,27 @@ func (g *msgGen) message(b *bytes.Buffer, depth int) {
 // TestRoundTripProperty converts random messages and checks, with the
 // standard library's decoders, that the output is 7-bit and that every
 // leaf and the Subject and From fields decode to the original octets.
-func TestRoundTripProperty(t *testing.T) { roundTripProperty(t, false) }
+func TestRoundTripProperty(t *testing.T) { roundTripProperty(t, Options{}) }
 
 // TestRoundTripProperty8BitMIME is TestRoundTripProperty for the 8BITMIME
 // target: the output is fit for 8BITMIME (no NUL, CRLF only, lines of at
 // most 998 octets) and decodes to the original octets.
-func TestRoundTripProperty8BitMIME(t *testing.T) { roundTripProperty(t, true) }
+func TestRoundTripProperty8BitMIME(t *testing.T) { roundTripProperty(t, Options{EightBit: true}) }
 
-func roundTripProperty(t *testing.T, eightBit bool) {
+// TestRoundTripPropertySMTPUTF8 is TestRoundTripProperty8BitMIME for a
+// message that goes with SMTPUTF8: header fields keep their 8-bit text.
+func TestRoundTripPropertySMTPUTF8(t *testing.T) {
+	roundTripProperty(t, Options{EightBit: true, UTF8Headers: true})
+}
+
+func roundTripProperty(t *testing.T, target Options) {
+	eightBit := target.EightBit
 	g := &msgGen{rng: rand.New(rand.NewPCG(5, 6))}
 	compare := downgradetest.Compare
 	if eightBit {
 		compare = downgradetest.Compare8BitMIME
 	}
-	kept := 0
+	kept, encoded := 0, 0
 	dec := &mime.WordDecoder{CharsetReader: rawCharset}
 	const runs = 500
 	compared := 0
@@ -142,7 +149,7 @@ func roundTripProperty(t *testing.T, eightBit bool) {
 		if i%3 == 0 && !bytes.Contains(in, []byte("\r")) {
 			in = bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
 		}
-		out, rep, cmp, err := checkRoundTripFor(t, in, eightBit)
+		out, rep, cmp, err := checkRoundTripFor(t, in, target)
 		if cmp {
 			compared++
 		}
@@ -151,6 +158,7 @@ func roundTripProperty(t *testing.T, eightBit bool) {
 		}
 		if rep != nil {
 			kept += rep.Kept8Bit
+			encoded += len(rep.Headers)
 		}
 		// The second parser: leaves and every header field.
 		if err := compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
@@ -176,6 +184,9 @@ func roundTripProperty(t *testing.T, eightBit bool) {
 	}
 	if compared < runs*9/10 {
 		t.Fatalf("leaves compared in only %d of %d messages", compared, runs)
+	}
+	if target.UTF8Headers != (encoded == 0) {
+		t.Fatalf("%d header fields encoded (SMTPUTF8 headers kept: %v)", encoded, target.UTF8Headers)
 	}
 	if eightBit && kept < runs/10 {
 		t.Fatalf("only %d 8-bit leaves kept in %d messages", kept, runs)

@@ -26,9 +26,15 @@ type Options struct {
 	// included, is copied byte for byte, except that a "binary" label
 	// becomes "8bit". A composite labelled binary (or with a label
 	// Convert does not know) is relabelled 8bit. Header fields are
-	// treated as for the 7-bit target. The output is then sent with
-	// BODY=8BITMIME. False (the zero value) is the 7-bit target.
+	// treated as for the 7-bit target unless UTF8Headers is set. The
+	// output is then sent with BODY=8BITMIME. False (the zero value) is
+	// the 7-bit target.
 	EightBit bool
+	// UTF8Headers, with EightBit, says the message goes with SMTPUTF8
+	// (RFC 6531): header fields with 8-bit text are then copied as they
+	// are (RFC 6532 §3.2), only folded when a line is over 998 octets.
+	// Without EightBit it has no effect: 8-bit header text is encoded.
+	UTF8Headers bool
 }
 
 func (o Options) withDefaults() Options {

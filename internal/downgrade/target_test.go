@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
 )
 
 // part returns the octets of the MIME part whose header begins with
@@ -115,5 +117,33 @@ func TestEightBitMIMEConvertIfNeeded(t *testing.T) {
 	rep, _, err := cv.ConvertIfNeeded(&out, bytes.NewReader(in))
 	if err != nil || rep.Changed || !bytes.Equal(out.Bytes(), in) {
 		t.Errorf("8-bit message within limits: changed %v, %v, %q", rep.Changed, err, out.Bytes())
+	}
+}
+
+// TestEightBitMIMEUTF8Headers: a message with UTF-8 in a header address
+// and a line over 998 octets converts for 8BITMIME only when it goes with
+// SMTPUTF8 (Options.UTF8Headers), and then its header stays byte for byte;
+// without SMTPUTF8 it needs SMTPUTF8 (5.6.9), as for the 7-bit target.
+func TestEightBitMIMEUTF8Headers(t *testing.T) {
+	head := "From: J\xc3\xb6rg <j\xc3\xb6rg@example.de>\r\nSubject: gr\xc3\xbc\xc3\x9fe\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n"
+	in := []byte(head + "Content-Transfer-Encoding: 8bit\r\n\r\n" + strings.Repeat("K\xc3\xb6ln am Rhein ", 80) + "\r\n")
+	var out bytes.Buffer
+	rep, err := Convert(&out, bytes.NewReader(in), Options{EightBit: true, UTF8Headers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out.Bytes(), []byte(head+"Content-Transfer-Encoding: quoted-printable\r\n\r\n")) || len(rep.Headers) != 0 {
+		t.Errorf("header changed (%d fields encoded):\n%q", len(rep.Headers), out.Bytes())
+	}
+	if err := downgradetest.Compare8BitMIME(in, out.Bytes()); err != nil {
+		t.Error(err)
+	}
+	for _, opts := range []Options{{EightBit: true}, {UTF8Headers: true}} {
+		_, err := Convert(&out, bytes.NewReader(in), opts)
+		var e *Error
+		if !asError(err, &e) || e.Enhanced() != "5.6.9" {
+			t.Errorf("%+v: err %v, want one needing SMTPUTF8", opts, err)
+		}
 	}
 }

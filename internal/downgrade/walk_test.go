@@ -168,17 +168,17 @@ func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
 // leaves were compared (the reference could read the input).
 func checkRoundTripCompared(t testing.TB, in []byte) ([]byte, *Report, bool, error) {
 	t.Helper()
-	return checkRoundTripFor(t, in, false)
+	return checkRoundTripFor(t, in, Options{})
 }
 
-// checkRoundTripFor is checkRoundTripCompared for the 7-bit target, or,
-// with eightBit, for the 8BITMIME target (Options.EightBit): its output
-// must then be fit for 8BITMIME (checkFit) and a fixed point of that
-// target.
-func checkRoundTripFor(t testing.TB, in []byte, eightBit bool) ([]byte, *Report, bool, error) {
+// checkRoundTripFor is checkRoundTripCompared for the target opts give
+// (Options.EightBit, UTF8Headers): for 8BITMIME the output must be fit
+// for 8BITMIME (checkFit); it must be a fixed point of the same target.
+func checkRoundTripFor(t testing.TB, in []byte, target Options) ([]byte, *Report, bool, error) {
 	t.Helper()
 	var out bytes.Buffer
-	rep, err := Convert(&out, bytes.NewReader(in), Options{MemoryLimit: 1 << 12, EightBit: eightBit})
+	eightBit := target.EightBit
+	rep, err := Convert(&out, bytes.NewReader(in), Options{MemoryLimit: 1 << 12, EightBit: eightBit, UTF8Headers: target.UTF8Headers})
 	if err != nil {
 		var e *Error
 		if !asError(err, &e) {
@@ -192,7 +192,7 @@ func checkRoundTripFor(t testing.TB, in []byte, eightBit bool) ([]byte, *Report,
 		t.Fatalf("Report.Changed = %v, but output identical = %v", rep.Changed, bytes.Equal(in, o))
 	}
 	var again bytes.Buffer
-	rep2, err := Convert(&again, bytes.NewReader(o), Options{EightBit: eightBit})
+	rep2, err := Convert(&again, bytes.NewReader(o), Options{EightBit: eightBit, UTF8Headers: target.UTF8Headers})
 	if err != nil {
 		t.Fatalf("converting the output again: %v", err)
 	}
