@@ -27,21 +27,29 @@ var mixedMsg = "From: a@origin.example\r\nSubject: table\r\nMIME-Version: 1.0\r\
 	"--m\r\n" + mixedBinary + "\r\n" +
 	"--m--\r\n"
 
+// deliverToSink delivers it through the real converter to a sink
+// offering keywords, expects it sent, and returns what the sink got and
+// the delivery log.
+func deliverToSink(t *testing.T, keywords []string, strict7Bit bool, it queue.Item) (sink.Message, *syncBuffer) {
+	t.Helper()
+	s, rt := startSink(t, sink.Options{Keywords: keywords, Strict7Bit: strict7Bit})
+	q := newMemQueue()
+	a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
+	a.DeliverLease(context.Background(), lease(it))
+	q.expect(t, it.Env.ID, 0, queue.Sent, "250")
+	msgs := s.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages", len(msgs))
+	}
+	return msgs[0], logs
+}
+
 // TestSinkEightBitMIMEHop: a hop that offers 8BITMIME but neither
 // CHUNKING nor BINARYMIME gets the message with BODY=8BITMIME over DATA,
 // the 8-bit part byte for byte, only the long-line part and the binary
 // part encoded, and every leaf decodes to the original octets.
 func TestSinkEightBitMIMEHop(t *testing.T) {
-	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"}})
-	q := newMemQueue()
-	a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
-	a.DeliverLease(context.Background(), lease(testMessage("EB1", mixedMsg, "x@hop.test")))
-	q.expect(t, "EB1", 0, queue.Sent, "250")
-	msgs := s.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("sink got %d messages", len(msgs))
-	}
-	m := msgs[0]
+	m, logs := deliverToSink(t, []string{"SIZE 10240000", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"}, false, testMessage("EB1", mixedMsg, "x@hop.test"))
 	if !strings.Contains(m.MailLine, "BODY=8BITMIME") || m.Chunked {
 		t.Errorf("MAIL line %q, chunked %v", m.MailLine, m.Chunked)
 	}
@@ -68,16 +76,7 @@ func TestSinkEightBitMIMEHop(t *testing.T) {
 // TestSinkSevenBitHopMixed: the same message to a hop without 8BITMIME
 // is pure 7-bit, every 8-bit part encoded, sent without BODY=.
 func TestSinkSevenBitHopMixed(t *testing.T) {
-	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "PIPELINING", "HELP"}, Strict7Bit: true})
-	q := newMemQueue()
-	a, logs := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
-	a.DeliverLease(context.Background(), lease(testMessage("SB1", mixedMsg, "x@hop.test")))
-	q.expect(t, "SB1", 0, queue.Sent, "250")
-	msgs := s.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("sink got %d messages", len(msgs))
-	}
-	m := msgs[0]
+	m, logs := deliverToSink(t, []string{"SIZE 10240000", "PIPELINING", "HELP"}, true, testMessage("SB1", mixedMsg, "x@hop.test"))
 	if strings.Contains(m.MailLine, "BODY=") {
 		t.Errorf("MAIL line %q claims a body type", m.MailLine)
 	}
@@ -94,20 +93,11 @@ func TestSinkSevenBitHopMixed(t *testing.T) {
 // offering 8BITMIME and SMTPUTF8 (no CHUNKING) with its header byte for
 // byte: only the long-line part is encoded.
 func TestSinkEightBitMIMESMTPUTF8(t *testing.T) {
-	s, rt := startSink(t, sink.Options{Keywords: []string{"SIZE 10240000", "8BITMIME", "SMTPUTF8", "PIPELINING"}})
-	q := newMemQueue()
-	a, _ := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
 	head := "From: J\xc3\xb6rg <j\xc3\xb6rg@origin.example>\r\nSubject: gr\xc3\xbc\xc3\x9fe\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
 	msg := head + "Content-Transfer-Encoding: 8bit\r\n\r\n" + strings.Repeat("K\xc3\xb6ln am Rhein ", 80) + "\r\n"
 	it := testMessage("EU1", msg, "x@hop.test")
 	it.Env.SMTPUTF8 = true
-	a.DeliverLease(context.Background(), lease(it))
-	q.expect(t, "EU1", 0, queue.Sent, "250")
-	msgs := s.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("sink got %d messages", len(msgs))
-	}
-	m := msgs[0]
+	m, _ := deliverToSink(t, []string{"SIZE 10240000", "8BITMIME", "SMTPUTF8", "PIPELINING"}, false, it)
 	if !strings.Contains(m.MailLine, "BODY=8BITMIME") || !strings.Contains(m.MailLine, "SMTPUTF8") {
 		t.Errorf("MAIL line %q", m.MailLine)
 	}
