@@ -14,9 +14,9 @@ import (
 // (ConversionTarget.EightBit), to 8BITMIME: then only the parts the hop
 // cannot take (a NUL, a bare CR or LF, a line over 998 octets) are encoded
 // and 8-bit parts are kept as they are; header fields keep their 8-bit
-// text only when the message goes with SMTPUTF8. The zero value converts with fresh buffers each time;
-// NewDowngrader's keeps the converters' buffers (about 0.5 MiB each) for
-// the next message.
+// text only when the message goes with SMTPUTF8. The zero value converts
+// with fresh buffers each time; NewDowngrader's keeps the converters'
+// buffers (about 0.5 MiB each) for the next message.
 type Downgrader struct {
 	// Options tune downgrade.Convert (memory limit, temporary directory).
 	Options downgrade.Options
