@@ -234,16 +234,7 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	ex.Needs = needsList(ex.needs)
 	ex.Parts = countLeaves(msg.content)
 	if !scan.SevenBit() || scan.HeaderEightBit {
-		conv, cerr := downgrade.Convert(io.Discard, bytes.NewReader(msg.content), downgrade.Options{})
-		if cerr != nil {
-			ex.ConvertError = cerr.Error()
-			var de *downgrade.Error
-			if errors.As(cerr, &de) {
-				ex.convertEnhanced = de.Enhanced()
-			}
-		} else {
-			ex.Conversion = conv
-		}
+		ex.convert(msg.content, downgrade.Options{})
 	}
 
 	targets, err := table.Resolve(ctx, rt, domain)
@@ -271,6 +262,11 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 	}
 	plan, reply := admin.PlanFor(ex.needs, *hop, rt.Policy)
 	ex.plan = plan
+	if reply == nil && plan.Convert && plan.Allow8Bit {
+		// Delivery converts for this hop's 8BITMIME: 8-bit parts are kept
+		// (and 8-bit header text too when the message goes with SMTPUTF8).
+		ex.convert(msg.content, downgrade.Options{EightBit: true, UTF8Headers: plan.SMTPUTF8})
+	}
 	if reply != nil {
 		ex.Reply = reply.String()
 	} else {
@@ -281,6 +277,22 @@ func explain(ctx context.Context, o explainOptions, arg string) (*explanation, e
 		ex.Error = "DKIM: " + err.Error()
 	}
 	return ex, nil
+}
+
+// convert runs the converter on content as delivery would, for the target
+// opts gives, and records its report or error.
+func (ex *explanation) convert(content []byte, opts downgrade.Options) {
+	ex.Conversion, ex.ConvertError, ex.convertEnhanced = nil, "", ""
+	conv, err := downgrade.Convert(io.Discard, bytes.NewReader(content), opts)
+	if err != nil {
+		ex.ConvertError = err.Error()
+		var de *downgrade.Error
+		if errors.As(err, &de) {
+			ex.convertEnhanced = de.Enhanced()
+		}
+		return
+	}
+	ex.Conversion = conv
 }
 
 // findHop learns what the next hop offers: from the running server's cache

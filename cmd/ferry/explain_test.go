@@ -155,3 +155,28 @@ func TestExplainUnreachable(t *testing.T) {
 		t.Errorf("unreachable: %d\n%s", code, out)
 	}
 }
+
+// TestExplainWith8BitMIMELongLine: to a hop with 8BITMIME, a message with
+// one line over 998 octets in one of its two 8-bit parts goes with
+// BODY=8BITMIME, and only that part is converted.
+func TestExplainWith8BitMIMELongLine(t *testing.T) {
+	rt, _ := startExplainSink(t, "modern.test", []string{"SIZE 10240000", "8BITMIME", "PIPELINING"})
+	msg := strings.Replace(cliEightBit, "<p>Grüße", "<p>"+strings.Repeat("long ", 220)+"Grüße", 1)
+	code, out, errOut := ferry("explain", "--to", "user@modern.test", "--route", rt, writeMessage(t, msg))
+	if code != 0 {
+		t.Fatalf("explain: %d %s %s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"Plan:      body=8BITMIME→8BITMIME converted, DATA",
+		"part 1.2   text/html                8bit → quoted-printable",
+		"this message has 1 of 4 parts with content an 8BITMIME hop cannot take as it is (binary or over-long lines)",
+		"route policy is convert: part 1.2 will be sent quoted-printable; 1 part with 8-bit text goes as it is with BODY=8BITMIME",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "part 1.1   text/plain") {
+		t.Errorf("the 8-bit part that fits is listed as converted:\n%s", out)
+	}
+}

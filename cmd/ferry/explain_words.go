@@ -218,6 +218,11 @@ func contentSentences(ex *explanation) []string {
 	what := "8-bit text"
 	if n.Binary || n.LongLines {
 		what = "content a 7-bit hop cannot take as it is (8-bit, binary or over-long lines)"
+		if len(changed) > 0 && ex.Conversion.EightBit {
+			// Converted for 8BITMIME: the parts counted are those
+			// that even this hop cannot take.
+			what = "content an 8BITMIME hop cannot take as it is (binary or over-long lines)"
+		}
 	}
 	switch {
 	case len(changed) > 0 && ex.Parts >= len(changed) && ex.Parts > 1:
@@ -291,6 +296,13 @@ func decisionSentences(ex *explanation, pol route.Policy) []string {
 		s += ": " + strings.Join(how, ", ")
 	}
 	out = append(out, s)
+	if n := ex.Conversion.Kept8Bit; n > 0 {
+		s := "1 part with 8-bit text goes as it is with BODY=8BITMIME"
+		if n > 1 {
+			s = fmt.Sprintf("%d parts with 8-bit text go as they are with BODY=8BITMIME", n)
+		}
+		out = append(out, s)
+	}
 	if len(ex.Conversion.Headers) > 0 {
 		var fields []string
 		for _, h := range ex.Conversion.Headers {

@@ -328,7 +328,6 @@ func plans(ext smtp.Extensions) []probePlan {
 			out = append(out, probePlan{Message: s.name, Reply: "fail at once: " + r.String(), DKIM: dkimFate(p, r, route.Policy{})})
 			continue
 		}
-		p = p.WithSevenBitOutput()
 		out = append(out, probePlan{Message: s.name, Plan: p.String(), DKIM: dkimFate(p, nil, route.Policy{})})
 	}
 	return out

@@ -16,16 +16,24 @@ import (
 	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
-func TestProbeSinkDomino(t *testing.T) {
-	s, err := sink.Start(sink.Options{Keywords: []string{"SIZE 10240000", "PIPELINING", "HELP"}})
+// probeSink runs "ferry probe" against a sink offering keywords and
+// returns what it printed.
+func probeSink(t *testing.T, keywords []string) *bytes.Buffer {
+	t.Helper()
+	s, err := sink.Start(sink.Options{Keywords: keywords})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	var out, errOut bytes.Buffer
 	if code := run([]string{"probe", "--ehlo", "probe.test", s.Addr()}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
 	}
+	return &out
+}
+
+func TestProbeSinkDomino(t *testing.T) {
+	out := probeSink(t, []string{"SIZE 10240000", "PIPELINING", "HELP"})
 	for _, want := range []string{
 		"Greeting:  220 sink.test",
 		"PIPELINING:            accepts commands in groups",
@@ -40,6 +48,20 @@ func TestProbeSinkDomino(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "8BITMIME:") {
 		t.Errorf("8BITMIME listed although the hop does not offer it:\n%s", out.String())
+	}
+}
+
+// TestProbeSink8BitMIMEOnly: a hop with 8BITMIME but no BINARYMIME gets a
+// binary message converted with BODY=8BITMIME kept.
+func TestProbeSink8BitMIMEOnly(t *testing.T) {
+	out := probeSink(t, []string{"SIZE 10240000", "8BITMIME", "PIPELINING"})
+	for _, want := range []string{
+		"8-bit MIME message:                              body=8BITMIME, DATA, size=10000",
+		"binary MIME message:                             body=BINARYMIME→8BITMIME converted, DATA, size=10000",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

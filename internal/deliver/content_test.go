@@ -19,7 +19,7 @@ import (
 // writes every octet > 127 as "=XX".
 type fakeConverter struct{ pass8 bool }
 
-func (f fakeConverter) Convert(dst io.Writer, src io.Reader, _ bool) (ConversionReport, error) {
+func (f fakeConverter) Convert(dst io.Writer, src io.Reader, _ ConversionTarget) (ConversionReport, error) {
 	b, err := io.ReadAll(src)
 	if err != nil {
 		return ConversionReport{}, err

@@ -10,9 +10,13 @@ import (
 )
 
 // Downgrader is the Converter backed by internal/downgrade: a lossless,
-// streaming conversion to 7-bit MIME. Its output is always 7-bit. The zero
-// value converts with fresh buffers each time; NewDowngrader's keeps the
-// converters' buffers (about 0.5 MiB each) for the next message.
+// streaming conversion to 7-bit MIME, or, for a hop that offers 8BITMIME
+// (ConversionTarget.EightBit), to 8BITMIME: then only the parts the hop
+// cannot take (a NUL, a bare CR or LF, a line over 998 octets) are encoded
+// and 8-bit parts are kept as they are; header fields keep their 8-bit
+// text only when the message goes with SMTPUTF8. The zero value converts
+// with fresh buffers each time; NewDowngrader's keeps the converters'
+// buffers (about 0.5 MiB each) for the next message.
 type Downgrader struct {
 	// Options tune downgrade.Convert (memory limit, temporary directory).
 	Options downgrade.Options
@@ -26,20 +30,23 @@ func NewDowngrader(opts downgrade.Options) Downgrader {
 	return Downgrader{Options: opts, converters: &sync.Pool{}}
 }
 
-// Convert converts src to 7-bit MIME; allow8Bit is ignored (downgrade
-// always encodes every 8-bit leaf). A *downgrade.Error means the message
-// cannot be converted losslessly: 5.6.5, or 5.6.9 when its header needs
-// SMTPUTF8.
-func (d Downgrader) Convert(dst io.Writer, src io.Reader, _ bool) (ConversionReport, error) {
+// Convert converts src for target t: to 7-bit MIME, or to 8BITMIME when
+// t.EightBit is set (downgrade.Options.EightBit, and UTF8Headers for
+// t.SMTPUTF8). A *downgrade.Error means the message cannot be converted
+// losslessly: 5.6.5, or 5.6.9 when its header needs SMTPUTF8.
+func (d Downgrader) Convert(dst io.Writer, src io.Reader, t ConversionTarget) (ConversionReport, error) {
+	opts := d.Options
+	opts.EightBit, opts.UTF8Headers = t.EightBit, t.SMTPUTF8
 	var rep *downgrade.Report
 	var err error
 	if d.converters == nil {
-		rep, err = downgrade.Convert(dst, src, d.Options)
+		rep, err = downgrade.Convert(dst, src, opts)
 	} else {
 		cv, _ := d.converters.Get().(*downgrade.Converter)
 		if cv == nil {
-			cv = &downgrade.Converter{Options: d.Options}
+			cv = &downgrade.Converter{}
 		}
+		cv.Options = opts
 		rep, err = cv.Convert(dst, src)
 		d.converters.Put(cv)
 	}
@@ -49,8 +56,9 @@ func (d Downgrader) Convert(dst io.Writer, src io.Reader, _ bool) (ConversionRep
 	return ConversionReport{Changed: rep.Changed, Summary: summarize(rep), DKIMSigned: rep.DKIMSigned && rep.Changed}, err
 }
 
-// SevenBitOutput reports that Downgrader's output is always 7-bit.
-func (Downgrader) SevenBitOutput() bool { return true }
+// SevenBitOutput reports false: for a hop that offers 8BITMIME the output
+// keeps the 8-bit parts that hop takes, so the plan keeps BODY=8BITMIME.
+func (Downgrader) SevenBitOutput() bool { return false }
 
 // summarize describes a downgrade report in a few words.
 func summarize(rep *downgrade.Report) string {
@@ -59,13 +67,26 @@ func summarize(rep *downgrade.Report) string {
 	}
 	var parts []string
 	for _, p := range rep.Parts {
-		parts = append(parts, fmt.Sprintf("%s %s→%s", partName(p.Path), cteName(p.OldCTE), p.NewCTE))
+		why := ""
+		if rep.EightBit && p.Reason != "" {
+			// For 8BITMIME, say what the hop could not take: the
+			// kinds stay the last word, which the admin metrics read.
+			why = "(" + p.Reason + ") "
+		}
+		parts = append(parts, fmt.Sprintf("%s %s%s→%s", partName(p.Path), why, cteName(p.OldCTE), p.NewCTE))
+	}
+	if rep.Kept8Bit > 0 {
+		parts = append(parts, fmt.Sprintf("%d 8-bit part(s) kept", rep.Kept8Bit))
 	}
 	if len(rep.Headers) > 0 {
 		parts = append(parts, fmt.Sprintf("%d header field(s) RFC 2047-encoded", len(rep.Headers)))
 	}
 	if len(rep.Relabelled) > 0 {
-		parts = append(parts, fmt.Sprintf("%d composite part(s) relabelled 7bit", len(rep.Relabelled)))
+		label := "7bit"
+		if rep.EightBit {
+			label = "8bit"
+		}
+		parts = append(parts, fmt.Sprintf("%d composite part(s) relabelled %s", len(rep.Relabelled), label))
 	}
 	if len(rep.Repairs) > 0 {
 		parts = append(parts, fmt.Sprintf("%d repair(s)", len(rep.Repairs)))

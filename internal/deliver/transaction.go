@@ -29,18 +29,33 @@ type Message struct {
 }
 
 // Converter rewrites content for a hop that cannot take it as it is (see
-// internal/downgrade and Downgrader). allow8Bit says whether the output may
-// hold octets > 127 (the hop offered 8BITMIME); either way it must hold no
-// NUL, no bare CR or LF and no line over 998 octets. An error means the
+// internal/downgrade and Downgrader). t.EightBit says whether the output
+// may hold octets > 127 (the hop offered 8BITMIME); either way it must hold
+// no NUL, no bare CR or LF and no line over 998 octets. An error means the
 // content could not be converted losslessly; an error with an
 // Enhanced() string method returning "5.6.9" means the header needs
 // SMTPUTF8.
 type Converter interface {
-	Convert(dst io.Writer, src io.Reader, allow8Bit bool) (ConversionReport, error)
+	Convert(dst io.Writer, src io.Reader, t ConversionTarget) (ConversionReport, error)
+}
+
+// ConversionTarget is what a converter's output may hold, from the plan.
+type ConversionTarget struct {
+	// EightBit: octets > 127 may reach the wire (TransferPlan.Allow8Bit:
+	// the hop offered 8BITMIME, RFC 6152).
+	EightBit bool
+	// SMTPUTF8: the message goes with SMTPUTF8 (TransferPlan.SMTPUTF8),
+	// so header fields may keep 8-bit text (RFC 6532 §3.2).
+	SMTPUTF8 bool
+}
+
+// TargetOf returns the conversion target of plan p.
+func TargetOf(p TransferPlan) ConversionTarget {
+	return ConversionTarget{EightBit: p.Allow8Bit, SMTPUTF8: p.SMTPUTF8}
 }
 
 // SevenBitConverter is implemented by converters whose output is always
-// 7-bit whatever allow8Bit says; the plan then sends no BODY=8BITMIME.
+// 7-bit whatever the target says; the plan then sends no BODY=8BITMIME.
 type SevenBitConverter interface {
 	SevenBitOutput() bool
 }
@@ -367,7 +382,7 @@ func (c *Client) converted(body io.Reader, plan TransferPlan, conv Converter) (i
 	go func() {
 		defer close(done)
 		var err error
-		rep, err = conv.Convert(pw, tagged, plan.Allow8Bit)
+		rep, err = conv.Convert(pw, tagged, TargetOf(plan))
 		switch {
 		case tagged.err != nil:
 			err = &storeError{err: tagged.err}

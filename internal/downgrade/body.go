@@ -139,14 +139,20 @@ func matchDelim(line []byte, stack []string) (idx int, closing bool, n int, ok b
 }
 
 // writeSpool writes a preamble or epilogue held in c.body. Readers ignore
-// both (RFC 2046 §5.1.1), so when one is unfit for 7-bit its offending
-// octets are replaced by '?' (a bare LF becomes CRLF) and long lines are
-// broken, a repair rather than a failure.
+// both (RFC 2046 §5.1.1), so when one is unfit for the target its
+// offending octets are replaced by '?' (a bare LF becomes CRLF) and long
+// lines are broken, a repair rather than a failure. For the 8BITMIME
+// target octets above 127 are not offending.
 func (c *converter) writeSpool(path, what string) error {
-	if !c.st.dirty() {
+	if !c.unfit(&c.st) {
 		return c.body.writeTo(c.w)
 	}
-	c.repair(path, what+" not 7-bit: offending octets replaced by '?'")
+	keep8 := c.opts.EightBit
+	if keep8 {
+		c.repair(path, what+" not fit for 8BITMIME: offending octets replaced by '?'")
+	} else {
+		c.repair(path, what+" not 7-bit: offending octets replaced by '?'")
+	}
 	r, err := c.body.reader()
 	if err != nil {
 		return err
@@ -177,7 +183,7 @@ func (c *converter) writeSpool(path, what string) error {
 			c.w.Write(crlf)
 			col = 0
 			continue
-		case b >= 0x80 || b == 0:
+		case b >= 0x80 && !keep8 || b == 0:
 			b = '?'
 		}
 		if col >= maxLine {

@@ -43,6 +43,9 @@ type delim struct {
 // Convert copies the message read from src to dst as valid 7-bit MIME:
 // octets above 127, NULs, bare CR and LF, and lines over 998 octets are
 // encoded; everything else is copied byte for byte (see the package doc).
+// With Options.EightBit the output is valid 8BITMIME instead: only leaves
+// with a NUL, a bare CR or LF or a line over 998 octets are encoded, and
+// 8-bit leaves within those limits are kept as they are.
 // It returns what it did. A *Error with ErrMalformed or ErrNeedsSMTPUTF8
 // means the message cannot be converted; dst then holds partial output.
 func Convert(dst io.Writer, src io.Reader, opts Options) (*Report, error) {
@@ -65,7 +68,7 @@ type Converter struct {
 // Convert is the package-level Convert with cv's options and buffers.
 func (cv *Converter) Convert(dst io.Writer, src io.Reader) (*Report, error) {
 	opts := cv.Options.withDefaults()
-	rep := &Report{}
+	rep := &Report{EightBit: opts.EightBit}
 	cr := &countingReader{r: src}
 	if cv.br == nil {
 		cv.br = bufio.NewReaderSize(cr, bufSize)
@@ -188,12 +191,13 @@ func (c *converter) entity(path string, isMsg bool, defType string, stack []stri
 
 // relabel makes a composite's 8bit or binary label, or one Convert does
 // not know (walked as identity), 7bit: its body will be 7-bit once
-// converted (RFC 2045 §6.4, RFC 2046 §5.2.1).
+// converted (RFC 2045 §6.4, RFC 2046 §5.2.1). For the 8BITMIME target an
+// 8bit label stays and the others become 8bit.
 func (c *converter) relabel(h *header, label, path string) {
-	if label == "" || label == "7bit" {
+	if c.fitsLabel(label) {
 		return
 	}
-	h.set("content-transfer-encoding", "Content-Transfer-Encoding", []byte("Content-Transfer-Encoding: 7bit\r\n"))
+	h.set("content-transfer-encoding", "Content-Transfer-Encoding", []byte("Content-Transfer-Encoding: "+c.composedCTE()+"\r\n"))
 	c.rep.Relabelled = append(c.rep.Relabelled, path)
 	c.rep.Changed = true
 }
@@ -227,8 +231,8 @@ func (c *converter) multipart(path string, mt mediaType, stack []string, depth i
 	if d.idx != me {
 		// The boundary never occurs: nothing but a preamble. Its content
 		// would be lost to readers, so it may only pass when clean.
-		if c.st.dirty() {
-			return d, malformed(path, "multipart boundary %q not found and the body is not 7-bit", mt.boundary)
+		if c.unfit(&c.st) {
+			return d, malformed(path, "multipart boundary %q not found and the body is unfit for the next hop", mt.boundary)
 		}
 		c.notice(path, "multipart boundary never found; body passed as it was")
 		return d, c.body.writeTo(c.w)
@@ -291,14 +295,17 @@ func (c *converter) leaf(h *header, path string, mt mediaType, noCT bool, label 
 		return d, err
 	}
 	final := d.idx < 0
-	if !c.st.dirty() {
+	if !c.unfit(&c.st) {
+		if c.opts.EightBit {
+			c.keepLeaf(h, path, mt, label, isMsg)
+		}
 		if _, err := c.w.Write(h.bytes()); err != nil {
 			return d, fmt.Errorf("downgrade: writing: %w", err)
 		}
 		return d, c.body.writeTo(c.w)
 	}
 	if mt.isComposite() && !encodedCTE(label) {
-		return d, malformed(path, "%s entity with content unfit for 7-bit cannot be walked and may not be encoded", mt.full)
+		return d, malformed(path, "%s entity with content unfit for the next hop cannot be walked and may not be encoded", mt.full)
 	}
 	content, cst := &c.body, &c.st
 	if !identityCTE(label) && !encodedCTE(label) {
@@ -314,7 +321,7 @@ func (c *converter) leaf(h *header, path string, mt mediaType, noCT bool, label 
 		content, cst = &c.dec, &c.decSt
 	}
 	newCTE := "base64"
-	if strings.HasPrefix(mt.full, "text/") && cst.escapeShare() <= qpMaxEscapeShare {
+	if strings.HasPrefix(mt.full, "text/") && cst.escapeShare() <= qpMaxEscapeShare && !(c.opts.EightBit && label == "binary") {
 		newCTE = "quoted-printable"
 	}
 	if isMsg && h.get("mime-version") == nil {
@@ -354,7 +361,7 @@ func (c *converter) leaf(h *header, path string, mt mediaType, noCT bool, label 
 	c.rep.Changed = true
 	c.rep.Parts = append(c.rep.Parts, PartReport{
 		Path: path, ContentType: mt.full, OldCTE: label, NewCTE: newCTE,
-		BytesIn: c.body.n, BytesOut: nOut,
+		Reason: c.reason(&c.st), BytesIn: c.body.n, BytesOut: nOut,
 	})
 	return d, nil
 }

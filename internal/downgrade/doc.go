@@ -1,7 +1,8 @@
 // Package downgrade converts a message losslessly into valid 7-bit MIME so
 // that it can be relayed to a next hop that offers neither 8BITMIME nor
-// BINARYMIME (RFC 6152 §3, RFC 3030 §3), and tells cheaply whether a message
-// needs that at all.
+// BINARYMIME (RFC 6152 §3, RFC 3030 §3), or into valid 8BITMIME for a hop
+// that offers 8BITMIME but not BINARYMIME, and tells cheaply whether a
+// message needs that at all.
 //
 // # Use
 //
@@ -65,6 +66,22 @@
 // §4.2 obs-FWS), never the end of the header section. An mbox "From "
 // line at the top of a message (the input, or a message/rfc822 body) is
 // kept where it is, as part of the header block.
+//
+// # The 8BITMIME target
+//
+// With Options.EightBit the output is for a hop that takes 8-bit lines
+// (RFC 6152 §2) but not binary content or lines over 998 octets
+// (RFC 5321 §4.5.3.1.6): a leaf needs conversion only when it holds a NUL,
+// a bare CR or LF, or a line longer than 998 octets, and is then encoded
+// as above; every other leaf, 8-bit text included, is copied byte for
+// byte, except that a leaf labelled binary is relabelled 8bit (its body
+// unchanged). A leaf labelled binary that does need conversion becomes
+// base64. A composite labelled binary, or with a label Convert does not
+// know, is relabelled 8bit; one labelled 8bit keeps its label. Header
+// fields are made 7-bit as for the 7-bit target, unless the message goes
+// with SMTPUTF8 (Options.UTF8Headers): then 8-bit header text is kept
+// (RFC 6532 §3.2). 8-bit octets in a preamble or epilogue are kept. Report.Kept8Bit counts the 8-bit leaves
+// kept, and PartReport.Reason says what made a leaf unfit.
 //
 // ConvertIfNeeded makes the decision delivery makes: a message that Scan
 // finds fit for a 7-bit transport as it is goes out byte for byte, without

@@ -7,7 +7,8 @@ import (
 
 // fixHeader makes every field of h fit a 7-bit transport: 8-bit text is
 // encoded where RFC 2047 (or RFC 2231, for MIME parameters) allows it, and
-// lines over 998 octets are folded. cs is the charset the entity declares
+// lines over 998 octets are folded. For an SMTPUTF8 transfer
+// (Options.UTF8Headers with EightBit) 8-bit text stays as it is. cs is the charset the entity declares
 // (or the message, for a part that declares none), the preferred label
 // for 8-bit text valid in it. It records what it changed through c.
 func (c *converter) fixHeader(h *header, part, cs string) error {
@@ -19,7 +20,7 @@ func (c *converter) fixHeader(h *header, part, cs string) error {
 		if bytes.Count(f.raw, []byte{'\r'}) != bytes.Count(f.raw, crlf) {
 			return malformed(part, "bare CR in header field %q", f.name)
 		}
-		if has8bit(f.raw) {
+		if has8bit(f.raw) && !(c.opts.EightBit && c.opts.UTF8Headers) {
 			if err := c.encodeField(f, part, cs); err != nil {
 				return err
 			}

@@ -13,7 +13,9 @@ import (
 // hangs, that it fails only with a *Error, and that its output is 7-bit
 // (no octet above 127, no NUL, CRLF only, lines ≤ 998), a fixed point of
 // Convert, and leaf for leaf the input's decoded octets wherever the
-// standard library's decoders can read the input.
+// standard library's decoders can read the input; and the same for the
+// 8BITMIME target (with and without SMTPUTF8 headers), less the rule on
+// octets above 127.
 func FuzzConvert(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.eml")
 	for _, name := range files {
@@ -31,12 +33,14 @@ func FuzzConvert(f *testing.F) {
 		}
 		tm := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("HANG %q", in)) })
 		defer tm.Stop()
-		out, _, err := checkRoundTrip(t, in)
-		if err == nil && len(in) > 0 && len(out) == 0 {
-			t.Fatalf("empty output for non-empty input")
-		}
-		if err == nil && bytes.Count(out, []byte("\r\n--")) > 4*bytes.Count(in, []byte("--"))+8 {
-			t.Fatalf("delimiter lines multiplied")
+		for _, target := range []Options{{}, {EightBit: true}, {EightBit: true, UTF8Headers: true}} {
+			out, _, _, err := checkRoundTripFor(t, in, target)
+			if err == nil && len(in) > 0 && len(out) == 0 {
+				t.Fatalf("empty output for non-empty input (target %+v)", target)
+			}
+			if err == nil && bytes.Count(out, []byte("\r\n--")) > 4*bytes.Count(in, []byte("--"))+8 {
+				t.Fatalf("delimiter lines multiplied (target %+v)", target)
+			}
 		}
 	})
 }

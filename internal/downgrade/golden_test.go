@@ -15,8 +15,14 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // TestGolden converts every testdata/golden/*.eml and compares the output
 // with NAME.golden and the report (or error) with NAME.report.json.
-func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/golden/*.eml")
+func TestGolden(t *testing.T) { golden(t, "testdata/golden", false) }
+
+// TestGolden8BitMIME is TestGolden for the 8BITMIME target
+// (Options.EightBit), with the inputs of testdata/golden8bit.
+func TestGolden8BitMIME(t *testing.T) { golden(t, "testdata/golden8bit", true) }
+
+func golden(t *testing.T, dir string, eightBit bool) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden inputs: %v", err)
 	}
@@ -27,7 +33,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, rep, cerr := checkRoundTrip(t, src)
+			out, rep, _, cerr := checkRoundTripFor(t, src, Options{EightBit: eightBit})
 			var summary []byte
 			if cerr != nil {
 				var e *Error

@@ -118,8 +118,27 @@ func (g *msgGen) message(b *bytes.Buffer, depth int) {
 // TestRoundTripProperty converts random messages and checks, with the
 // standard library's decoders, that the output is 7-bit and that every
 // leaf and the Subject and From fields decode to the original octets.
-func TestRoundTripProperty(t *testing.T) {
+func TestRoundTripProperty(t *testing.T) { roundTripProperty(t, Options{}) }
+
+// TestRoundTripProperty8BitMIME is TestRoundTripProperty for the 8BITMIME
+// target: the output is fit for 8BITMIME (no NUL, CRLF only, lines of at
+// most 998 octets) and decodes to the original octets.
+func TestRoundTripProperty8BitMIME(t *testing.T) { roundTripProperty(t, Options{EightBit: true}) }
+
+// TestRoundTripPropertySMTPUTF8 is TestRoundTripProperty8BitMIME for a
+// message that goes with SMTPUTF8: header fields keep their 8-bit text.
+func TestRoundTripPropertySMTPUTF8(t *testing.T) {
+	roundTripProperty(t, Options{EightBit: true, UTF8Headers: true})
+}
+
+func roundTripProperty(t *testing.T, target Options) {
+	eightBit := target.EightBit
 	g := &msgGen{rng: rand.New(rand.NewPCG(5, 6))}
+	compare := downgradetest.Compare
+	if eightBit {
+		compare = downgradetest.Compare8BitMIME
+	}
+	kept, encoded := 0, 0
 	dec := &mime.WordDecoder{CharsetReader: rawCharset}
 	const runs = 500
 	compared := 0
@@ -130,15 +149,19 @@ func TestRoundTripProperty(t *testing.T) {
 		if i%3 == 0 && !bytes.Contains(in, []byte("\r")) {
 			in = bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
 		}
-		out, _, cmp, err := checkRoundTripCompared(t, in)
+		out, rep, cmp, err := checkRoundTripFor(t, in, target)
 		if cmp {
 			compared++
 		}
 		if err != nil {
 			t.Fatalf("message %d: %v\n%q", i, err, in)
 		}
+		if rep != nil {
+			kept += rep.Kept8Bit
+			encoded += len(rep.Headers)
+		}
 		// The second parser: leaves and every header field.
-		if err := downgradetest.Compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
+		if err := compare(in, out); err != nil && !errors.Is(err, downgradetest.ErrUnreadable) {
 			t.Fatalf("message %d: go-message: %v\nin:  %q\nout: %q", i, err, in, out)
 		}
 		// Header text: decode both with net/mail and mime.WordDecoder.
@@ -161,5 +184,13 @@ func TestRoundTripProperty(t *testing.T) {
 	}
 	if compared < runs*9/10 {
 		t.Fatalf("leaves compared in only %d of %d messages", compared, runs)
+	}
+	if target.UTF8Headers != (encoded == 0) {
+		t.Fatalf("%d header fields encoded (SMTPUTF8 headers kept: %v)", encoded, target.UTF8Headers)
+	}
+	if eightBit && kept < runs/10 {
+		t.Fatalf("only %d 8-bit leaves kept in %d messages", kept, runs)
+	} else if !eightBit && kept > 0 {
+		t.Fatalf("the 7-bit target kept %d 8-bit leaves", kept)
 	}
 }

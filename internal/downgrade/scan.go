@@ -136,7 +136,9 @@ func (s *stats) needs(n Needs) Needs {
 // Scan finds it fit as it is (Needs.SevenBit), which is when delivery
 // sends it unconverted to a hop without 8BITMIME, it is copied to dst
 // byte for byte and the Report says unchanged; otherwise it is converted
-// as by Convert. src is read twice, hence the io.ReadSeeker. Delivery
+// as by Convert. With Options.EightBit, fit means no NUL, bare CR or LF
+// and no long line (octets above 127 are fine), as delivery decides for a
+// hop with 8BITMIME. src is read twice, hence the io.ReadSeeker. Delivery
 // makes the same decision in its transfer plan; `ferry convert` calls
 // this, so both agree on every message.
 func (cv *Converter) ConvertIfNeeded(dst io.Writer, src io.ReadSeeker) (*Report, Needs, error) {
@@ -147,7 +149,11 @@ func (cv *Converter) ConvertIfNeeded(dst io.Writer, src io.ReadSeeker) (*Report,
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return nil, n, fmt.Errorf("downgrade: rereading the message: %w", err)
 	}
-	if !n.SevenBit() {
+	fit := n.SevenBit()
+	if cv.Options.EightBit {
+		fit = !n.Binary()
+	}
+	if !fit {
 		rep, err := cv.Convert(dst, src)
 		return rep, n, err
 	}

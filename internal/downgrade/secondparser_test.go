@@ -18,6 +18,8 @@ func testMessages(t *testing.T) map[string][]byte {
 	t.Helper()
 	msgs := map[string][]byte{}
 	golden, _ := filepath.Glob("testdata/golden/*.eml")
+	golden8, _ := filepath.Glob("testdata/golden8bit/*.eml")
+	golden = append(golden, golden8...)
 	for _, name := range golden {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -53,11 +55,22 @@ func testMessages(t *testing.T) map[string][]byte {
 // and decoded header text. Inputs that parser cannot read, and inputs
 // Convert repairs (the repair changes what a reader sees), are counted,
 // not compared.
-func TestSecondParserRoundTrip(t *testing.T) {
+func TestSecondParserRoundTrip(t *testing.T) { secondParserRoundTrip(t, false) }
+
+// TestSecondParserRoundTrip8BitMIME is TestSecondParserRoundTrip for the
+// 8BITMIME target, with the inputs of testdata/golden8bit too: the output
+// must be fit for 8BITMIME and show the input's leaves.
+func TestSecondParserRoundTrip8BitMIME(t *testing.T) { secondParserRoundTrip(t, true) }
+
+func secondParserRoundTrip(t *testing.T, eightBit bool) {
+	check, compare := downgradetest.Check7Bit, downgradetest.Compare
+	if eightBit {
+		check, compare = downgradetest.Check8BitMIME, downgradetest.Compare8BitMIME
+	}
 	compared, unreadable, refused := 0, 0, 0
 	for name, in := range testMessages(t) {
 		var out bytes.Buffer
-		rep, err := Convert(&out, bytes.NewReader(in), Options{})
+		rep, err := Convert(&out, bytes.NewReader(in), Options{EightBit: eightBit})
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
@@ -66,15 +79,15 @@ func TestSecondParserRoundTrip(t *testing.T) {
 			refused++
 			continue
 		}
-		if err := downgradetest.Check7Bit(out.Bytes()); err != nil {
-			t.Errorf("%s: output not 7-bit: %v", name, err)
+		if err := check(out.Bytes()); err != nil {
+			t.Errorf("%s: output unfit for the target: %v", name, err)
 			continue
 		}
 		if repairedView(rep) {
 			unreadable++
 			continue
 		}
-		switch err := downgradetest.Compare(in, out.Bytes()); {
+		switch err := compare(in, out.Bytes()); {
 		case errors.Is(err, downgradetest.ErrUnreadable):
 			unreadable++
 		case err != nil:

@@ -138,6 +138,19 @@ func check7bit(t testing.TB, out []byte) {
 	}
 }
 
+// checkFit is check7bit, or for the 8BITMIME target (eightBit) the same
+// less the rule on octets above 127.
+func checkFit(t testing.TB, out []byte, eightBit bool) {
+	t.Helper()
+	if !eightBit {
+		check7bit(t, out)
+		return
+	}
+	if err := downgradetest.Check8BitMIME(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // normalize gives a message that Convert reads as having bare-LF line
 // ends (its first line ends in a bare LF) CRLF line ends, as the
 // reference expects.
@@ -155,8 +168,17 @@ func checkRoundTrip(t testing.TB, in []byte) ([]byte, *Report, error) {
 // leaves were compared (the reference could read the input).
 func checkRoundTripCompared(t testing.TB, in []byte) ([]byte, *Report, bool, error) {
 	t.Helper()
+	return checkRoundTripFor(t, in, Options{})
+}
+
+// checkRoundTripFor is checkRoundTripCompared for the target opts give
+// (Options.EightBit, UTF8Headers): for 8BITMIME the output must be fit
+// for 8BITMIME (checkFit); it must be a fixed point of the same target.
+func checkRoundTripFor(t testing.TB, in []byte, target Options) ([]byte, *Report, bool, error) {
+	t.Helper()
 	var out bytes.Buffer
-	rep, err := Convert(&out, bytes.NewReader(in), Options{MemoryLimit: 1 << 12})
+	eightBit := target.EightBit
+	rep, err := Convert(&out, bytes.NewReader(in), Options{MemoryLimit: 1 << 12, EightBit: eightBit, UTF8Headers: target.UTF8Headers})
 	if err != nil {
 		var e *Error
 		if !asError(err, &e) {
@@ -165,12 +187,12 @@ func checkRoundTripCompared(t testing.TB, in []byte) ([]byte, *Report, bool, err
 		return nil, rep, false, err
 	}
 	o := out.Bytes()
-	check7bit(t, o)
+	checkFit(t, o, eightBit)
 	if rep.Changed == bytes.Equal(in, o) {
 		t.Fatalf("Report.Changed = %v, but output identical = %v", rep.Changed, bytes.Equal(in, o))
 	}
 	var again bytes.Buffer
-	rep2, err := Convert(&again, bytes.NewReader(o), Options{})
+	rep2, err := Convert(&again, bytes.NewReader(o), Options{EightBit: eightBit, UTF8Headers: target.UTF8Headers})
 	if err != nil {
 		t.Fatalf("converting the output again: %v", err)
 	}

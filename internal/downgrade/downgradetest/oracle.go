@@ -180,11 +180,18 @@ func NormalizeLF(msg []byte) []byte {
 
 // Check7Bit reports the first reason out is unfit for a 7-bit transport:
 // an octet above 127, a NUL, a bare CR or LF, or a line over 998 octets.
-func Check7Bit(out []byte) error {
+func Check7Bit(out []byte) error { return checkOctets(out, false) }
+
+// Check8BitMIME reports the first reason out is unfit for an 8BITMIME
+// transport (RFC 6152 §2): a NUL, a bare CR or LF, or a line over 998
+// octets. Octets above 127 are fine.
+func Check8BitMIME(out []byte) error { return checkOctets(out, true) }
+
+func checkOctets(out []byte, allow8 bool) error {
 	line := 0
 	for i, c := range out {
 		switch {
-		case c >= 0x80:
+		case c >= 0x80 && !allow8:
 			return fmt.Errorf("8-bit octet %#x at %d", c, i)
 		case c == 0:
 			return fmt.Errorf("NUL at %d", i)
@@ -216,8 +223,14 @@ var ErrUnreadable = errors.New("the second parser cannot read the input")
 // same decoded header text as in. It returns ErrUnreadable (wrapped) when
 // go-message cannot read in, and a description of the first difference
 // otherwise.
-func Compare(in, out []byte) error {
-	if err := Check7Bit(out); err != nil {
+func Compare(in, out []byte) error { return compare(in, out, Check7Bit) }
+
+// Compare8BitMIME is Compare for a conversion to 8BITMIME: out must pass
+// Check8BitMIME instead of Check7Bit.
+func Compare8BitMIME(in, out []byte) error { return compare(in, out, Check8BitMIME) }
+
+func compare(in, out []byte, check func([]byte) error) error {
+	if err := check(out); err != nil {
 		return err
 	}
 	want, err := Walk(in)
