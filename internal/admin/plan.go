@@ -17,9 +17,7 @@ import (
 // plans computes, for each next-hop key with recipients still to deliver,
 // the transfer plan delivery would use now: the route's first resolved
 // target that the hop cache knows, its keywords minus the route's discard
-// list, and the message's needs. Delivery converts with
-// deliver.Downgrader, whose output is always 7-bit, so a converting plan is
-// adjusted the way delivery adjusts it.
+// list, and the message's needs (deliver.Plan, as delivery makes it).
 func (s *server) plans(ctx context.Context, info *queue.MessageInfo) []HopPlan {
 	table := s.routes()
 	if table == nil || s.opts.Hops == nil || info.Env == nil {
@@ -93,16 +91,12 @@ func scanBody(info *queue.MessageInfo) (downgrade.Needs, error) {
 
 // PlanFor is the transfer plan delivery would make for a message with
 // needs at the hop described by hi under policy pol: the hop's keywords
-// minus the route's discard list, and, when content is converted,
-// deliver.Downgrader's always-7-bit output (RFC 6152 §3). A non-nil reply
-// means the message cannot go to this hop at all.
+// minus the route's discard list; when content is converted, for the
+// target the plan names (7-bit, or 8BITMIME keeping the 8-bit parts the
+// hop takes, RFC 6152 §3). A non-nil reply means the message cannot go to
+// this hop at all.
 func PlanFor(needs deliver.MessageNeeds, hi deliver.HopInfo, pol route.Policy) (deliver.TransferPlan, *smtp.Reply) {
-	ext := Offered(hi, pol)
-	p, rep := deliver.Plan(needs, ext, pol)
-	if rep == nil && p.Convert && (deliver.Downgrader{}).SevenBitOutput() {
-		p = p.WithSevenBitOutput()
-	}
-	return p, rep
+	return deliver.Plan(needs, Offered(hi, pol), pol)
 }
 
 // Offered returns the keywords delivery uses at the hop: those it offered

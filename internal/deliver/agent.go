@@ -336,12 +336,8 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		return s, nil
 	}
 	plan, rep := Plan(NeedsOf(it.Env, it.Rcpts, scan, it.Size), s.c.Extensions(), rt.Policy)
-	if rep == nil && plan.Convert {
-		if a.cfg.Converter == nil {
-			rep = reply(ReplyNoConverter())
-		} else if sc, ok := a.cfg.Converter.(SevenBitConverter); ok && sc.SevenBitOutput() {
-			plan = plan.WithSevenBitOutput()
-		}
+	if rep == nil && plan.Convert && a.cfg.Converter == nil {
+		rep = reply(ReplyNoConverter())
 	}
 	if rep != nil {
 		a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())

@@ -56,10 +56,6 @@ func (d Downgrader) Convert(dst io.Writer, src io.Reader, t ConversionTarget) (C
 	return ConversionReport{Changed: rep.Changed, Summary: summarize(rep), DKIMSigned: rep.DKIMSigned && rep.Changed}, err
 }
 
-// SevenBitOutput reports false: for a hop that offers 8BITMIME the output
-// keeps the 8-bit parts that hop takes, so the plan keeps BODY=8BITMIME.
-func (Downgrader) SevenBitOutput() bool { return false }
-
 // summarize describes a downgrade report in a few words.
 func summarize(rep *downgrade.Report) string {
 	if !rep.Changed {

@@ -347,14 +347,3 @@ func (p TransferPlan) String() string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// WithSevenBitOutput adjusts a plan for a converter whose output is always
-// 7-bit (a SevenBitConverter; Downgrader is not one): when content is
-// converted, no BODY=8BITMIME is claimed and no octet > 127 is allowed
-// (RFC 6152 §3).
-func (p TransferPlan) WithSevenBitOutput() TransferPlan {
-	if p.Convert && p.Body != smtp.BodyBinaryMIME {
-		p.Body, p.Allow8Bit = "", false
-	}
-	return p
-}

@@ -54,12 +54,6 @@ func TargetOf(p TransferPlan) ConversionTarget {
 	return ConversionTarget{EightBit: p.Allow8Bit, SMTPUTF8: p.SMTPUTF8}
 }
 
-// SevenBitConverter is implemented by converters whose output is always
-// 7-bit whatever the target says; the plan then sends no BODY=8BITMIME.
-type SevenBitConverter interface {
-	SevenBitOutput() bool
-}
-
 // ConversionReport is what a converter did, for the log.
 type ConversionReport struct {
 	// Changed is set when the output differs from the input.
