@@ -373,7 +373,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 			_ = body.Close()
 			if err != nil {
 				a.log.Info("deliver: content not prepared", "id", it.Env.ID, "relay", relay, "err", err)
-				rep = reply(contentReply(err))
+				rep = reply(contentReply(err, s.c.Extensions().Has("SMTPUTF8")))
 			}
 			a.logContent(it.Env.ID, relay, s.c, signed)
 			a.reportAll(ctx, it, classify(*rep), *rep, relay, plan.String())

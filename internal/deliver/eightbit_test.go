@@ -108,3 +108,31 @@ func TestSinkEightBitMIMESMTPUTF8(t *testing.T) {
 		t.Errorf("what the hop got: %v", err)
 	}
 }
+
+// TestUTF8HeaderNotDeclared: a message with UTF-8 in a header address,
+// submitted without SMTPUTF8, that must be converted (a line over 998
+// octets) fails 5.6.9, the address having no 7-bit form; the reply names
+// the missing parameter when the hop offers SMTPUTF8, else the hop.
+func TestUTF8HeaderNotDeclared(t *testing.T) {
+	msg := "From: J\xc3\xb6rg <j\xc3\xb6rg@origin.example>\r\nSubject: hi\r\n\r\n" + strings.Repeat("long ", 300) + "\r\n"
+	for _, tt := range []struct {
+		keywords []string
+		want     string
+	}{
+		{[]string{"SIZE 10240000", "8BITMIME", "SMTPUTF8"}, "not submitted with SMTPUTF8"},
+		{[]string{"SIZE 10240000", "8BITMIME"}, "next hop does not support SMTPUTF8"},
+	} {
+		s, rt := startSink(t, sink.Options{Keywords: tt.keywords})
+		q := newMemQueue()
+		a, _ := testAgent(t, q, rt, func(c *Config) { c.Converter = NewDowngrader(downgrade.Options{TempDir: t.TempDir()}) })
+		it := testMessage("UH1", msg, "x@hop.test")
+		a.DeliverLease(context.Background(), lease(it))
+		q.expect(t, "UH1", 0, queue.Failed, "554 5.6.9")
+		if r := q.last(t, "UH1", 0).Reply.String(); !strings.Contains(r, tt.want) {
+			t.Errorf("hop %v: reply %q lacks %q", tt.keywords, r, tt.want)
+		}
+		if n := len(s.Messages()); n != 0 {
+			t.Errorf("hop %v got %d messages", tt.keywords, n)
+		}
+	}
+}

@@ -146,6 +146,14 @@ func ReplyUTF8Headers() smtp.Reply {
 	return smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: next hop does not support SMTPUTF8")
 }
 
+// ReplyUTF8HeadersUndeclared returns the reply for this case: the hop
+// offers SMTPUTF8, but the message was not submitted with it (RFC 6531
+// §3.4: a message with UTF-8 header fields needs the SMTPUTF8 parameter) and
+// its header has 8-bit text with no 7-bit form, e.g. in an address.
+func ReplyUTF8HeadersUndeclared() smtp.Reply {
+	return smtp.NewReply(554, "5.6.9", "UTF-8 header message cannot be transferred: it was not submitted with SMTPUTF8 and its header has 8-bit text with no 7-bit form")
+}
+
 // ReplyHeaderNeeds8Bit returns the reply for this case: the header has
 // UTF-8 in an address, which only SMTPUTF8 can carry, and the hop offers
 // SMTPUTF8 but not 8BITMIME (which RFC 6531 §3.1 requires alongside it), so

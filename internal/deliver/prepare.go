@@ -122,8 +122,10 @@ func ReplyPrepareFailed() smtp.Reply {
 }
 
 // contentReply is the reply for a failure of the content: of the store,
-// the converter, the signer, the buffer, or the 8-bit guard.
-func contentReply(err error) smtp.Reply {
+// the converter, the signer, the buffer, or the 8-bit guard; hopUTF8 says
+// whether the hop offers SMTPUTF8, to name the cause of a header the
+// converter cannot make 7-bit.
+func contentReply(err error, hopUTF8 bool) smtp.Reply {
 	var se *storeError
 	var ce *convError
 	var be *bufferError
@@ -133,6 +135,9 @@ func contentReply(err error) smtp.Reply {
 	case errors.As(err, &ce):
 		var enh interface{ Enhanced() string }
 		if errors.As(ce.err, &enh) && enh.Enhanced() == "5.6.9" {
+			if hopUTF8 {
+				return ReplyUTF8HeadersUndeclared()
+			}
 			return ReplyUTF8Headers()
 		}
 		return ReplyConversionFailed()

@@ -341,7 +341,7 @@ func (c *Client) sendBDAT(plan TransferPlan, open func() (io.Reader, func())) (s
 func (c *Client) abortContent(err error) (smtp.Reply, error) {
 	c.broken = true
 	_ = c.conn.Close()
-	return contentReply(err), err
+	return contentReply(err, c.Extensions().Has("SMTPUTF8")), err
 }
 
 // content returns the opener of what goes on the wire: the prepared
