@@ -10,6 +10,8 @@ import (
 	"github.com/ferrymta/ferry/internal/downgrade/downgradetest"
 	"github.com/ferrymta/ferry/internal/queue"
 	"github.com/ferrymta/ferry/internal/sink"
+	"github.com/ferrymta/ferry/internal/smtp"
+	"github.com/ferrymta/ferry/internal/testrelay"
 )
 
 // The parts of mixedMsg: 8-bit text a hop with 8BITMIME takes as it is,
@@ -133,6 +135,33 @@ func TestUTF8HeaderNotDeclared(t *testing.T) {
 		}
 		if n := len(s.Messages()); n != 0 {
 			t.Errorf("hop %v got %d messages", tt.keywords, n)
+		}
+	}
+}
+
+// TestConvertedSevenBitLabel: content converted for an 8BITMIME hop that
+// comes out 7-bit (its only 8-bit part re-encoded) goes without
+// BODY=8BITMIME when it was prepared before MAIL (a hop with SIZE), so the
+// label says what the content is; streamed to a hop without SIZE, the
+// plan's BODY=8BITMIME stays (RFC 6152 allows 7-bit content under it).
+func TestConvertedSevenBitLabel(t *testing.T) {
+	msg := "Subject: t\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		strings.Repeat("K\xc3\xb6ln ", 300) + "\r\n"
+	for _, tt := range []struct {
+		keywords []string
+		body     bool
+	}{
+		{[]string{"SIZE 10240000", "8BITMIME"}, false},
+		{[]string{"8BITMIME"}, true},
+	} {
+		it := testMessage("SL1", msg, "x@hop.test")
+		it.Env.Body = smtp.Body8BitMIME
+		m, _ := deliverToSink(t, tt.keywords, false, it)
+		if got := strings.Contains(m.MailLine, "BODY=8BITMIME"); got != tt.body {
+			t.Errorf("hop %v: MAIL line %q, want BODY=8BITMIME %v", tt.keywords, m.MailLine, tt.body)
+		}
+		if testrelay.Has8Bit(m.Data) {
+			t.Errorf("hop %v: 8-bit octets in content that was converted whole", tt.keywords)
 		}
 	}
 }

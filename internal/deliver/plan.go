@@ -266,6 +266,19 @@ func Plan(needs MessageNeeds, ext smtp.Extensions, pol route.Policy) (TransferPl
 
 func reply(r smtp.Reply) *smtp.Reply { return &r }
 
+// WithSevenBitContent adjusts a converting plan whose prepared content
+// turned out 7-bit (every 8-bit part re-encoded): no BODY=8BITMIME is
+// claimed for it (RFC 6152 §3 allows it, but the label would say more than
+// the content) and no octet above 127 is allowed on the wire. A plan that
+// does not convert keeps the body type its message was submitted with; a
+// BINARYMIME transfer is left as it is.
+func (p TransferPlan) WithSevenBitContent() TransferPlan {
+	if p.Convert && p.Body == smtp.Body8BitMIME {
+		p.Body, p.Allow8Bit = "", false
+	}
+	return p
+}
+
 // WithContentSize returns the plan for content prepared before the
 // transaction: stored octets as queued, converted octets after conversion
 // and size octets with the signature fields, exactly what is sent. SIZE=

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -30,6 +31,38 @@ type prepared struct {
 	// converted is the size of the content after conversion, before
 	// any signature field; size is the exact size of what is sent.
 	converted, size int64
+	// eightBit is set when the content has an octet above 127 (the
+	// signature fields never do).
+	eightBit bool
+}
+
+// highBitWriter passes writes on and notes whether any octet is above 127.
+type highBitWriter struct {
+	w    io.Writer
+	seen bool
+}
+
+func (h *highBitWriter) Write(p []byte) (int, error) {
+	if !h.seen {
+		h.seen = hasHighBit(p)
+	}
+	return h.w.Write(p)
+}
+
+// hasHighBit reports whether p has an octet above 127, eight at a time.
+func hasHighBit(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p)&0x8080808080808080 != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, b := range p {
+		if b >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // reader returns what goes on the wire: the signature fields, then the
@@ -70,7 +103,8 @@ func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign
 	buf.UseBuffer(c.prepBuf)
 	c.prepBuf = nil // the Spill's until close
 	c.buffers()
-	n, err := io.CopyBuffer(buf, src, c.copyBuf)
+	hw := &highBitWriter{w: buf}
+	n, err := io.CopyBuffer(hw, src, c.copyBuf)
 	stop()
 	if err != nil {
 		buf.Close()
@@ -83,7 +117,7 @@ func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign
 		}
 		return nil, err
 	}
-	p := &prepared{c: c, buf: buf, converted: n, size: n}
+	p := &prepared{c: c, buf: buf, converted: n, size: n, eightBit: hw.seen}
 	if sign == nil {
 		return p, nil
 	}
