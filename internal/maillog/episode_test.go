@@ -1,11 +1,9 @@
 package maillog
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,7 +72,7 @@ func TestEpisode(t *testing.T) {
 // finds its end line in the log, and start and end lines alternate in the
 // order of the state changes, however Fail and OK interleave.
 func TestEpisodeLineBeforeState(t *testing.T) {
-	var buf lockedBuffer
+	var buf testrelay.SyncBuffer
 	e := NewEpisode(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelWarn, "down", "still down", "up", nil)
 	const rounds = 300
 	for i := range rounds {
@@ -116,22 +114,4 @@ func TestEpisodeLineBeforeState(t *testing.T) {
 		}
 		want = map[string]string{"down": "up", "up": "down"}[msg]
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
