@@ -116,60 +116,30 @@ func addrString(a net.Addr) string {
 // Connect accepts every connection; limits are the server's.
 func (*accessPolicy) Connect(net.Addr) *smtp.Reply { return nil }
 
-// accessPolicy gives its reasons to the server.
-var _ smtpd.ReasonPolicy = (*accessPolicy)(nil)
-
-// The server calls the smtpd.ReasonPolicy methods below, so that
-// access.Decision.Reason reaches the reject line; Mail, Rcpt and Data are
-// the same decisions without the reason, for callers of smtpd.Policy.
-
-// MailRefusal applies the sender rules.
-func (p *accessPolicy) MailRefusal(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtpd.Refusal {
+// Mail applies the sender rules.
+func (p *accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtpd.Refusal {
 	return refusal(p.rules.Load().Mail(client(sess), from))
 }
 
-// RcptRefusal decides relaying (RFC 5321 §3.6): relay networks and
-// authenticated users may send anywhere, everyone else only to accepted
-// domains. The recipient limit is the listener's (max_recipients).
-func (p *accessPolicy) RcptRefusal(sess smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtpd.Refusal {
+// Rcpt decides relaying (RFC 5321 §3.6): relay networks and authenticated
+// users may send anywhere, everyone else only to accepted domains. The
+// recipient limit is the listener's (max_recipients).
+func (p *accessPolicy) Rcpt(sess smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtpd.Refusal {
 	return refusal(p.rules.Load().Rcpt(client(sess), to))
 }
 
-// DataRefusal applies the message rate limits. The server asks once per
-// message, at DATA or the first BDAT, so a transaction that never gets a
-// recipient (or ends before its content) does not count.
-func (p *accessPolicy) DataRefusal(sess smtpd.SessionInfo, _ *smtp.Envelope) *smtpd.Refusal {
+// Data applies the message rate limits. The server asks once per message,
+// at DATA or the first BDAT, so a transaction that never gets a recipient
+// (or ends before its content) does not count.
+func (p *accessPolicy) Data(sess smtpd.SessionInfo, _ *smtp.Envelope) *smtpd.Refusal {
 	return refusal(p.rules.Load().AllowMessage(client(sess), time.Now()))
 }
 
-// Mail is MailRefusal's reply.
-func (p *accessPolicy) Mail(sess smtpd.SessionInfo, from smtp.Path, params smtp.Params) *smtp.Reply {
-	return replyOf(p.MailRefusal(sess, from, params))
-}
-
-// Rcpt is RcptRefusal's reply.
-func (p *accessPolicy) Rcpt(sess smtpd.SessionInfo, to smtp.Path, params smtp.Params) *smtp.Reply {
-	return replyOf(p.RcptRefusal(sess, to, params))
-}
-
-// Data is DataRefusal's reply.
-func (p *accessPolicy) Data(sess smtpd.SessionInfo, env *smtp.Envelope) *smtp.Reply {
-	return replyOf(p.DataRefusal(sess, env))
-}
-
-// refusal turns a refused access decision into the server's Refusal; an
-// allowed one is nil.
+// refusal turns a refused access decision into the server's Refusal, with
+// the decision's reason for the reject line; an allowed one is nil.
 func refusal(d access.Decision) *smtpd.Refusal {
 	if d.Allow {
 		return nil
 	}
 	return &smtpd.Refusal{Reply: d.Reply, Reason: d.Reason}
-}
-
-// replyOf returns a Refusal's reply, nil for none.
-func replyOf(r *smtpd.Refusal) *smtp.Reply {
-	if r == nil {
-		return nil
-	}
-	return &r.Reply
 }

@@ -213,11 +213,11 @@ func TestServeConfigFile(t *testing.T) {
 			}
 			return p
 		}
-		code := func(r *smtp.Reply) int {
+		code := func(r *smtpd.Refusal) int {
 			if r == nil {
 				return 250
 			}
-			return r.Code
+			return r.Reply.Code
 		}
 		rcpts := []struct {
 			policy smtpd.Policy
@@ -242,7 +242,7 @@ func TestServeConfigFile(t *testing.T) {
 		}
 		// The sender rule, and the rate limit of 2 per hour per IP, which
 		// counts messages at DATA, not at MAIL.
-		if r := fromFile.MailRefusal(sess("10.1.2.3"), path("a@elsewhere.example"), nil); r == nil || r.Reply.Code != 553 ||
+		if r := fromFile.Mail(sess("10.1.2.3"), path("a@elsewhere.example"), nil); r == nil || r.Reply.Code != 553 ||
 			!strings.Contains(r.Reason, "sender domain elsewhere.example not allowed") {
 			t.Errorf("MAIL from a domain outside the sender rule: %+v, want 553 with the reason", r)
 		}

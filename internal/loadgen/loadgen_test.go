@@ -140,9 +140,8 @@ func (f *flakyStore) Put(_ context.Context, env *smtp.Envelope, body io.Reader) 
 // refuseRcpt refuses every recipient at one domain.
 type refuseRcpt struct{ smtpd.AcceptAll }
 
-func (refuseRcpt) Rcpt(_ smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtp.Reply {
-	r := smtp.NewReply(550, "5.1.1", "no such user")
-	return &r
+func (refuseRcpt) Rcpt(_ smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtpd.Refusal {
+	return &smtpd.Refusal{Reply: smtp.NewReply(550, "5.1.1", "no such user")}
 }
 
 // startServer runs an smtpd server for a test.

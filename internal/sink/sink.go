@@ -232,18 +232,18 @@ func (p policy) Connect(net.Addr) *smtp.Reply {
 }
 
 // Mail applies MAIL rules to the reverse path.
-func (p policy) Mail(_ smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtp.Reply {
-	return answer(p.s.rules, StageMail, subject(from))
+func (p policy) Mail(_ smtpd.SessionInfo, from smtp.Path, _ smtp.Params) *smtpd.Refusal {
+	return smtpd.Refuse(answer(p.s.rules, StageMail, subject(from)))
 }
 
 // Rcpt applies RCPT rules to the forward path.
-func (p policy) Rcpt(_ smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtp.Reply {
-	return answer(p.s.rules, StageRcpt, subject(to))
+func (p policy) Rcpt(_ smtpd.SessionInfo, to smtp.Path, _ smtp.Params) *smtpd.Refusal {
+	return smtpd.Refuse(answer(p.s.rules, StageRcpt, subject(to)))
 }
 
 // Data applies DATA rules to the sender and the recipients.
-func (p policy) Data(_ smtpd.SessionInfo, env *smtp.Envelope) *smtp.Reply {
-	return answer(p.s.rules, StageData, subjects(env)...)
+func (p policy) Data(_ smtpd.SessionInfo, env *smtp.Envelope) *smtpd.Refusal {
+	return smtpd.Refuse(answer(p.s.rules, StageData, subjects(env)...))
 }
 
 // subject is the text a rule pattern is matched against.

@@ -61,7 +61,7 @@ func (ss *session) cmdBDAT(arg string) smtp.Reply {
 		r := replySequence("need RCPT command")
 		refuse = &r
 	case ss.bdat == nil:
-		if r := ss.srv.refusals.DataRefusal(ss.info, ss.env); r != nil {
+		if r := ss.srv.policy.Data(ss.info, ss.env); r != nil {
 			ss.resetTransaction()
 			reply := ss.refused(r)
 			refuse = &reply

@@ -37,7 +37,7 @@ func (ss *session) cmdData(arg string) smtp.Reply {
 		// RFC 3030 §3: BINARYMIME content must come with BDAT.
 		return replySequence("BDAT required for BODY=BINARYMIME")
 	}
-	if r := ss.srv.refusals.DataRefusal(ss.info, ss.env); r != nil {
+	if r := ss.srv.policy.Data(ss.info, ss.env); r != nil {
 		ss.resetTransaction()
 		return ss.refused(r)
 	}

@@ -30,7 +30,7 @@ func (ss *session) cmdMail(line, arg string) smtp.Reply {
 	if sc, ok := ss.srv.store.(SpaceChecker); ok && env.Size > 0 && !sc.HasRoomFor(env.Size) {
 		return replyStorageFull() // RFC 1870 §6.1: temporarily unable to accommodate
 	}
-	if r := ss.srv.refusals.MailRefusal(ss.info, from, params); r != nil {
+	if r := ss.srv.policy.Mail(ss.info, from, params); r != nil {
 		return ss.refused(r)
 	}
 	ss.env = env
@@ -191,7 +191,7 @@ func (ss *session) cmdRcpt(line, arg string) smtp.Reply {
 	if !ss.env.SMTPUTF8 && !to.IsASCII() {
 		return replyNeedSMTPUTF8()
 	}
-	if r := ss.srv.refusals.RcptRefusal(ss.info, to, params); r != nil {
+	if r := ss.srv.policy.Rcpt(ss.info, to, params); r != nil {
 		return ss.refused(r)
 	}
 	if to.Domain == "" && !ss.srv.cfg.Postmaster.IsNull() {

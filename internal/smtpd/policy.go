@@ -58,21 +58,21 @@ type SessionInfo struct {
 	User string
 }
 
-// Policy decides whether to accept a session's steps. Each method returns
-// nil to accept or the reply to refuse with. The server calls them after its
-// own syntax and limit checks pass. A Policy that also implements
-// ReasonPolicy has its reasons logged.
+// Policy decides whether to accept a session's steps. Connect returns nil
+// to accept or the reply to refuse with; Mail, Rcpt and Data return nil to
+// accept or a Refusal, whose reason the server logs and never sends. The
+// server calls them after its own syntax and limit checks pass.
 type Policy interface {
 	// Connect is called for a new connection before the greeting; a non-nil
 	// reply is sent instead of the greeting and the connection is closed.
 	Connect(remote net.Addr) *smtp.Reply
 	// Mail is called for a valid MAIL command.
-	Mail(sess SessionInfo, from smtp.Path, params smtp.Params) *smtp.Reply
+	Mail(sess SessionInfo, from smtp.Path, params smtp.Params) *Refusal
 	// Rcpt is called for a valid RCPT command.
-	Rcpt(sess SessionInfo, to smtp.Path, params smtp.Params) *smtp.Reply
+	Rcpt(sess SessionInfo, to smtp.Path, params smtp.Params) *Refusal
 	// Data is called at DATA (before the 354) or at the first BDAT of a
 	// transaction, with the envelope built so far.
-	Data(sess SessionInfo, env *smtp.Envelope) *smtp.Reply
+	Data(sess SessionInfo, env *smtp.Envelope) *Refusal
 }
 
 // Refusal is a policy's refusal of a command, with the reason for it.
@@ -81,49 +81,13 @@ type Refusal struct {
 	Reply smtp.Reply
 	// Reason says why, for the log only: the server writes it on the
 	// session's reject line as reason= and never sends it to the client,
-	// which sees Reply's generic text.
+	// which sees Reply's generic text. Empty: no reason logged.
 	Reason string
 }
 
-// ReasonPolicy is implemented by a Policy whose refusals carry a reason for
-// the log. When the server's Policy implements it, the server calls these
-// methods in place of the Policy's Mail, Rcpt and Data, at the same points
-// and with the same arguments; each returns nil to accept.
-type ReasonPolicy interface {
-	// MailRefusal is Mail with a reason.
-	MailRefusal(sess SessionInfo, from smtp.Path, params smtp.Params) *Refusal
-	// RcptRefusal is Rcpt with a reason.
-	RcptRefusal(sess SessionInfo, to smtp.Path, params smtp.Params) *Refusal
-	// DataRefusal is Data with a reason.
-	DataRefusal(sess SessionInfo, env *smtp.Envelope) *Refusal
-}
-
-// reasonsOf returns p's ReasonPolicy side: p itself when it implements
-// ReasonPolicy, else p's methods with empty reasons.
-func reasonsOf(p Policy) ReasonPolicy {
-	if rp, ok := p.(ReasonPolicy); ok {
-		return rp
-	}
-	return plainPolicy{p}
-}
-
-// plainPolicy is a Policy without reasons seen as a ReasonPolicy.
-type plainPolicy struct{ p Policy }
-
-func (pp plainPolicy) MailRefusal(sess SessionInfo, from smtp.Path, params smtp.Params) *Refusal {
-	return refusal(pp.p.Mail(sess, from, params))
-}
-
-func (pp plainPolicy) RcptRefusal(sess SessionInfo, to smtp.Path, params smtp.Params) *Refusal {
-	return refusal(pp.p.Rcpt(sess, to, params))
-}
-
-func (pp plainPolicy) DataRefusal(sess SessionInfo, env *smtp.Envelope) *Refusal {
-	return refusal(pp.p.Data(sess, env))
-}
-
-// refusal wraps a Policy method's reply; nil stays nil (accepted).
-func refusal(r *smtp.Reply) *Refusal {
+// Refuse returns a Refusal with reply r and no reason, or nil (accept) when
+// r is nil: for a policy whose refusals need no reason in the log.
+func Refuse(r *smtp.Reply) *Refusal {
 	if r == nil {
 		return nil
 	}
@@ -138,13 +102,13 @@ type AcceptAll struct{}
 func (AcceptAll) Connect(net.Addr) *smtp.Reply { return nil }
 
 // Mail accepts the sender.
-func (AcceptAll) Mail(SessionInfo, smtp.Path, smtp.Params) *smtp.Reply { return nil }
+func (AcceptAll) Mail(SessionInfo, smtp.Path, smtp.Params) *Refusal { return nil }
 
 // Rcpt accepts the recipient.
-func (AcceptAll) Rcpt(SessionInfo, smtp.Path, smtp.Params) *smtp.Reply { return nil }
+func (AcceptAll) Rcpt(SessionInfo, smtp.Path, smtp.Params) *Refusal { return nil }
 
 // Data accepts the message.
-func (AcceptAll) Data(SessionInfo, *smtp.Envelope) *smtp.Reply { return nil }
+func (AcceptAll) Data(SessionInfo, *smtp.Envelope) *Refusal { return nil }
 
 // Transaction is what the server knows about a mail transaction beyond the
 // envelope; Put finds it in its context with TransactionFromContext.

@@ -14,28 +14,28 @@ import (
 // late@example.com at DATA and BDAT.
 type reasonPolicy struct{ AcceptAll }
 
-func (reasonPolicy) MailRefusal(_ SessionInfo, from smtp.Path, _ smtp.Params) *Refusal {
+func (reasonPolicy) Mail(_ SessionInfo, from smtp.Path, _ smtp.Params) *Refusal {
 	if from.Domain == "refused.example" {
 		return &Refusal{Reply: smtp.NewReply(553, "5.7.1", "Sender address rejected"), Reason: "sender domain refused.example listed"}
 	}
 	return nil
 }
 
-func (reasonPolicy) RcptRefusal(_ SessionInfo, to smtp.Path, _ smtp.Params) *Refusal {
+func (reasonPolicy) Rcpt(_ SessionInfo, to smtp.Path, _ smtp.Params) *Refusal {
 	if to.Domain == "denied.example" {
 		return &Refusal{Reply: smtp.NewReply(554, "5.7.1", "Relay access denied"), Reason: "domain denied.example is not an accepted domain"}
 	}
 	return nil
 }
 
-func (reasonPolicy) DataRefusal(_ SessionInfo, env *smtp.Envelope) *Refusal {
+func (reasonPolicy) Data(_ SessionInfo, env *smtp.Envelope) *Refusal {
 	if env.From.LocalPart == "late" {
 		return &Refusal{Reply: smtp.NewReply(450, "4.7.1", "Message rate limit exceeded"), Reason: "client over 1/1h"}
 	}
 	return nil
 }
 
-// TestRefusalReasonLogged: a ReasonPolicy's reasons reach the reject line
+// TestRefusalReasonLogged: a Policy's reasons reach the reject line
 // of MAIL, RCPT, DATA and BDAT as reason=, and never the client, which gets
 // the reply alone; a refusal that is not the policy's has no reason, also
 // right after one that had.

@@ -27,10 +27,7 @@ type Server struct {
 	ext    extensions
 	store  Store
 	policy Policy
-	// refusals is policy's ReasonPolicy side, which decides MAIL, RCPT
-	// and DATA/BDAT.
-	refusals ReasonPolicy
-	bufs     bufferPool
+	bufs   bufferPool
 
 	// authLimit counts failed authentications per client address.
 	authLimit *authLimiter
@@ -66,7 +63,6 @@ func New(cfg Config, store Store, policy Policy) *Server {
 		ext:           parseKeywords(cfg.Keywords, cfg.MaxMessageSize),
 		store:         store,
 		policy:        policy,
-		refusals:      reasonsOf(policy),
 		authLimit:     newAuthLimiter(cfg.AuthMaxFailures, cfg.AuthLockoutWindow),
 		sessionPrefix: strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36),
 		listeners:     map[net.Listener]struct{}{},

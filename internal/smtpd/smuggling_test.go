@@ -17,7 +17,7 @@ type recordingPolicy struct {
 	froms []string
 }
 
-func (p *recordingPolicy) Mail(_ SessionInfo, from smtp.Path, _ smtp.Params) *smtp.Reply {
+func (p *recordingPolicy) Mail(_ SessionInfo, from smtp.Path, _ smtp.Params) *Refusal {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.froms = append(p.froms, from.Address())
