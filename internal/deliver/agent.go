@@ -367,7 +367,7 @@ func (a *Agent) deliverItem(ctx context.Context, rt route.Route, targets []route
 		content, err := s.c.prepare(body, plan, a.cfg.Converter, sign)
 		if err == nil {
 			defer content.close()
-			if !content.eightBit {
+			if content.sevenBit {
 				plan = plan.WithSevenBitContent()
 			}
 			plan, rep = plan.WithContentSize(it.Size, content.converted, content.size, s.c.Extensions().Size())

@@ -31,9 +31,10 @@ type prepared struct {
 	// converted is the size of the content after conversion, before
 	// any signature field; size is the exact size of what is sent.
 	converted, size int64
-	// eightBit is set when the content has an octet above 127 (the
-	// signature fields never do).
-	eightBit bool
+	// sevenBit is set when content converted for BODY=8BITMIME has no
+	// octet above 127 after all (the signature fields never do); it is
+	// looked for only then (TransferPlan.WithSevenBitContent).
+	sevenBit bool
 }
 
 // highBitWriter passes writes on and notes whether any octet is above 127.
@@ -103,8 +104,13 @@ func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign
 	buf.UseBuffer(c.prepBuf)
 	c.prepBuf = nil // the Spill's until close
 	c.buffers()
-	hw := &highBitWriter{w: buf}
-	n, err := io.CopyBuffer(hw, src, c.copyBuf)
+	var dst io.Writer = buf
+	var hw *highBitWriter
+	if plan.Convert && plan.Body == smtp.Body8BitMIME {
+		hw = &highBitWriter{w: buf}
+		dst = hw
+	}
+	n, err := io.CopyBuffer(dst, src, c.copyBuf)
 	stop()
 	if err != nil {
 		buf.Close()
@@ -117,7 +123,7 @@ func (c *Client) prepare(body io.Reader, plan TransferPlan, conv Converter, sign
 		}
 		return nil, err
 	}
-	p := &prepared{c: c, buf: buf, converted: n, size: n, eightBit: hw.seen}
+	p := &prepared{c: c, buf: buf, converted: n, size: n, sevenBit: hw != nil && !hw.seen}
 	if sign == nil {
 		return p, nil
 	}
